@@ -1,0 +1,80 @@
+// Encodes replies in RESP2 or RESP3 into a ReplySink. No I/O, no server types.
+// The same call sequence yields the protocol-appropriate bytes: e.g. Null() is
+// "$-1\r\n" in RESP2 and "_\r\n" in RESP3; MapHeader(n) is "*2n" in RESP2 and
+// "%n" in RESP3.
+//
+// Threading: one builder per connection; not thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace kvpool::protocol {
+
+// Where encoded bytes go. WriteRef lets large values reach the socket without
+// a copy: the sink keeps (data, len) referenced until it has been sent, then
+// calls release(ctx) exactly once. The default copies and releases at once.
+class ReplySink {
+ public:
+  virtual ~ReplySink() = default;
+  virtual void Write(const char* data, size_t len) = 0;
+  virtual void WriteRef(const char* data, size_t len, void (*release)(void*), void* ctx) {
+    Write(data, len);
+    release(ctx);
+  }
+};
+
+// A sink that appends to a std::string (tests, deferred replies).
+class StringSink : public ReplySink {
+ public:
+  void Write(const char* data, size_t len) override { out.append(data, len); }
+  std::string out;
+};
+
+class ReplyBuilder {
+ public:
+  explicit ReplyBuilder(ReplySink* sink, int resp = 2) : sink_(sink), resp_(resp) {}
+
+  void set_sink(ReplySink* sink) { sink_ = sink; }
+  ReplySink* sink() const { return sink_; }
+  void set_resp(int resp) { resp_ = resp; }  // 2 or 3
+  int resp() const { return resp_; }
+
+  void SimpleString(std::string_view s);  // "+s\r\n"; s must not hold CR/LF
+  void Ok() { SimpleString("OK"); }
+  // "-msg\r\n". `msg` carries its own prefix ("ERR ...", "WRONGTYPE ...");
+  // CR/LF inside it are replaced by spaces so the frame stays valid.
+  void Error(std::string_view msg);
+  void Integer(int64_t v);                 // ":v\r\n"
+  void Bulk(std::string_view s);           // "$len\r\ns\r\n"
+  // A bulk whose payload the sink references instead of copying (see
+  // ReplySink::WriteRef); release(ctx) is called once it is no longer needed.
+  void BulkRef(const char* data, size_t len, void (*release)(void*), void* ctx);
+  void Null();                             // RESP2 "$-1", RESP3 "_"
+  void NullArray();                        // RESP2 "*-1", RESP3 "_"
+  void ArrayHeader(size_t n);              // "*n"
+  void MapHeader(size_t n);                // RESP3 "%n", RESP2 "*2n"
+  void SetHeader(size_t n);                // RESP3 "~n", RESP2 "*n"
+  void Double(double v);                   // RESP3 ",v", RESP2 bulk; inf/-inf/nan as Redis
+  void Bool(bool v);                       // RESP3 "#t"/"#f", RESP2 ":1"/":0"
+  // RESP3 "=len\r\ntxt:s\r\n" (INFO in RESP3), RESP2 a plain bulk.
+  void Verbatim(std::string_view s, std::string_view format = "txt");
+  // Bytes that are already a complete RESP reply (e.g. relayed from a peer).
+  void Raw(std::string_view encoded);
+
+  // Array of bulks.
+  template <typename Container>
+  void BulkArray(const Container& items) {
+    ArrayHeader(items.size());
+    for (const auto& s : items) Bulk(s);
+  }
+
+ private:
+  void Header(char type, uint64_t n);
+  ReplySink* sink_;
+  int resp_;
+};
+
+}  // namespace kvpool::protocol

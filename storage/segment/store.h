@@ -1,0 +1,217 @@
+// Store: this node's keyspace. Values live in one Segment (a region reserved
+// once at start and carved by a size-class allocator, so a transport can
+// register it once); a sharded concurrent hash index maps (db, key) to items.
+//
+// Threading: every method may be called from any thread concurrently, unless
+// stated otherwise. Each key's writes are linearizable. Multi-key calls
+// (MultiGet, MultiSet, Rename) are atomic: no reader sees half of them.
+//
+// Time: callers pass now_ms (milliseconds since the Unix epoch) so tests can
+// control time; an item with expire_at_ms != 0 and expire_at_ms <= now_ms is
+// absent for every read and is removed lazily (on access) or actively (Tick).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storage/util/status.h"
+
+namespace kvpool::storage {
+
+enum class EvictionPolicy { kNoEviction, kAllKeysLru, kVolatileLru, kAllKeysRandom, kVolatileTtl };
+
+// Names as in Redis's maxmemory-policy; false if unknown.
+bool ParseEvictionPolicy(std::string_view name, EvictionPolicy* out);
+const char* EvictionPolicyName(EvictionPolicy p);
+
+struct StoreOptions {
+  // Bound on used memory (items as allocated + index). Writes that would
+  // exceed it evict per `policy`, or fail with kOutOfMemory.
+  size_t maxmemory = 256ull << 20;
+  EvictionPolicy policy = EvictionPolicy::kAllKeysLru;
+  int maxmemory_samples = 5;
+  int databases = 16;
+  // Size of the reserved region. 0 = derived from maxmemory (maxmemory plus
+  // room for allocator fragmentation). Pages are touched lazily.
+  size_t segment_bytes = 0;
+};
+
+struct Item;  // opaque; lives in the segment
+
+// A pinned item: while an ItemRef lives, its key, value and version do not
+// change and its memory is not reused, even if the key is overwritten,
+// deleted, expired or evicted meanwhile. Move-only. Cheap (one pointer).
+class ItemRef {
+ public:
+  ItemRef() = default;
+  explicit ItemRef(Item* item) : item_(item) {}  // adopts one pin
+  ItemRef(ItemRef&& o) noexcept : item_(o.item_) { o.item_ = nullptr; }
+  ItemRef& operator=(ItemRef&& o) noexcept;
+  ItemRef(const ItemRef&) = delete;
+  ItemRef& operator=(const ItemRef&) = delete;
+  ~ItemRef() { Reset(); }
+
+  explicit operator bool() const { return item_ != nullptr; }
+  std::string_view key() const;
+  std::string_view value() const;
+  int64_t expire_at_ms() const;  // 0 = no expiry
+  uint64_t version() const;      // unique per write of this node; grows
+  size_t alloc_size() const;     // bytes this item takes in the segment
+
+  // Another pin of the same item.
+  ItemRef Clone() const;
+  // Gives up ownership of the pin as an opaque token, for C callbacks such as
+  // evbuffer_add_reference's cleanup; ReleasePin(token) drops it.
+  void* ReleaseToToken();
+  static void ReleasePin(void* token);
+
+  void Reset();
+
+ private:
+  Item* item_ = nullptr;
+};
+
+enum class SetCondition { kAlways, kIfAbsent /*NX*/, kIfPresent /*XX*/ };
+
+struct SetOptions {
+  SetCondition cond = SetCondition::kAlways;
+  int64_t expire_at_ms = 0;  // 0 = no expiry (unless keep_ttl)
+  bool keep_ttl = false;     // keep the old item's expiry (KEEPTTL)
+  bool want_old = false;     // fill SetResult::old with the previous value (GET)
+};
+
+struct SetResult {
+  bool written = false;  // false when NX/XX prevented the write
+  ItemRef old;           // previous live item, if want_old and it existed
+};
+
+// What a read-modify-write callback decides, given the current item.
+struct Mutation {
+  enum Kind { kKeep, kDelete, kWrite } kind = kKeep;
+  // kWrite: the new value (copied into the segment) and its expiry.
+  std::string value;
+  int64_t expire_at_ms = 0;
+};
+
+// Relative to a key's current expiry, as Redis's EXPIRE NX|XX|GT|LT.
+enum class ExpireCondition { kAlways, kNX, kXX, kGT, kLT };
+
+struct ScanResult {
+  uint64_t next_cursor = 0;  // 0 when the scan is complete
+  std::vector<std::string> keys;
+};
+
+struct DbStats {
+  uint64_t keys = 0;
+  uint64_t expires = 0;  // keys with a TTL
+};
+
+struct StoreStats {
+  uint64_t used_memory = 0;      // items as allocated + index, bytes
+  uint64_t maxmemory = 0;
+  uint64_t segment_bytes = 0;    // reserved region size
+  uint64_t segment_used = 0;     // bytes of the region handed out to slabs/spans
+  uint64_t evicted_keys = 0;
+  uint64_t expired_keys = 0;
+  uint64_t keys = 0;             // all databases
+};
+
+// A watcher (MULTI/WATCH): Touch() sets `dirty` for every watcher of a key
+// when the key is written, deleted, expired, evicted or flushed.
+struct WatchToken {
+  std::atomic<bool> dirty{false};
+};
+
+class Store {
+ public:
+  // Reserves the segment and builds empty databases.
+  static StatusOr<std::unique_ptr<Store>> Open(const StoreOptions& options);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  int databases() const;
+
+  // ---- reads (db must be in [0, databases())) ----
+  // Pinned live item, or empty if absent or expired. Updates LRU.
+  ItemRef Get(int db, std::string_view key, int64_t now_ms);
+  // Same without touching LRU (MEXISTS, TTL, TYPE: no effect on eviction).
+  ItemRef Peek(int db, std::string_view key, int64_t now_ms);
+  bool Exists(int db, std::string_view key, int64_t now_ms);
+  // One pin per key, aligned with `keys` (empty where absent), taken
+  // atomically with respect to MultiSet.
+  std::vector<ItemRef> MultiGet(int db, const std::vector<std::string_view>& keys, int64_t now_ms);
+
+  // ---- writes ----
+  // kOutOfMemory if the value cannot be placed within maxmemory.
+  Status Set(int db, std::string_view key, std::string_view value, const SetOptions& opts,
+             int64_t now_ms, SetResult* result);
+  // Sets every pair atomically. `if_none_exist` (MSETNX): writes nothing and
+  // sets *written=false if any key exists. `kvs` = k1, v1, k2, v2, ...
+  Status MultiSet(int db, const std::vector<std::string_view>& kvs, bool if_none_exist,
+                  int64_t now_ms, bool* written);
+  // Read-modify-write, atomic for this key: `fn` sees the live item (or
+  // nullptr) and decides; it may run more than once if the key changes
+  // concurrently, and must not call back into the Store. Returns
+  // kOutOfMemory if a kWrite could not be placed; any other outcome (e.g. "not
+  // an integer") is for fn to record in what it captures.
+  using MutateFn = std::function<Mutation(const ItemRef* current)>;
+  Status Mutate(int db, std::string_view key, int64_t now_ms, const MutateFn& fn);
+  // true if the key existed (and was live) and is now gone.
+  bool Del(int db, std::string_view key, int64_t now_ms);
+  // Sets/clears expiry on a live key. expire_at_ms 0 = PERSIST. Returns true
+  // if the key exists and the condition held (and so the TTL changed). An
+  // expire_at_ms <= now_ms deletes the key (as Redis does) and returns true.
+  bool SetExpire(int db, std::string_view key, int64_t expire_at_ms, ExpireCondition cond,
+                 int64_t now_ms);
+  // RENAME/RENAMENX within one db, keeping TTL. kNotFound if src is absent;
+  // kAborted if nx and dst exists. src == dst succeeds without change.
+  Status Rename(int db, std::string_view src, std::string_view dst, bool nx, int64_t now_ms);
+
+  // ---- keyspace ----
+  uint64_t DbSize(int db) const;
+  DbStats GetDbStats(int db) const;
+  // Redis SCAN semantics: every key present for the whole scan is returned at
+  // least once; `count` is a hint of how many slots to visit. `match`, if set,
+  // filters keys (glob); expired keys are skipped.
+  ScanResult Scan(int db, uint64_t cursor, size_t count,
+                  const std::function<bool(std::string_view)>& match, int64_t now_ms);
+  // A random live key, or false if the db is empty.
+  bool RandomKey(int db, int64_t now_ms, std::string* key);
+  void FlushDb(int db);
+  void FlushAll();
+
+  // ---- transactions ----
+  void Watch(int db, std::string_view key, std::shared_ptr<WatchToken> token);
+  // Forgets every watch registered with `token`.
+  void Unwatch(const std::shared_ptr<WatchToken>& token);
+
+  // ---- housekeeping ----
+  // Advances the LRU clock and runs active expiry for up to `budget_us`.
+  // Called periodically (hz) from one thread.
+  void Tick(int64_t now_ms, int64_t budget_us);
+  // maxmemory and policy may change at run time (CONFIG SET). Lowering
+  // maxmemory evicts on the next writes.
+  void SetMaxMemory(size_t bytes);
+  void SetPolicy(EvictionPolicy p);
+  void SetMaxMemorySamples(int n);
+  StoreStats GetStats() const;
+  void ResetStats();  // evicted/expired counters
+
+  // The reserved region, for one-time RDMA registration.
+  void* segment_base() const;
+  size_t segment_size() const;
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kvpool::storage
