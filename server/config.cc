@@ -1,0 +1,356 @@
+#include "server/config.h"
+
+#include <cctype>
+#include <fstream>
+#include <sstream>
+
+#include "server/util/strings.h"
+
+namespace kvpool {
+
+namespace {
+
+constexpr int64_t kMaxBulk = int64_t{4} * 1024 * 1024 * 1024 - 1;  // item length field is 32-bit
+
+std::vector<OptionSpec> BuildSpecs() {
+  using T = OptionType;
+  return {
+      // ---- network ----
+      {"port", T::kInt, "6379", false, "TCP port for clients.", 0, 65535},
+      {"bind", T::kString, "127.0.0.1", false,
+       "Addresses to listen on, space separated (e.g. \"127.0.0.1 ::1\")."},
+      {"tcp-backlog", T::kInt, "511", false, "listen() backlog.", 1, 65535},
+      {"tcp-keepalive", T::kInt, "300", true, "SO_KEEPALIVE interval in seconds; 0 = off.", 0,
+       INT32_MAX},
+      {"timeout", T::kInt, "0", true, "Close a client idle this many seconds; 0 = never.", 0,
+       INT32_MAX},
+      {"maxclients", T::kInt, "10000", true, "Most client connections at once.", 1, 1000000},
+      {"io-threads", T::kInt, "0", false,
+       "Event loops serving connections; 0 = one per CPU core.", 0, 128},
+      // ---- limits ----
+      {"proto-max-bulk-len", T::kMemory, "512mb", true, "Longest bulk argument (value) accepted.",
+       1024 * 1024, kMaxBulk},
+      {"client-query-buffer-limit", T::kMemory, "1gb", true,
+       "Most bytes buffered for one client's unparsed input.", 1024 * 1024, INT64_MAX},
+      // ---- memory ----
+      {"maxmemory", T::kMemory, "0", true,
+       "Bound on memory used by keys and values; 0 = a quarter of the machine's RAM. The "
+       "segment is reserved at start for this size, so raising it at run time beyond the start "
+       "value is limited by the reservation."},
+      {"maxmemory-policy", T::kEnum, "allkeys-lru", true,
+       "What to evict at maxmemory: noeviction allkeys-lru volatile-lru allkeys-random "
+       "volatile-ttl.",
+       0, 0, {"noeviction", "allkeys-lru", "volatile-lru", "allkeys-random", "volatile-ttl"}},
+      {"maxmemory-samples", T::kInt, "5", true, "Keys sampled per eviction.", 1, 64},
+      {"databases", T::kInt, "16", false, "Number of databases (SELECT 0..N-1).", 1, 1024},
+      {"hz", T::kInt, "10", true, "Housekeeping runs per second (active expiry, timeouts).", 1,
+       500},
+      // ---- security ----
+      {"requirepass", T::kString, "", true, "Password clients must AUTH with; empty = none.", 0,
+       0, {}, true},
+      // ---- logging and observability ----
+      {"loglevel", T::kEnum, "notice", true, "debug verbose notice warning.", 0, 0,
+       {"debug", "verbose", "notice", "warning"}},
+      {"logfile", T::kString, "", false, "Log file; empty = standard output."},
+      {"metrics-port", T::kInt, "0", false,
+       "Port serving Prometheus text at GET /metrics; 0 = off.", 0, 65535},
+      {"pidfile", T::kString, "", false, "Write the process id here at start; empty = none."},
+      // ---- persistence: kvpool is a cache; these exist so tools that read them work ----
+      {"save", T::kString, "", true, "Accepted for compatibility; kvpool never snapshots."},
+      {"appendonly", T::kBool, "no", true,
+       "Accepted for compatibility; kvpool keeps no append-only file (only 'no').", 0, 0},
+      {"daemonize", T::kBool, "no", false, "Only 'no': run kvpool under a supervisor.", 0, 0},
+  };
+}
+
+}  // namespace
+
+const std::vector<OptionSpec>& Config::Specs() {
+  static const std::vector<OptionSpec> specs = BuildSpecs();
+  return specs;
+}
+
+Config::Config() {
+  for (const OptionSpec& spec : Specs()) {
+    Value& v = values_[spec.name];
+    v.spec = &spec;
+    int64_t num = 0;
+    std::string canonical;
+    Status s = Parse(spec, spec.default_value, &num, &canonical);
+    (void)s;  // defaults are valid by construction; config_test checks it
+    v.num.store(num);
+    v.text = canonical;
+  }
+}
+
+bool ParseMemory(std::string_view s, int64_t* out) {
+  size_t i = 0;
+  while (i < s.size() && isdigit(static_cast<unsigned char>(s[i]))) ++i;
+  if (i == 0) {
+    // Redis allows a negative number ("-1") for a few options; we do not.
+    return false;
+  }
+  int64_t base;
+  if (!ParseInt64(s.substr(0, i), &base)) return false;
+  std::string unit = ToLower(s.substr(i));
+  int64_t mul = 1;
+  if (unit.empty() || unit == "b") mul = 1;
+  else if (unit == "k") mul = 1000;
+  else if (unit == "kb") mul = 1024;
+  else if (unit == "m") mul = 1000 * 1000;
+  else if (unit == "mb") mul = 1024 * 1024;
+  else if (unit == "g") mul = 1000LL * 1000 * 1000;
+  else if (unit == "gb") mul = 1024LL * 1024 * 1024;
+  else return false;
+  if (base > INT64_MAX / mul) return false;
+  *out = base * mul;
+  return true;
+}
+
+Status Config::Parse(const OptionSpec& spec, std::string_view in, int64_t* num,
+                     std::string* canonical) const {
+  switch (spec.type) {
+    case OptionType::kInt: {
+      int64_t v;
+      if (!ParseInt64(in, &v)) return Status::InvalidArgument("argument couldn't be parsed into an integer");
+      if (v < spec.min || v > spec.max)
+        return Status::InvalidArgument("argument must be between " + std::to_string(spec.min) +
+                                       " and " + std::to_string(spec.max) + " inclusive");
+      *num = v;
+      *canonical = std::to_string(v);
+      return Status::OK();
+    }
+    case OptionType::kMemory: {
+      int64_t v;
+      if (!ParseMemory(in, &v)) return Status::InvalidArgument("argument must be a memory value");
+      if (v != 0 || spec.min > 0) {
+        if (v < spec.min || v > spec.max)
+          return Status::InvalidArgument("argument must be between " + std::to_string(spec.min) +
+                                         " and " + std::to_string(spec.max) + " inclusive");
+      }
+      *num = v;
+      *canonical = std::to_string(v);
+      return Status::OK();
+    }
+    case OptionType::kBool: {
+      std::string l = ToLower(in);
+      if (l != "yes" && l != "no") return Status::InvalidArgument("argument must be 'yes' or 'no'");
+      // appendonly and daemonize exist for compatibility and only take "no".
+      if (l == "yes" && spec.max == 0)
+        return Status::InvalidArgument(std::string(spec.name) + " yes is not supported by kvpool");
+      *num = l == "yes";
+      *canonical = l;
+      return Status::OK();
+    }
+    case OptionType::kEnum: {
+      std::string l = ToLower(in);
+      for (size_t i = 0; i < spec.choices.size(); ++i) {
+        if (spec.choices[i] == l) {
+          *num = static_cast<int64_t>(i);
+          *canonical = l;
+          return Status::OK();
+        }
+      }
+      return Status::InvalidArgument("argument(s) must be one of the following: " +
+                                     [&] {
+                                       std::string all;
+                                       for (auto& c : spec.choices) all += (all.empty() ? "" : ", ") + c;
+                                       return all;
+                                     }());
+    }
+    case OptionType::kString:
+      *num = 0;
+      *canonical = std::string(in);
+      return Status::OK();
+  }
+  return Status::Internal("bad option type");
+}
+
+Config::Value* Config::Find(std::string_view name) {
+  auto it = values_.find(ToLower(name));
+  return it == values_.end() ? nullptr : &it->second;
+}
+
+const Config::Value* Config::Find(std::string_view name) const {
+  auto it = values_.find(ToLower(name));
+  return it == values_.end() ? nullptr : &it->second;
+}
+
+Status Config::Set(std::string_view name, std::string_view value, bool startup) {
+  Value* v = Find(name);
+  if (v == nullptr) return Status::NotFound("Unknown option or number of arguments for CONFIG SET - '" + std::string(name) + "'");
+  if (!startup && !v->spec->runtime)
+    return Status::InvalidArgument("can't set immutable config");
+  int64_t num;
+  std::string canonical;
+  Status s = Parse(*v->spec, value, &num, &canonical);
+  if (!s.ok()) return s;
+  std::vector<std::function<void(const Config&)>> hooks;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    v->text = std::move(canonical);
+    v->num.store(num, std::memory_order_release);
+    if (!startup) {
+      auto it = hooks_.find(v->spec->name);
+      if (it != hooks_.end()) hooks = it->second;
+    }
+  }
+  for (auto& h : hooks) h(*this);
+  return Status::OK();
+}
+
+bool Config::Get(std::string_view name, std::string* value) const {
+  const Value* v = Find(name);
+  if (v == nullptr) return false;
+  std::lock_guard<std::mutex> l(mu_);
+  *value = v->text;
+  return true;
+}
+
+std::vector<std::pair<std::string, std::string>> Config::Match(std::string_view pattern) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::lock_guard<std::mutex> l(mu_);
+  for (const auto& [name, v] : values_) {
+    if (GlobMatch(pattern, name, true)) out.emplace_back(name, v.text);
+  }
+  return out;
+}
+
+void Config::OnChange(const std::string& name, std::function<void(const Config&)> hook) {
+  std::lock_guard<std::mutex> l(mu_);
+  hooks_[name].push_back(std::move(hook));
+}
+
+int64_t Config::Int(std::string_view name) const {
+  const Value* v = Find(name);
+  return v == nullptr ? 0 : v->num.load(std::memory_order_acquire);
+}
+
+std::string Config::String(std::string_view name) const {
+  std::string s;
+  (void)Get(name, &s);
+  return s;
+}
+
+bool SplitArgs(std::string_view line, std::vector<std::string>* out) {
+  out->clear();
+  size_t i = 0;
+  const size_t n = line.size();
+  auto hexval = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  while (true) {
+    while (i < n && isspace(static_cast<unsigned char>(line[i]))) ++i;
+    if (i >= n) return true;
+    std::string cur;
+    bool inq = false, insq = false;
+    while (true) {
+      if (inq) {
+        if (i >= n) return false;
+        if (line[i] == '\\' && i + 3 < n && line[i + 1] == 'x' && hexval(line[i + 2]) >= 0 &&
+            hexval(line[i + 3]) >= 0) {
+          cur.push_back(static_cast<char>(hexval(line[i + 2]) * 16 + hexval(line[i + 3])));
+          i += 3;
+        } else if (line[i] == '\\' && i + 1 < n) {
+          ++i;
+          switch (line[i]) {
+            case 'n': cur.push_back('\n'); break;
+            case 'r': cur.push_back('\r'); break;
+            case 't': cur.push_back('\t'); break;
+            case 'b': cur.push_back('\b'); break;
+            case 'a': cur.push_back('\a'); break;
+            default: cur.push_back(line[i]); break;
+          }
+        } else if (line[i] == '"') {
+          if (i + 1 < n && !isspace(static_cast<unsigned char>(line[i + 1]))) return false;
+          inq = false;
+          ++i;
+          break;
+        } else {
+          cur.push_back(line[i]);
+        }
+      } else if (insq) {
+        if (i >= n) return false;
+        if (line[i] == '\\' && i + 1 < n && line[i + 1] == '\'') {
+          ++i;
+          cur.push_back('\'');
+        } else if (line[i] == '\'') {
+          if (i + 1 < n && !isspace(static_cast<unsigned char>(line[i + 1]))) return false;
+          insq = false;
+          ++i;
+          break;
+        } else {
+          cur.push_back(line[i]);
+        }
+      } else {
+        if (i >= n || isspace(static_cast<unsigned char>(line[i]))) break;
+        if (line[i] == '"') inq = true;
+        else if (line[i] == '\'') insq = true;
+        else cur.push_back(line[i]);
+      }
+      ++i;
+    }
+    out->push_back(std::move(cur));
+  }
+}
+
+Status Config::LoadFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::IOError("cannot open config file '" + path + "'");
+  std::string line;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    std::vector<std::string> argv;
+    if (!SplitArgs(line, &argv))
+      return Status::InvalidArgument(path + ":" + std::to_string(lineno) + ": unbalanced quotes");
+    if (argv.empty() || argv[0][0] == '#') continue;
+    std::string value;
+    for (size_t i = 1; i < argv.size(); ++i) value += (i > 1 ? " " : "") + argv[i];
+    Status s = Set(argv[0], value, true);
+    if (!s.ok())
+      return Status::InvalidArgument(path + ":" + std::to_string(lineno) + ": '" + argv[0] +
+                                     "': " + s.message());
+  }
+  return Status::OK();
+}
+
+Status Config::LoadArgs(const std::vector<std::string>& args) {
+  size_t i = 0;
+  while (i < args.size()) {
+    const std::string& a = args[i];
+    if (a.size() < 3 || a.compare(0, 2, "--") != 0)
+      return Status::InvalidArgument("expected --option, got '" + a + "'");
+    std::string name = a.substr(2);
+    std::string value;
+    size_t j = i + 1;
+    // Values run until the next "--option" (as redis-server reads them); a
+    // lone "" stays an empty value.
+    for (; j < args.size() && !(args[j].size() > 2 && args[j].compare(0, 2, "--") == 0); ++j)
+      value += (j > i + 1 ? " " : "") + args[j];
+    Status s = Set(name, value, true);
+    if (!s.ok()) return Status::InvalidArgument("'--" + name + "': " + s.message());
+    i = j;
+  }
+  return Status::OK();
+}
+
+std::string Config::DefaultConfFile() {
+  std::ostringstream o;
+  o << "# kvpool configuration. Every option, commented out, at its default.\n"
+       "# Start a node with: kvpool-server conf/kvpool.conf [--option value ...]\n"
+       "# Each option can also be given on the command line as --option value,\n"
+       "# and options marked (runtime) can be changed with CONFIG SET.\n";
+  for (const OptionSpec& s : Specs()) {
+    o << "\n# " << s.help << (s.runtime ? " (runtime)" : "") << "\n";
+    std::string def = s.default_value;
+    if (def.empty() || def.find(' ') != std::string::npos) def = "\"" + def + "\"";
+    o << "# " << s.name << " " << def << "\n";
+  }
+  return o.str();
+}
+
+}  // namespace kvpool

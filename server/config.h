@@ -1,0 +1,90 @@
+// Server configuration: one table of options, read from a redis.conf-style
+// file and `--name value` arguments, and changed at run time by CONFIG SET
+// where the option allows it.
+//
+// Threading: Get/Set/Match may be called from any thread. Typed accessors
+// of numeric options are lock-free atomics; string options take a mutex.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "storage/util/status.h"
+
+namespace kvpool {
+
+enum class OptionType {
+  kInt,     // integer in [min, max]
+  kMemory,  // bytes; accepts 1k 1kb 1m 1mb 1g 1gb (k = 1000, kb = 1024, as Redis)
+  kBool,    // yes|no
+  kEnum,    // one of `choices`
+  kString,  // any text (may be empty)
+};
+
+struct OptionSpec {
+  const char* name;
+  OptionType type;
+  const char* default_value;
+  bool runtime;  // CONFIG SET allowed
+  const char* help;
+  int64_t min = 0;
+  int64_t max = INT64_MAX;
+  std::vector<std::string> choices = {};
+  bool sensitive = false;  // never logged (passwords)
+};
+
+class Config {
+ public:
+  Config();
+
+  // Loads `path` (lines "name value...", '#' comments, quoted values).
+  [[nodiscard]] Status LoadFile(const std::string& path);
+  // Applies argv after the optional config file: "--name value [value...]".
+  [[nodiscard]] Status LoadArgs(const std::vector<std::string>& args);
+  // Sets one option from its text form. `startup` allows non-runtime options.
+  // Calls the option's change hook (if any) after a successful runtime set.
+  [[nodiscard]] Status Set(std::string_view name, std::string_view value, bool startup);
+  // Current text value; false if no such option.
+  bool Get(std::string_view name, std::string* value) const;
+  // (name, value) of every option whose name matches the glob, sorted.
+  std::vector<std::pair<std::string, std::string>> Match(std::string_view pattern) const;
+  // The whole table, for conf/kvpool.conf and --help.
+  static const std::vector<OptionSpec>& Specs();
+  // Text of a kvpool.conf listing every option commented with its default.
+  static std::string DefaultConfFile();
+
+  // Called (on the CONFIG SET thread) after `name` changed at run time.
+  void OnChange(const std::string& name, std::function<void(const Config&)> hook);
+
+  // ---- typed accessors (numeric: atomic; strings: copy under lock) ----
+  int64_t Int(std::string_view name) const;  // kInt, kMemory, kBool (0/1), kEnum (index)
+  std::string String(std::string_view name) const;
+
+ private:
+  struct Value {
+    const OptionSpec* spec;
+    std::atomic<int64_t> num{0};
+    std::string text;  // canonical text form; guarded by mu_
+  };
+  [[nodiscard]] Status Parse(const OptionSpec& spec, std::string_view in, int64_t* num,
+                             std::string* canonical) const;
+  Value* Find(std::string_view name);
+  const Value* Find(std::string_view name) const;
+
+  mutable std::mutex mu_;
+  std::map<std::string, Value, std::less<>> values_;
+  std::map<std::string, std::vector<std::function<void(const Config&)>>> hooks_;
+};
+
+// Parses "64mb"-style sizes as Redis's memtoll; false on bad input or overflow.
+bool ParseMemory(std::string_view s, int64_t* out);
+// Splits a config line as Redis does (quotes and escapes); false if unbalanced.
+bool SplitArgs(std::string_view line, std::vector<std::string>* out);
+
+}  // namespace kvpool

@@ -1,0 +1,88 @@
+#include "server/server_context.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "server/command_table.h"
+
+namespace kvpool {
+
+void ServerStats::Reset() {
+  for (auto* c : {&commands, &connections_received, &rejected_connections, &keyspace_hits,
+                  &keyspace_misses, &net_input_bytes, &net_output_bytes, &protocol_errors,
+                  &unknown_commands})
+    c->store(0, std::memory_order_relaxed);
+}
+
+void ClientRegistry::Add(std::shared_ptr<ClientInfo> info, std::function<void()> kill) {
+  std::lock_guard<std::mutex> l(mu_);
+  uint64_t id = info->id;
+  clients_[id] = Entry{std::move(info), std::move(kill)};
+}
+
+void ClientRegistry::Remove(uint64_t id) {
+  std::lock_guard<std::mutex> l(mu_);
+  clients_.erase(id);
+}
+
+size_t ClientRegistry::Count() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return clients_.size();
+}
+
+std::vector<std::shared_ptr<ClientInfo>> ClientRegistry::Snapshot() const {
+  std::vector<std::shared_ptr<ClientInfo>> out;
+  std::lock_guard<std::mutex> l(mu_);
+  out.reserve(clients_.size());
+  for (const auto& [id, e] : clients_) out.push_back(e.info);
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a->id < b->id; });
+  return out;
+}
+
+bool ClientRegistry::Kill(uint64_t id) {
+  std::function<void()> kill;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = clients_.find(id);
+    if (it == clients_.end()) return false;
+    kill = it->second.kill;
+  }
+  if (kill) kill();
+  return true;
+}
+
+size_t EffectiveMaxMemory(const Config& config) {
+  int64_t v = config.Int("maxmemory");
+  if (v > 0) return static_cast<size_t>(v);
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  size_t ram = pages > 0 && page > 0 ? static_cast<size_t>(pages) * page : (size_t{4} << 30);
+  return ram / 4;
+}
+
+ServerContext::ServerContext(Config* config, storage::Store* store, const CommandTable* commands,
+                             int io_threads)
+    : io_threads(io_threads),
+      config_(config),
+      store_(store),
+      commands_(commands),
+      gate_(io_threads) {
+  auto sync = [this](const Config& c) {
+    hot_.requirepass_set.store(!c.String("requirepass").empty());
+    hot_.noeviction.store(c.Int("maxmemory-policy") == 0);
+    hot_.proto_max_bulk_len.store(c.Int("proto-max-bulk-len"));
+  };
+  sync(*config_);
+  for (const char* name : {"requirepass", "maxmemory-policy", "proto-max-bulk-len"})
+    config_->OnChange(name, sync);
+  config_->OnChange("maxmemory",
+                    [this](const Config& c) { store_->SetMaxMemory(EffectiveMaxMemory(c)); });
+  config_->OnChange("maxmemory-policy", [this](const Config& c) {
+    store_->SetPolicy(static_cast<storage::EvictionPolicy>(c.Int("maxmemory-policy")));
+  });
+  config_->OnChange("maxmemory-samples", [this](const Config& c) {
+    store_->SetMaxMemorySamples(static_cast<int>(c.Int("maxmemory-samples")));
+  });
+}
+
+}  // namespace kvpool

@@ -1,0 +1,108 @@
+// What commands may reach of the server: configuration, the store, the
+// command table, the clients, counters, and the few actions only the running
+// server can take (close another client, shut down). Tests build one without
+// sockets.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "server/client_state.h"
+#include "server/config.h"
+#include "server/exec_gate.h"
+#include "storage/segment/store.h"
+
+namespace kvpool {
+
+class CommandTable;
+
+// Server-wide counters (INFO stats, /metrics). Relaxed atomics: exact totals,
+// no ordering.
+struct ServerStats {
+  std::atomic<uint64_t> commands{0};
+  std::atomic<uint64_t> connections_received{0};
+  std::atomic<uint64_t> rejected_connections{0};
+  std::atomic<uint64_t> keyspace_hits{0};
+  std::atomic<uint64_t> keyspace_misses{0};
+  std::atomic<uint64_t> net_input_bytes{0};
+  std::atomic<uint64_t> net_output_bytes{0};
+  std::atomic<uint64_t> protocol_errors{0};
+  std::atomic<uint64_t> unknown_commands{0};
+  void Reset();
+};
+
+// Every connected client, for CLIENT LIST/KILL and INFO clients.
+class ClientRegistry {
+ public:
+  // `kill` must be callable from any thread; it asks the owner to close.
+  void Add(std::shared_ptr<ClientInfo> info, std::function<void()> kill);
+  void Remove(uint64_t id);
+  uint64_t NextId() { return next_id_.fetch_add(1) + 1; }
+  size_t Count() const;
+  std::vector<std::shared_ptr<ClientInfo>> Snapshot() const;
+  // Asks the client to close; false if no such client.
+  bool Kill(uint64_t id);
+
+ private:
+  struct Entry {
+    std::shared_ptr<ClientInfo> info;
+    std::function<void()> kill;
+  };
+  mutable std::mutex mu_;
+  std::unordered_map<uint64_t, Entry> clients_;
+  std::atomic<uint64_t> next_id_{0};
+};
+
+// maxmemory in bytes, with 0 ("auto") resolved to a quarter of physical RAM.
+size_t EffectiveMaxMemory(const Config& config);
+
+// Options read on every request, mirrored from Config into atomics by
+// change hooks so the hot path takes no lock.
+struct HotOptions {
+  std::atomic<bool> requirepass_set{false};
+  std::atomic<bool> noeviction{false};
+  std::atomic<int64_t> proto_max_bulk_len{512 << 20};
+};
+
+class ServerContext {
+ public:
+  // Binds `config` hooks that keep hot() and the store in step with CONFIG SET.
+  ServerContext(Config* config, storage::Store* store, const CommandTable* commands,
+                int io_threads = 1);
+
+  Config& config() { return *config_; }
+  storage::Store& store() { return *store_; }
+  const CommandTable& commands() const { return *commands_; }
+  ClientRegistry& clients() { return clients_; }
+  ServerStats& stats() { return stats_; }
+  ExecGate& gate() { return gate_; }
+  const HotOptions& hot() const { return hot_; }
+
+  int64_t start_ms = 0;
+  int tcp_port = 0;
+  int io_threads;
+  std::string executable;
+  std::string config_file;
+  // Set by the running server; tests leave it empty.
+  std::function<void()> request_shutdown;
+  // A count of clients blocked by back-pressure etc. for INFO; filled by server.
+  std::function<std::string()> extra_info;
+
+ private:
+  Config* config_;
+  storage::Store* store_;
+  const CommandTable* commands_;
+  ClientRegistry clients_;
+  ServerStats stats_;
+  ExecGate gate_;
+  HotOptions hot_;
+};
+
+
+}  // namespace kvpool
