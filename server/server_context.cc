@@ -71,9 +71,11 @@ ServerContext::ServerContext(Config* config, storage::Store* store, const Comman
     hot_.requirepass_set.store(!c.String("requirepass").empty());
     hot_.noeviction.store(c.Int("maxmemory-policy") == 0);
     hot_.proto_max_bulk_len.store(c.Int("proto-max-bulk-len"));
+    hot_.client_query_buffer_limit.store(c.Int("client-query-buffer-limit"));
   };
   sync(*config_);
-  for (const char* name : {"requirepass", "maxmemory-policy", "proto-max-bulk-len"})
+  for (const char* name :
+       {"requirepass", "maxmemory-policy", "proto-max-bulk-len", "client-query-buffer-limit"})
     config_->OnChange(name, sync);
   config_->OnChange("maxmemory",
                     [this](const Config& c) { store_->SetMaxMemory(EffectiveMaxMemory(c)); });
