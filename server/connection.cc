@@ -1,0 +1,276 @@
+#include "server/connection.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+#include "server/dispatcher.h"
+#include "server/io_thread.h"
+
+namespace kvpool {
+
+namespace {
+
+// Before AUTH, requests are held to what AUTH/HELLO need, as Redis does, so
+// a stranger cannot make the server buffer large requests.
+constexpr uint64_t kUnauthedMaxArgs = 10;
+constexpr uint64_t kUnauthedMaxBulk = 16 * 1024;
+
+struct RefRelease {
+  void (*release)(void*);
+  void* ctx;
+};
+
+void ReleaseRef(const void*, size_t, void* extra) {
+  auto* r = static_cast<RefRelease*>(extra);
+  r->release(r->ctx);
+  delete r;
+}
+
+}  // namespace
+
+Connection::Connection(ServerContext* server, IoThread* thread, int fd, std::string addr,
+                       std::string laddr)
+    : server_(server), thread_(thread), fd_(fd), reply_(this, 2) {
+  ClientInfo& info = *client_.info;
+  info.id = server_->clients().NextId();
+  info.addr = std::move(addr);
+  info.laddr = std::move(laddr);
+  info.fd = fd;
+  info.created_ms = NowMs();
+  info.last_interaction_ms.store(info.created_ms, std::memory_order_relaxed);
+  out_ = evbuffer_new();
+}
+
+Connection::~Connection() {
+  if (read_ev_) event_free(read_ev_);
+  if (write_ev_) event_free(write_ev_);
+  if (out_) evbuffer_free(out_);  // releases references to pinned values
+  if (fd_ >= 0) close(fd_);
+}
+
+void Connection::Start() {
+  read_ev_ = event_new(thread_->base(), fd_, EV_READ | EV_PERSIST, &Connection::OnReadable, this);
+  write_ev_ = event_new(thread_->base(), fd_, EV_WRITE | EV_PERSIST, &Connection::OnWritable, this);
+  IoThread* thread = thread_;
+  uint64_t id = this->id();
+  server_->clients().Add(client_.info, [thread, id] {
+    thread->Post([thread, id] { thread->CloseConnection(id); });
+  });
+  UpdateParserLimits();
+  event_add(read_ev_, nullptr);
+  reading_ = true;
+}
+
+void Connection::Close() {
+  if (closed_) return;
+  closed_ = true;
+  if (read_ev_) event_del(read_ev_);
+  if (write_ev_) event_del(write_ev_);
+  server_->clients().Remove(id());
+  if (client_.watch) {
+    server_->store().Unwatch(client_.watch);
+    client_.watch.reset();
+  }
+  thread_->Retire(id());
+}
+
+void Connection::CheckIdle(int64_t now_ms, int64_t timeout_ms) {
+  if (timeout_ms <= 0 || closed_) return;
+  if (now_ms - client_.info->last_interaction_ms.load(std::memory_order_relaxed) > timeout_ms) {
+    SPDLOG_DEBUG("closing idle client id={}", id());
+    Close();
+  }
+}
+
+void Connection::OnReadable(evutil_socket_t, short, void* arg) {
+  static_cast<Connection*>(arg)->HandleRead();
+}
+
+void Connection::OnWritable(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Connection*>(arg);
+  self->Flush();
+  if (self->closed_) return;
+  // Output drained below the pause mark: requests held back can run now.
+  if (!self->reading_ && !self->closing_ && self->OutputBytes() < kOutputPauseBytes) {
+    event_add(self->read_ev_, nullptr);
+    self->reading_ = true;
+    self->ProcessInput();
+    self->Flush();
+  }
+}
+
+void Connection::UpdateParserLimits() {
+  bool authed = client_.authenticated || !server_->hot().requirepass_set.load();
+  protocol::ParserLimits limits;
+  limits.max_bulk_len = static_cast<uint64_t>(server_->hot().proto_max_bulk_len.load());
+  if (!authed) {
+    limits.max_args = kUnauthedMaxArgs;
+    limits.max_bulk_len = kUnauthedMaxBulk;
+  }
+  parser_.set_limits(limits);
+  parser_authed_limits_ = authed;
+}
+
+void Connection::HandleRead() {
+  if (closed_) return;
+  // Room for the next chunk, or for the whole of a large request the parser
+  // has announced, so a 64 MiB value is read in place without regrowing.
+  size_t have = in_end_ - in_begin_;
+  size_t want = std::max(kReadChunk, parser_.min_request_size() > have
+                                         ? parser_.min_request_size() - have
+                                         : size_t{0});
+  if (in_cap_ - in_end_ < want) {
+    if (in_begin_ > 0 && in_cap_ - have >= want && have < in_cap_ / 2) {
+      memmove(in_.get(), in_.get() + in_begin_, have);
+    } else {
+      size_t cap = std::max(in_cap_ * 2, have + want);
+      auto grown = std::make_unique<char[]>(cap);
+      if (have) memcpy(grown.get(), in_.get() + in_begin_, have);
+      in_ = std::move(grown);
+      in_cap_ = cap;
+    }
+    in_begin_ = 0;
+    in_end_ = have;
+  }
+  ssize_t n = recv(fd_, in_.get() + in_end_, in_cap_ - in_end_, 0);
+  if (n == 0) {
+    Close();
+    return;
+  }
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) Close();
+    return;
+  }
+  in_end_ += static_cast<size_t>(n);
+  server_->stats().net_input_bytes.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+
+  uint64_t limit = static_cast<uint64_t>(
+      server_->hot().client_query_buffer_limit.load(std::memory_order_relaxed));
+  if (in_end_ - in_begin_ > limit) {
+    spdlog::warn("closing client id={} addr={}: query buffer over client-query-buffer-limit",
+                 id(), client_.info->addr);
+    Close();
+    return;
+  }
+  ProcessInput();
+  Flush();
+}
+
+void Connection::ProcessInput() {
+  while (!closed_ && !closing_ && in_begin_ < in_end_) {
+    if (OutputBytes() >= kOutputPauseBytes) {
+      // The client is not reading its replies: stop taking requests.
+      if (reading_) {
+        event_del(read_ev_);
+        reading_ = false;
+      }
+      break;
+    }
+    bool authed = client_.authenticated || !server_->hot().requirepass_set.load();
+    if (authed != parser_authed_limits_) UpdateParserLimits();
+    size_t consumed = 0;
+    std::string_view in(in_.get() + in_begin_, in_end_ - in_begin_);
+    protocol::ParseResult r = parser_.Parse(in, &consumed, &args_);
+    if (r == protocol::ParseResult::kNeedMore) break;
+    if (r == protocol::ParseResult::kError) {
+      server_->stats().protocol_errors.fetch_add(1, std::memory_order_relaxed);
+      SPDLOG_DEBUG("protocol error from client id={} addr={}: {}", id(), client_.info->addr,
+                   parser_.error());
+      reply_.Error(parser_.error());
+      in_begin_ = in_end_;
+      closing_ = true;
+      break;
+    }
+    in_begin_ += consumed;
+    if (args_.empty()) continue;
+    int64_t now = NowMs();
+    Dispatch(*server_, client_, reply_, args_, now, thread_->index());
+    PublishInfo(now);
+    if (client_.close_after_reply) {
+      closing_ = true;
+      break;
+    }
+  }
+  if (in_begin_ == in_end_) in_begin_ = in_end_ = 0;
+  // Give back a large buffer once a big request has been served.
+  if (in_end_ == 0 && in_cap_ > (1u << 20)) {
+    in_.reset();
+    in_cap_ = 0;
+  }
+}
+
+void Connection::PublishInfo(int64_t now_ms) {
+  ClientInfo& info = *client_.info;
+  info.last_interaction_ms.store(now_ms, std::memory_order_relaxed);
+  info.db.store(client_.db, std::memory_order_relaxed);
+  info.query_buffer.store(in_end_ - in_begin_, std::memory_order_relaxed);
+  info.output_buffer.store(OutputBytes(), std::memory_order_relaxed);
+  if (reply_.resp() != client_.resp) reply_.set_resp(client_.resp);
+}
+
+size_t Connection::OutputBytes() const { return pending_.size() + evbuffer_get_length(out_); }
+
+void Connection::Write(const char* data, size_t len) { pending_.append(data, len); }
+
+void Connection::WriteRef(const char* data, size_t len, void (*release)(void*), void* ctx) {
+  if (len < kReferenceBytes) {
+    pending_.append(data, len);
+    release(ctx);
+    return;
+  }
+  if (!pending_.empty()) {
+    evbuffer_add(out_, pending_.data(), pending_.size());
+    pending_.clear();
+  }
+  evbuffer_add_reference(out_, data, len, &ReleaseRef, new RefRelease{release, ctx});
+}
+
+void Connection::Flush() {
+  if (closed_) return;
+  if (!pending_.empty()) {
+    size_t off = 0;
+    if (evbuffer_get_length(out_) == 0) {
+      ssize_t n = send(fd_, pending_.data(), pending_.size(), MSG_NOSIGNAL);
+      if (n > 0) {
+        off = static_cast<size_t>(n);
+        server_->stats().net_output_bytes.fetch_add(off, std::memory_order_relaxed);
+      } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        Close();
+        return;
+      }
+    }
+    if (off < pending_.size()) evbuffer_add(out_, pending_.data() + off, pending_.size() - off);
+    pending_.clear();
+    if (pending_.capacity() > (1u << 20)) pending_.shrink_to_fit();
+  }
+  while (evbuffer_get_length(out_) > 0) {
+    int n = evbuffer_write(out_, fd_);
+    if (n > 0) {
+      server_->stats().net_output_bytes.fetch_add(static_cast<uint64_t>(n),
+                                                  std::memory_order_relaxed);
+      continue;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      Close();
+      return;
+    }
+    break;
+  }
+  bool drained = evbuffer_get_length(out_) == 0;
+  if (!drained && !write_armed_) {
+    event_add(write_ev_, nullptr);
+    write_armed_ = true;
+  } else if (drained && write_armed_) {
+    event_del(write_ev_);
+    write_armed_ = false;
+  }
+  client_.info->output_buffer.store(OutputBytes(), std::memory_order_relaxed);
+  if (drained && closing_) Close();
+}
+
+}  // namespace kvpool

@@ -1,0 +1,88 @@
+// One client connection: reads requests off the socket into its own buffer,
+// parses them (pipelined), dispatches each, and writes the replies back in
+// order. Large values go to the socket by reference (no copy) while pinned.
+//
+// Threading: lives on one IoThread and is touched only there.
+#pragma once
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/reply_builder.h"
+#include "protocol/resp_parser.h"
+#include "server/client_state.h"
+#include "server/server_context.h"
+
+namespace kvpool {
+
+class IoThread;
+
+class Connection : private protocol::ReplySink {
+ public:
+  Connection(ServerContext* server, IoThread* thread, int fd, std::string addr, std::string laddr);
+  ~Connection() override;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  uint64_t id() const { return client_.info->id; }
+  // Registers the client and starts reading.
+  void Start();
+  // Stops all I/O at once and hands the object to the thread to free.
+  // Idempotent; safe to call from inside this connection's callbacks.
+  void Close();
+  // Closes the connection if idle longer than timeout_ms (0 = never).
+  void CheckIdle(int64_t now_ms, int64_t timeout_ms);
+
+ private:
+  // Bytes held for a pipelined reply before the socket is tried; above it,
+  // requests stay unparsed until the client reads (back-pressure).
+  static constexpr size_t kOutputPauseBytes = 16u << 20;
+  // Values at least this large are sent by reference rather than copied.
+  static constexpr size_t kReferenceBytes = 16 * 1024;
+  static constexpr size_t kReadChunk = 16 * 1024;
+
+  static void OnReadable(evutil_socket_t fd, short what, void* arg);
+  static void OnWritable(evutil_socket_t fd, short what, void* arg);
+  void HandleRead();
+  void ProcessInput();
+  void Flush();
+  size_t OutputBytes() const;
+  void UpdateParserLimits();
+  void PublishInfo(int64_t now_ms);
+
+  // ReplySink
+  void Write(const char* data, size_t len) override;
+  void WriteRef(const char* data, size_t len, void (*release)(void*), void* ctx) override;
+
+  ServerContext* server_;
+  IoThread* thread_;
+  int fd_;
+  event* read_ev_ = nullptr;
+  event* write_ev_ = nullptr;
+  bool closed_ = false;
+  bool reading_ = false;       // read event armed
+  bool write_armed_ = false;   // write event armed
+  bool closing_ = false;       // close once output drains
+
+  // Input: unparsed bytes are in_[in_begin_, in_end_).
+  std::unique_ptr<char[]> in_;
+  size_t in_cap_ = 0, in_begin_ = 0, in_end_ = 0;
+  protocol::RequestParser parser_;
+  bool parser_authed_limits_ = true;
+  std::vector<std::string_view> args_;
+
+  // Output: small replies collect in pending_; evbuffer out_ holds what the
+  // socket has not taken yet and references to pinned values.
+  std::string pending_;
+  evbuffer* out_ = nullptr;
+
+  ClientState client_;
+  protocol::ReplyBuilder reply_;
+};
+
+}  // namespace kvpool

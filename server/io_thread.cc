@@ -1,0 +1,102 @@
+#include "server/io_thread.h"
+
+#include <spdlog/spdlog.h>
+
+#include "server/connection.h"
+
+namespace kvpool {
+
+IoThread::IoThread(int index) : index_(index) {}
+
+IoThread::~IoThread() {
+  conns_.clear();
+  retired_.clear();
+  if (task_ev_) event_free(task_ev_);
+  if (reap_ev_) event_free(reap_ev_);
+  if (base_) event_base_free(base_);
+}
+
+Status IoThread::Init() {
+  base_ = event_base_new();
+  if (base_ == nullptr) return Status::Internal("event_base_new failed");
+  task_ev_ = event_new(base_, -1, 0, &IoThread::OnTasks, this);
+  reap_ev_ = event_new(base_, -1, 0, &IoThread::OnReap, this);
+  if (task_ev_ == nullptr || reap_ev_ == nullptr) return Status::Internal("event_new failed");
+  return Status::OK();
+}
+
+void IoThread::Start() {
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), ("kvpool-io-" + std::to_string(index_)).c_str());
+    // EVLOOP_NO_EXIT_ON_EMPTY: the loop waits for posted work even when idle.
+    event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
+  });
+}
+
+void IoThread::Stop() {
+  Post([this] {
+    CloseAll();
+    event_base_loopexit(base_, nullptr);
+  });
+}
+
+void IoThread::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void IoThread::Post(std::function<void()> task) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    tasks_.push_back(std::move(task));
+  }
+  // Thread-safe with evthread_use_pthreads(); repeated activations coalesce.
+  event_active(task_ev_, EV_READ, 0);
+}
+
+void IoThread::OnTasks(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<IoThread*>(arg);
+  std::vector<std::function<void()>> tasks;
+  {
+    std::lock_guard<std::mutex> l(self->mu_);
+    tasks.swap(self->tasks_);
+  }
+  for (auto& t : tasks) t();
+}
+
+void IoThread::Adopt(std::unique_ptr<Connection> conn) {
+  uint64_t id = conn->id();
+  Connection* c = conn.get();
+  conns_[id] = std::move(conn);
+  c->Start();
+}
+
+void IoThread::CloseConnection(uint64_t id) {
+  auto it = conns_.find(id);
+  if (it == conns_.end()) return;
+  it->second->Close();  // calls Retire
+}
+
+void IoThread::Retire(uint64_t id) {
+  auto it = conns_.find(id);
+  if (it == conns_.end()) return;
+  retired_.push_back(std::move(it->second));
+  conns_.erase(it);
+  event_active(reap_ev_, EV_READ, 0);
+}
+
+void IoThread::OnReap(evutil_socket_t, short, void* arg) {
+  static_cast<IoThread*>(arg)->retired_.clear();
+}
+
+void IoThread::CloseAll() {
+  std::vector<uint64_t> ids;
+  for (auto& [id, c] : conns_) ids.push_back(id);
+  for (uint64_t id : ids) CloseConnection(id);
+  retired_.clear();
+}
+
+void IoThread::ForEach(const std::function<void(Connection&)>& fn) {
+  for (auto& [id, c] : conns_) fn(*c);
+}
+
+}  // namespace kvpool

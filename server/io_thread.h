@@ -1,0 +1,66 @@
+// One event loop on its own thread, serving the connections handed to it.
+// Other threads talk to it only through Post().
+#pragma once
+
+#include <event2/event.h>
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "storage/util/status.h"
+
+namespace kvpool {
+
+class Connection;
+
+class IoThread {
+ public:
+  explicit IoThread(int index);
+  ~IoThread();
+  IoThread(const IoThread&) = delete;
+  IoThread& operator=(const IoThread&) = delete;
+
+  [[nodiscard]] Status Init();
+  void Start();  // runs the loop on a new thread
+  // Stops the loop after the tasks posted before it; then Join().
+  void Stop();
+  void Join();
+
+  // Runs `task` on this thread's loop. Thread-safe; tasks run in order.
+  void Post(std::function<void()> task);
+
+  event_base* base() const { return base_; }
+  int index() const { return index_; }
+
+  // Connections served by this thread (owned here). Loop thread only.
+  void Adopt(std::unique_ptr<Connection> conn);
+  // Closes and frees the connection with this client id, if it is here.
+  void CloseConnection(uint64_t id);
+  // Called by a connection that closed itself; frees it after the current
+  // callback returns.
+  void Retire(uint64_t id);
+  // Closes every connection (shutdown). Loop thread only.
+  void CloseAll();
+  // Calls fn for each live connection (loop thread only).
+  void ForEach(const std::function<void(Connection&)>& fn);
+
+ private:
+  static void OnTasks(evutil_socket_t, short, void* arg);
+  static void OnReap(evutil_socket_t, short, void* arg);
+
+  int index_;
+  event_base* base_ = nullptr;
+  event* task_ev_ = nullptr;
+  event* reap_ev_ = nullptr;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<std::function<void()>> tasks_;  // guarded by mu_
+  std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;
+  std::vector<std::unique_ptr<Connection>> retired_;
+};
+
+}  // namespace kvpool

@@ -1,0 +1,82 @@
+// kvpool-server [conf-file] [--option value ...]
+#include <event2/thread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "server/config.h"
+#include "server/logging.h"
+#include "server/server.h"
+
+namespace {
+
+void Usage() {
+  fprintf(stderr,
+          "Usage: kvpool-server [/path/to/kvpool.conf] [--option value ...]\n"
+          "       kvpool-server --version\n"
+          "       kvpool-server --dump-config   (prints a kvpool.conf with every default)\n"
+          "Examples:\n"
+          "       kvpool-server                 (a node on 127.0.0.1:6379)\n"
+          "       kvpool-server --port 7777 --maxmemory 1gb\n"
+          "       kvpool-server conf/kvpool.conf --loglevel verbose\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+    Usage();
+    return 0;
+  }
+  if (!args.empty() && (args[0] == "--version" || args[0] == "-v")) {
+    printf("kvpool-server v=0.1.0 (redis protocol 7.0 compatible)\n");
+    return 0;
+  }
+  if (!args.empty() && args[0] == "--dump-config") {
+    fputs(kvpool::Config::DefaultConfFile().c_str(), stdout);
+    return 0;
+  }
+
+  kvpool::Config config;
+  std::string config_file;
+  if (!args.empty() && args[0].rfind("--", 0) != 0) {
+    config_file = args[0];
+    args.erase(args.begin());
+    kvpool::Status s = config.LoadFile(config_file);
+    if (!s.ok()) {
+      fprintf(stderr, "kvpool-server: %s\n", s.message().c_str());
+      return 1;
+    }
+  }
+  kvpool::Status s = config.LoadArgs(args);
+  if (!s.ok()) {
+    fprintf(stderr, "kvpool-server: %s\n", s.message().c_str());
+    Usage();
+    return 1;
+  }
+  s = kvpool::InitLogging(config.String("logfile"), config.String("loglevel"));
+  if (!s.ok()) {
+    fprintf(stderr, "kvpool-server: %s\n", s.message().c_str());
+    return 1;
+  }
+
+  signal(SIGPIPE, SIG_IGN);
+  evthread_use_pthreads();  // Post() activates events across threads
+
+  auto server = kvpool::Server::Create(&config, config_file, argv[0]);
+  if (!server.ok()) {
+    spdlog::critical("cannot start: {}", server.status().ToString());
+    return 1;
+  }
+  s = server.value()->Run();
+  if (!s.ok()) {
+    spdlog::critical("{}", s.ToString());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,237 @@
+#include "server/server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+
+#include <spdlog/spdlog.h>
+
+#include "server/connection.h"
+#include "server/dispatcher.h"
+#include "server/logging.h"
+#include "server/metrics_http.h"
+
+namespace kvpool {
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+std::string SockaddrText(const sockaddr* sa) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  if (sa->sa_family == AF_INET) {
+    auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+    inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+    port = ntohs(in->sin_port);
+  } else if (sa->sa_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+    port = ntohs(in6->sin6_port);
+  }
+  return std::string(host) + ":" + std::to_string(port);
+}
+
+std::string LocalAddr(int fd) {
+  sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "?:0";
+  return SockaddrText(reinterpret_cast<sockaddr*>(&ss));
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Server>> Server::Create(Config* config, std::string config_file,
+                                                 std::string executable) {
+  std::unique_ptr<Server> s(new Server());
+  s->config_ = config;
+  storage::StoreOptions so;
+  so.maxmemory = EffectiveMaxMemory(*config);
+  so.policy = static_cast<storage::EvictionPolicy>(config->Int("maxmemory-policy"));
+  so.maxmemory_samples = static_cast<int>(config->Int("maxmemory-samples"));
+  so.databases = static_cast<int>(config->Int("databases"));
+  auto store = storage::Store::Open(so);
+  if (!store.ok()) return store.status();
+  s->store_ = std::move(store.value());
+  s->table_ = std::make_unique<CommandTable>(CommandTable::Build());
+
+  int threads = static_cast<int>(config->Int("io-threads"));
+  if (threads <= 0) threads = std::max(1, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
+  s->ctx_ = std::make_unique<ServerContext>(config, s->store_.get(), s->table_.get(), threads);
+  s->ctx_->start_ms = NowMs();
+  s->ctx_->tcp_port = static_cast<int>(config->Int("port"));
+  s->ctx_->executable = std::move(executable);
+  s->ctx_->config_file = std::move(config_file);
+  Server* raw = s.get();
+  s->ctx_->request_shutdown = [raw] { raw->RequestShutdown(); };
+  config->OnChange("loglevel", [](const Config& c) { SetLogLevel(c.String("loglevel")); });
+
+  s->base_ = event_base_new();
+  if (s->base_ == nullptr) return Status::Internal("event_base_new failed");
+  for (int i = 0; i < threads; ++i) {
+    auto t = std::make_unique<IoThread>(i);
+    Status st = t->Init();
+    if (!st.ok()) return st;
+    s->threads_.push_back(std::move(t));
+  }
+  return s;
+}
+
+Server::~Server() {
+  for (auto* l : listeners_) evconnlistener_free(l);
+  for (auto* e : thread_crons_) event_free(e);
+  for (auto* e : events_) event_free(e);
+  metrics_.reset();
+  threads_.clear();  // after their loops stopped (Run)
+  if (base_) event_base_free(base_);
+  if (!pidfile_.empty()) unlink(pidfile_.c_str());
+}
+
+Status Server::Listen() {
+  int port = static_cast<int>(config_->Int("port"));
+  int backlog = static_cast<int>(config_->Int("tcp-backlog"));
+  std::vector<std::string> addrs;
+  if (!SplitArgs(config_->String("bind"), &addrs) || addrs.empty())
+    return Status::InvalidArgument("bind: no address");
+  for (std::string a : addrs) {
+    bool optional = !a.empty() && a[0] == '-';  // Redis: "-::1" may fail quietly
+    if (optional) a = a.substr(1);
+    if (a == "*") a = "0.0.0.0";
+    sockaddr_storage ss{};
+    int len = sizeof(ss);
+    std::string text = a.find(':') != std::string::npos ? "[" + a + "]:" + std::to_string(port)
+                                                        : a + ":" + std::to_string(port);
+    if (evutil_parse_sockaddr_port(text.c_str(), reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+      return Status::InvalidArgument("bind: cannot parse address '" + a + "'");
+    evconnlistener* l = evconnlistener_new_bind(
+        base_, &Server::OnAccept, this, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, backlog,
+        reinterpret_cast<sockaddr*>(&ss), len);
+    if (l == nullptr) {
+      if (optional) continue;
+      return Status::IOError("could not listen on " + text + ": " + strerror(errno));
+    }
+    listeners_.push_back(l);
+  }
+  return Status::OK();
+}
+
+void Server::OnAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg) {
+  static_cast<Server*>(arg)->Accept(fd, addr, len);
+}
+
+void Server::Accept(int fd, sockaddr* addr, int) {
+  ServerStats& stats = ctx_->stats();
+  if (ctx_->clients().Count() >= static_cast<size_t>(config_->Int("maxclients"))) {
+    static const char kErr[] = "-ERR max number of clients reached\r\n";
+    ssize_t ignored = send(fd, kErr, sizeof(kErr) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)ignored;  // best effort, as Redis
+    close(fd);
+    stats.rejected_connections.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  stats.connections_received.fetch_add(1, std::memory_order_relaxed);
+  evutil_make_socket_nonblocking(fd);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  int keepalive = static_cast<int>(config_->Int("tcp-keepalive"));
+  if (keepalive > 0) {
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &keepalive, sizeof(keepalive));
+  }
+  std::string peer = SockaddrText(addr), local = LocalAddr(fd);
+  IoThread* t = threads_[next_thread_.fetch_add(1) % threads_.size()].get();
+  ServerContext* ctx = ctx_.get();
+  t->Post([t, ctx, fd, peer, local] {
+    t->Adopt(std::make_unique<Connection>(ctx, t, fd, peer, local));
+  });
+}
+
+void Server::OnSignal(evutil_socket_t sig, short, void* arg) {
+  spdlog::warn("Received {}, scheduling shutdown...", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  static_cast<Server*>(arg)->RequestShutdown();
+}
+
+void Server::RequestShutdown() { event_base_loopbreak(base_); }
+
+void Server::OnCron(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Server*>(arg);
+  int hz = static_cast<int>(self->config_->Int("hz"));
+  // Active expiry may use a quarter of one core, as Redis's slow cycle does.
+  self->store_->Tick(NowMs(), 250000 / std::max(hz, 1));
+}
+
+Status Server::Run() {
+  Status s = Listen();
+  if (!s.ok()) return s;
+
+  for (int sig : {SIGTERM, SIGINT}) {
+    event* ev = evsignal_new(base_, sig, &Server::OnSignal, this);
+    event_add(ev, nullptr);
+    events_.push_back(ev);
+  }
+  int hz = static_cast<int>(config_->Int("hz"));
+  event* cron = event_new(base_, -1, EV_PERSIST, &Server::OnCron, this);
+  timeval tv{0, 1000000 / std::max(hz, 1)};
+  event_add(cron, &tv);
+  events_.push_back(cron);
+
+  // Idle-client timeouts, checked once a second on each I/O thread.
+  for (auto& t : threads_) {
+    IoThread* tp = t.get();
+    ServerContext* ctx = ctx_.get();
+    auto* holder = new std::pair<IoThread*, ServerContext*>(tp, ctx);
+    event* ev = event_new(
+        tp->base(), -1, EV_PERSIST,
+        [](evutil_socket_t, short, void* arg) {
+          auto* p = static_cast<std::pair<IoThread*, ServerContext*>*>(arg);
+          int64_t timeout_ms = p->second->config().Int("timeout") * 1000;
+          if (timeout_ms <= 0) return;
+          int64_t now = NowMs();
+          std::vector<Connection*> conns;
+          p->first->ForEach([&](Connection& c) { conns.push_back(&c); });
+          for (Connection* c : conns) c->CheckIdle(now, timeout_ms);
+        },
+        holder);
+    timeval one{1, 0};
+    event_add(ev, &one);
+    thread_crons_.push_back(ev);
+    cron_holders_.emplace_back(holder);
+  }
+
+  int metrics_port = static_cast<int>(config_->Int("metrics-port"));
+  if (metrics_port > 0) {
+    metrics_ = std::make_unique<MetricsHttp>(base_, ctx_.get());
+    std::vector<std::string> addrs;
+    (void)SplitArgs(config_->String("bind"), &addrs);
+    Status ms = metrics_->Listen(addrs.empty() ? "127.0.0.1" : addrs[0], metrics_port);
+    if (!ms.ok()) return ms;
+  }
+
+  pidfile_ = config_->String("pidfile");
+  if (!pidfile_.empty()) std::ofstream(pidfile_) << getpid() << "\n";
+
+  for (auto& t : threads_) t->Start();
+  storage::StoreStats st = store_->GetStats();
+  spdlog::info("kvpool {} ready to accept connections on {} port {} (io-threads {}, maxmemory {} "
+               "bytes, policy {}, segment {} bytes)",
+               kVersion, config_->String("bind"), config_->Int("port"), threads_.size(),
+               st.maxmemory, config_->String("maxmemory-policy"), st.segment_bytes);
+
+  event_base_dispatch(base_);
+
+  spdlog::info("shutting down: closing listeners and {} clients", ctx_->clients().Count());
+  for (auto* l : listeners_) evconnlistener_free(l);
+  listeners_.clear();
+  for (auto& t : threads_) t->Stop();
+  for (auto& t : threads_) t->Join();
+  spdlog::info("kvpool is now ready to exit, bye bye...");
+  return Status::OK();
+}
+
+}  // namespace kvpool

@@ -1,0 +1,60 @@
+// The running node: the store, the command table, the listeners, the I/O
+// threads and housekeeping. Created once by main().
+#pragma once
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "server/command_table.h"
+#include "server/config.h"
+#include "server/io_thread.h"
+#include "server/server_context.h"
+#include "storage/segment/store.h"
+
+namespace kvpool {
+
+class MetricsHttp;
+
+class Server {
+ public:
+  // Builds the store (reserving the segment) and everything else; does not
+  // listen yet.
+  static StatusOr<std::unique_ptr<Server>> Create(Config* config, std::string config_file,
+                                                  std::string executable);
+  ~Server();
+
+  // Listens, serves until RequestShutdown() or SIGTERM/SIGINT, then closes
+  // every connection and returns.
+  [[nodiscard]] Status Run();
+  // Thread-safe.
+  void RequestShutdown();
+
+ private:
+  Server() = default;
+  [[nodiscard]] Status Listen();
+  static void OnAccept(evconnlistener* l, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
+  static void OnSignal(evutil_socket_t sig, short, void* arg);
+  static void OnCron(evutil_socket_t, short, void* arg);
+  void Accept(int fd, sockaddr* addr, int len);
+
+  Config* config_ = nullptr;
+  std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<CommandTable> table_;
+  std::unique_ptr<ServerContext> ctx_;
+  event_base* base_ = nullptr;
+  std::vector<evconnlistener*> listeners_;
+  std::vector<std::unique_ptr<IoThread>> threads_;
+  std::vector<event*> thread_crons_;
+  std::vector<std::unique_ptr<std::pair<IoThread*, ServerContext*>>> cron_holders_;
+  std::vector<event*> events_;  // signals and cron on base_
+  std::unique_ptr<MetricsHttp> metrics_;
+  std::atomic<uint32_t> next_thread_{0};
+  std::string pidfile_;
+};
+
+}  // namespace kvpool
