@@ -1,0 +1,59 @@
+#include "storage/pool/slots.h"
+
+namespace kvpool::pool {
+
+namespace {
+
+// CRC16-CCITT (XMODEM): polynomial 0x1021, initial 0, as Redis's crc16.c.
+struct Crc16Table {
+  uint16_t t[256];
+  constexpr Crc16Table() : t{} {
+    for (int i = 0; i < 256; ++i) {
+      uint16_t crc = static_cast<uint16_t>(i << 8);
+      for (int b = 0; b < 8; ++b)
+        crc = static_cast<uint16_t>((crc & 0x8000) ? (crc << 1) ^ 0x1021 : crc << 1);
+      t[i] = crc;
+    }
+  }
+};
+constexpr Crc16Table kTable;
+
+}  // namespace
+
+uint16_t Crc16(const char* buf, size_t len) {
+  uint16_t crc = 0;
+  for (size_t i = 0; i < len; ++i)
+    crc = static_cast<uint16_t>((crc << 8) ^
+                                kTable.t[((crc >> 8) ^ static_cast<uint8_t>(buf[i])) & 0xff]);
+  return crc;
+}
+
+int KeySlot(std::string_view key) {
+  size_t open = key.find('{');
+  if (open != std::string_view::npos) {
+    size_t close = key.find('}', open + 1);
+    if (close != std::string_view::npos && close != open + 1)
+      return Crc16(key.data() + open + 1, close - open - 1) & (kSlots - 1);
+  }
+  return Crc16(key.data(), key.size()) & (kSlots - 1);
+}
+
+SlotTable::SlotTable(int nodes) : nodes_(nodes), owner_(kSlots) {
+  for (int i = 0; i < nodes; ++i) {
+    int first = static_cast<int>(int64_t{i} * kSlots / nodes);
+    int last = static_cast<int>(int64_t{i + 1} * kSlots / nodes);
+    for (int s = first; s < last; ++s) owner_[s] = static_cast<uint16_t>(i);
+  }
+}
+
+std::vector<std::pair<int, int>> SlotTable::RangesOf(int node) const {
+  std::vector<std::pair<int, int>> out;
+  for (int s = 0; s < kSlots; ++s) {
+    if (owner_[s] != node) continue;
+    if (!out.empty() && out.back().second == s - 1) out.back().second = s;
+    else out.emplace_back(s, s);
+  }
+  return out;
+}
+
+}  // namespace kvpool::pool
