@@ -1,0 +1,140 @@
+// Node-to-node transport: small two-sided messages plus one-sided movement
+// of bulk bytes (values), behind one interface chosen at run time.
+//
+// The model is RDMA's: a requester sends a call (an opcode and a small
+// body) and names up to two bulk regions of its own memory:
+//   - bulk_in: bytes the owner may READ (values of a put);
+//   - bulk_out: room the owner may WRITE into (values of a get).
+// The owner handles the call with IncomingCall: ReadBulk() pulls ranges of
+// bulk_in into its own memory (RDMA READ straight into the segment),
+// WriteBulk() pushes bytes into bulk_out (RDMA WRITE straight from the
+// segment), and Reply() answers. Every WriteBulk is visible to the requester
+// before the reply is. The TCP transport carries the same calls with bulk
+// bytes inline; the pool layer above cannot tell them apart.
+//
+// Threading: a Transport serves a fixed set of event loops ("lanes", one per
+// I/O thread). Call() must be invoked on the lane's thread, and its callback
+// runs there. Incoming calls are handled on the lane whose thread accepted
+// the connection. peer_up() may be called from any thread.
+#pragma once
+
+#include <event2/event.h>
+#include <sys/uio.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storage/util/status.h"
+
+namespace kvpool::transport {
+
+struct PeerAddress {
+  std::string host;
+  int port = 0;  // the peer's pool port
+};
+
+struct TransportOptions {
+  int self = 0;                     // this node's index in peers
+  std::vector<PeerAddress> peers;   // every node, this one included
+  std::string bind_host;            // where to listen for peers
+  int listen_port = 0;              // this node's pool port
+  std::string secret;               // pool-secret (HMAC key; never sent)
+  uint64_t max_body = 64u << 20;    // largest call/reply body accepted
+  uint64_t max_bulk = 1ull << 30;   // largest bulk region accepted per call
+  // RDMA: staging buffers (registered once) per lane and their size.
+  size_t staging_bytes = 4u << 20;
+  int staging_buffers = 8;
+  std::string rdma_device;          // empty = first active
+  int rdma_port = 1;
+  int rdma_gid_index = -1;          // -1 = pick automatically
+  int rdma_queue_depth = 128;
+};
+
+using ReleaseFn = void (*)(void*);
+
+// One call received from a peer. Owned by the handler until Reply() (which
+// consumes it). Destroying it without Reply() answers with an error.
+class IncomingCall {
+ public:
+  virtual ~IncomingCall() = default;
+  virtual uint16_t opcode() const = 0;
+  virtual std::string_view body() const = 0;
+  virtual int peer() const = 0;
+  virtual size_t bulk_in_size() const = 0;
+  virtual size_t bulk_out_capacity() const = 0;
+
+  // Copies bulk_in[offset, offset+len) into dst (which must stay valid and
+  // untouched until done runs). done runs on this lane, possibly at once.
+  virtual void ReadBulk(size_t offset, size_t len, char* dst,
+                        std::function<void(Status)> done) = 0;
+  // Appends [src, src+len) to bulk_out at its next free offset, returned in
+  // *offset. src must stay valid until release(ctx) is called (after the
+  // bytes have left). kInvalidArgument if it does not fit the capacity.
+  virtual Status WriteBulk(const char* src, size_t len, ReleaseFn release, void* ctx,
+                           size_t* offset) = 0;
+  // Sends the reply; the call is finished. Bytes written by WriteBulk are
+  // in place at the requester before it sees the reply.
+  virtual void Reply(std::string body) = 0;
+};
+
+using CallHandler = std::function<void(std::unique_ptr<IncomingCall>)>;
+
+struct CallArgs {
+  uint16_t opcode = 0;
+  std::string body;
+  // Bytes the owner may read; must stay valid until the callback runs.
+  std::vector<iovec> bulk_in;
+  // Room the owner may write into.
+  size_t bulk_out_capacity = 0;
+};
+
+// status: OK with the reply, or kUnavailable (peer down / link lost),
+// kTimeout, kPermissionDenied (authentication failed). `bulk_out` holds
+// what the owner wrote (valid only during the callback).
+using CallDone = std::function<void(Status status, std::string_view reply, std::string_view bulk_out)>;
+
+struct PeerCounters {
+  std::atomic<uint64_t> calls{0};
+  std::atomic<uint64_t> errors{0};
+  std::atomic<uint64_t> bytes_out{0};   // bulk bytes this node sent to the peer
+  std::atomic<uint64_t> bytes_in{0};    // bulk bytes received from the peer
+  std::atomic<uint64_t> rdma_reads{0};  // one-sided operations posted (rdma only)
+  std::atomic<uint64_t> rdma_writes{0};
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  // "tcp" or "rdma".
+  virtual const char* name() const = 0;
+  // Listens for peers; incoming calls go to `handler` on their lane.
+  // `lanes` are the event loops this transport may use (index = lane).
+  [[nodiscard]] virtual Status Start(std::vector<event_base*> lanes, CallHandler handler) = 0;
+  // Stops listening and fails every pending call with kUnavailable. Each
+  // lane's part must run on its thread: call StopLane(i) from lane i.
+  virtual void StopLane(int lane) = 0;
+
+  // Sends a call to `peer` on `lane` (must be that lane's thread). done runs
+  // exactly once on this lane: later, or before Call returns when the call
+  // fails at once (no link to the peer and it cannot be opened, bad args).
+  // The link to a peer is opened (and authenticated) on first use and
+  // re-opened after it breaks; calls in flight on a broken link fail with
+  // kUnavailable, calls past timeout_ms with kTimeout (a late reply is
+  // dropped).
+  virtual void Call(int lane, int peer, CallArgs args, int timeout_ms, CallDone done) = 0;
+
+  // Per-peer counters (INFO pool).
+  virtual const PeerCounters& counters(int peer) const = 0;
+};
+
+// Builds the transport named `kind` ("tcp" or "rdma").
+[[nodiscard]] StatusOr<std::unique_ptr<Transport>> CreateTcpTransport(const TransportOptions& o);
+[[nodiscard]] StatusOr<std::unique_ptr<Transport>> CreateRdmaTransport(const TransportOptions& o);
+
+}  // namespace kvpool::transport
