@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages kvpool builds and tests with. Runs apt only
+# when something is missing, so a second run costs nothing.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake ninja-build pkg-config git
+  libevent-dev libspdlog-dev libfmt-dev libhiredis-dev
+  libibverbs-dev librdmacm-dev rdma-core ibverbs-providers ibverbs-utils
+  googletest libgtest-dev libgmock-dev
+  python3 python3-redis python3-pytest
+  redis-tools redis-server
+  clang-14 libclang-rt-14-dev
+  iperf3 procps iproute2
+)
+if [ "${1:-}" = "--test" ]; then
+  # The Soft-RoCE guest used by the RDMA tests (../shared/rdma-vm/setup.sh
+  # installs the rest of what it needs itself).
+  PKGS+=(qemu-system-x86 busybox-static kmod rdmacm-utils perftest)
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
