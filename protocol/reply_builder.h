@@ -1,7 +1,8 @@
 // Encodes replies in RESP2 or RESP3 into a ReplySink. No I/O, no server types.
 // The same call sequence yields the protocol-appropriate bytes: e.g. Null() is
 // "$-1\r\n" in RESP2 and "_\r\n" in RESP3; MapHeader(n) is "*2n" in RESP2 and
-// "%n" in RESP3.
+// "%n" in RESP3. Each reply under ~500 bytes reaches the sink in a single
+// Write; larger bulks go as header, payload, CRLF without an extra copy.
 //
 // Threading: one builder per connection; not thread-safe.
 #pragma once
@@ -42,24 +43,27 @@ class ReplyBuilder {
   void set_resp(int resp) { resp_ = resp; }  // 2 or 3
   int resp() const { return resp_; }
 
-  void SimpleString(std::string_view s);  // "+s\r\n"; s must not hold CR/LF
+  // "+s\r\n". s should not hold CR/LF; any that slip in become spaces.
+  void SimpleString(std::string_view s);
   void Ok() { SimpleString("OK"); }
   // "-msg\r\n". `msg` carries its own prefix ("ERR ...", "WRONGTYPE ...");
   // CR/LF inside it are replaced by spaces so the frame stays valid.
   void Error(std::string_view msg);
-  void Integer(int64_t v);                 // ":v\r\n"
-  void Bulk(std::string_view s);           // "$len\r\ns\r\n"
+  void Integer(int64_t v);        // ":v\r\n"
+  void Bulk(std::string_view s);  // "$len\r\ns\r\n"
   // A bulk whose payload the sink references instead of copying (see
   // ReplySink::WriteRef); release(ctx) is called once it is no longer needed.
   void BulkRef(const char* data, size_t len, void (*release)(void*), void* ctx);
-  void Null();                             // RESP2 "$-1", RESP3 "_"
-  void NullArray();                        // RESP2 "*-1", RESP3 "_"
-  void ArrayHeader(size_t n);              // "*n"
-  void MapHeader(size_t n);                // RESP3 "%n", RESP2 "*2n"
-  void SetHeader(size_t n);                // RESP3 "~n", RESP2 "*n"
-  void Double(double v);                   // RESP3 ",v", RESP2 bulk; inf/-inf/nan as Redis
-  void Bool(bool v);                       // RESP3 "#t"/"#f", RESP2 ":1"/":0"
-  // RESP3 "=len\r\ntxt:s\r\n" (INFO in RESP3), RESP2 a plain bulk.
+  void Null();                 // RESP2 "$-1", RESP3 "_"
+  void NullArray();            // RESP2 "*-1", RESP3 "_"
+  void ArrayHeader(size_t n);  // "*n"
+  void MapHeader(size_t n);    // RESP3 "%n", RESP2 "*2n"
+  void SetHeader(size_t n);    // RESP3 "~n", RESP2 "*n"
+  // RESP3 ",v\r\n", RESP2 a bulk of the same text: "%.17g", or inf/-inf/nan.
+  void Double(double v);
+  void Bool(bool v);  // RESP3 "#t"/"#f", RESP2 ":1"/":0"
+  // RESP3 "=len\r\ntxt:s\r\n" (INFO in RESP3), RESP2 a plain bulk. As Redis,
+  // `format` is cut or space-padded to exactly three bytes.
   void Verbatim(std::string_view s, std::string_view format = "txt");
   // Bytes that are already a complete RESP reply (e.g. relayed from a peer).
   void Raw(std::string_view encoded);
@@ -72,7 +76,10 @@ class ReplyBuilder {
   }
 
  private:
-  void Header(char type, uint64_t n);
+  void Header(char type, uint64_t n);        // "<type>n\r\n"
+  void Line(char type, std::string_view s);  // "<type>s\r\n", CR/LF -> ' '
+  // "<type><len>\r\n<prefix><s>\r\n" with len = prefix + s; one Write when small.
+  void TypedBlob(char type, std::string_view prefix, std::string_view s);
   ReplySink* sink_;
   int resp_;
 };

@@ -48,9 +48,10 @@ class RequestParser {
   // where it stopped, so feeding a request one byte at a time is linear.
   //
   // kOk: *consumed = bytes of this request; `args` is replaced by its
-  //   arguments, which point into `input` (multibulk) or into the parser
-  //   (inline) and stay valid until the next call to Parse or Reset. An empty
-  //   line or `*0`/`*-1` yields kOk with no arguments; callers skip it.
+  //   arguments, which point into `input` (multibulk; valid while the caller
+  //   keeps those bytes) or into the parser (inline; valid until the next
+  //   call to Parse or Reset). An empty line or `*0`/`*-1` yields kOk with
+  //   no arguments; callers skip it.
   // kNeedMore: *consumed = 0, `args` unspecified.
   // kError: *consumed = 0, error() holds Redis's text, e.g.
   //   "ERR Protocol error: invalid bulk length". The parser must be Reset (or
@@ -69,6 +70,7 @@ class RequestParser {
   //                                two bytes unchecked; we reject)
   //   "too big inline request"     no LF within max_inline_len+1 bytes
   //   "unbalanced quotes in request"  inline quoting as sdssplitargs rejects
+  //   "parser input shrank between calls"  the caller broke the contract above
   // Integers are strict as Redis string2ll: optional '-', no '+', spaces or
   // leading zeros, no overflow. Inline lines treat NUL as an ordinary byte
   // (Redis's C-string split would end the line there).
@@ -108,14 +110,14 @@ class RequestParser {
   ParserLimits limits_;
   State state_ = State::kStart;
   // Offsets, never pointers: the caller's buffer may move between calls.
-  size_t pos_ = 0;           // start of the next header line or bulk body
-  size_t scan_ = 0;          // bytes after pos_ already searched for the delimiter
-  uint64_t args_left_ = 0;   // bulks still to read in this multibulk
-  uint64_t bulk_len_ = 0;    // length of the bulk being read
-  size_t seen_ = 0;          // input size at the last call (contract check)
+  size_t pos_ = 0;          // start of the next header line or bulk body
+  size_t scan_ = 0;         // bytes after pos_ already searched for the delimiter
+  uint64_t args_left_ = 0;  // bulks still to read in this multibulk
+  uint64_t bulk_len_ = 0;   // length of the bulk being read
+  size_t seen_ = 0;         // input size at the last call (contract check)
   // (offset, len) of parsed args, into the input (multibulk) or inline_buf_.
   std::vector<std::pair<size_t, size_t>> spans_;
-  std::string inline_buf_;   // unquoted inline arguments, back to back
+  std::string inline_buf_;  // unquoted inline arguments, back to back
   size_t min_request_size_ = 0;
   std::string error_;
 };
