@@ -118,11 +118,16 @@ def encode_command(*args: Any) -> bytes:
 
 
 class RespConnection:
-    def __init__(self, host: str = "127.0.0.1", port: int = 6379, timeout: float = 10.0):
+    def __init__(self, host: str = "127.0.0.1", port: int = 6379, timeout: float = 10.0,
+                 sock: Optional[socket.socket] = None):
         self.host = host
         self.port = port
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if sock is None:
+            sock = socket.create_connection((host, port), timeout=timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        else:
+            sock.settimeout(timeout)
+        self.sock = sock
         self._buf = bytearray()
         self._pos = 0
         self._raw_start = 0

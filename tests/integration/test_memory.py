@@ -1,0 +1,176 @@
+"""maxmemory and eviction, each test on its own small server.
+
+allkeys-lru: writing far more than maxmemory keeps the server answering,
+keeps used_memory near the limit, counts evictions and keeps hot keys.
+noeviction: writes fail with the OOM error, reads and deletes still work.
+"""
+
+import os
+import time
+
+import pytest
+
+from util import err
+
+pytestmark = pytest.mark.slow
+
+MB = 1024 * 1024
+OOM = "OOM command not allowed when used memory > 'maxmemory'."
+
+
+def mem(c) -> dict:
+    text = c.execute("INFO", "memory") + c.execute("INFO", "stats")
+    out = {}
+    for line in text.decode().splitlines():
+        if ":" in line and not line.startswith("#"):
+            k, v = line.split(":", 1)
+            out[k] = v
+    return out
+
+
+def fill(c, prefix: str, total_bytes: int, value_size: int = 10 * 1024, batch: int = 100,
+         hot_keys=(), check=None):
+    """SET total_bytes worth of value_size values in pipelined batches.
+    Returns the replies (a reply per SET). Touches `hot_keys` between batches."""
+    base = os.urandom(value_size)
+    n = total_bytes // value_size
+    replies = []
+    for start in range(0, n, batch):
+        cmds = [("SET", f"{prefix}:{i}", base[:-8] + i.to_bytes(8, "little"))
+                for i in range(start, min(n, start + batch))]
+        if hot_keys:
+            cmds.append(("MGET", *hot_keys))
+        out = c.pipeline(cmds)
+        replies.extend(out[:len(cmds) - (1 if hot_keys else 0)])
+        if check:
+            check(start)
+    return replies
+
+
+def test_allkeys_lru_eviction(server_factory):
+    maxmemory = 32 * MB
+    srv = server_factory(maxmemory="32mb", maxmemory_policy="allkeys-lru", name="lru")
+    c = srv.raw(timeout=60)
+    peaks = []
+
+    def check(start):
+        if start % 2000 == 0:
+            assert c.execute("PING") == "PONG", "the server keeps answering while evicting"
+            peaks.append(int(mem(c)["used_memory"]))
+
+    # 200 MB of 10 KB values into 32 MB: every write succeeds, old keys go.
+    replies = fill(c, "cold", 200 * MB, check=check)
+    assert all(x == "OK" for x in replies), {repr(x) for x in replies if x != "OK"}
+    m = mem(c)
+    used = int(m["used_memory"])
+    assert used <= maxmemory * 1.1, f"used_memory {used} > maxmemory*1.1"
+    assert max(peaks) <= maxmemory * 1.1, f"peak used_memory {max(peaks)} > maxmemory*1.1"
+    assert int(m["maxmemory"]) == maxmemory
+    assert m["maxmemory_policy"] == "allkeys-lru"
+    assert int(m["evicted_keys"]) > 0
+    n_written = 200 * MB // (10 * 1024)
+    dbsize = c.execute("DBSIZE")
+    assert 0 < dbsize <= maxmemory // (10 * 1024)
+    assert c.execute("EXISTS", f"cold:{n_written - 1}") == 1, "the newest key survives"
+    v = c.execute("GET", f"cold:{n_written - 1}")
+    assert len(v) == 10 * 1024 and v[-8:] == (n_written - 1).to_bytes(8, "little")
+    c.close()
+
+
+def test_allkeys_lru_keeps_recently_used_keys(server_factory):
+    # Redis keeps LRU time with 1 s resolution, hence the sleep: the hot keys
+    # must be measurably more recent than the bulk of the keyspace.
+    srv = server_factory(maxmemory="32mb", maxmemory_policy="allkeys-lru", name="lru-hot")
+    c = srv.raw(timeout=60)
+    fill(c, "old", 40 * MB)
+    hot = [f"hot:{i}" for i in range(50)]
+    assert c.pipeline([("SET", k, "h" * 1000) for k in hot]) == ["OK"] * len(hot)
+    time.sleep(1.1)
+    c.execute("MGET", *hot)          # touch the hot keys
+    fill(c, "new", 12 * MB)          # forces ~12 MB of evictions
+    present = c.execute("EXISTS", *hot)
+    assert present >= 0.8 * len(hot), f"only {present}/{len(hot)} recently used keys survived allkeys-lru"
+    old_left = c.execute("EXISTS", *[f"old:{i}" for i in range(40 * MB // (10 * 1024))])
+    new_left = c.execute("EXISTS", *[f"new:{i}" for i in range(12 * MB // (10 * 1024))])
+    assert new_left > 0.8 * (12 * MB // (10 * 1024)), "fresh keys were evicted before old ones"
+    assert old_left < 40 * MB // (10 * 1024)
+    c.close()
+
+
+def test_noeviction_rejects_writes_but_serves_reads(server_factory):
+    srv = server_factory(maxmemory="32mb", maxmemory_policy="noeviction", name="noevict")
+    c = srv.raw(timeout=60)
+    c.execute("SET", "early", "still here")
+    replies = fill(c, "fill", 64 * MB)
+    oom = [x for x in replies if x != "OK"]
+    assert oom, "writing 64 MB into 32 MB with noeviction must fail at some point"
+    assert all(x == OOM for x in oom), {repr(x) for x in oom}
+    stored = replies.index(oom[0])
+    assert stored > 0
+    # Writes that need memory fail now (2 MB is more than any headroom left).
+    big = b"x" * (2 * MB)
+    assert err(c, "SET", "new", big) == OOM
+    assert err(c, "MSET", "a", "1", "b", big) == OOM
+    assert err(c, "APPEND", "early", big) == OOM
+    assert err(c, "SETEX", "new", "100", big) == OOM
+    assert c.execute("EXISTS", "new", "a", "b") == 0
+    assert c.execute("GET", "early") == b"still here"
+    # Reads and metadata work.
+    assert c.execute("GET", "early") == b"still here"
+    assert len(c.execute("GET", "fill:0")) == 10 * 1024
+    assert c.execute("MGET", "early", "nokey") == [b"still here", None]
+    assert c.execute("EXISTS", "early", "fill:0") == 2
+    assert c.execute("PING") == "PONG"
+    assert c.execute("DBSIZE") >= stored
+    m = mem(c)
+    assert int(m["evicted_keys"]) == 0
+    assert int(m["used_memory"]) <= 32 * MB * 1.1
+    # Deleting frees memory and writes work again.
+    assert c.execute("DEL", *[f"fill:{i}" for i in range(stored // 2)]) == stored // 2
+    assert c.execute("SET", "after-del", "x" * 10240) == "OK"
+    assert c.execute("FLUSHALL") == "OK"
+    assert c.execute("SET", "after-flush", "v") == "OK"
+    c.close()
+
+
+def test_volatile_lru_spares_persistent_keys(server_factory):
+    srv = server_factory(maxmemory="32mb", maxmemory_policy="volatile-lru", name="volatile")
+    c = srv.raw(timeout=60)
+    persistent = [f"keep:{i}" for i in range(500)]
+    c.pipeline([("SET", k, "p" * 10240) for k in persistent])  # ~5 MB without TTL
+    base = os.urandom(10240)
+    for start in range(0, 10000, 100):  # ~100 MB of keys with a TTL
+        out = c.pipeline([("SET", f"vol:{i}", base, "EX", "3600") for i in range(start, start + 100)])
+        assert all(x == "OK" for x in out), {repr(x) for x in out if x != "OK"}
+    assert int(mem(c)["evicted_keys"]) > 0
+    assert c.execute("EXISTS", *persistent) == len(persistent), "volatile-lru evicted a key without TTL"
+    assert int(mem(c)["used_memory"]) <= 32 * MB * 1.1
+    c.close()
+
+
+def test_lowering_maxmemory_at_runtime_evicts(server_factory):
+    srv = server_factory(maxmemory="64mb", maxmemory_policy="allkeys-lru", name="shrink")
+    c = srv.raw(timeout=60)
+    fill(c, "k", 30 * MB)
+    assert int(mem(c)["evicted_keys"]) == 0
+    assert c.execute("DBSIZE") == 30 * MB // (10 * 1024)
+    assert c.execute("CONFIG", "SET", "maxmemory", "8mb") == "OK"
+    # Eviction happens as commands arrive; a few writes trigger it.
+    for i in range(20):
+        assert c.execute("SET", f"after:{i}", "v") == "OK"
+    m = mem(c)
+    assert int(m["evicted_keys"]) > 0
+    assert int(m["used_memory"]) <= 8 * MB * 1.1
+    assert c.execute("DBSIZE") < 30 * MB // (10 * 1024)
+    c.close()
+
+
+def test_redis_py_sees_oom_error(server_factory):
+    import redis
+    srv = server_factory(maxmemory="8mb", maxmemory_policy="noeviction", name="oom-py")
+    r = srv.client()
+    value = b"x" * 100_000
+    with pytest.raises(redis.ResponseError, match="^OOM command not allowed when used memory > 'maxmemory'.$"):
+        for i in range(200):
+            r.set(f"k{i}", value)
+    assert r.get("k0") == value

@@ -1,0 +1,47 @@
+"""Small helpers shared by the test files."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from resp import RespConnection, RespError
+
+
+def err(conn: RespConnection, *args: Any) -> str:
+    """Run a command on a raw connection; it must fail. Returns the full error line.
+
+    Raw connections keep the error code (ERR, WRONGTYPE, NOAUTH...) that
+    redis-py strips, so exact messages are compared through this helper.
+    """
+    reply = conn.execute(*args)
+    assert isinstance(reply, RespError), f"{args!r}: expected an error reply, got {reply!r}"
+    return reply.message
+
+
+def ok(conn: RespConnection, *args: Any) -> Any:
+    """Run a command on a raw connection; it must not fail. Returns the reply."""
+    reply = conn.execute(*args)
+    assert not isinstance(reply, RespError), f"{args!r}: unexpected error {reply.message!r}"
+    return reply
+
+
+def wait_until(pred: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02, what: str = "condition") -> Any:
+    """Poll `pred` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def wrong_args(cmd: str) -> str:
+    return f"ERR wrong number of arguments for '{cmd}' command"
+
+
+NOT_INT = "ERR value is not an integer or out of range"
+NOT_FLOAT = "ERR value is not a valid float"
+SYNTAX = "ERR syntax error"
