@@ -1,0 +1,481 @@
+// The requester side of batch reads and writes: split by owner, run the
+// local part on the Store, one call per remote owner (more when a part is
+// larger than one call may carry), all in flight at once, and write each
+// result back at its key's original index.
+#include <algorithm>
+
+#include "storage/pool/pool_impl.h"
+
+namespace kvpool::pool {
+
+namespace {
+
+// Indices of `keys` grouped by owner node.
+std::vector<std::vector<uint32_t>> GroupByOwner(const Pool& pool,
+                                                std::span<const std::string_view> keys,
+                                                size_t stride = 1) {
+  std::vector<std::vector<uint32_t>> parts(pool.nodes());
+  for (size_t i = 0; i < keys.size(); i += stride)
+    parts[pool.OwnerOf(keys[i])].push_back(static_cast<uint32_t>(i));
+  return parts;
+}
+
+int RemainingMs(int64_t deadline) {
+  return static_cast<int>(std::max<int64_t>(1, deadline - WallMs()));
+}
+
+// A key list body: {db u32, n u32, key*n}.
+std::string KeysBody(int db, std::span<const std::string_view> keys,
+                     const std::vector<uint32_t>& idx, size_t begin, size_t end) {
+  std::string body;
+  Writer w(&body);
+  w.U32(static_cast<uint32_t>(db));
+  w.U32(static_cast<uint32_t>(end - begin));
+  for (size_t i = begin; i < end; ++i) w.Bytes(keys[idx[i]]);
+  return body;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- MultiGet
+
+namespace {
+
+struct GetOp : std::enable_shared_from_this<GetOp> {
+  Pool* pool;
+  transport::Transport* transport;
+  int lane, db;
+  int64_t deadline;
+  size_t chunk;
+  std::vector<std::string_view> keys;
+  std::vector<GetResult> results;
+  int pending = 0;
+  Pool::GetDone done;
+
+  void Finish() {
+    if (--pending == 0) done(results);
+  }
+  void Fail(const std::vector<uint32_t>& idx, size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) results[idx[i]].state = GetResult::kUnavailable;
+  }
+  void SendGets(int node, std::vector<uint32_t> idx);
+  void FetchLarge(int node, uint32_t index, uint64_t total, uint64_t version, int attempts);
+};
+
+void GetOp::SendGets(int node, std::vector<uint32_t> idx) {
+  auto self = shared_from_this();
+  size_t max_keys = 4096;
+  for (size_t begin = 0; begin < idx.size(); begin += max_keys) {
+    size_t end = std::min(idx.size(), begin + max_keys);
+    ++pending;
+    transport::CallArgs args;
+    args.opcode = kOpMultiGet;
+    args.body = KeysBody(db, keys, idx, begin, end);
+    args.bulk_out_capacity = chunk;
+    transport->Call(
+        lane, node, std::move(args), RemainingMs(deadline),
+        [self, node, idx, begin, end](Status s, std::string_view reply, std::string_view bulk) {
+          std::string_view payload;
+          if (s.ok()) s = ParseReplyStatus(reply, &payload);
+          Reader r(payload);
+          size_t off = 0;
+          std::vector<uint32_t> again;  // fit a later call
+          for (size_t i = begin; s.ok() && i < end; ++i) {
+            uint8_t state;
+            uint64_t total, sent, version;
+            if (!r.U8(&state) || !r.U64(&total) || !r.U64(&sent) || !r.U64(&version) ||
+                sent > bulk.size() - off) {
+              s = Status::Internal("malformed multiget reply");
+              break;
+            }
+            GetResult& res = self->results[idx[i]];
+            if (state != kKeyFound) continue;
+            if (sent == total) {
+              res.state = GetResult::kFound;
+              res.remote.assign(bulk.data() + off, sent);
+              off += sent;
+            } else if (total > self->chunk) {
+              self->FetchLarge(node, idx[i], total, version, 0);
+            } else {
+              again.push_back(idx[i]);
+            }
+          }
+          if (!s.ok()) self->Fail(idx, begin, end);
+          else if (!again.empty()) self->SendGets(node, std::move(again));
+          self->Finish();
+        });
+  }
+}
+
+// A value larger than one call carries: its chunks, all in flight at once,
+// each checked against the version first seen; if the key changes midway
+// the fetch starts over (a few times, then it reads as unavailable).
+void GetOp::FetchLarge(int node, uint32_t index, uint64_t total, uint64_t version,
+                       int attempts) {
+  auto self = shared_from_this();
+  GetResult& res = results[index];
+  if (attempts >= 4) {
+    res.state = GetResult::kUnavailable;
+    return;
+  }
+  res.remote.assign(total, '\0');
+  struct Fetch {
+    int pending = 0;
+    bool changed = false, failed = false;
+    uint64_t new_total = 0, new_version = 0;
+  };
+  auto f = std::make_shared<Fetch>();
+  ++pending;  // the fetch as a whole
+  for (uint64_t off = 0; off < total; off += chunk) {
+    uint64_t len = std::min<uint64_t>(chunk, total - off);
+    transport::CallArgs args;
+    args.opcode = kOpGetChunk;
+    Writer w(&args.body);
+    w.U32(static_cast<uint32_t>(db));
+    w.Bytes(keys[index]);
+    w.U64(version);
+    w.U64(off);
+    w.U64(len);
+    args.bulk_out_capacity = len;
+    ++f->pending;
+    transport->Call(
+        lane, node, std::move(args), RemainingMs(deadline),
+        [self, f, node, index, off, len, attempts](Status s, std::string_view reply,
+                                                   std::string_view bulk) {
+          std::string_view payload;
+          if (s.ok()) s = ParseReplyStatus(reply, &payload);
+          Reader r(payload);
+          uint8_t state;
+          uint64_t total, version;
+          if (s.ok() && (!r.U8(&state) || !r.U64(&total) || !r.U64(&version)))
+            s = Status::Internal("malformed chunk reply");
+          GetResult& res = self->results[index];
+          if (!s.ok()) {
+            f->failed = true;
+          } else if (state == kKeyFound && bulk.size() == len) {
+            memcpy(res.remote.data() + off, bulk.data(), len);
+          } else if (state == kKeyFound || state == kKeyChanged) {
+            f->changed = true;
+            f->new_total = total;
+            f->new_version = version;
+          } else {
+            f->changed = true;  // gone meanwhile
+            f->new_total = 0;
+          }
+          if (--f->pending > 0) return;
+          if (f->failed) {
+            res.state = GetResult::kUnavailable;
+            res.remote.clear();
+          } else if (!f->changed) {
+            res.state = GetResult::kFound;
+          } else if (f->new_total == 0 && f->new_version == 0) {
+            res.state = GetResult::kMissing;
+            res.remote.clear();
+          } else if (f->new_total <= self->chunk) {
+            res.remote.clear();
+            self->SendGets(node, {index});
+          } else {
+            self->FetchLarge(node, index, f->new_total, f->new_version, attempts + 1);
+          }
+          self->Finish();
+        });
+  }
+}
+
+}  // namespace
+
+void Pool::MultiGet(int lane, int db, std::span<const std::string_view> keys, int64_t now_ms,
+                    GetDone done) {
+  auto op = std::make_shared<GetOp>();
+  op->pool = this;
+  op->transport = transport_;
+  op->lane = lane;
+  op->db = db;
+  op->deadline = WallMs() + options_.timeout_ms;
+  op->chunk = impl_->chunk_bytes;
+  op->keys.assign(keys.begin(), keys.end());
+  op->results.resize(keys.size());
+  op->done = std::move(done);
+  op->pending = 1;  // released at the end of this function
+
+  auto parts = GroupByOwner(*this, keys);
+  for (int node = 0; node < nodes(); ++node) {
+    auto& idx = parts[node];
+    if (idx.empty()) continue;
+    if (node == options_.self) {
+      std::vector<std::string_view> local;
+      local.reserve(idx.size());
+      for (uint32_t i : idx) local.push_back(keys[i]);
+      std::vector<storage::ItemRef> items = store_->MultiGet(db, local, now_ms);
+      for (size_t i = 0; i < idx.size(); ++i) {
+        if (!items[i]) continue;
+        op->results[idx[i]].state = GetResult::kFound;
+        op->results[idx[i]].local = std::move(items[i]);
+      }
+    } else if (!NodeUp(node)) {
+      op->Fail(idx, 0, idx.size());
+    } else {
+      op->SendGets(node, std::move(idx));
+    }
+  }
+  op->Finish();
+}
+
+// ------------------------------------------------- MultiExists and MultiDel
+
+namespace {
+
+void KeyFlags(Pool* pool, transport::Transport* transport, storage::Store* store,
+              uint16_t opcode, int lane, int db, std::span<const std::string_view> keys,
+              int64_t now_ms, int timeout_ms, Pool::ExistsDone done) {
+  struct Op {
+    std::vector<int8_t> results;
+    int pending = 1;
+    Pool::ExistsDone done;
+    void Finish() {
+      if (--pending == 0) done(results);
+    }
+  };
+  auto op = std::make_shared<Op>();
+  op->results.assign(keys.size(), 0);
+  op->done = std::move(done);
+  auto parts = GroupByOwner(*pool, keys);
+  int64_t deadline = WallMs() + timeout_ms;
+  for (int node = 0; node < pool->nodes(); ++node) {
+    auto& idx = parts[node];
+    if (idx.empty()) continue;
+    if (node == pool->self()) {
+      for (uint32_t i : idx) {
+        if (opcode == kOpMultiExists) {
+          // Peek: an existence check never touches LRU or TTL.
+          op->results[i] = store->Peek(db, keys[i], now_ms) ? 1 : 0;
+        } else {
+          op->results[i] = store->Del(db, keys[i], now_ms) ? 1 : 0;
+        }
+      }
+      continue;
+    }
+    if (!pool->NodeUp(node)) {
+      for (uint32_t i : idx) op->results[i] = -1;
+      continue;
+    }
+    const size_t max_keys = 4096;
+    for (size_t begin = 0; begin < idx.size(); begin += max_keys) {
+      size_t end = std::min(idx.size(), begin + max_keys);
+      std::vector<uint32_t> part(idx.begin() + begin, idx.begin() + end);
+      transport::CallArgs args;
+      args.opcode = opcode;
+      args.body = KeysBody(db, keys, idx, begin, end);
+      ++op->pending;
+      transport->Call(lane, node, std::move(args), RemainingMs(deadline),
+                      [op, part](Status s, std::string_view reply, std::string_view) {
+                        std::string_view payload;
+                        if (s.ok()) s = ParseReplyStatus(reply, &payload);
+                        if (s.ok() && payload.size() != part.size())
+                          s = Status::Internal("malformed reply");
+                        for (size_t i = 0; i < part.size(); ++i)
+                          op->results[part[i]] = s.ok() ? (payload[i] ? 1 : 0) : -1;
+                        op->Finish();
+                      });
+    }
+  }
+  op->Finish();
+}
+
+}  // namespace
+
+void Pool::MultiExists(int lane, int db, std::span<const std::string_view> keys, int64_t now_ms,
+                       ExistsDone done) {
+  KeyFlags(this, transport_, store_, kOpMultiExists, lane, db, keys, now_ms, options_.timeout_ms,
+           std::move(done));
+}
+
+void Pool::MultiDel(int lane, int db, std::span<const std::string_view> keys, int64_t now_ms,
+                    ExistsDone done) {
+  KeyFlags(this, transport_, store_, kOpMultiDel, lane, db, keys, now_ms, options_.timeout_ms,
+           std::move(done));
+}
+
+// ---------------------------------------------------------------- MultiSet
+
+namespace {
+
+struct SetOp : std::enable_shared_from_this<SetOp> {
+  Pool* pool;
+  transport::Transport* transport;
+  int lane, db;
+  int64_t deadline;
+  size_t chunk;
+  std::vector<std::string_view> kvs;
+  int pending = 1;
+  size_t failed_keys = 0;
+  Status first_error;
+  Pool::SetDone done;
+
+  void Failed(int node, size_t nkeys, const Status& s) {
+    failed_keys += nkeys;
+    if (first_error.ok()) {
+      std::string why = s.code() == Code::kOutOfMemory
+                            ? "out of memory (maxmemory) on " + pool->node(node).Addr()
+                            : pool->NodeDownError(node) + (s.message().empty() ? "" : " (" + s.message() + ")");
+      first_error = Status(s.code(), why);
+    }
+  }
+  void Finish() {
+    if (--pending > 0) return;
+    done(first_error, failed_keys);
+  }
+  // pairs: indices of keys in kvs (values at +1).
+  void SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin, size_t end);
+  void SendLarge(int node, uint32_t pair);
+};
+
+void SetOp::SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin, size_t end) {
+  transport::CallArgs args;
+  args.opcode = kOpMultiSet;
+  Writer w(&args.body);
+  w.U32(static_cast<uint32_t>(db));
+  w.U32(static_cast<uint32_t>(end - begin));
+  uint64_t off = 0;
+  for (size_t i = begin; i < end; ++i) {
+    std::string_view k = kvs[pairs[i]], v = kvs[pairs[i] + 1];
+    w.Bytes(k);
+    w.U64(v.size());
+    w.U64(off);
+    off += v.size();
+    if (!v.empty()) args.bulk_in.push_back({const_cast<char*>(v.data()), v.size()});
+  }
+  ++pending;
+  size_t n = end - begin;
+  auto self = shared_from_this();
+  transport->Call(lane, node, std::move(args), RemainingMs(deadline),
+                  [self, node, n](Status s, std::string_view reply, std::string_view) {
+                    std::string_view payload;
+                    if (s.ok()) s = ParseReplyStatus(reply, &payload);
+                    if (!s.ok()) self->Failed(node, n, s);
+                    self->Finish();
+                  });
+}
+
+// One value larger than a call carries: begin, every chunk in flight at
+// once, end (publish). Not atomic with the rest of its MSET.
+void SetOp::SendLarge(int node, uint32_t pair) {
+  auto self = shared_from_this();
+  std::string_view key = kvs[pair], value = kvs[pair + 1];
+  transport::CallArgs args;
+  args.opcode = kOpPutBegin;
+  Writer w(&args.body);
+  w.U32(static_cast<uint32_t>(db));
+  w.Bytes(key);
+  w.U64(value.size());
+  ++pending;
+  transport->Call(lane, node, std::move(args), RemainingMs(deadline),
+                  [self, node, value](Status s, std::string_view reply, std::string_view) {
+                    std::string_view payload;
+                    if (s.ok()) s = ParseReplyStatus(reply, &payload);
+                    uint64_t handle = 0;
+                    Reader r(payload);
+                    if (s.ok() && !r.U64(&handle)) s = Status::Internal("malformed put reply");
+                    if (!s.ok()) {
+                      self->Failed(node, 1, s);
+                      return self->Finish();
+                    }
+                    struct Chunks {
+                      int pending = 0;
+                      Status error;
+                    };
+                    auto c = std::make_shared<Chunks>();
+                    auto end_put = [self, node, handle, c] {
+                      transport::CallArgs a;
+                      a.opcode = kOpPutEnd;
+                      Writer w(&a.body);
+                      w.U64(handle);
+                      w.U8(c->error.ok() ? 1 : 0);
+                      self->transport->Call(
+                          self->lane, node, std::move(a), RemainingMs(self->deadline),
+                          [self, node, c](Status s, std::string_view reply, std::string_view) {
+                            std::string_view payload;
+                            if (s.ok()) s = ParseReplyStatus(reply, &payload);
+                            if (!c->error.ok()) s = c->error;
+                            if (!s.ok()) self->Failed(node, 1, s);
+                            self->Finish();
+                          });
+                    };
+                    for (uint64_t off = 0; off < value.size(); off += self->chunk) {
+                      size_t len = std::min<uint64_t>(self->chunk, value.size() - off);
+                      transport::CallArgs a;
+                      a.opcode = kOpPutChunk;
+                      Writer w(&a.body);
+                      w.U64(handle);
+                      w.U64(off);
+                      a.bulk_in.push_back({const_cast<char*>(value.data() + off), len});
+                      ++c->pending;
+                      self->transport->Call(
+                          self->lane, node, std::move(a), RemainingMs(self->deadline),
+                          [c, end_put](Status s, std::string_view reply, std::string_view) {
+                            std::string_view payload;
+                            if (s.ok()) s = ParseReplyStatus(reply, &payload);
+                            if (!s.ok() && c->error.ok()) c->error = s;
+                            if (--c->pending == 0) end_put();
+                          });
+                    }
+                  });
+}
+
+}  // namespace
+
+void Pool::MultiSet(int lane, int db, std::span<const std::string_view> kvs, int64_t now_ms,
+                    SetDone done) {
+  auto op = std::make_shared<SetOp>();
+  op->pool = this;
+  op->transport = transport_;
+  op->lane = lane;
+  op->db = db;
+  op->deadline = WallMs() + options_.timeout_ms;
+  op->chunk = impl_->chunk_bytes;
+  op->kvs.assign(kvs.begin(), kvs.end());
+  op->done = std::move(done);
+
+  auto parts = GroupByOwner(*this, kvs, 2);
+  for (int node = 0; node < nodes(); ++node) {
+    auto& pairs = parts[node];
+    if (pairs.empty()) continue;
+    if (node == options_.self) {
+      std::vector<std::string_view> local;
+      local.reserve(pairs.size() * 2);
+      for (uint32_t p : pairs) {
+        local.push_back(kvs[p]);
+        local.push_back(kvs[p + 1]);
+      }
+      bool written = false;
+      Status s = store_->MultiSet(db, local, false, now_ms, &written);
+      if (!s.ok()) op->Failed(node, pairs.size(), s);
+      continue;
+    }
+    if (!NodeUp(node)) {
+      op->Failed(node, pairs.size(), Status::Unavailable(""));
+      continue;
+    }
+    // Pack pairs into calls of at most `chunk` value bytes; a value larger
+    // than that travels on its own in chunks.
+    std::vector<uint32_t> small;
+    for (uint32_t p : pairs) {
+      if (kvs[p + 1].size() > op->chunk) op->SendLarge(node, p);
+      else small.push_back(p);
+    }
+    size_t begin = 0, bytes = 0;
+    for (size_t i = 0; i < small.size(); ++i) {
+      size_t v = kvs[small[i] + 1].size();
+      if (i > begin && (bytes + v > op->chunk || i - begin >= 4096)) {
+        op->SendSets(node, small, begin, i);
+        begin = i;
+        bytes = 0;
+      }
+      bytes += v;
+    }
+    if (begin < small.size()) op->SendSets(node, small, begin, small.size());
+  }
+  op->Finish();
+}
+
+}  // namespace kvpool::pool

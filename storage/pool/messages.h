@@ -1,0 +1,45 @@
+// Opcodes of the calls nodes make to each other, and the layout of their
+// bodies (encoded with codec.h). Values never travel in bodies: they move
+// through the call's bulk regions (one-sided over RDMA, inline over TCP).
+#pragma once
+
+#include <cstdint>
+
+namespace kvpool::pool {
+
+enum Opcode : uint16_t {
+  // {} -> {node u32, keys u64, used_memory u64, maxmemory u64}
+  kOpPing = 1,
+  // {db u32, n u32, key*n} -> {n x (state u8, total u64, sent u64, version u64)}
+  // Found values are written to bulk_out in key order while they fit; a
+  // value that does not fit is reported with sent 0 and fetched later.
+  kOpMultiGet = 2,
+  // {db u32, key, version u64, offset u64, len u64} -> {state u8, total u64, version u64}
+  // Writes value[offset, offset+len) to bulk_out if the version still holds.
+  kOpGetChunk = 3,
+  // {db u32, n u32, n x (key, len u64, bulk_offset u64)} -> {}
+  // Values are read from bulk_in; all published atomically on the owner.
+  kOpMultiSet = 4,
+  // {db u32, key, total u64} -> {handle u64}: space for one large value.
+  kOpPutBegin = 5,
+  // {handle u64, offset u64} + bulk_in -> {}: fills part of it.
+  kOpPutChunk = 6,
+  // {handle u64, publish u8} -> {}: publishes (or drops) it.
+  kOpPutEnd = 7,
+  // {db u32, n u32, key*n} -> {n x u8 (1 present, 0 absent)}
+  kOpMultiExists = 8,
+  // {db u32, n u32, key*n} -> {n x u8 (1 removed)}
+  kOpMultiDel = 9,
+  // {db u32, resp u8, argc u32, arg*argc} -> RESP reply bytes
+  kOpCommand = 10,
+  // {db u32, resp u8, ncmd u32, (argc u32, arg*argc)*ncmd, nwatch u32, (key, version u64)*nwatch}
+  //   -> RESP reply bytes of EXEC
+  kOpTransaction = 11,
+  // {db u32, n u32, key*n} -> {n x version u64 (0 = absent)}
+  kOpVersions = 12,
+};
+
+// Per-key states in replies.
+enum KeyState : uint8_t { kKeyMissing = 0, kKeyFound = 1, kKeyChanged = 2 };
+
+}  // namespace kvpool::pool

@@ -1,0 +1,298 @@
+// The owner side: calls from peers, run against this node's Store (or, for
+// whole commands, through the server's CommandExecutor).
+#include <spdlog/spdlog.h>
+
+#include "storage/pool/pool_impl.h"
+
+namespace kvpool::pool {
+
+namespace {
+
+using transport::IncomingCall;
+
+void ReleaseToken(void* token) { storage::ItemRef::ReleasePin(token); }
+
+Status Malformed() { return Status::InvalidArgument("malformed request"); }
+
+// {db u32, n u32, key*n}; n is checked against what the body can hold.
+bool ReadKeys(Reader& r, int databases, int* db, std::vector<std::string_view>* keys) {
+  uint32_t d, n;
+  if (!r.U32(&d) || d >= static_cast<uint32_t>(databases) || !r.Count(&n, 4)) return false;
+  *db = static_cast<int>(d);
+  keys->resize(n);
+  for (uint32_t i = 0; i < n; ++i)
+    if (!r.Bytes(&(*keys)[i])) return false;
+  return true;
+}
+
+bool ReadArgv(Reader& r, std::vector<std::string_view>* argv) {
+  uint32_t n;
+  if (!r.Count(&n, 4) || n == 0) return false;
+  argv->resize(n);
+  for (uint32_t i = 0; i < n; ++i)
+    if (!r.Bytes(&(*argv)[i])) return false;
+  return true;
+}
+
+}  // namespace
+
+void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
+  storage::Store* store = pool->store_;
+  const int dbs = store->databases();
+  const int64_t now = WallMs();
+  Reader r(call->body());
+  int db = 0;
+  std::vector<std::string_view> keys;
+
+  switch (call->opcode()) {
+    case kOpPing: {
+      storage::StoreStats st = store->GetStats();
+      std::string out = OkReply();
+      Writer w(&out);
+      w.U32(static_cast<uint32_t>(pool->self()));
+      w.U64(st.keys);
+      w.U64(st.used_memory);
+      w.U64(st.maxmemory);
+      return call->Reply(std::move(out));
+    }
+
+    case kOpMultiGet: {
+      if (!ReadKeys(r, dbs, &db, &keys)) return call->Reply(ErrorReply(Malformed()));
+      std::vector<storage::ItemRef> items = store->MultiGet(db, keys, now);
+      std::string out = OkReply();
+      Writer w(&out);
+      size_t room = call->bulk_out_capacity();
+      for (auto& it : items) {
+        if (!it) {
+          w.U8(kKeyMissing);
+          w.U64(0);
+          w.U64(0);
+          w.U64(0);
+          continue;
+        }
+        size_t len = it.value().size();
+        uint64_t version = it.version();
+        uint64_t sent = 0;
+        if (len <= room) {
+          const char* p = it.value().data();
+          size_t off;
+          // The pin travels with the bytes and is dropped once they are gone.
+          if (call->WriteBulk(p, len, &ReleaseToken, it.ReleaseToToken(), &off).ok()) {
+            sent = len;
+            room -= len;
+          }
+        }
+        w.U8(kKeyFound);
+        w.U64(len);
+        w.U64(sent);
+        w.U64(version);
+      }
+      return call->Reply(std::move(out));
+    }
+
+    case kOpGetChunk: {
+      uint32_t d;
+      std::string_view key;
+      uint64_t version, off, len;
+      if (!r.U32(&d) || d >= static_cast<uint32_t>(dbs) || !r.Bytes(&key) || !r.U64(&version) ||
+          !r.U64(&off) || !r.U64(&len))
+        return call->Reply(ErrorReply(Malformed()));
+      storage::ItemRef it = store->Get(static_cast<int>(d), key, now);
+      std::string out = OkReply();
+      Writer w(&out);
+      if (!it) {
+        w.U8(kKeyMissing);
+        w.U64(0);
+        w.U64(0);
+        return call->Reply(std::move(out));
+      }
+      uint64_t total = it.value().size(), v = it.version();
+      if (v != version || off > total || len > total - off || len > call->bulk_out_capacity()) {
+        w.U8(kKeyChanged);
+        w.U64(total);
+        w.U64(v);
+        return call->Reply(std::move(out));
+      }
+      const char* p = it.value().data() + off;
+      size_t at;
+      Status s = call->WriteBulk(p, len, &ReleaseToken, it.ReleaseToToken(), &at);
+      if (!s.ok()) return call->Reply(ErrorReply(s));
+      w.U8(kKeyFound);
+      w.U64(total);
+      w.U64(v);
+      return call->Reply(std::move(out));
+    }
+
+    case kOpMultiSet: {
+      uint32_t d, n;
+      if (!r.U32(&d) || d >= static_cast<uint32_t>(dbs) || !r.Count(&n, 20))
+        return call->Reply(ErrorReply(Malformed()));
+      // Phase one: space for every value, invisible to readers; phase two:
+      // the values are pulled straight into it (RDMA READ); phase three:
+      // all published at once.
+      struct Put {
+        std::unique_ptr<IncomingCall> call;
+        int db;
+        std::vector<storage::PendingItem> items;
+        int pending = 1;
+        Status error;
+      };
+      auto put = std::make_shared<Put>();
+      put->db = static_cast<int>(d);
+      put->items.reserve(n);
+      struct Part {
+        uint64_t off, len;
+      };
+      std::vector<Part> parts;
+      parts.reserve(n);
+      for (uint32_t i = 0; i < n; ++i) {
+        std::string_view key;
+        uint64_t len, off;
+        if (!r.Bytes(&key) || !r.U64(&len) || !r.U64(&off) || off > call->bulk_in_size() ||
+            len > call->bulk_in_size() - off)
+          return call->Reply(ErrorReply(Malformed()));
+        auto item = store->Prepare(key, len, now);
+        if (!item.ok()) return call->Reply(ErrorReply(item.status()));
+        put->items.push_back(std::move(item.value()));
+        parts.push_back({off, len});
+      }
+      IncomingCall* c = call.get();
+      put->call = std::move(call);
+      auto finish = [put, store] {
+        if (--put->pending > 0) return;
+        Status st = put->error;
+        if (st.ok()) st = store->Publish(put->db, &put->items, WallMs());
+        put->call->Reply(st.ok() ? OkReply() : ErrorReply(st));
+      };
+      for (size_t i = 0; i < parts.size(); ++i) {
+        if (parts[i].len == 0) continue;
+        ++put->pending;
+        c->ReadBulk(parts[i].off, parts[i].len, put->items[i].value_data(),
+                    [put, finish](Status s) {
+                      if (!s.ok() && put->error.ok()) put->error = s;
+                      finish();
+                    });
+      }
+      finish();
+      return;
+    }
+
+    case kOpPutBegin: {
+      uint32_t d;
+      std::string_view key;
+      uint64_t total;
+      if (!r.U32(&d) || d >= static_cast<uint32_t>(dbs) || !r.Bytes(&key) || !r.U64(&total))
+        return call->Reply(ErrorReply(Malformed()));
+      auto item = store->Prepare(key, total, now);
+      if (!item.ok()) return call->Reply(ErrorReply(item.status()));
+      uint64_t handle;
+      {
+        std::lock_guard<std::mutex> l(puts_mu);
+        handle = next_put++;
+        puts.emplace(handle, PendingPut{static_cast<int>(d), std::move(item.value()), now});
+      }
+      std::string out = OkReply();
+      Writer w(&out);
+      w.U64(handle);
+      return call->Reply(std::move(out));
+    }
+
+    case kOpPutChunk: {
+      uint64_t handle, off;
+      if (!r.U64(&handle) || !r.U64(&off)) return call->Reply(ErrorReply(Malformed()));
+      char* dst = nullptr;
+      {
+        std::lock_guard<std::mutex> l(puts_mu);
+        auto it = puts.find(handle);
+        if (it != puts.end() && off <= it->second.item.value_size() &&
+            call->bulk_in_size() <= it->second.item.value_size() - off)
+          dst = it->second.item.value_data() + off;
+      }
+      if (dst == nullptr) return call->Reply(ErrorReply(Status::NotFound("no such put")));
+      // The entry is only erased by PutEnd or the expiry sweep, which the
+      // requester's protocol orders after every chunk's reply.
+      IncomingCall* c = call.get();
+      auto holder = std::make_shared<std::unique_ptr<IncomingCall>>(std::move(call));
+      c->ReadBulk(0, c->bulk_in_size(), dst, [holder](Status s) {
+        (*holder)->Reply(s.ok() ? OkReply() : ErrorReply(s));
+      });
+      return;
+    }
+
+    case kOpPutEnd: {
+      uint64_t handle;
+      uint8_t publish;
+      if (!r.U64(&handle) || !r.U8(&publish)) return call->Reply(ErrorReply(Malformed()));
+      PendingPut p;
+      {
+        std::lock_guard<std::mutex> l(puts_mu);
+        auto it = puts.find(handle);
+        if (it == puts.end()) return call->Reply(ErrorReply(Status::NotFound("no such put")));
+        p = std::move(it->second);
+        puts.erase(it);
+      }
+      if (!publish) return call->Reply(OkReply());
+      std::vector<storage::PendingItem> items;
+      items.push_back(std::move(p.item));
+      Status s = store->Publish(p.db, &items, WallMs());
+      return call->Reply(s.ok() ? OkReply() : ErrorReply(s));
+    }
+
+    case kOpMultiExists:
+    case kOpMultiDel: {
+      if (!ReadKeys(r, dbs, &db, &keys)) return call->Reply(ErrorReply(Malformed()));
+      std::string out = OkReply();
+      for (std::string_view k : keys) {
+        bool yes = call->opcode() == kOpMultiExists ? static_cast<bool>(store->Peek(db, k, now))
+                                                    : store->Del(db, k, now);
+        out.push_back(yes ? 1 : 0);
+      }
+      return call->Reply(std::move(out));
+    }
+
+    case kOpVersions: {
+      if (!ReadKeys(r, dbs, &db, &keys)) return call->Reply(ErrorReply(Malformed()));
+      std::string out = OkReply();
+      Writer w(&out);
+      for (std::string_view k : keys) {
+        storage::ItemRef it = store->Peek(db, k, now);
+        w.U64(it ? it.version() : 0);
+      }
+      return call->Reply(std::move(out));
+    }
+
+    case kOpCommand: {
+      uint32_t d;
+      uint8_t resp;
+      std::vector<std::string_view> argv;
+      if (!r.U32(&d) || d >= static_cast<uint32_t>(dbs) || !r.U8(&resp) || !ReadArgv(r, &argv))
+        return call->Reply(ErrorReply(Malformed()));
+      std::string out = OkReply();
+      out += pool->executor_->Execute(call->lane(), static_cast<int>(d), resp == 3 ? 3 : 2, argv);
+      return call->Reply(std::move(out));
+    }
+
+    case kOpTransaction: {
+      uint32_t d, ncmd, nwatch;
+      uint8_t resp;
+      if (!r.U32(&d) || d >= static_cast<uint32_t>(dbs) || !r.U8(&resp) || !r.Count(&ncmd, 8))
+        return call->Reply(ErrorReply(Malformed()));
+      std::vector<std::vector<std::string_view>> cmds(ncmd);
+      for (auto& c : cmds)
+        if (!ReadArgv(r, &c)) return call->Reply(ErrorReply(Malformed()));
+      if (!r.Count(&nwatch, 12)) return call->Reply(ErrorReply(Malformed()));
+      std::vector<std::pair<std::string_view, uint64_t>> watched(nwatch);
+      for (auto& [k, v] : watched)
+        if (!r.Bytes(&k) || !r.U64(&v)) return call->Reply(ErrorReply(Malformed()));
+      std::string out = OkReply();
+      out += pool->executor_->ExecuteTransaction(call->lane(), static_cast<int>(d), resp == 3 ? 3 : 2, cmds,
+                                                 watched);
+      return call->Reply(std::move(out));
+    }
+
+    default:
+      return call->Reply(ErrorReply(Status::InvalidArgument("unknown opcode")));
+  }
+}
+
+}  // namespace kvpool::pool

@@ -1,0 +1,339 @@
+#include "storage/pool/pool.h"
+
+#include <spdlog/spdlog.h>
+
+#include <ctime>
+
+#include "storage/pool/pool_impl.h"
+
+namespace kvpool::pool {
+
+int64_t WallMs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
+}
+
+std::string OkReply() { return std::string(1, '\0'); }
+
+std::string ErrorReply(const Status& s) {
+  std::string out;
+  Writer w(&out);
+  w.U8(static_cast<uint8_t>(s.code()));
+  w.Bytes(s.message());
+  return out;
+}
+
+Status ParseReplyStatus(std::string_view body, std::string_view* payload) {
+  Reader r(body);
+  uint8_t code;
+  if (!r.U8(&code)) return Status::Internal("empty reply from peer");
+  if (code == 0) {
+    *payload = body.substr(1);
+    return Status::OK();
+  }
+  std::string_view msg;
+  if (!r.Bytes(&msg) || code > static_cast<uint8_t>(Code::kInternal))
+    return Status::Internal("malformed error reply from peer");
+  return Status(static_cast<Code>(code), std::string(msg));
+}
+
+Status ParseNodes(std::string_view text, std::vector<NodeSpec>* out) {
+  out->clear();
+  size_t i = 0;
+  while (i < text.size()) {
+    while (i < text.size() && (text[i] == ' ' || text[i] == ',' || text[i] == '\t')) ++i;
+    if (i >= text.size()) break;
+    size_t j = i;
+    while (j < text.size() && text[j] != ' ' && text[j] != ',' && text[j] != '\t') ++j;
+    std::string_view item = text.substr(i, j - i);
+    i = j;
+    NodeSpec n;
+    std::string_view addr = item, cport;
+    if (size_t at = item.find('@'); at != std::string_view::npos) {
+      addr = item.substr(0, at);
+      cport = item.substr(at + 1);
+    }
+    size_t colon = addr.rfind(':');
+    if (colon == std::string_view::npos || colon == 0)
+      return Status::InvalidArgument("pool-nodes: '" + std::string(item) + "' is not host:port");
+    n.host = std::string(addr.substr(0, colon));
+    if (n.host.size() > 2 && n.host.front() == '[' && n.host.back() == ']')
+      n.host = n.host.substr(1, n.host.size() - 2);
+    auto parse_port = [](std::string_view s, int* p) {
+      if (s.empty() || s.size() > 5) return false;
+      int v = 0;
+      for (char c : s) {
+        if (c < '0' || c > '9') return false;
+        v = v * 10 + (c - '0');
+      }
+      *p = v;
+      return v > 0 && v < 65536;
+    };
+    if (!parse_port(addr.substr(colon + 1), &n.port))
+      return Status::InvalidArgument("pool-nodes: bad port in '" + std::string(item) + "'");
+    if (cport.empty()) {
+      n.pool_port = n.port + 10000;
+      if (n.pool_port > 65535)
+        return Status::InvalidArgument("pool-nodes: '" + std::string(item) +
+                                       "' needs @poolport (port + 10000 is over 65535)");
+    } else if (!parse_port(cport, &n.pool_port)) {
+      return Status::InvalidArgument("pool-nodes: bad pool port in '" + std::string(item) + "'");
+    }
+    out->push_back(std::move(n));
+  }
+  if (out->size() > 1024) return Status::InvalidArgument("pool-nodes: at most 1024 nodes");
+  return Status::OK();
+}
+
+Pool::Pool(PoolOptions options, storage::Store* store, transport::Transport* transport,
+           CommandExecutor* executor)
+    : options_(std::move(options)),
+      slots_(static_cast<int>(options_.nodes.size())),
+      store_(store),
+      transport_(transport),
+      executor_(executor),
+      impl_(std::make_unique<Impl>()) {
+  impl_->pool = this;
+  impl_->health = std::make_unique<PeerHealth[]>(options_.nodes.size());
+  int64_t now = WallMs();
+  for (size_t i = 0; i < options_.nodes.size(); ++i) impl_->health[i].last_ok_ms.store(now);
+  impl_->chunk_bytes = transport_->max_bulk_per_call();
+}
+
+Pool::~Pool() = default;
+
+Status Pool::Start(std::vector<event_base*> lanes) {
+  impl_->lanes = lanes;
+  Impl* impl = impl_.get();
+  return transport_->Start(std::move(lanes), [impl](std::unique_ptr<transport::IncomingCall> c) {
+    impl->HandleCall(std::move(c));
+  });
+}
+
+void Pool::StartHeartbeats(event_base* lane0) {
+  impl_->heartbeat = event_new(
+      lane0, -1, EV_PERSIST,
+      [](evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->Heartbeat(); },
+      impl_.get());
+  timeval tv{options_.heartbeat_ms / 1000, (options_.heartbeat_ms % 1000) * 1000};
+  event_add(impl_->heartbeat, &tv);
+}
+
+void Pool::StopLane(int lane) {
+  if (lane == 0 && impl_->heartbeat) {
+    event_free(impl_->heartbeat);
+    impl_->heartbeat = nullptr;
+  }
+  transport_->StopLane(lane);
+}
+
+void Pool::Impl::Heartbeat() {
+  int64_t now = WallMs();
+  const PoolOptions& o = pool->options_;
+  for (int n = 0; n < pool->nodes(); ++n) {
+    if (n == o.self) continue;
+    PeerHealth& h = health[n];
+    if (!h.ping_in_flight) {
+      h.ping_in_flight = true;
+      transport::CallArgs args;
+      args.opcode = kOpPing;
+      Impl* self = this;
+      pool->transport_->Call(
+          0, n, std::move(args), std::max(o.down_after_ms / 2, 1),
+          [self, n](Status s, std::string_view reply, std::string_view) {
+            PeerHealth& h = self->health[n];
+            h.ping_in_flight = false;
+            std::string_view payload;
+            if (s.ok()) s = ParseReplyStatus(reply, &payload);
+            if (!s.ok()) return;
+            Reader r(payload);
+            uint32_t node;
+            uint64_t keys, used, maxmem;
+            if (!r.U32(&node) || !r.U64(&keys) || !r.U64(&used) || !r.U64(&maxmem)) return;
+            if (static_cast<int>(node) != n) {
+              spdlog::warn("pool: {} answers as node {} but is node {} in pool-nodes",
+                           self->pool->node(n).Addr(), node, n);
+              return;
+            }
+            h.keys.store(keys, std::memory_order_relaxed);
+            h.used_memory.store(used, std::memory_order_relaxed);
+            h.maxmemory.store(maxmem, std::memory_order_relaxed);
+            h.last_ok_ms.store(WallMs(), std::memory_order_relaxed);
+            if (!h.up.exchange(true)) spdlog::info("pool: node {} is up", self->pool->node(n).Addr());
+          });
+    }
+    if (h.up.load() && now - h.last_ok_ms.load() > o.down_after_ms) {
+      h.up.store(false);
+      spdlog::warn("pool: node {} is down (no heartbeat answered for {} ms)",
+                   pool->node(n).Addr(), now - h.last_ok_ms.load());
+    }
+  }
+  // Large puts whose requester went away are dropped after a while.
+  std::lock_guard<std::mutex> l(puts_mu);
+  for (auto it = puts.begin(); it != puts.end();) {
+    if (now - it->second.started_ms > 4 * int64_t{o.timeout_ms} + 1000) it = puts.erase(it);
+    else ++it;
+  }
+}
+
+bool Pool::AllLocal(std::span<const std::string_view> keys) const {
+  for (std::string_view k : keys)
+    if (!IsLocal(k)) return false;
+  return true;
+}
+
+bool Pool::NodeUp(int node) const {
+  return node == options_.self || impl_->health[node].up.load(std::memory_order_relaxed);
+}
+
+std::vector<NodeStatus> Pool::Nodes() const {
+  std::vector<NodeStatus> out;
+  for (int n = 0; n < nodes(); ++n) {
+    NodeStatus s{options_.nodes[n], NodeUp(n) ? NodeState::kUp : NodeState::kDown,
+                 n == options_.self, 0, 0, 0, 0};
+    if (n == options_.self) {
+      storage::StoreStats st = store_->GetStats();
+      s.keys = st.keys;
+      s.used_memory = st.used_memory;
+      s.maxmemory = st.maxmemory;
+      s.last_seen_ms = WallMs();
+    } else {
+      const PeerHealth& h = impl_->health[n];
+      s.keys = h.keys.load();
+      s.used_memory = h.used_memory.load();
+      s.maxmemory = h.maxmemory.load();
+      s.last_seen_ms = h.last_ok_ms.load();
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::string Pool::NodeDownError(int node) const {
+  return "pool node " + options_.nodes[node].Addr() + " is unavailable";
+}
+
+namespace {
+
+void EncodeArgv(Writer& w, std::span<const std::string_view> argv) {
+  w.U32(static_cast<uint32_t>(argv.size()));
+  for (std::string_view a : argv) w.Bytes(a);
+}
+
+}  // namespace
+
+void Pool::Forward(int lane, int node, int db, int resp, std::span<const std::string_view> argv,
+                   ReplyDone done) {
+  if (!NodeUp(node)) return done(Status::Unavailable(NodeDownError(node)), {});
+  transport::CallArgs args;
+  args.opcode = kOpCommand;
+  Writer w(&args.body);
+  w.U32(static_cast<uint32_t>(db));
+  w.U8(static_cast<uint8_t>(resp));
+  EncodeArgv(w, argv);
+  std::string down = NodeDownError(node);
+  transport_->Call(lane, node, std::move(args), options_.timeout_ms,
+                   [done = std::move(done), down](Status s, std::string_view reply, std::string_view) {
+                     std::string_view payload;
+                     if (s.ok()) s = ParseReplyStatus(reply, &payload);
+                     if (!s.ok()) {
+                       if (s.code() == Code::kUnavailable || s.code() == Code::kTimeout)
+                         return done(Status(s.code(), down + " (" + s.message() + ")"), {});
+                       return done(s, {});
+                     }
+                     done(Status::OK(), std::string(payload));
+                   });
+}
+
+void Pool::ForwardTransaction(int lane, int node, int db, int resp,
+                              const std::vector<std::vector<std::string>>& cmds,
+                              const std::vector<std::pair<std::string, uint64_t>>& watched,
+                              ReplyDone done) {
+  if (!NodeUp(node)) return done(Status::Unavailable(NodeDownError(node)), {});
+  transport::CallArgs args;
+  args.opcode = kOpTransaction;
+  Writer w(&args.body);
+  w.U32(static_cast<uint32_t>(db));
+  w.U8(static_cast<uint8_t>(resp));
+  w.U32(static_cast<uint32_t>(cmds.size()));
+  for (const auto& c : cmds) {
+    w.U32(static_cast<uint32_t>(c.size()));
+    for (const auto& a : c) w.Bytes(a);
+  }
+  w.U32(static_cast<uint32_t>(watched.size()));
+  for (const auto& [k, v] : watched) {
+    w.Bytes(k);
+    w.U64(v);
+  }
+  std::string down = NodeDownError(node);
+  transport_->Call(lane, node, std::move(args), options_.timeout_ms,
+                   [done = std::move(done), down](Status s, std::string_view reply, std::string_view) {
+                     std::string_view payload;
+                     if (s.ok()) s = ParseReplyStatus(reply, &payload);
+                     if (!s.ok()) return done(Status(s.code(), down + " (" + s.message() + ")"), {});
+                     done(Status::OK(), std::string(payload));
+                   });
+}
+
+void Pool::Versions(int lane, int node, int db, std::span<const std::string_view> keys,
+                    VersionsDone done) {
+  std::vector<uint64_t> versions(keys.size(), 0);
+  if (node == options_.self) {
+    int64_t now = WallMs();
+    for (size_t i = 0; i < keys.size(); ++i) {
+      storage::ItemRef it = store_->Peek(db, keys[i], now);
+      versions[i] = it ? it.version() : 0;
+    }
+    return done(Status::OK(), versions);
+  }
+  if (!NodeUp(node)) return done(Status::Unavailable(NodeDownError(node)), versions);
+  transport::CallArgs args;
+  args.opcode = kOpVersions;
+  Writer w(&args.body);
+  w.U32(static_cast<uint32_t>(db));
+  EncodeArgv(w, keys);
+  size_t n = keys.size();
+  transport_->Call(lane, node, std::move(args), options_.timeout_ms,
+                   [done = std::move(done), n](Status s, std::string_view reply, std::string_view) {
+                     std::vector<uint64_t> versions(n, 0);
+                     std::string_view payload;
+                     if (s.ok()) s = ParseReplyStatus(reply, &payload);
+                     Reader r(payload);
+                     for (size_t i = 0; s.ok() && i < n; ++i)
+                       if (!r.U64(&versions[i])) s = Status::Internal("malformed versions reply");
+                     done(s, versions);
+                   });
+}
+
+void Pool::Broadcast(int lane, int db, std::span<const std::string_view> argv,
+                     BroadcastDone done) {
+  struct State {
+    std::vector<NodeReply> replies;
+    int pending;
+    BroadcastDone done;
+  };
+  auto st = std::make_shared<State>();
+  st->replies.resize(nodes());
+  st->pending = nodes();
+  st->done = std::move(done);
+  auto finish_one = [st] {
+    if (--st->pending == 0) st->done(st->replies);
+  };
+  std::vector<std::string_view> local(argv.begin(), argv.end());
+  for (int n = 0; n < nodes(); ++n) {
+    st->replies[n].node = n;
+    if (n == options_.self) {
+      st->replies[n].reply = executor_->Execute(lane, db, 2, local);
+      finish_one();
+      continue;
+    }
+    Forward(lane, n, db, 2, argv, [st, n, finish_one](Status s, std::string reply) {
+      st->replies[n].status = std::move(s);
+      st->replies[n].reply = std::move(reply);
+      finish_one();
+    });
+  }
+}
+
+}  // namespace kvpool::pool

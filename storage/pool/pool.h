@@ -1,0 +1,165 @@
+// The pool: several nodes serving one keyspace. Placement by slot (slots.h),
+// membership by heartbeats, and the batch router: a multi-key request is
+// split by owner, the local part runs on this node's Store at once, each
+// remote part goes to its owner as one call, all calls in flight together,
+// and results are written back by the key's original index.
+//
+// Threading: the request methods run on an I/O thread ("lane") and call
+// `done` on the same lane, possibly before they return (all keys local, or
+// every remote part failed at once). Node states may be read from any
+// thread. Requests to a node known to be down fail at once; no request
+// waits longer than pool-timeout-ms.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storage/pool/slots.h"
+#include "storage/segment/store.h"
+#include "storage/transport/transport.h"
+#include "storage/util/status.h"
+
+namespace kvpool::pool {
+
+struct NodeSpec {
+  std::string host;
+  int port = 0;       // client port
+  int pool_port = 0;  // node-to-node port (default port + 10000)
+  std::string Addr() const { return host + ":" + std::to_string(port); }
+};
+
+// Parses "host:port[@poolport] ..." (space separated).
+[[nodiscard]] Status ParseNodes(std::string_view text, std::vector<NodeSpec>* out);
+
+struct PoolOptions {
+  std::vector<NodeSpec> nodes;
+  int self = 0;
+  int timeout_ms = 3000;      // pool-timeout-ms: bound on any remote part
+  int heartbeat_ms = 100;     // ping every peer this often
+  int down_after_ms = 1000;   // no answered ping for this long: down
+  size_t max_batch_keys = 4096;  // keys per call to one peer (pool-max-batch)
+};
+
+// Runs commands that peers forward, on this node only (never re-routed).
+// Implemented by the server.
+class CommandExecutor {
+ public:
+  virtual ~CommandExecutor() = default;
+  // The RESP reply of `argv` run against `db` by a client speaking `resp`.
+  virtual std::string Execute(int lane, int db, int resp,
+                              const std::vector<std::string_view>& argv) = 0;
+  // MULTI + cmds + EXEC, aborted (null reply) if any watched key's version
+  // differs from the one given (0 = absent).
+  virtual std::string ExecuteTransaction(
+      int lane, int db, int resp, const std::vector<std::vector<std::string_view>>& cmds,
+      const std::vector<std::pair<std::string_view, uint64_t>>& watched) = 0;
+};
+
+// One key's answer in a batch read.
+struct GetResult {
+  enum State : uint8_t { kMissing, kFound, kUnavailable };
+  State state = kMissing;
+  storage::ItemRef local;  // found on this node (pinned)
+  std::string remote;      // found on a peer
+  std::string_view value() const { return local ? local.value() : std::string_view(remote); }
+};
+
+enum class NodeState : uint8_t { kUp, kDown };
+
+struct NodeStatus {
+  NodeSpec spec;
+  NodeState state;
+  bool self;
+  uint64_t keys;
+  uint64_t used_memory;
+  uint64_t maxmemory;
+  int64_t last_seen_ms;
+};
+
+// The outcome of one command run on every node (broadcast).
+struct NodeReply {
+  int node;
+  Status status;      // kUnavailable if the node is down
+  std::string reply;  // RESP2 bytes
+};
+
+class Pool {
+ public:
+  Pool(PoolOptions options, storage::Store* store, transport::Transport* transport,
+       CommandExecutor* executor);
+  ~Pool();
+
+  // Registers the call handler with the transport and starts it on `lanes`.
+  [[nodiscard]] Status Start(std::vector<event_base*> lanes);
+  // Lane 0: starts heartbeats. Call on lane 0's thread.
+  void StartHeartbeats(event_base* lane0);
+  // Stops the lane's part (heartbeats on lane 0, transport links). Lane thread.
+  void StopLane(int lane);
+
+  int self() const { return options_.self; }
+  int nodes() const { return static_cast<int>(options_.nodes.size()); }
+  const NodeSpec& node(int i) const { return options_.nodes[i]; }
+  const SlotTable& slots() const { return slots_; }
+  int OwnerOf(std::string_view key) const { return slots_.OwnerOfKey(key); }
+  bool IsLocal(std::string_view key) const { return OwnerOf(key) == options_.self; }
+  bool AllLocal(std::span<const std::string_view> keys) const;
+  bool NodeUp(int node) const;
+  std::vector<NodeStatus> Nodes() const;
+  const char* transport_name() const { return transport_->name(); }
+  const transport::PeerCounters& counters(int node) const { return transport_->counters(node); }
+  int timeout_ms() const { return options_.timeout_ms; }
+
+  // ---- batch requests (lane thread; done on the lane) ----
+  using GetDone = std::function<void(std::vector<GetResult>& results)>;
+  void MultiGet(int lane, int db, std::span<const std::string_view> keys, int64_t now_ms,
+                GetDone done);
+  // 1 present, 0 absent, -1 the owner could not answer.
+  using ExistsDone = std::function<void(std::vector<int8_t>& results)>;
+  void MultiExists(int lane, int db, std::span<const std::string_view> keys, int64_t now_ms,
+                   ExistsDone done);
+  // Per key: 1 removed, 0 absent, -1 the owner could not answer.
+  void MultiDel(int lane, int db, std::span<const std::string_view> keys, int64_t now_ms,
+                ExistsDone done);
+  // kvs = k1, v1, k2, v2... Atomic on each node. On failure, `failed_keys`
+  // counts keys not stored and `failed_node` names one node that failed.
+  using SetDone = std::function<void(Status status, size_t failed_keys)>;
+  void MultiSet(int lane, int db, std::span<const std::string_view> kvs, int64_t now_ms,
+                SetDone done);
+  // Versions of keys (0 = absent), for WATCH of keys on other nodes.
+  using VersionsDone = std::function<void(Status status, std::vector<uint64_t>& versions)>;
+  void Versions(int lane, int node, int db, std::span<const std::string_view> keys,
+                VersionsDone done);
+
+  // ---- whole commands ----
+  using ReplyDone = std::function<void(Status status, std::string reply)>;
+  // Runs argv on `node` (not this one) and returns its RESP reply.
+  void Forward(int lane, int node, int db, int resp, std::span<const std::string_view> argv,
+               ReplyDone done);
+  void ForwardTransaction(int lane, int node, int db, int resp,
+                          const std::vector<std::vector<std::string>>& cmds,
+                          const std::vector<std::pair<std::string, uint64_t>>& watched,
+                          ReplyDone done);
+  // Runs argv on every node (this one through the executor) in RESP2.
+  using BroadcastDone = std::function<void(std::vector<NodeReply>& replies)>;
+  void Broadcast(int lane, int db, std::span<const std::string_view> argv, BroadcastDone done);
+
+  // Error text for a write that could not reach `node`.
+  std::string NodeDownError(int node) const;
+
+ private:
+  struct Impl;
+  PoolOptions options_;
+  SlotTable slots_;
+  storage::Store* store_;
+  transport::Transport* transport_;
+  CommandExecutor* executor_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kvpool::pool

@@ -1,0 +1,61 @@
+// Internals shared by pool.cc (membership, whole commands), batch.cc (the
+// requester side of batch reads and writes) and owner.cc (calls from peers).
+#pragma once
+
+#include <event2/event.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "storage/pool/codec.h"
+#include "storage/pool/messages.h"
+#include "storage/pool/pool.h"
+
+namespace kvpool::pool {
+
+int64_t WallMs();
+
+// Reply bodies start with a status: 0 = OK and the payload follows, else a
+// kvpool::Code and a message.
+std::string OkReply();
+std::string ErrorReply(const Status& s);
+// Splits a reply body; on OK, *payload is what follows the status byte.
+Status ParseReplyStatus(std::string_view body, std::string_view* payload);
+
+struct PeerHealth {
+  std::atomic<bool> up{true};  // optimistic until the first heartbeats say otherwise
+  std::atomic<int64_t> last_ok_ms{0};
+  std::atomic<uint64_t> keys{0}, used_memory{0}, maxmemory{0};
+  bool ping_in_flight = false;  // lane 0 only
+};
+
+// A value being received in chunks (kOpPutBegin .. kOpPutEnd).
+struct PendingPut {
+  int db;
+  storage::PendingItem item;
+  int64_t started_ms;
+};
+
+struct Pool::Impl {
+  Pool* pool;
+  std::vector<event_base*> lanes;
+  std::unique_ptr<PeerHealth[]> health;
+  event* heartbeat = nullptr;
+
+  std::mutex puts_mu;
+  std::unordered_map<uint64_t, PendingPut> puts;  // guarded by puts_mu
+  uint64_t next_put = 1;                          // guarded by puts_mu
+
+  // Largest bulk one call may carry (a transport limit); larger values move
+  // in chunks of this size.
+  size_t chunk_bytes = 4u << 20;
+
+  void Heartbeat();
+  void HandleCall(std::unique_ptr<transport::IncomingCall> call);
+};
+
+}  // namespace kvpool::pool

@@ -1,0 +1,62 @@
+#include "storage/pool/slots.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace kvpool::pool {
+namespace {
+
+// Values from Redis Cluster (CLUSTER KEYSLOT on redis-server 7).
+TEST(SlotsTest, MatchesRedisCluster) {
+  EXPECT_EQ(KeySlot("foo"), 12182);
+  EXPECT_EQ(KeySlot("bar"), 5061);
+  EXPECT_EQ(KeySlot("hello"), 866);
+  EXPECT_EQ(KeySlot(""), 0);
+  EXPECT_EQ(KeySlot("somekey"), 11058);
+  EXPECT_EQ(KeySlot("{user1000}.following"), KeySlot("{user1000}.followers"));
+  EXPECT_EQ(KeySlot("{user1000}.following"), KeySlot("user1000"));
+}
+
+TEST(SlotsTest, HashtagRules) {
+  // Empty tag: the whole key is hashed.
+  EXPECT_EQ(KeySlot("{}foo"), Crc16("{}foo", 5) & 16383);
+  // Only the first {...} counts.
+  EXPECT_EQ(KeySlot("{a}{b}"), KeySlot("a"));
+  // An unterminated brace hashes the whole key.
+  EXPECT_EQ(KeySlot("{abc"), Crc16("{abc", 4) & 16383);
+  // "foo{}{bar}": the first '{' has an empty tag, so the whole key.
+  EXPECT_EQ(KeySlot("foo{}{bar}"), Crc16("foo{}{bar}", 10) & 16383);
+  // "foo{{bar}}zap": tag is "{bar".
+  EXPECT_EQ(KeySlot("foo{{bar}}zap"), KeySlot("{bar"));
+}
+
+TEST(SlotsTest, Crc16KnownVector) {
+  // CRC-16/XMODEM check value.
+  EXPECT_EQ(Crc16("123456789", 9), 0x31C3);
+}
+
+TEST(SlotsTest, EvenSpreadInListOrder) {
+  SlotTable t(3);
+  EXPECT_EQ(t.OwnerOfSlot(0), 0);
+  EXPECT_EQ(t.OwnerOfSlot(5460), 0);
+  EXPECT_EQ(t.OwnerOfSlot(5461), 1);
+  EXPECT_EQ(t.OwnerOfSlot(10922), 1);
+  EXPECT_EQ(t.OwnerOfSlot(10923), 2);
+  EXPECT_EQ(t.OwnerOfSlot(16383), 2);
+  auto r = t.RangesOf(1);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0], std::make_pair(5461, 10922));
+  SlotTable one(1);
+  EXPECT_EQ(one.RangesOf(0), (std::vector<std::pair<int, int>>{{0, 16383}}));
+}
+
+TEST(SlotsTest, RandomKeysSpreadEvenly) {
+  SlotTable t(3);
+  int count[3] = {0, 0, 0};
+  for (int i = 0; i < 30000; ++i) ++count[t.OwnerOfKey("key:" + std::to_string(i * 7919))];
+  for (int c : count) EXPECT_NEAR(c, 10000, 1000);
+}
+
+}  // namespace
+}  // namespace kvpool::pool
