@@ -8,8 +8,10 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "storage/segment/store.h"
@@ -35,6 +37,18 @@ struct ClientInfo {
   std::string lib_name, lib_ver; // CLIENT SETINFO; guarded by mu
 };
 
+// A reply that a handler completes later, once the pool has answered.
+// Finish() is called at most once, on the client's thread, with the encoded
+// reply; if the client has gone meanwhile it does nothing.
+class ReplySlot {
+ public:
+  virtual ~ReplySlot() = default;
+  virtual void Finish(std::string_view encoded) = 0;
+  // False once the client is gone: a completion must then not touch the
+  // ClientState it was started for.
+  virtual bool alive() const = 0;
+};
+
 struct ClientState {
   // ---- owner thread ----
   int db = 0;
@@ -47,6 +61,28 @@ struct ClientState {
   bool multi_error = false;  // a command failed to queue: EXEC aborts
   std::vector<std::vector<std::string>> queued;
   std::shared_ptr<storage::WatchToken> watch;  // non-null while WATCHing
+  // WATCHed keys owned by other pool nodes, with the version each had.
+  struct RemoteWatch {
+    int node;
+    std::string key;
+    uint64_t version;
+  };
+  std::vector<RemoteWatch> remote_watches;
+  // A peer's forwarded transaction: EXEC aborts unless every key still has
+  // this version (0 = absent). Checked under the EXEC gate.
+  std::vector<std::pair<std::string_view, uint64_t>> exec_versions;
+
+  // The pool: `lane` is the I/O thread serving the client (its transport
+  // lane and ExecGate slot). `local_only` marks commands forwarded by a
+  // peer: they run here and are never routed again. `defer`, set by the
+  // connection, lets a handler answer later; null = it cannot (in-process
+  // callers), and commands then run locally.
+  int lane = 0;
+  bool local_only = false;
+  std::function<std::shared_ptr<ReplySlot>()> defer;
+  // Keeps the memory the current command's arguments point into alive;
+  // handed to the pool with arguments it sends by reference.
+  std::shared_ptr<const void> args_owner;
 
   // ---- shared ----
   std::shared_ptr<ClientInfo> info = std::make_shared<ClientInfo>();

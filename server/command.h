@@ -14,6 +14,9 @@
 
 namespace kvpool {
 
+namespace pool {
+class Pool;
+}
 class ServerContext;
 
 enum CommandFlag : uint32_t {
@@ -27,6 +30,9 @@ enum CommandFlag : uint32_t {
   kCmdLoading = 1 << 7,
   kCmdStale = 1 << 8,
   kCmdConnection = 1 << 9,  // connection-level (PING, ECHO, SELECT, CLIENT)
+  // Handles keys on other pool nodes itself (MGET, MSET, DEL, ...): the
+  // dispatcher does not forward it to the keys' owner.
+  kCmdPoolAware = 1 << 10,
 };
 
 class CommandContext;
@@ -59,6 +65,13 @@ class CommandContext {
   storage::Store& store();
   int db() const { return client_.db; }
   int64_t now_ms() const { return now_ms_; }
+  int lane() const { return client_.lane; }
+  // The pool, when this node is part of one and the command may use it
+  // (not for commands a peer forwarded here); else nullptr.
+  pool::Pool* pool();
+  // For a handler that answers later: the slot to Finish() with the encoded
+  // reply. Null when this client cannot wait (then answer now).
+  std::shared_ptr<ReplySlot> Defer() { return client_.defer ? client_.defer() : nullptr; }
 
  private:
   ServerContext& server_;

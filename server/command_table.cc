@@ -12,6 +12,7 @@ CommandTable CommandTable::Build() {
   RegisterConnectionFamily(t);
   RegisterTransactionFamily(t);
   RegisterServerFamily(t);
+  RegisterPoolFamily(t);
   return t;
 }
 

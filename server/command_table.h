@@ -31,5 +31,6 @@ void RegisterKeyspaceFamily(CommandTable& t);
 void RegisterConnectionFamily(CommandTable& t);
 void RegisterTransactionFamily(CommandTable& t);
 void RegisterServerFamily(CommandTable& t);
+void RegisterPoolFamily(CommandTable& t);
 
 }  // namespace kvpool

@@ -33,6 +33,21 @@ void ReleaseRef(const void*, size_t, void* extra) {
 
 }  // namespace
 
+class Connection::Slot : public ReplySlot {
+ public:
+  explicit Slot(std::shared_ptr<Connection*> conn) : conn_(std::move(conn)) {}
+  void Finish(std::string_view encoded) override {
+    if (finished_) return;
+    finished_ = true;
+    if (*conn_ != nullptr) (*conn_)->DeferredDone(encoded);
+  }
+  bool alive() const override { return *conn_ != nullptr; }
+
+ private:
+  std::shared_ptr<Connection*> conn_;
+  bool finished_ = false;
+};
+
 Connection::Connection(ServerContext* server, IoThread* thread, int fd, std::string addr,
                        std::string laddr)
     : server_(server), thread_(thread), fd_(fd), reply_(this, 2) {
@@ -44,6 +59,12 @@ Connection::Connection(ServerContext* server, IoThread* thread, int fd, std::str
   info.created_ms = NowMs();
   info.last_interaction_ms.store(info.created_ms, std::memory_order_relaxed);
   out_ = evbuffer_new();
+  handle_ = std::make_shared<Connection*>(this);
+  client_.lane = thread_->index();
+  client_.defer = [this]() -> std::shared_ptr<ReplySlot> {
+    waiting_ = true;
+    return std::make_shared<Slot>(handle_);
+  };
 }
 
 Connection::~Connection() {
@@ -69,6 +90,7 @@ void Connection::Start() {
 void Connection::Close() {
   if (closed_) return;
   closed_ = true;
+  *handle_ = nullptr;  // deferred replies still in flight find no one
   if (read_ev_) event_del(read_ev_);
   if (write_ev_) event_del(write_ev_);
   server_->clients().Remove(id());
@@ -96,12 +118,24 @@ void Connection::OnWritable(evutil_socket_t, short, void* arg) {
   self->Flush();
   if (self->closed_) return;
   // Output drained below the pause mark: requests held back can run now.
-  if (!self->reading_ && !self->closing_ && self->OutputBytes() < kOutputPauseBytes) {
-    event_add(self->read_ev_, nullptr);
-    self->reading_ = true;
-    self->ProcessInput();
-    self->Flush();
-  }
+  self->ResumeReading();
+}
+
+void Connection::ResumeReading() {
+  if (closed_ || reading_ || closing_ || waiting_ || OutputBytes() >= kOutputPauseBytes) return;
+  event_add(read_ev_, nullptr);
+  reading_ = true;
+  ProcessInput();
+  Flush();
+}
+
+void Connection::DeferredDone(std::string_view encoded) {
+  pending_.append(encoded);
+  waiting_ = false;
+  if (in_dispatch_) return;  // finished at once: the dispatch loop goes on
+  PublishInfo(NowMs());
+  Flush();
+  ResumeReading();
 }
 
 void Connection::UpdateParserLimits() {
@@ -129,7 +163,7 @@ void Connection::HandleRead() {
       memmove(in_.get(), in_.get() + in_begin_, have);
     } else {
       size_t cap = std::max(in_cap_ * 2, have + want);
-      auto grown = std::make_unique<char[]>(cap);
+      std::shared_ptr<char[]> grown(new char[cap]);
       if (have) memcpy(grown.get(), in_.get() + in_begin_, have);
       in_ = std::move(grown);
       in_cap_ = cap;
@@ -162,7 +196,7 @@ void Connection::HandleRead() {
 }
 
 void Connection::ProcessInput() {
-  while (!closed_ && !closing_ && in_begin_ < in_end_) {
+  while (!closed_ && !closing_ && !waiting_ && in_begin_ < in_end_) {
     if (OutputBytes() >= kOutputPauseBytes) {
       // The client is not reading its replies: stop taking requests.
       if (reading_) {
@@ -189,13 +223,26 @@ void Connection::ProcessInput() {
     in_begin_ += consumed;
     if (args_.empty()) continue;
     int64_t now = NowMs();
+    client_.args_owner = in_;
+    in_dispatch_ = true;
     Dispatch(*server_, client_, reply_, args_, now, thread_->index());
+    in_dispatch_ = false;
     PublishInfo(now);
+    if (waiting_) {
+      // The reply comes later; the arguments (which point into in_) must
+      // stay put until then, so nothing more is read or parsed.
+      if (reading_) {
+        event_del(read_ev_);
+        reading_ = false;
+      }
+      break;
+    }
     if (client_.close_after_reply) {
       closing_ = true;
       break;
     }
   }
+  if (waiting_) return;  // the deferred command's arguments live in in_
   if (in_begin_ == in_end_) in_begin_ = in_end_ = 0;
   // Give back a large buffer once a big request has been served.
   if (in_end_ == 0 && in_cap_ > (1u << 20)) {

@@ -46,6 +46,11 @@ class Connection : private protocol::ReplySink {
   static constexpr size_t kReferenceBytes = 16 * 1024;
   static constexpr size_t kReadChunk = 16 * 1024;
 
+  class Slot;
+  // The reply of a deferred command (see ReplySlot) arrived.
+  void DeferredDone(std::string_view encoded);
+  void ResumeReading();
+
   static void OnReadable(evutil_socket_t fd, short what, void* arg);
   static void OnWritable(evutil_socket_t fd, short what, void* arg);
   void HandleRead();
@@ -68,9 +73,15 @@ class Connection : private protocol::ReplySink {
   bool reading_ = false;       // read event armed
   bool write_armed_ = false;   // write event armed
   bool closing_ = false;       // close once output drains
+  bool waiting_ = false;       // a deferred reply is outstanding: requests wait
+  bool in_dispatch_ = false;   // inside Dispatch (a deferred reply may finish at once)
+  // Points to this connection until it closes; deferred replies hold it.
+  std::shared_ptr<Connection*> handle_;
 
   // Input: unparsed bytes are in_[in_begin_, in_end_).
-  std::unique_ptr<char[]> in_;
+  // Shared so that a deferred command's arguments (e.g. MSET values a
+  // transport sends by reference) outlive the connection if it closes.
+  std::shared_ptr<char[]> in_;
   size_t in_cap_ = 0, in_begin_ = 0, in_end_ = 0;
   protocol::RequestParser parser_;
   bool parser_authed_limits_ = true;

@@ -7,6 +7,7 @@
 #include "server/command_table.h"
 #include "server/errors.h"
 #include "server/exec_gate.h"
+#include "server/routing.h"
 
 namespace kvpool {
 
@@ -15,6 +16,10 @@ int64_t NowMs() {
   clock_gettime(CLOCK_REALTIME, &ts);
   return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
 }
+
+storage::Store& CommandContext::store() { return server_.store(); }
+
+pool::Pool* CommandContext::pool() { return client_.local_only ? nullptr : server_.pool(); }
 
 namespace {
 
@@ -86,6 +91,17 @@ void Dispatch(ServerContext& server, ClientState& client, protocol::ReplyBuilder
 
   stats.commands.fetch_add(1, std::memory_order_relaxed);
   client.info->last_command.store(spec->name.data(), std::memory_order_relaxed);
+  if (server.pool() != nullptr && !client.local_only) {
+    if (spec->name == "exec") {
+      if (RouteExec(server, client, reply)) return;
+    } else if (spec->name == "watch") {
+      if (RouteWatch(server, client, reply, args, now_ms)) return;
+    } else if (spec->first_key > 0 && !(spec->flags & kCmdPoolAware)) {
+      if (RouteByKeys(server, client, reply, *spec, args, now_ms)) return;
+    }
+    if (spec->name == "discard" || spec->name == "unwatch" || spec->name == "reset")
+      client.remote_watches.clear();
+  }
   CommandContext cx(server, client, reply, args, now_ms);
   if (spec->name == "exec") {
     // EXEC holds every thread's slot so the transaction runs in isolation.

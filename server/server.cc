@@ -16,6 +16,9 @@
 #include "server/dispatcher.h"
 #include "server/logging.h"
 #include "server/metrics_http.h"
+#include "server/pool_executor.h"
+#include "storage/pool/pool.h"
+#include "storage/transport/transport.h"
 
 namespace kvpool {
 
@@ -46,6 +49,96 @@ std::string LocalAddr(int fd) {
 }
 
 }  // namespace
+
+std::string PoolInfoSection(ServerContext& s);  // pool_family.cc
+
+Status Server::SetUpPool() {
+  std::vector<pool::NodeSpec> nodes;
+  Status s = pool::ParseNodes(config_->String("pool-nodes"), &nodes);
+  if (!s.ok()) return s;
+  if (nodes.size() < 2) return Status::OK();  // a single node: no pool
+
+  // This node is the entry with our client port on one of our addresses.
+  int port = static_cast<int>(config_->Int("port"));
+  std::vector<std::string> binds;
+  (void)SplitArgs(config_->String("bind"), &binds);
+  auto is_ours = [&](const std::string& host) {
+    for (std::string b : binds) {
+      if (!b.empty() && b[0] == '-') b = b.substr(1);
+      if (b == host || b == "*" || b == "0.0.0.0" || b == "::") return true;
+      if ((host == "localhost" || host == "127.0.0.1") && (b == "127.0.0.1" || b == "localhost"))
+        return true;
+    }
+    return false;
+  };
+  int self = -1;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (nodes[i].port != port || !is_ours(nodes[i].host)) continue;
+    if (self >= 0)
+      return Status::InvalidArgument("pool-nodes: this node matches both " +
+                                     nodes[self].Addr() + " and " + nodes[i].Addr());
+    self = static_cast<int>(i);
+  }
+  if (self < 0)
+    return Status::InvalidArgument("pool-nodes does not list this node (port " +
+                                   std::to_string(port) + " on " + config_->String("bind") + ")");
+  int pool_port = static_cast<int>(config_->Int("pool-port"));
+  if (pool_port != 0 && pool_port != nodes[self].pool_port)
+    return Status::InvalidArgument("pool-port " + std::to_string(pool_port) +
+                                   " differs from this node's pool-nodes entry " +
+                                   nodes[self].Addr() + "@" +
+                                   std::to_string(nodes[self].pool_port));
+
+  transport::TransportOptions to;
+  to.self = self;
+  for (const auto& n : nodes) to.peers.push_back({n.host, n.pool_port});
+  to.bind_host = binds.empty() ? "127.0.0.1" : binds[0];
+  if (!to.bind_host.empty() && to.bind_host[0] == '-') to.bind_host = to.bind_host.substr(1);
+  to.listen_port = nodes[self].pool_port;
+  to.secret = config_->String("pool-secret");
+  to.max_bulk = static_cast<uint64_t>(config_->Int("proto-max-bulk-len")) + (64u << 20);
+  to.rdma_device = config_->String("rdma-device");
+  to.rdma_port = static_cast<int>(config_->Int("rdma-port"));
+  to.rdma_gid_index = static_cast<int>(config_->Int("rdma-gid-index"));
+  if (to.secret.empty())
+    spdlog::warn("pool: pool-secret is empty: any process that can reach port {} can join",
+                 to.listen_port);
+
+  bool want_rdma = config_->String("transport") == "rdma";
+  if (want_rdma) {
+    auto t = transport::CreateRdmaTransport(to);
+    if (t.ok()) {
+      transport_ = std::move(t.value());
+    } else if (config_->Int("transport-fallback")) {
+      spdlog::warn("pool: transport rdma unavailable ({}); using tcp (transport-fallback yes)",
+                   t.status().message());
+    } else {
+      return Status::Unavailable("transport rdma unavailable (" + t.status().message() +
+                                 ") and transport-fallback is no");
+    }
+  }
+  if (!transport_) {
+    auto t = transport::CreateTcpTransport(to);
+    if (!t.ok()) return t.status();
+    transport_ = std::move(t.value());
+  }
+
+  pool::PoolOptions po;
+  po.nodes = nodes;
+  po.self = self;
+  po.timeout_ms = static_cast<int>(config_->Int("pool-timeout-ms"));
+  po.heartbeat_ms = static_cast<int>(config_->Int("pool-heartbeat-ms"));
+  po.down_after_ms = static_cast<int>(config_->Int("pool-down-after-ms"));
+  po.max_batch_keys = static_cast<size_t>(config_->Int("pool-max-batch"));
+  executor_ = std::make_unique<PoolExecutor>(ctx_.get());
+  pool_ = std::make_unique<pool::Pool>(po, store_.get(), transport_.get(), executor_.get());
+  ctx_->set_pool(pool_.get());
+  ServerContext* ctx = ctx_.get();
+  ctx_->pool_info = [ctx] { return PoolInfoSection(*ctx); };
+  spdlog::info("pool: node {} of {} ({}), transport {}, pool port {}", self, nodes.size(),
+               nodes[self].Addr(), transport_->name(), to.listen_port);
+  return Status::OK();
+}
 
 StatusOr<std::unique_ptr<Server>> Server::Create(Config* config, std::string config_file,
                                                  std::string executable) {
@@ -80,6 +173,8 @@ StatusOr<std::unique_ptr<Server>> Server::Create(Config* config, std::string con
     if (!st.ok()) return st;
     s->threads_.push_back(std::move(t));
   }
+  Status ps = s->SetUpPool();
+  if (!ps.ok()) return ps;
   return s;
 }
 
@@ -88,7 +183,10 @@ Server::~Server() {
   for (auto* e : thread_crons_) event_free(e);
   for (auto* e : events_) event_free(e);
   metrics_.reset();
-  threads_.clear();  // after their loops stopped (Run)
+  if (ctx_) ctx_->set_pool(nullptr);
+  pool_.reset();
+  transport_.reset();  // after StopLane ran on every lane, before the bases go
+  threads_.clear();    // after their loops stopped (Run)
   if (base_) event_base_free(base_);
   if (!pidfile_.empty()) unlink(pidfile_.c_str());
 }
@@ -216,6 +314,13 @@ Status Server::Run() {
   pidfile_ = config_->String("pidfile");
   if (!pidfile_.empty()) std::ofstream(pidfile_) << getpid() << "\n";
 
+  if (pool_) {
+    std::vector<event_base*> lanes;
+    for (auto& t : threads_) lanes.push_back(t->base());
+    Status ps = pool_->Start(lanes);
+    if (!ps.ok()) return ps;
+    pool_->StartHeartbeats(threads_[0]->base());
+  }
   for (auto& t : threads_) t->Start();
   storage::StoreStats st = store_->GetStats();
   spdlog::info("kvpool {} ready to accept connections on {} port {} (io-threads {}, maxmemory {} "
@@ -228,6 +333,13 @@ Status Server::Run() {
   spdlog::info("shutting down: closing listeners and {} clients", ctx_->clients().Count());
   for (auto* l : listeners_) evconnlistener_free(l);
   listeners_.clear();
+  if (pool_) {
+    for (auto& t : threads_) {
+      int lane = t->index();
+      pool::Pool* p = pool_.get();
+      t->Post([p, lane] { p->StopLane(lane); });
+    }
+  }
   for (auto& t : threads_) t->Stop();
   for (auto& t : threads_) t->Join();
   spdlog::info("kvpool is now ready to exit, bye bye...");

@@ -19,6 +19,13 @@
 namespace kvpool {
 
 class MetricsHttp;
+class PoolExecutor;
+namespace pool {
+class Pool;
+}
+namespace transport {
+class Transport;
+}
 
 class Server {
  public:
@@ -37,6 +44,8 @@ class Server {
  private:
   Server() = default;
   [[nodiscard]] Status Listen();
+  // With two or more pool-nodes: this node's place, the transport, the pool.
+  [[nodiscard]] Status SetUpPool();
   static void OnAccept(evconnlistener* l, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
   static void OnSignal(evutil_socket_t sig, short, void* arg);
   static void OnCron(evutil_socket_t, short, void* arg);
@@ -53,6 +62,9 @@ class Server {
   std::vector<std::unique_ptr<std::pair<IoThread*, ServerContext*>>> cron_holders_;
   std::vector<event*> events_;  // signals and cron on base_
   std::unique_ptr<MetricsHttp> metrics_;
+  std::unique_ptr<PoolExecutor> executor_;
+  std::unique_ptr<transport::Transport> transport_;
+  std::unique_ptr<pool::Pool> pool_;
   std::atomic<uint32_t> next_thread_{0};
   std::string pidfile_;
 };

@@ -21,6 +21,9 @@
 namespace kvpool {
 
 class CommandTable;
+namespace pool {
+class Pool;
+}
 
 // Server-wide counters (INFO stats, /metrics). Relaxed atomics: exact totals,
 // no ordering.
@@ -83,6 +86,9 @@ class ServerContext {
   ClientRegistry& clients() { return clients_; }
   ServerStats& stats() { return stats_; }
   ExecGate& gate() { return gate_; }
+  // The pool this node belongs to; nullptr for a single node.
+  pool::Pool* pool() const { return pool_; }
+  void set_pool(pool::Pool* p) { pool_ = p; }
   const HotOptions& hot() const { return hot_; }
 
   int64_t start_ms = 0;
@@ -95,6 +101,20 @@ class ServerContext {
   // A count of clients blocked by back-pressure etc. for INFO; filled by server.
   std::function<std::string()> extra_info;
 
+  // ---- INFO (info.cc) ----
+  // Lines of INFO's "# Pool" section, each "field:value\r\n"; set by the
+  // pool. Unset: "pool_nodes:1" and "transport:local".
+  std::function<std::string()> pool_info;
+  // Highest used_memory seen so far; raised by INFO and MEMORY STATS (and by
+  // any periodic sampler), lowered only by CONFIG RESETSTAT.
+  std::atomic<uint64_t> used_memory_peak{0};
+  // instantaneous_ops_per_sec: the last sample of stats().commands, taken by
+  // INFO at most once a second. Guarded by rate_mu.
+  std::mutex rate_mu;
+  int64_t rate_sample_ms = 0;
+  uint64_t rate_sample_commands = 0;
+  double ops_per_sec = 0;
+
  private:
   Config* config_;
   storage::Store* store_;
@@ -103,6 +123,7 @@ class ServerContext {
   ServerStats stats_;
   ExecGate gate_;
   HotOptions hot_;
+  pool::Pool* pool_ = nullptr;
 };
 
 

@@ -307,6 +307,7 @@ struct SetOp : std::enable_shared_from_this<SetOp> {
   int64_t deadline;
   size_t chunk;
   std::vector<std::string_view> kvs;
+  std::shared_ptr<const void> owner;  // keeps kvs' memory alive
   int pending = 1;
   size_t failed_keys = 0;
   Status first_error;
@@ -345,6 +346,7 @@ void SetOp::SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin,
     off += v.size();
     if (!v.empty()) args.bulk_in.push_back({const_cast<char*>(v.data()), v.size()});
   }
+  args.bulk_in_owner = owner;
   ++pending;
   size_t n = end - begin;
   auto self = shared_from_this();
@@ -409,6 +411,7 @@ void SetOp::SendLarge(int node, uint32_t pair) {
                       w.U64(handle);
                       w.U64(off);
                       a.bulk_in.push_back({const_cast<char*>(value.data() + off), len});
+                      a.bulk_in_owner = self->owner;
                       ++c->pending;
                       self->transport->Call(
                           self->lane, node, std::move(a), RemainingMs(self->deadline),
@@ -425,7 +428,7 @@ void SetOp::SendLarge(int node, uint32_t pair) {
 }  // namespace
 
 void Pool::MultiSet(int lane, int db, std::span<const std::string_view> kvs, int64_t now_ms,
-                    SetDone done) {
+                    std::shared_ptr<const void> owner, SetDone done) {
   auto op = std::make_shared<SetOp>();
   op->pool = this;
   op->transport = transport_;
@@ -435,6 +438,7 @@ void Pool::MultiSet(int lane, int db, std::span<const std::string_view> kvs, int
   op->chunk = impl_->chunk_bytes;
   op->kvs.assign(kvs.begin(), kvs.end());
   op->done = std::move(done);
+  op->owner = std::move(owner);
 
   auto parts = GroupByOwner(*this, kvs, 2);
   for (int node = 0; node < nodes(); ++node) {

@@ -127,10 +127,12 @@ class Pool {
   void MultiDel(int lane, int db, std::span<const std::string_view> keys, int64_t now_ms,
                 ExistsDone done);
   // kvs = k1, v1, k2, v2... Atomic on each node. On failure, `failed_keys`
-  // counts keys not stored and `failed_node` names one node that failed.
+  // counts keys not stored and the status names a node that failed. Values
+  // may be sent by reference: `owner` keeps their memory alive until no
+  // transport needs it (which may be after done).
   using SetDone = std::function<void(Status status, size_t failed_keys)>;
   void MultiSet(int lane, int db, std::span<const std::string_view> kvs, int64_t now_ms,
-                SetDone done);
+                std::shared_ptr<const void> owner, SetDone done);
   // Versions of keys (0 = absent), for WATCH of keys on other nodes.
   using VersionsDone = std::function<void(Status status, std::vector<uint64_t>& versions)>;
   void Versions(int lane, int node, int db, std::span<const std::string_view> keys,

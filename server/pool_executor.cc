@@ -1,0 +1,36 @@
+#include "server/pool_executor.h"
+
+#include "server/dispatcher.h"
+#include "server/routing.h"
+
+namespace kvpool {
+
+std::string PoolExecutor::Execute(int lane, int db, int resp,
+                                  const std::vector<std::string_view>& argv) {
+  return RunLocally(*server_, lane, db, resp, argv);
+}
+
+std::string PoolExecutor::ExecuteTransaction(
+    int lane, int db, int resp, const std::vector<std::vector<std::string_view>>& cmds,
+    const std::vector<std::pair<std::string_view, uint64_t>>& watched) {
+  ClientState c;
+  c.authenticated = true;
+  c.local_only = true;
+  c.db = db;
+  c.resp = resp;
+  c.lane = lane;
+  protocol::StringSink sink;
+  protocol::ReplyBuilder rb(&sink, resp);
+  int64_t now = NowMs();
+  // Queue through the dispatcher, as the client's own MULTI would have.
+  std::vector<std::string_view> multi{"MULTI"};
+  Dispatch(*server_, c, rb, multi, now, lane);
+  for (const auto& cmd : cmds) Dispatch(*server_, c, rb, cmd, now, lane);
+  sink.out.clear();
+  c.exec_versions = watched;
+  std::vector<std::string_view> exec{"EXEC"};
+  Dispatch(*server_, c, rb, exec, now, lane);
+  return sink.out;
+}
+
+}  // namespace kvpool

@@ -1,0 +1,23 @@
+// Runs, on this node, what peers forward: single commands and whole
+// transactions (pool::CommandExecutor for the server).
+#pragma once
+
+#include "server/server_context.h"
+#include "storage/pool/pool.h"
+
+namespace kvpool {
+
+class PoolExecutor : public pool::CommandExecutor {
+ public:
+  explicit PoolExecutor(ServerContext* server) : server_(server) {}
+  std::string Execute(int lane, int db, int resp,
+                      const std::vector<std::string_view>& argv) override;
+  std::string ExecuteTransaction(
+      int lane, int db, int resp, const std::vector<std::vector<std::string_view>>& cmds,
+      const std::vector<std::pair<std::string_view, uint64_t>>& watched) override;
+
+ private:
+  ServerContext* server_;
+};
+
+}  // namespace kvpool

@@ -1,0 +1,115 @@
+// POOL NODES / POOL KEYNODE / CLUSTER KEYSLOT, and INFO's pool section.
+#include <string>
+
+#include "server/command_table.h"
+#include "server/errors.h"
+#include "server/server_context.h"
+#include "server/util/strings.h"
+#include "storage/pool/pool.h"
+
+namespace kvpool {
+
+namespace {
+
+std::string Ranges(const std::vector<std::pair<int, int>>& r) {
+  std::string out;
+  for (auto [a, b] : r) {
+    if (!out.empty()) out += ",";
+    out += a == b ? std::to_string(a) : std::to_string(a) + "-" + std::to_string(b);
+  }
+  return out.empty() ? "-" : out;
+}
+
+std::string SelfAddr(ServerContext& s) {
+  std::vector<std::string> bind;
+  (void)SplitArgs(s.config().String("bind"), &bind);
+  return (bind.empty() ? std::string("127.0.0.1") : bind[0]) + ":" + std::to_string(s.tcp_port);
+}
+
+// One line per node: index, address@poolport, flags, state, slot ranges,
+// keys, memory, transport.
+void CmdPoolNodes(CommandContext& cx) {
+  pool::Pool* p = cx.server().pool();
+  std::string out;
+  if (p == nullptr) {
+    storage::StoreStats st = cx.store().GetStats();
+    out = "0 " + SelfAddr(cx.server()) + " myself up 0-16383 keys=" + std::to_string(st.keys) +
+          " used_memory=" + std::to_string(st.used_memory) +
+          " maxmemory=" + std::to_string(st.maxmemory) + " transport=local\n";
+  } else {
+    auto nodes = p->Nodes();
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      const auto& n = nodes[i];
+      out += std::to_string(i) + " " + n.spec.Addr() + "@" + std::to_string(n.spec.pool_port) +
+             (n.self ? " myself " : " - ") + (n.state == pool::NodeState::kUp ? "up" : "down") +
+             " " + Ranges(p->slots().RangesOf(static_cast<int>(i))) +
+             " keys=" + std::to_string(n.keys) + " used_memory=" + std::to_string(n.used_memory) +
+             " maxmemory=" + std::to_string(n.maxmemory) + " transport=" +
+             (n.self ? "local" : p->transport_name()) + "\n";
+    }
+  }
+  cx.reply().Verbatim(out);
+}
+
+void CmdPool(CommandContext& cx) {
+  std::string sub = ToLower(cx.arg(1));
+  if (sub == "nodes" && cx.argc() == 2) return CmdPoolNodes(cx);
+  if (sub == "keynode" && cx.argc() == 3) {
+    pool::Pool* p = cx.server().pool();
+    if (p == nullptr) return cx.reply().Bulk(SelfAddr(cx.server()));
+    return cx.reply().Bulk(p->node(p->OwnerOf(cx.arg(2))).Addr());
+  }
+  if (sub == "help") {
+    cx.reply().ArrayHeader(3);
+    cx.reply().SimpleString("POOL NODES -- every node: address, state, slots, keys, memory.");
+    cx.reply().SimpleString("POOL KEYNODE <key> -- the node that owns <key>.");
+    cx.reply().SimpleString("POOL HELP");
+    return;
+  }
+  cx.reply().Error("ERR unknown subcommand or wrong number of arguments for '" +
+                   std::string(cx.arg(1)) + "'. Try POOL HELP.");
+}
+
+void CmdCluster(CommandContext& cx) {
+  std::string sub = ToLower(cx.arg(1));
+  if (sub == "keyslot" && cx.argc() == 3) return cx.reply().Integer(pool::KeySlot(cx.arg(2)));
+  cx.reply().Error("ERR kvpool is not a Redis Cluster: only CLUSTER KEYSLOT is supported (see "
+                   "POOL NODES)");
+}
+
+}  // namespace
+
+void RegisterPoolFamily(CommandTable& t) {
+  t.Add({"pool", -2, kCmdAdmin | kCmdLoading | kCmdStale, 0, 0, 0, CmdPool, "server",
+         "The nodes of the pool and which one owns a key."});
+  t.Add({"cluster", -2, kCmdLoading | kCmdStale, 0, 0, 0, CmdCluster, "cluster",
+         "CLUSTER KEYSLOT: the hash slot of a key."});
+}
+
+std::string PoolInfoSection(ServerContext& s) {
+  pool::Pool* p = s.pool();
+  if (p == nullptr) return "pool_nodes:1\r\npool_self:0\r\ntransport:local\r\n";
+  std::string out;
+  int up = 0;
+  for (int n = 0; n < p->nodes(); ++n) up += p->NodeUp(n);
+  out += "pool_nodes:" + std::to_string(p->nodes()) + "\r\n";
+  out += "pool_self:" + std::to_string(p->self()) + "\r\n";
+  out += "pool_nodes_up:" + std::to_string(up) + "\r\n";
+  out += "transport:" + std::string(p->transport_name()) + "\r\n";
+  out += "pool_timeout_ms:" + std::to_string(p->timeout_ms()) + "\r\n";
+  for (int n = 0; n < p->nodes(); ++n) {
+    if (n == p->self()) continue;
+    const auto& c = p->counters(n);
+    out += "peer" + std::to_string(n) + ":addr=" + p->node(n).Addr() +
+           ",state=" + (p->NodeUp(n) ? "up" : "down") + ",transport=" + p->transport_name() +
+           ",calls=" + std::to_string(c.calls.load()) +
+           ",errors=" + std::to_string(c.errors.load()) +
+           ",bytes_in=" + std::to_string(c.bytes_in.load()) +
+           ",bytes_out=" + std::to_string(c.bytes_out.load()) +
+           ",rdma_reads=" + std::to_string(c.rdma_reads.load()) +
+           ",rdma_writes=" + std::to_string(c.rdma_writes.load()) + "\r\n";
+  }
+  return out;
+}
+
+}  // namespace kvpool

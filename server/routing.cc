@@ -1,0 +1,196 @@
+#include "server/routing.h"
+
+#include <set>
+
+#include "server/command_table.h"
+#include "server/dispatcher.h"
+#include "storage/pool/pool.h"
+
+namespace kvpool {
+
+std::vector<std::string_view> CommandKeys(const CommandSpec& spec,
+                                          std::span<const std::string_view> args) {
+  std::vector<std::string_view> keys;
+  if (spec.first_key <= 0 || args.size() <= static_cast<size_t>(spec.first_key)) return keys;
+  int argc = static_cast<int>(args.size());
+  int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
+  int step = spec.key_step > 0 ? spec.key_step : 1;
+  for (int i = spec.first_key; i <= last && i < argc; i += step) keys.push_back(args[i]);
+  return keys;
+}
+
+std::string RunLocally(ServerContext& server, int lane, int db, int resp,
+                       std::span<const std::string_view> args) {
+  ClientState c;
+  c.authenticated = true;
+  c.local_only = true;
+  c.db = db;
+  c.resp = resp;
+  c.lane = lane;
+  protocol::StringSink sink;
+  protocol::ReplyBuilder rb(&sink, resp);
+  Dispatch(server, c, rb, args, NowMs(), lane);
+  if (c.watch) server.store().Unwatch(c.watch);
+  return sink.out;
+}
+
+namespace {
+
+std::string ErrorLine(std::string_view msg) {
+  std::string out = "-";
+  for (char ch : msg) out.push_back(ch == '\r' || ch == '\n' ? ' ' : ch);
+  out += "\r\n";
+  return out;
+}
+
+std::string NodeList(const pool::Pool& p, const std::set<int>& nodes) {
+  std::string out;
+  for (int n : nodes) out += (out.empty() ? "" : ", ") + p.node(n).Addr();
+  return out;
+}
+
+}  // namespace
+
+bool RouteByKeys(ServerContext& server, ClientState& client, protocol::ReplyBuilder& reply,
+                 const CommandSpec& spec, std::span<const std::string_view> args, int64_t) {
+  pool::Pool* p = server.pool();
+  std::vector<std::string_view> keys = CommandKeys(spec, args);
+  if (keys.empty()) return false;
+  std::set<int> owners;
+  for (std::string_view k : keys) owners.insert(p->OwnerOf(k));
+  if (owners.size() > 1) {
+    reply.Error("ERR the keys of '" + std::string(spec.name) +
+                "' live on different pool nodes (" + NodeList(*p, owners) +
+                ") and it cannot be split; use keys with a common {hashtag}");
+    return true;
+  }
+  int owner = *owners.begin();
+  if (owner == p->self()) return false;
+  bool read_only = (spec.flags & kCmdReadOnly) != 0;
+  if (!p->NodeUp(owner)) {
+    // Reads of keys on a down node answer as if the key were missing;
+    // writes say which node could not take them.
+    if (read_only) return false;
+    reply.Error("ERR " + p->NodeDownError(owner));
+    return true;
+  }
+  std::shared_ptr<ReplySlot> slot = client.defer ? client.defer() : nullptr;
+  if (!slot) return false;  // an in-process caller cannot wait
+  ServerContext* srv = &server;
+  int lane = client.lane, db = client.db, resp = client.resp;
+  std::vector<std::string> copy(args.begin(), args.end());
+  p->Forward(lane, owner, db, resp, args,
+             [slot, srv, lane, db, resp, read_only, copy = std::move(copy)](Status s,
+                                                                            std::string r) {
+               if (s.ok()) return slot->Finish(r);
+               if (read_only) {
+                 std::vector<std::string_view> argv(copy.begin(), copy.end());
+                 return slot->Finish(RunLocally(*srv, lane, db, resp, argv));
+               }
+               slot->Finish(ErrorLine("ERR " + s.message()));
+             });
+  return true;
+}
+
+bool RouteExec(ServerContext& server, ClientState& client, protocol::ReplyBuilder& reply) {
+  pool::Pool* p = server.pool();
+  if (!client.in_multi || client.multi_error) return false;
+  std::set<int> owners;
+  for (const auto& cmd : client.queued) {
+    const CommandSpec* spec = server.commands().Find(cmd[0]);
+    if (spec == nullptr) continue;
+    std::vector<std::string_view> argv(cmd.begin(), cmd.end());
+    for (std::string_view k : CommandKeys(*spec, argv)) owners.insert(p->OwnerOf(k));
+  }
+  for (const auto& w : client.remote_watches) owners.insert(w.node);
+  if (client.watch) owners.insert(p->self());
+  if (owners.empty() || (owners.size() == 1 && *owners.begin() == p->self())) return false;
+
+  auto reset = [&] {
+    client.in_multi = false;
+    client.multi_error = false;
+    client.queued.clear();
+    client.info->multi_queued.store(-1, std::memory_order_relaxed);
+    client.remote_watches.clear();
+    if (client.watch) {
+      server.store().Unwatch(client.watch);
+      client.watch.reset();
+    }
+  };
+  if (owners.size() > 1) {
+    reply.Error("ERR MULTI/EXEC across pool nodes is not supported: the keys of this "
+                "transaction live on " + NodeList(*p, owners) +
+                "; put them on one node with a common {hashtag}");
+    reset();
+    return true;
+  }
+  int owner = *owners.begin();
+  std::shared_ptr<ReplySlot> slot = client.defer ? client.defer() : nullptr;
+  if (!slot) {
+    reply.Error("ERR this transaction's keys live on pool node " + p->node(owner).Addr());
+    reset();
+    return true;
+  }
+  std::vector<std::pair<std::string, uint64_t>> watched;
+  for (const auto& w : client.remote_watches) watched.emplace_back(w.key, w.version);
+  std::vector<std::vector<std::string>> cmds = std::move(client.queued);
+  p->ForwardTransaction(client.lane, owner, client.db, client.resp, cmds, watched,
+                        [slot](Status s, std::string r) {
+                          slot->Finish(s.ok() ? r : ErrorLine("EXECABORT " + s.message()));
+                        });
+  reset();
+  return true;
+}
+
+bool RouteWatch(ServerContext& server, ClientState& client, protocol::ReplyBuilder& reply,
+                std::span<const std::string_view> args, int64_t now_ms) {
+  pool::Pool* p = server.pool();
+  if (client.in_multi) return false;  // the handler refuses it
+  std::vector<std::vector<std::string_view>> remote(p->nodes());
+  std::vector<std::string_view> local{args[0]};
+  for (size_t i = 1; i < args.size(); ++i) {
+    int o = p->OwnerOf(args[i]);
+    if (o == p->self()) local.push_back(args[i]);
+    else remote[o].push_back(args[i]);
+  }
+  if (local.size() == args.size()) return false;
+  std::shared_ptr<ReplySlot> slot = client.defer ? client.defer() : nullptr;
+  if (!slot) return false;
+  if (local.size() > 1) {
+    protocol::StringSink ignore;
+    protocol::ReplyBuilder rb(&ignore, client.resp);
+    Execute(server, client, rb, local, now_ms);
+  }
+  struct State {
+    int pending = 1;
+    std::string error;
+    std::shared_ptr<ReplySlot> slot;
+    ClientState* client;  // used only while slot->alive()
+  };
+  auto st = std::make_shared<State>();
+  st->slot = slot;
+  st->client = &client;
+  auto finish = [st] {
+    if (--st->pending > 0) return;
+    st->slot->Finish(st->error.empty() ? "+OK\r\n" : ErrorLine(st->error));
+  };
+  for (int n = 0; n < p->nodes(); ++n) {
+    if (remote[n].empty()) continue;
+    ++st->pending;
+    std::vector<std::string> keys(remote[n].begin(), remote[n].end());
+    p->Versions(client.lane, n, client.db, remote[n],
+                [st, n, keys, finish](Status s, std::vector<uint64_t>& versions) {
+                  if (!s.ok()) {
+                    st->error = "ERR cannot WATCH keys on pool node: " + s.message();
+                  } else if (st->slot->alive()) {
+                    for (size_t i = 0; i < keys.size(); ++i)
+                      st->client->remote_watches.push_back({n, keys[i], versions[i]});
+                  }
+                  finish();
+                });
+  }
+  finish();
+  return true;
+}
+
+}  // namespace kvpool
