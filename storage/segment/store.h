@@ -9,6 +9,11 @@
 // Time: callers pass now_ms (milliseconds since the Unix epoch) so tests can
 // control time; an item with expire_at_ms != 0 and expire_at_ms <= now_ms is
 // absent for every read and is removed lazily (on access) or actively (Tick).
+// The LRU clock (24 bits, seconds) is derived from the now_ms of each access.
+//
+// Lifetime: every ItemRef must be released before the Store is destroyed.
+// See storage/segment/README.md for the layout (item header, size classes,
+// shards, SCAN cursor).
 #pragma once
 
 #include <atomic>
@@ -32,14 +37,20 @@ const char* EvictionPolicyName(EvictionPolicy p);
 
 struct StoreOptions {
   // Bound on used memory (items as allocated + index). Writes that would
-  // exceed it evict per `policy`, or fail with kOutOfMemory.
+  // exceed it evict per `policy`, or fail with kOutOfMemory. 0 = no bound but
+  // the segment itself (as Redis's maxmemory 0); then segment_bytes is required.
   size_t maxmemory = 256ull << 20;
   EvictionPolicy policy = EvictionPolicy::kAllKeysLru;
   int maxmemory_samples = 5;
   int databases = 16;
   // Size of the reserved region. 0 = derived from maxmemory (maxmemory plus
-  // room for allocator fragmentation). Pages are touched lazily.
+  // room for allocator fragmentation: max(64 MiB, maxmemory/8)). Pages are
+  // touched lazily.
   size_t segment_bytes = 0;
+  // Give freed pages back to the kernel (madvise MADV_DONTNEED) so RSS drops
+  // after deletes. Must be false if the segment is registered for RDMA
+  // without on-demand paging (the NIC would keep the old physical pages).
+  bool release_free_pages = true;
 };
 
 struct Item;  // opaque; lives in the segment
@@ -74,6 +85,7 @@ class ItemRef {
   void Reset();
 
  private:
+  friend struct ItemRefAccess;  // the Store reads the pinned Item*
   Item* item_ = nullptr;
 };
 
@@ -171,7 +183,9 @@ class Store {
   bool SetExpire(int db, std::string_view key, int64_t expire_at_ms, ExpireCondition cond,
                  int64_t now_ms);
   // RENAME/RENAMENX within one db, keeping TTL. kNotFound if src is absent;
-  // kAborted if nx and dst exists. src == dst succeeds without change.
+  // kAborted if nx and dst exists. src == dst changes nothing: OK, or
+  // kAborted with nx (as Redis's RENAMENX k k answers 0). kOutOfMemory if the
+  // renamed item (the key is stored in it) cannot be placed.
   Status Rename(int db, std::string_view src, std::string_view dst, bool nx, int64_t now_ms);
 
   // ---- keyspace ----
@@ -179,7 +193,9 @@ class Store {
   DbStats GetDbStats(int db) const;
   // Redis SCAN semantics: every key present for the whole scan is returned at
   // least once; `count` is a hint of how many slots to visit. `match`, if set,
-  // filters keys (glob); expired keys are skipped.
+  // filters keys (glob); expired keys are skipped. `match` runs with no lock
+  // held. Cursor: low 8 bits = shard, the rest = Redis's reverse-binary
+  // bucket cursor within that shard; 0 starts and ends a scan.
   ScanResult Scan(int db, uint64_t cursor, size_t count,
                   const std::function<bool(std::string_view)>& match, int64_t now_ms);
   // A random live key, or false if the db is empty.
@@ -193,11 +209,13 @@ class Store {
   void Unwatch(const std::shared_ptr<WatchToken>& token);
 
   // ---- housekeeping ----
-  // Advances the LRU clock and runs active expiry for up to `budget_us`.
-  // Called periodically (hz) from one thread.
+  // Runs active expiry (Redis activeExpireCycle-like: samples keys with a TTL,
+  // removes the expired, goes on while more than 25% of a sample had expired)
+  // for up to about `budget_us`, then gives free pages back to the kernel.
+  // Called periodically (hz) from one thread; a concurrent call returns at once.
   void Tick(int64_t now_ms, int64_t budget_us);
   // maxmemory and policy may change at run time (CONFIG SET). Lowering
-  // maxmemory evicts on the next writes.
+  // maxmemory evicts on the next writes. Samples are clamped to [1, 64].
   void SetMaxMemory(size_t bytes);
   void SetPolicy(EvictionPolicy p);
   void SetMaxMemorySamples(int n);

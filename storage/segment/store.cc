@@ -1,0 +1,225 @@
+// Store: setup, reads, and the helpers every write shares.
+#include "storage/segment/store.h"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+#include "storage/segment/store_impl.h"
+
+namespace kvpool::storage {
+
+namespace {
+constexpr struct {
+  EvictionPolicy p;
+  const char* name;
+} kPolicies[] = {
+    {EvictionPolicy::kNoEviction, "noeviction"},
+    {EvictionPolicy::kAllKeysLru, "allkeys-lru"},
+    {EvictionPolicy::kVolatileLru, "volatile-lru"},
+    {EvictionPolicy::kAllKeysRandom, "allkeys-random"},
+    {EvictionPolicy::kVolatileTtl, "volatile-ttl"},
+};
+
+constexpr size_t kMinSlack = size_t{64} << 20;
+constexpr int kMaxDatabases = 1 << 16;
+constexpr int kMaxSamples = 64;
+}  // namespace
+
+bool ParseEvictionPolicy(std::string_view name, EvictionPolicy* out) {
+  for (const auto& e : kPolicies) {
+    if (name.size() == std::strlen(e.name) &&
+        std::equal(name.begin(), name.end(), e.name,
+                   [](char a, char b) { return (a | 0x20) == b || a == b; })) {
+      *out = e.p;
+      return true;
+    }
+  }
+  return false;
+}
+
+const char* EvictionPolicyName(EvictionPolicy p) {
+  for (const auto& e : kPolicies) {
+    if (e.p == p) return e.name;
+  }
+  return "unknown";
+}
+
+// ---- setup ----
+
+Store::Impl::Impl(const StoreOptions& o, Region r)
+    : databases(o.databases),
+      region(std::move(r)),
+      heap(region.base(), region.size() >> PageHeap::kPageShift, o.release_free_pages),
+      slabs(&heap),
+      maxmemory(o.maxmemory),
+      policy(static_cast<int>(o.policy)),
+      samples(std::clamp(o.maxmemory_samples, 1, kMaxSamples)),
+      expire_cursors(o.databases) {
+  dbs.reserve(databases);
+  for (int i = 0; i < databases; ++i) dbs.push_back(std::make_unique<Index>(&index_bytes));
+}
+
+Store::Impl::~Impl() {
+  if (segment_slot >= 0) UnregisterSegment(segment_slot);
+}
+
+StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& o) {
+  if (o.databases < 1 || o.databases > kMaxDatabases)
+    return Status::InvalidArgument("databases must be in [1, 65536]");
+  if (o.maxmemory == 0 && o.segment_bytes == 0)
+    return Status::InvalidArgument("maxmemory 0 (unbounded) needs segment_bytes");
+  size_t bytes = o.segment_bytes != 0 ? o.segment_bytes
+                                      : o.maxmemory + std::max(kMinSlack, o.maxmemory / 8);
+  bytes = (bytes + PageHeap::kPageSize - 1) & ~(PageHeap::kPageSize - 1);
+  if ((bytes >> PageHeap::kPageShift) > UINT32_MAX)
+    return Status::InvalidArgument("segment too large");
+  auto region = Region::Map(bytes);
+  if (!region.ok()) return region.status();
+  auto impl = std::make_unique<Impl>(o, std::move(region.value()));
+  impl->segment_slot = RegisterSegment(impl->region.base(), impl->region.size(), &impl->slabs);
+  if (impl->segment_slot < 0) return Status::Internal("too many open stores");
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Store::~Store() { FlushAll(); }
+
+int Store::databases() const { return impl_->databases; }
+void* Store::segment_base() const { return impl_->region.base(); }
+size_t Store::segment_size() const { return impl_->region.size(); }
+
+// ---- shared helpers ----
+
+Item* Store::Impl::RemoveLocked(int db, Index& idx, Shard& s, Item** pos, Removal why) {
+  Item* it = idx.Unlink(s, pos);
+  if (why == Removal::kExpired) expired.fetch_add(1, std::memory_order_relaxed);
+  if (why == Removal::kEvicted) evicted.fetch_add(1, std::memory_order_relaxed);
+  TouchLocked(db, s, it->key());
+  return it;
+}
+
+Item* Store::Impl::Lookup(int db, std::string_view key, int64_t now_ms, bool touch_lru,
+                          bool pin) {
+  Loc l = Locate(db, key);
+  Shard& s = *l.shard;
+  Item* dead = nullptr;
+  Item* it = nullptr;
+  {
+    std::lock_guard<FutexMutex> g(s.mu);
+    Item** pos = Index::Find(s, l.hash, key);
+    if (pos == nullptr) return nullptr;
+    it = *pos;
+    if (it->ExpiredAt(now_ms)) {
+      dead = RemoveLocked(db, *l.idx, s, pos, Removal::kExpired);
+      l.idx->MaybeShrink(s);
+      it = nullptr;
+    } else {
+      if (touch_lru) it->SetLru(LruClock(now_ms));
+      if (pin) it->Pin();
+    }
+  }
+  if (dead != nullptr) Release(dead);
+  return it;
+}
+
+Status Store::Impl::AllocItem(std::string_view key, size_t val_len, size_t extra, size_t credit,
+                              int64_t now_ms, Item** out) {
+  if (key.size() > UINT32_MAX || val_len > UINT32_MAX)
+    return Status::InvalidArgument("key or value too large");
+  const size_t bytes = Item::BytesFor(key.size(), val_len);
+  const size_t asz = SlabAllocator::AllocSize(bytes);
+  const size_t need = asz + extra;
+  if (Status st = EnsureMemory(need > credit ? need - credit : 0, now_ms); !st.ok()) return st;
+  uint8_t cls;
+  void* p = slabs.Alloc(bytes, &cls);
+  // The region is full although used memory is within bounds: its free
+  // memory is in other classes' slabs. Evict items of the needed class first
+  // (each frees a usable object), then any items (to empty whole slabs).
+  EvictFilter shaped{cls, cls == SlabAllocator::kLargeClass ? asz : 0};
+  for (int targeted = 0, any = 0; p == nullptr;) {
+    if (static_cast<EvictionPolicy>(policy.load()) == EvictionPolicy::kNoEviction) break;
+    bool progress = targeted < 32 && EvictOne(now_ms, shaped);
+    if (progress) {
+      ++targeted;
+    } else {
+      targeted = 32;
+      if (any++ >= 256 || !EvictOne(now_ms, EvictFilter{})) break;
+    }
+    p = slabs.Alloc(bytes, &cls);
+  }
+  if (p == nullptr) return Status::OutOfMemory("segment full");
+  auto* it = new (p) Item;
+  it->next = nullptr;
+  it->version = 0;
+  it->expire_at_ms.store(0, std::memory_order_relaxed);
+  it->refs.store(1, std::memory_order_relaxed);
+  it->key_len = static_cast<uint32_t>(key.size());
+  it->val_len = static_cast<uint32_t>(val_len);
+  it->SetLru(LruClock(now_ms));
+  it->cls = cls;
+  if (!key.empty()) std::memcpy(it->data(), key.data(), key.size());
+  *out = it;
+  return Status::OK();
+}
+
+// ---- reads ----
+
+ItemRef Store::Get(int db, std::string_view key, int64_t now_ms) {
+  return ItemRef(impl_->Lookup(db, key, now_ms, /*touch_lru=*/true, /*pin=*/true));
+}
+
+ItemRef Store::Peek(int db, std::string_view key, int64_t now_ms) {
+  return ItemRef(impl_->Lookup(db, key, now_ms, /*touch_lru=*/false, /*pin=*/true));
+}
+
+bool Store::Exists(int db, std::string_view key, int64_t now_ms) {
+  return impl_->Lookup(db, key, now_ms, /*touch_lru=*/false, /*pin=*/false) != nullptr;
+}
+
+std::vector<ItemRef> Store::MultiGet(int db, const std::vector<std::string_view>& keys,
+                                     int64_t now_ms) {
+  std::vector<ItemRef> out(keys.size());
+  if (keys.size() == 1) {
+    out[0] = Get(db, keys[0], now_ms);
+    return out;
+  }
+  Index& idx = *impl_->dbs[db];
+  std::vector<uint64_t> hashes(keys.size());
+  std::vector<uint32_t> shards(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    hashes[i] = HashKey(keys[i]);
+    shards[i] = Index::ShardOf(hashes[i]);
+  }
+  std::sort(shards.begin(), shards.end());
+  shards.erase(std::unique(shards.begin(), shards.end()), shards.end());
+  std::vector<Item*> dead;
+  const uint32_t clock = LruClock(now_ms);
+  for (uint32_t si : shards) idx.shard(si).mu.lock();
+  for (size_t i = 0; i < keys.size(); ++i)
+    Index::PrefetchBucket(idx.shard(Index::ShardOf(hashes[i])), hashes[i]);
+  for (size_t i = 0; i < keys.size(); ++i)
+    Index::PrefetchHead(idx.shard(Index::ShardOf(hashes[i])), hashes[i]);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    Shard& s = idx.shard(Index::ShardOf(hashes[i]));
+    Item** pos = Index::Find(s, hashes[i], keys[i]);
+    if (pos == nullptr) continue;
+    Item* it = *pos;
+    if (it->ExpiredAt(now_ms)) {
+      dead.push_back(impl_->RemoveLocked(db, idx, s, pos, Removal::kExpired));
+      continue;
+    }
+    it->SetLru(clock);
+    it->Pin();
+    out[i] = ItemRef(it);
+  }
+  if (!dead.empty()) {
+    for (uint32_t si : shards) idx.MaybeShrink(idx.shard(si));
+  }
+  for (uint32_t si : shards) idx.shard(si).mu.unlock();
+  for (Item* it : dead) impl_->Release(it);
+  return out;
+}
+
+}  // namespace kvpool::storage

@@ -1,0 +1,350 @@
+// Store: functional tests of reads and writes (keyspace operations, TTL,
+// eviction and concurrency in their own files).
+#include "storage/segment/store.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "storage/segment/store_test_util.h"
+
+namespace kvpool::storage {
+namespace {
+
+TEST(StoreOpenTest, ValidatesOptionsAndDerivesSegmentSize) {
+  StoreOptions o;
+  o.databases = 0;
+  EXPECT_EQ(Store::Open(o).status().code(), Code::kInvalidArgument);
+  o = {};
+  o.maxmemory = 0;
+  EXPECT_EQ(Store::Open(o).status().code(), Code::kInvalidArgument);
+  o.segment_bytes = 8 << 20;
+  auto s = OpenStore(o);
+  EXPECT_EQ(s->segment_size(), size_t{8} << 20);
+  o = {};
+  o.maxmemory = size_t{1} << 30;
+  s = OpenStore(o);
+  EXPECT_EQ(s->segment_size(), (size_t{1} << 30) + (size_t{128} << 20));
+  EXPECT_EQ(s->databases(), 16);
+  EXPECT_NE(s->segment_base(), nullptr);
+  StoreStats st = s->GetStats();
+  EXPECT_EQ(st.segment_bytes, s->segment_size());
+  EXPECT_EQ(st.maxmemory, size_t{1} << 30);
+  EXPECT_EQ(st.used_memory, 0u);
+}
+
+TEST(StorePolicyTest, NamesRoundTrip) {
+  for (auto p : {EvictionPolicy::kNoEviction, EvictionPolicy::kAllKeysLru,
+                 EvictionPolicy::kVolatileLru, EvictionPolicy::kAllKeysRandom,
+                 EvictionPolicy::kVolatileTtl}) {
+    EvictionPolicy q;
+    ASSERT_TRUE(ParseEvictionPolicy(EvictionPolicyName(p), &q));
+    EXPECT_EQ(p, q);
+  }
+  EvictionPolicy q;
+  EXPECT_TRUE(ParseEvictionPolicy("ALLKEYS-LRU", &q));
+  EXPECT_EQ(q, EvictionPolicy::kAllKeysLru);
+  EXPECT_FALSE(ParseEvictionPolicy("allkeys-lfu", &q));
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Store> s_ = OpenStore();
+};
+
+TEST_F(StoreTest, GetPeekExistsAndDatabasesAreSeparate) {
+  EXPECT_FALSE(s_->Get(0, "k", kT0));
+  MustSet(*s_, 0, "k", "v0");
+  MustSet(*s_, 3, "k", "v3");
+  EXPECT_EQ(GetStr(*s_, 0, "k"), "v0");
+  EXPECT_EQ(GetStr(*s_, 3, "k"), "v3");
+  EXPECT_EQ(GetStr(*s_, 1, "k"), "<nil>");
+  ItemRef p = s_->Peek(3, "k", kT0);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p.key(), "k");
+  EXPECT_EQ(p.value(), "v3");
+  EXPECT_EQ(p.expire_at_ms(), 0);
+  EXPECT_TRUE(s_->Exists(0, "k", kT0));
+  EXPECT_FALSE(s_->Exists(2, "k", kT0));
+  EXPECT_EQ(s_->DbSize(0), 1u);
+  EXPECT_EQ(s_->DbSize(3), 1u);
+}
+
+TEST_F(StoreTest, EmptyAndBinaryKeysAndValues) {
+  const std::string bkey("a\0b\r\n\xff", 6), bval("\0\0\x01\x80", 4);
+  MustSet(*s_, 0, bkey, bval);
+  MustSet(*s_, 0, "", "empty key");
+  MustSet(*s_, 0, "empty value", "");
+  EXPECT_EQ(GetStr(*s_, 0, bkey), bval);
+  EXPECT_EQ(GetStr(*s_, 0, std::string("a\0b", 3)), "<nil>");
+  EXPECT_EQ(GetStr(*s_, 0, ""), "empty key");
+  ItemRef e = s_->Get(0, "empty value", kT0);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e.value().size(), 0u);
+  EXPECT_EQ(s_->DbSize(0), 3u);
+}
+
+TEST_F(StoreTest, HugeValue) {
+  std::string big(64 << 20, 'x');
+  for (size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>(i >> 12);
+  MustSet(*s_, 0, "big", big);
+  {
+    ItemRef r = s_->Get(0, "big", kT0);
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r.value() == big);
+    EXPECT_GE(r.alloc_size(), big.size());
+    EXPECT_LT(r.alloc_size(), big.size() + (64 << 10) + 64);
+    EXPECT_GE(s_->GetStats().used_memory, big.size());
+  }
+  EXPECT_TRUE(s_->Del(0, "big", kT0));
+  EXPECT_LT(s_->GetStats().used_memory, 1u << 20);
+}
+
+TEST_F(StoreTest, SetConditionsKeepTtlAndGet) {
+  SetOptions nx;
+  nx.cond = SetCondition::kIfAbsent;
+  SetOptions xx;
+  xx.cond = SetCondition::kIfPresent;
+  SetResult r;
+  ASSERT_TRUE(s_->Set(0, "k", "1", xx, kT0, &r).ok());
+  EXPECT_FALSE(r.written);
+  EXPECT_FALSE(s_->Exists(0, "k", kT0));
+  ASSERT_TRUE(s_->Set(0, "k", "1", nx, kT0, &r).ok());
+  EXPECT_TRUE(r.written);
+  ASSERT_TRUE(s_->Set(0, "k", "2", nx, kT0, &r).ok());
+  EXPECT_FALSE(r.written);
+  EXPECT_EQ(GetStr(*s_, 0, "k"), "1");
+  ASSERT_TRUE(s_->Set(0, "k", "3", xx, kT0, &r).ok());
+  EXPECT_TRUE(r.written);
+  EXPECT_EQ(GetStr(*s_, 0, "k"), "3");
+
+  // GET: the previous value, whether or not the write happened.
+  SetOptions get;
+  get.want_old = true;
+  ASSERT_TRUE(s_->Set(0, "k", "4", get, kT0, &r).ok());
+  EXPECT_TRUE(r.written);
+  ASSERT_TRUE(r.old);
+  EXPECT_EQ(r.old.value(), "3");
+  get.cond = SetCondition::kIfAbsent;
+  ASSERT_TRUE(s_->Set(0, "k", "5", get, kT0, &r).ok());
+  EXPECT_FALSE(r.written);
+  ASSERT_TRUE(r.old);
+  EXPECT_EQ(r.old.value(), "4");
+  ASSERT_TRUE(s_->Set(0, "new", "5", get, kT0, &r).ok());
+  EXPECT_TRUE(r.written);
+  EXPECT_FALSE(r.old);
+
+  // TTL: a plain SET clears it, KEEPTTL keeps it.
+  SetOptions ex;
+  ex.expire_at_ms = kT0 + 10000;
+  ASSERT_TRUE(s_->Set(0, "t", "a", ex, kT0, &r).ok());
+  SetOptions keep;
+  keep.keep_ttl = true;
+  ASSERT_TRUE(s_->Set(0, "t", "b", keep, kT0, &r).ok());
+  EXPECT_EQ(s_->Peek(0, "t", kT0).expire_at_ms(), kT0 + 10000);
+  EXPECT_EQ(s_->GetDbStats(0).expires, 1u);
+  ASSERT_TRUE(s_->Set(0, "t", "c", SetOptions{}, kT0, &r).ok());
+  EXPECT_EQ(s_->Peek(0, "t", kT0).expire_at_ms(), 0);
+  EXPECT_EQ(s_->GetDbStats(0).expires, 0u);
+  // Null result pointer is allowed.
+  ASSERT_TRUE(s_->Set(0, "t", "d", SetOptions{}, kT0, nullptr).ok());
+}
+
+TEST_F(StoreTest, VersionsAreUniqueAndGrow) {
+  MustSet(*s_, 0, "a", "1");
+  uint64_t v1 = s_->Peek(0, "a", kT0).version();
+  MustSet(*s_, 0, "b", "1");
+  uint64_t v2 = s_->Peek(0, "b", kT0).version();
+  MustSet(*s_, 0, "a", "2");
+  uint64_t v3 = s_->Peek(0, "a", kT0).version();
+  EXPECT_LT(v1, v2);
+  EXPECT_LT(v2, v3);
+}
+
+TEST_F(StoreTest, PinsSurviveOverwriteDeleteAndFlush) {
+  std::string v1(5000, 'a');
+  MustSet(*s_, 0, "k", v1);
+  ItemRef pin = s_->Get(0, "k", kT0);
+  uint64_t ver = pin.version();
+  MustSet(*s_, 0, "k", std::string(5000, 'b'));
+  // The freed-then-reused memory would show 'c' if the pin did not hold.
+  for (int i = 0; i < 100; ++i) MustSet(*s_, 0, "x" + std::to_string(i), std::string(5000, 'c'));
+  EXPECT_EQ(pin.value(), v1);
+  EXPECT_EQ(pin.key(), "k");
+  EXPECT_EQ(pin.version(), ver);
+  ItemRef pin2 = s_->Get(0, "k", kT0);
+  EXPECT_TRUE(s_->Del(0, "k", kT0));
+  s_->FlushAll();
+  for (int i = 0; i < 100; ++i) MustSet(*s_, 0, "y" + std::to_string(i), std::string(5000, 'c'));
+  EXPECT_EQ(pin.value(), v1);
+  EXPECT_EQ(pin2.value(), std::string(5000, 'b'));
+  // Clone and token round trip.
+  ItemRef c = pin.Clone();
+  pin.Reset();
+  EXPECT_FALSE(pin);
+  void* token = c.ReleaseToToken();
+  EXPECT_FALSE(c);
+  ItemRef::ReleasePin(token);
+  ItemRef moved = std::move(pin2);
+  EXPECT_EQ(moved.value(), std::string(5000, 'b'));
+  moved = ItemRef();
+  s_->FlushAll();
+  EXPECT_EQ(s_->GetStats().used_memory, 0u);
+}
+
+TEST_F(StoreTest, MultiGetAlignsWithKeys) {
+  MustSet(*s_, 0, "a", "1");
+  MustSet(*s_, 0, "c", "3");
+  std::vector<std::string_view> keys = {"a", "b", "c", "a"};
+  auto refs = s_->MultiGet(0, keys, kT0);
+  ASSERT_EQ(refs.size(), 4u);
+  EXPECT_EQ(refs[0].value(), "1");
+  EXPECT_FALSE(refs[1]);
+  EXPECT_EQ(refs[2].value(), "3");
+  EXPECT_EQ(refs[3].value(), "1");
+  EXPECT_EQ(s_->MultiGet(0, {}, kT0).size(), 0u);
+  EXPECT_EQ(s_->MultiGet(0, {"c"}, kT0)[0].value(), "3");
+}
+
+TEST_F(StoreTest, MultiSetAndMsetnxAtomicity) {
+  bool written = false;
+  ASSERT_TRUE(s_->MultiSet(0, {"a", "1", "b", "2", "a", "3"}, false, kT0, &written).ok());
+  EXPECT_TRUE(written);
+  EXPECT_EQ(GetStr(*s_, 0, "a"), "3");  // last duplicate wins
+  EXPECT_EQ(GetStr(*s_, 0, "b"), "2");
+  EXPECT_EQ(s_->DbSize(0), 2u);
+  // MSETNX: one existing key -> nothing written.
+  ASSERT_TRUE(s_->MultiSet(0, {"x", "1", "b", "9", "y", "1"}, true, kT0, &written).ok());
+  EXPECT_FALSE(written);
+  EXPECT_FALSE(s_->Exists(0, "x", kT0));
+  EXPECT_FALSE(s_->Exists(0, "y", kT0));
+  EXPECT_EQ(GetStr(*s_, 0, "b"), "2");
+  ASSERT_TRUE(s_->MultiSet(0, {"x", "1", "y", "2"}, true, kT0, &written).ok());
+  EXPECT_TRUE(written);
+  EXPECT_EQ(s_->DbSize(0), 4u);
+  // MSET clears TTLs.
+  MustSet(*s_, 0, "t", "v", kT0, kT0 + 1000);
+  ASSERT_TRUE(s_->MultiSet(0, {"t", "w"}, false, kT0, &written).ok());
+  EXPECT_EQ(s_->Peek(0, "t", kT0).expire_at_ms(), 0);
+  EXPECT_EQ(s_->GetDbStats(0).expires, 0u);
+  EXPECT_EQ(s_->MultiSet(0, {"odd"}, false, kT0, &written).code(), Code::kInvalidArgument);
+  // Many keys over many shards.
+  std::vector<std::string> store;
+  for (int i = 0; i < 1000; ++i) {
+    store.push_back("m" + std::to_string(i));
+    store.push_back("v" + std::to_string(i));
+  }
+  std::vector<std::string_view> kvs(store.begin(), store.end());
+  ASSERT_TRUE(s_->MultiSet(0, kvs, false, kT0, &written).ok());
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(GetStr(*s_, 0, store[2 * i]), store[2 * i + 1]);
+}
+
+TEST_F(StoreTest, MutateReadModifyWrite) {
+  auto incr = [](const ItemRef* cur) {
+    Mutation m;
+    m.kind = Mutation::kWrite;
+    m.value = std::to_string((cur ? std::stoll(std::string(cur->value())) : 0) + 1);
+    m.expire_at_ms = cur ? cur->expire_at_ms() : 0;
+    return m;
+  };
+  ASSERT_TRUE(s_->Mutate(0, "n", kT0, incr).ok());
+  ASSERT_TRUE(s_->Mutate(0, "n", kT0, incr).ok());
+  EXPECT_EQ(GetStr(*s_, 0, "n"), "2");
+  int calls = 0;
+  ASSERT_TRUE(s_->Mutate(0, "n", kT0, [&](const ItemRef* cur) {
+                  ++calls;
+                  EXPECT_TRUE(cur != nullptr);
+                  return Mutation{};
+                }).ok());
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(GetStr(*s_, 0, "n"), "2");
+  ASSERT_TRUE(s_->Mutate(0, "n", kT0, [](const ItemRef*) {
+                  Mutation m;
+                  m.kind = Mutation::kDelete;
+                  return m;
+                }).ok());
+  EXPECT_FALSE(s_->Exists(0, "n", kT0));
+  EXPECT_EQ(s_->DbSize(0), 0u);
+  ASSERT_TRUE(s_->Mutate(0, "absent", kT0, [](const ItemRef* cur) {
+                  EXPECT_EQ(cur, nullptr);
+                  Mutation m;
+                  m.kind = Mutation::kDelete;
+                  return m;
+                }).ok());
+  // TTL chosen by the mutation.
+  ASSERT_TRUE(s_->Mutate(0, "t", kT0, [](const ItemRef*) {
+                  Mutation m;
+                  m.kind = Mutation::kWrite;
+                  m.value = "x";
+                  m.expire_at_ms = kT0 + 500;
+                  return m;
+                }).ok());
+  EXPECT_EQ(s_->Peek(0, "t", kT0).expire_at_ms(), kT0 + 500);
+  EXPECT_EQ(s_->GetDbStats(0).expires, 1u);
+}
+
+TEST_F(StoreTest, Del) {
+  EXPECT_FALSE(s_->Del(0, "k", kT0));
+  MustSet(*s_, 0, "k", "v");
+  EXPECT_TRUE(s_->Del(0, "k", kT0));
+  EXPECT_FALSE(s_->Del(0, "k", kT0));
+  EXPECT_FALSE(s_->Exists(0, "k", kT0));
+  EXPECT_EQ(s_->DbSize(0), 0u);
+}
+
+TEST_F(StoreTest, SetExpireConditions) {
+  EXPECT_FALSE(s_->SetExpire(0, "missing", kT0 + 1, ExpireCondition::kAlways, kT0));
+  MustSet(*s_, 0, "k", "v");
+  EXPECT_FALSE(s_->SetExpire(0, "k", 0, ExpireCondition::kAlways, kT0));  // PERSIST, no TTL
+  EXPECT_FALSE(s_->SetExpire(0, "k", kT0 + 100, ExpireCondition::kXX, kT0));
+  EXPECT_FALSE(s_->SetExpire(0, "k", kT0 + 100, ExpireCondition::kGT, kT0));  // no TTL = infinite
+  EXPECT_TRUE(s_->SetExpire(0, "k", kT0 + 100, ExpireCondition::kNX, kT0));
+  EXPECT_EQ(s_->GetDbStats(0).expires, 1u);
+  EXPECT_FALSE(s_->SetExpire(0, "k", kT0 + 200, ExpireCondition::kNX, kT0));
+  EXPECT_TRUE(s_->SetExpire(0, "k", kT0 + 200, ExpireCondition::kXX, kT0));
+  EXPECT_FALSE(s_->SetExpire(0, "k", kT0 + 150, ExpireCondition::kGT, kT0));
+  EXPECT_TRUE(s_->SetExpire(0, "k", kT0 + 300, ExpireCondition::kGT, kT0));
+  EXPECT_FALSE(s_->SetExpire(0, "k", kT0 + 400, ExpireCondition::kLT, kT0));
+  EXPECT_TRUE(s_->SetExpire(0, "k", kT0 + 250, ExpireCondition::kLT, kT0));
+  EXPECT_EQ(s_->Peek(0, "k", kT0).expire_at_ms(), kT0 + 250);
+  EXPECT_TRUE(s_->SetExpire(0, "k", 0, ExpireCondition::kAlways, kT0));  // PERSIST
+  EXPECT_EQ(s_->Peek(0, "k", kT0).expire_at_ms(), 0);
+  EXPECT_EQ(s_->GetDbStats(0).expires, 0u);
+  EXPECT_TRUE(s_->SetExpire(0, "k", kT0 + 250, ExpireCondition::kLT, kT0));  // LT on no TTL
+  // In the past: deletes and returns true.
+  EXPECT_TRUE(s_->SetExpire(0, "k", kT0 - 1, ExpireCondition::kAlways, kT0));
+  EXPECT_FALSE(s_->Exists(0, "k", kT0));
+  EXPECT_EQ(s_->GetDbStats(0).keys, 0u);
+  EXPECT_EQ(s_->GetDbStats(0).expires, 0u);
+}
+
+TEST_F(StoreTest, RenameKeepsTtlAndValue) {
+  EXPECT_EQ(s_->Rename(0, "a", "b", false, kT0).code(), Code::kNotFound);
+  EXPECT_EQ(s_->Rename(0, "a", "a", false, kT0).code(), Code::kNotFound);
+  MustSet(*s_, 0, "a", "va", kT0, kT0 + 5000);
+  MustSet(*s_, 0, "b", "vb");
+  EXPECT_TRUE(s_->Rename(0, "a", "a", false, kT0).ok());
+  EXPECT_EQ(s_->Rename(0, "a", "a", true, kT0).code(), Code::kAborted);
+  EXPECT_EQ(s_->Rename(0, "a", "b", true, kT0).code(), Code::kAborted);
+  EXPECT_EQ(GetStr(*s_, 0, "a"), "va");
+  ASSERT_TRUE(s_->Rename(0, "a", "b", false, kT0).ok());
+  EXPECT_FALSE(s_->Exists(0, "a", kT0));
+  ItemRef b = s_->Peek(0, "b", kT0);
+  EXPECT_EQ(b.value(), "va");
+  EXPECT_EQ(b.expire_at_ms(), kT0 + 5000);
+  EXPECT_EQ(s_->GetDbStats(0).keys, 1u);
+  EXPECT_EQ(s_->GetDbStats(0).expires, 1u);
+  ASSERT_TRUE(s_->Rename(0, "b", "c", true, kT0).ok());
+  EXPECT_EQ(GetStr(*s_, 0, "c"), "va");
+  // Many renames across shards keep counters exact.
+  for (int i = 0; i < 500; ++i) MustSet(*s_, 0, "r" + std::to_string(i), std::to_string(i));
+  for (int i = 0; i < 500; ++i)
+    ASSERT_TRUE(s_->Rename(0, "r" + std::to_string(i), "s" + std::to_string(i), false, kT0).ok());
+  for (int i = 0; i < 500; ++i) ASSERT_EQ(GetStr(*s_, 0, "s" + std::to_string(i)), std::to_string(i));
+  EXPECT_EQ(s_->DbSize(0), 501u);
+}
+
+}  // namespace
+}  // namespace kvpool::storage
