@@ -13,12 +13,28 @@ Index::~Index() {
   }
 }
 
+namespace {
+// Key equality for equal lengths; short keys (the common case) without a
+// call into libc.
+inline bool SameBytes(const char* a, const char* b, uint32_t len) {
+  if (len >= 8 && len <= 16) {
+    uint64_t a0, a1, b0, b1;
+    std::memcpy(&a0, a, 8);
+    std::memcpy(&b0, b, 8);
+    std::memcpy(&a1, a + len - 8, 8);
+    std::memcpy(&b1, b + len - 8, 8);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+  }
+  return std::memcmp(a, b, len) == 0;
+}
+}  // namespace
+
 Item** Index::Find(const Shard& s, uint64_t hash, std::string_view key) {
   if (s.buckets == nullptr) return nullptr;
   Item** pos = &s.buckets[hash & s.mask];
   const auto len = static_cast<uint32_t>(key.size());
   for (Item* it = *pos; it != nullptr; pos = &it->next, it = *pos) {
-    if (it->key_len == len && std::memcmp(it->data(), key.data(), len) == 0) return pos;
+    if (it->key_len == len && SameBytes(it->data(), key.data(), len)) return pos;
   }
   return nullptr;
 }

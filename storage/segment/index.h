@@ -41,10 +41,24 @@ struct alignas(64) Shard {
   uint64_t nbuckets() const { return buckets == nullptr ? 0 : mask + 1; }
 };
 
+// A set of shard numbers, iterated in ascending order: the lock order of
+// multi-key operations.
+struct ShardSet {
+  uint64_t bits[4] = {0, 0, 0, 0};
+  void Add(uint32_t si) { bits[si >> 6] |= uint64_t{1} << (si & 63); }
+  template <typename F>
+  void ForEach(F&& f) const {
+    for (uint32_t w = 0; w < 4; ++w) {
+      for (uint64_t b = bits[w]; b != 0; b &= b - 1) f(w * 64 + static_cast<uint32_t>(__builtin_ctzll(b)));
+    }
+  }
+};
+
 class Index {
  public:
   static constexpr int kShardBits = 8;
   static constexpr uint32_t kShards = 1u << kShardBits;
+  static_assert(kShards == 256, "ShardSet holds 256 shards");
   static constexpr uint64_t kMinBuckets = 4;
 
   // `mem` accumulates the bytes of bucket arrays (shared by all dbs).

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -83,6 +84,30 @@ TEST_F(IndexTest, InsertFindDeleteAndCounters) {
   EXPECT_EQ(idx_.keys(), 2u);
   EXPECT_EQ(idx_.expires(), 0u);
   EXPECT_GT(mem_.load(), 0);
+}
+
+TEST_F(IndexTest, KeysDifferingInOneByteAreDistinct) {
+  // Every length from 0 to 40 (covers the short-key compare), each key
+  // differing from the next only in its last or a middle byte.
+  std::vector<std::string> keys;
+  for (size_t len = 0; len <= 40; ++len) {
+    std::string k(len, 'a');
+    keys.push_back(k);
+    for (size_t p : {len / 2, len > 0 ? len - 1 : 0}) {
+      if (len == 0) break;
+      std::string v = k;
+      v[p] = 'b';
+      if (std::find(keys.begin(), keys.end(), v) == keys.end()) keys.push_back(v);
+    }
+  }
+  for (const auto& k : keys) Insert(k);
+  for (const auto& k : keys) {
+    Item* it = Find(k);
+    ASSERT_NE(it, nullptr) << k;
+    EXPECT_EQ(it->key(), k);
+  }
+  EXPECT_EQ(Find(std::string(41, 'a')), nullptr);
+  EXPECT_EQ(Find(std::string(16, 'c')), nullptr);
 }
 
 TEST_F(IndexTest, GrowsAndShrinksKeepingEveryKey) {

@@ -187,16 +187,14 @@ std::vector<ItemRef> Store::MultiGet(int db, const std::vector<std::string_view>
   }
   Index& idx = *impl_->dbs[db];
   std::vector<uint64_t> hashes(keys.size());
-  std::vector<uint32_t> shards(keys.size());
+  ShardSet shards;
   for (size_t i = 0; i < keys.size(); ++i) {
     hashes[i] = HashKey(keys[i]);
-    shards[i] = Index::ShardOf(hashes[i]);
+    shards.Add(Index::ShardOf(hashes[i]));
   }
-  std::sort(shards.begin(), shards.end());
-  shards.erase(std::unique(shards.begin(), shards.end()), shards.end());
   std::vector<Item*> dead;
   const uint32_t clock = LruClock(now_ms);
-  for (uint32_t si : shards) idx.shard(si).mu.lock();
+  shards.ForEach([&](uint32_t si) { idx.shard(si).mu.lock(); });
   for (size_t i = 0; i < keys.size(); ++i)
     Index::PrefetchBucket(idx.shard(Index::ShardOf(hashes[i])), hashes[i]);
   for (size_t i = 0; i < keys.size(); ++i)
@@ -214,10 +212,8 @@ std::vector<ItemRef> Store::MultiGet(int db, const std::vector<std::string_view>
     it->Pin();
     out[i] = ItemRef(it);
   }
-  if (!dead.empty()) {
-    for (uint32_t si : shards) idx.MaybeShrink(idx.shard(si));
-  }
-  for (uint32_t si : shards) idx.shard(si).mu.unlock();
+  if (!dead.empty()) shards.ForEach([&](uint32_t si) { idx.MaybeShrink(idx.shard(si)); });
+  shards.ForEach([&](uint32_t si) { idx.shard(si).mu.unlock(); });
   for (Item* it : dead) impl_->Release(it);
   return out;
 }

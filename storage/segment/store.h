@@ -142,7 +142,9 @@ struct WatchToken {
 
 class Store {
  public:
-  // Reserves the segment and builds empty databases.
+  // Reserves the segment and builds empty databases. kInvalidArgument for
+  // bad options, kOutOfMemory if the region cannot be mapped, kInternal if
+  // more than 64 stores are open in the process.
   static StatusOr<std::unique_ptr<Store>> Open(const StoreOptions& options);
   ~Store();
   Store(const Store&) = delete;
@@ -161,7 +163,8 @@ class Store {
   std::vector<ItemRef> MultiGet(int db, const std::vector<std::string_view>& keys, int64_t now_ms);
 
   // ---- writes ----
-  // kOutOfMemory if the value cannot be placed within maxmemory.
+  // kOutOfMemory if the value cannot be placed within maxmemory;
+  // kInvalidArgument if the key or the value is 4 GiB or longer.
   Status Set(int db, std::string_view key, std::string_view value, const SetOptions& opts,
              int64_t now_ms, SetResult* result);
   // Sets every pair atomically. `if_none_exist` (MSETNX): writes nothing and

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <set>
 #include <string>
 #include <vector>
@@ -100,6 +101,24 @@ TEST_F(StoreTest, HugeValue) {
   }
   EXPECT_TRUE(s_->Del(0, "big", kT0));
   EXPECT_LT(s_->GetStats().used_memory, 1u << 20);
+}
+
+size_t RssBytes() {
+  long pages = 0, rss = 0;
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  if (std::fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
+  std::fclose(f);
+  return static_cast<size_t>(rss) * 4096;
+}
+
+TEST_F(StoreTest, RssFollowsUseOfLargeValues) {
+  const size_t before = RssBytes();
+  MustSet(*s_, 0, "big", std::string(32 << 20, 'x'));
+  const size_t with = RssBytes();
+  EXPECT_GT(with, before + (30u << 20));  // pages touched only when written
+  EXPECT_TRUE(s_->Del(0, "big", kT0));
+  EXPECT_LT(RssBytes(), with - (30u << 20));  // and given back on delete
 }
 
 TEST_F(StoreTest, SetConditionsKeepTtlAndGet) {

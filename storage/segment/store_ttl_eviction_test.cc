@@ -242,5 +242,17 @@ TEST(StoreEvictionTest, FullRegionEvictsSameShapedItems) {
   EXPECT_TRUE(s->Set(0, "big", std::string(300000, 'b'), SetOptions{}, kT0, nullptr).ok());
 }
 
+TEST(StoreEvictionTest, EvictionDirtiesWatchers) {
+  auto s = OpenStore(Small(EvictionPolicy::kAllKeysRandom));
+  const std::string v(1000, 'v');
+  MustSet(*s, 0, "watched", v);
+  auto token = std::make_shared<WatchToken>();
+  s->Watch(0, "watched", token);
+  for (int i = 0; i < 10000 && s->Exists(0, "watched", kT0); ++i) MustSet(*s, 0, "k" + std::to_string(i), v);
+  ASSERT_FALSE(s->Exists(0, "watched", kT0));
+  EXPECT_TRUE(token->dirty);
+  s->Unwatch(token);
+}
+
 }  // namespace
 }  // namespace kvpool::storage

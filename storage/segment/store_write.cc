@@ -100,13 +100,11 @@ Status Store::MultiSet(int db, const std::vector<std::string_view>& kvs, bool if
   Impl& im = *impl_;
   Index& idx = *im.dbs[db];
   std::vector<uint64_t> hashes(n);
-  std::vector<uint32_t> shards(n);
+  ShardSet shards;
   for (size_t i = 0; i < n; ++i) {
     hashes[i] = HashKey(kvs[2 * i]);
-    shards[i] = Index::ShardOf(hashes[i]);
+    shards.Add(Index::ShardOf(hashes[i]));
   }
-  std::sort(shards.begin(), shards.end());
-  shards.erase(std::unique(shards.begin(), shards.end()), shards.end());
 
   // Reserve memory for all items at once, then allocate and fill them.
   size_t total = 0;
@@ -126,7 +124,7 @@ Status Store::MultiSet(int db, const std::vector<std::string_view>& kvs, bool if
   }
 
   std::vector<Item*> old;
-  for (uint32_t si : shards) idx.shard(si).mu.lock();
+  shards.ForEach([&](uint32_t si) { idx.shard(si).mu.lock(); });
   bool refused = false;
   if (if_none_exist) {
     for (size_t i = 0; i < n && !refused; ++i) {
@@ -154,7 +152,7 @@ Status Store::MultiSet(int db, const std::vector<std::string_view>& kvs, bool if
       im.TouchLocked(db, s, kvs[2 * i]);
     }
   }
-  for (uint32_t si : shards) idx.shard(si).mu.unlock();
+  shards.ForEach([&](uint32_t si) { idx.shard(si).mu.unlock(); });
   if (refused) {
     for (Item* it : items) im.Discard(it);
     return Status::OK();
