@@ -14,8 +14,17 @@
 //
 // Threading: a Transport serves a fixed set of event loops ("lanes", one per
 // I/O thread). Call() must be invoked on the lane's thread, and its callback
-// runs there. Incoming calls are handled on the lane whose thread accepted
-// the connection. peer_up() may be called from any thread.
+// runs there. Incoming calls are handled on one lane of the owner (for TCP:
+// the requester's lane index modulo the owner's lane count); the
+// IncomingCall's methods, its done/release callbacks and its destruction all
+// happen on that lane's thread. counters() and peer_up() may be called from
+// any thread.
+//
+// Lifetime: StopLane(i) releases everything the transport holds on lane i's
+// event base. Destroy the Transport after StopLane ran on every lane, or
+// after the lanes' loops have exited but before their bases are freed.
+// libevent must be made thread-safe (evthread_use_pthreads()) before the
+// bases are created.
 #pragma once
 
 #include <event2/event.h>
@@ -41,7 +50,7 @@ struct PeerAddress {
 struct TransportOptions {
   int self = 0;                     // this node's index in peers
   std::vector<PeerAddress> peers;   // every node, this one included
-  std::string bind_host;            // where to listen for peers
+  std::string bind_host;            // where to listen for peers ("" = 127.0.0.1)
   int listen_port = 0;              // this node's pool port
   std::string secret;               // pool-secret (HMAC key; never sent)
   uint64_t max_body = 64u << 20;    // largest call/reply body accepted
@@ -58,7 +67,8 @@ struct TransportOptions {
 using ReleaseFn = void (*)(void*);
 
 // One call received from a peer. Owned by the handler until Reply() (which
-// consumes it). Destroying it without Reply() answers with an error.
+// consumes it). Destroying it without Reply() answers with an error: the
+// requester's callback gets kInternal "kvpool: call dropped" at once.
 class IncomingCall {
  public:
   virtual ~IncomingCall() = default;
@@ -74,11 +84,16 @@ class IncomingCall {
                         std::function<void(Status)> done) = 0;
   // Appends [src, src+len) to bulk_out at its next free offset, returned in
   // *offset. src must stay valid until release(ctx) is called (after the
-  // bytes have left). kInvalidArgument if it does not fit the capacity.
+  // bytes have left, or the call or link is gone; possibly before Reply
+  // returns). release (may be null) runs on this lane and must not call into
+  // the transport. kInvalidArgument if it does not fit the capacity (nothing
+  // is recorded then, and release is not called).
   virtual Status WriteBulk(const char* src, size_t len, ReleaseFn release, void* ctx,
                            size_t* offset) = 0;
   // Sends the reply; the call is finished. Bytes written by WriteBulk are
-  // in place at the requester before it sees the reply.
+  // in place at the requester before it sees the reply. A body over max_body
+  // is answered as an error instead. If the requester is gone (link lost,
+  // lane stopped), this does nothing but release the WriteBulk ranges.
   virtual void Reply(std::string body) = 0;
 };
 
@@ -94,13 +109,15 @@ struct CallArgs {
 };
 
 // status: OK with the reply, or kUnavailable (peer down / link lost),
-// kTimeout, kPermissionDenied (authentication failed). `bulk_out` holds
-// what the owner wrote (valid only during the callback).
+// kTimeout, kPermissionDenied (authentication failed), kInvalidArgument
+// (bad lane/peer, body over max_body, bulk over max_bulk), kInternal (the
+// owner dropped the call). `bulk_out` holds what the owner wrote, contiguous
+// (valid only during the callback); `reply` likewise.
 using CallDone = std::function<void(Status status, std::string_view reply, std::string_view bulk_out)>;
 
 struct PeerCounters {
-  std::atomic<uint64_t> calls{0};
-  std::atomic<uint64_t> errors{0};
+  std::atomic<uint64_t> calls{0};       // calls this node made to the peer
+  std::atomic<uint64_t> errors{0};      // of those, how many did not end OK
   std::atomic<uint64_t> bytes_out{0};   // bulk bytes this node sent to the peer
   std::atomic<uint64_t> bytes_in{0};    // bulk bytes received from the peer
   std::atomic<uint64_t> rdma_reads{0};  // one-sided operations posted (rdma only)
@@ -126,11 +143,17 @@ class Transport {
   // The link to a peer is opened (and authenticated) on first use and
   // re-opened after it breaks; calls in flight on a broken link fail with
   // kUnavailable, calls past timeout_ms with kTimeout (a late reply is
-  // dropped).
+  // dropped). timeout_ms <= 0: no timer (the call ends with its reply or its
+  // link). After a failed connect or handshake, Calls to that peer on that
+  // lane fail at once with the same status for a short backoff (~100 ms).
   virtual void Call(int lane, int peer, CallArgs args, int timeout_ms, CallDone done) = 0;
 
   // Per-peer counters (INFO pool).
   virtual const PeerCounters& counters(int peer) const = 0;
+  // False while the last attempt to open a link to `peer` (any lane) failed
+  // and none has succeeded since; true otherwise, including before any
+  // attempt. A hint for INFO and routing, not a failure detector.
+  virtual bool peer_up(int peer) const = 0;
 };
 
 // Builds the transport named `kind` ("tcp" or "rdma").

@@ -1,0 +1,342 @@
+#include "storage/transport/frame_conn.h"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <new>
+
+namespace kvpool::transport::tcp {
+
+std::atomic<uint64_t> g_largest_frame_alloc{0};
+
+namespace {
+
+// A payload with at least this much left is read straight into its buffer;
+// below it, batching small frames through the scratch buffer saves syscalls.
+constexpr size_t kDirectReadMin = 64 << 10;
+// Bodies this large are queued by reference (moved to the heap) instead of
+// copied into the evbuffer.
+constexpr size_t kBodyRefMin = 16 << 10;
+// Fairness: one connection yields the loop after this many reads.
+constexpr int kMaxReadsPerEvent = 16;
+constexpr int kMaxIov = 64;
+
+std::string Errno(const char* what, int err) {
+  return std::string(what) + ": " + std::strerror(err);
+}
+
+void DeleteString(const void*, size_t, void* arg) { delete static_cast<std::string*>(arg); }
+
+}  // namespace
+
+// Marks every callback frame on the stack when the object dies under it.
+// The guard registers its own address in the FrameConn and unregisters it
+// on exit unless the FrameConn died first; gcc cannot see that pairing.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdangling-pointer"
+struct FrameConnGuard {
+  explicit FrameConnGuard(FrameConnGuard** slot) : slot_(slot), prev(*slot) { *slot_ = this; }
+  ~FrameConnGuard() {
+    if (!destroyed) *slot_ = prev;
+  }
+  FrameConnGuard(const FrameConnGuard&) = delete;
+  FrameConnGuard& operator=(const FrameConnGuard&) = delete;
+  bool destroyed = false;
+  FrameConnGuard** slot_;
+  FrameConnGuard* prev;
+};
+#pragma GCC diagnostic pop
+
+StatusOr<std::unique_ptr<FrameConn>> FrameConn::Create(event_base* base, int fd, bool connecting,
+                                                       WireLimits limits, char* scratch,
+                                                       size_t scratch_size, Handler* handler) {
+  std::unique_ptr<FrameConn> c(
+      new FrameConn(base, fd, connecting, limits, scratch, scratch_size, handler));
+  c->read_ev_ = event_new(base, fd, EV_READ | EV_PERSIST, &FrameConn::ReadCb, c.get());
+  c->write_ev_ = event_new(base, fd, EV_WRITE, &FrameConn::WriteCb, c.get());
+  c->flush_ev_ = event_new(base, -1, 0, &FrameConn::FlushCb, c.get());
+  c->out_ = evbuffer_new();
+  if (!c->read_ev_ || !c->write_ev_ || !c->flush_ev_ || !c->out_ ||
+      event_add(c->read_ev_, nullptr) != 0)
+    return Status::Internal("libevent: cannot create connection events");
+  if (connecting) {
+    // Writable = connect finished (or failed; SO_ERROR tells).
+    if (event_add(c->write_ev_, nullptr) != 0) return Status::Internal("libevent: event_add");
+    c->write_waiting_ = true;
+  }
+  return c;
+}
+
+FrameConn::FrameConn(event_base* base, int fd, bool connecting, WireLimits limits, char* scratch,
+                     size_t scratch_size, Handler* handler)
+    : base_(base),
+      fd_(fd),
+      connecting_(connecting),
+      limits_(limits),
+      scratch_(scratch),
+      scratch_size_(scratch_size),
+      handler_(handler) {}
+
+FrameConn::~FrameConn() {
+  if (read_ev_) event_free(read_ev_);
+  if (write_ev_) event_free(write_ev_);
+  if (flush_ev_) event_free(flush_ev_);
+  if (fd_ >= 0) close(fd_);
+  // Runs the cleanup of every reference still queued (bulk release callbacks).
+  if (out_) evbuffer_free(out_);
+  for (FrameConnGuard* g = guard_; g; g = g->prev) g->destroyed = true;
+}
+
+void FrameConn::SetReady(WireLimits limits) {
+  limits_ = limits;
+  exact_reads_ = false;
+}
+
+void FrameConn::QueueFrame(FrameHeader h, std::string body) {
+  if (closed_) return;
+  h.body_len = body.size();
+  char hdr[kHeaderSize];
+  EncodeHeader(h, hdr);
+  evbuffer_add(out_, hdr, kHeaderSize);
+  queued_ += kHeaderSize + body.size();
+  if (body.size() >= kBodyRefMin) {
+    auto* s = new std::string(std::move(body));
+    if (evbuffer_add_reference(out_, s->data(), s->size(), &DeleteString, s) != 0) delete s;
+  } else if (!body.empty()) {
+    evbuffer_add(out_, body.data(), body.size());
+  }
+  ScheduleFlush();
+}
+
+void FrameConn::QueueRef(const void* data, size_t len, evbuffer_ref_cleanup_cb cleanup, void* arg) {
+  if (closed_ || len == 0) {
+    if (cleanup) cleanup(data, len, arg);
+    return;
+  }
+  evbuffer_add_reference(out_, data, len, cleanup, arg);
+  queued_ += len;
+  ScheduleFlush();
+}
+
+void FrameConn::FlushNow() {
+  // Errors are left for the caller, which is about to close anyway.
+  if (!closed_ && !connecting_) FlushSome().IgnoreError();
+}
+
+int FrameConn::Detach() {
+  if (closed_ || in_payload_ || hdr_got_ != 0 || evbuffer_get_length(out_) != 0) return -1;
+  event_del(read_ev_);
+  event_del(write_ev_);
+  event_del(flush_ev_);
+  closed_ = true;
+  int fd = fd_;
+  fd_ = -1;
+  return fd;
+}
+
+void FrameConn::ReadCb(evutil_socket_t, short, void* arg) {
+  static_cast<FrameConn*>(arg)->OnReadable();
+}
+
+void FrameConn::WriteCb(evutil_socket_t, short, void* arg) {
+  static_cast<FrameConn*>(arg)->OnWritable();
+}
+
+void FrameConn::FlushCb(evutil_socket_t, short, void* arg) {
+  auto* c = static_cast<FrameConn*>(arg);
+  c->flush_scheduled_ = false;
+  if (c->closed_ || c->write_waiting_) return;
+  FrameConnGuard g(&c->guard_);
+  Status st = c->FlushSome();
+  if (!st.ok() && !g.destroyed) c->Fail(std::move(st));
+}
+
+void FrameConn::OnWritable() {
+  FrameConnGuard g(&guard_);
+  write_waiting_ = false;
+  if (closed_) return;
+  if (connecting_) {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    if (err != 0) return Fail(Status::Unavailable(Errno("connect", err)));
+    connecting_ = false;
+  }
+  Status st = FlushSome();
+  if (!st.ok() && !g.destroyed) Fail(std::move(st));
+}
+
+void FrameConn::ScheduleFlush() {
+  // Runs after the callbacks already queued in this loop iteration, so
+  // frames queued together go out in one sendmsg.
+  if (connecting_ || write_waiting_ || flush_scheduled_) return;
+  flush_scheduled_ = true;
+  event_active(flush_ev_, EV_TIMEOUT, 0);
+}
+
+Status FrameConn::FlushSome() {
+  while (evbuffer_get_length(out_) > 0) {
+    evbuffer_iovec v[kMaxIov];
+    int n = std::min(evbuffer_peek(out_, -1, nullptr, v, kMaxIov), kMaxIov);
+    iovec iov[kMaxIov];
+    size_t want = 0;
+    for (int i = 0; i < n; ++i) {
+      iov[i].iov_base = v[i].iov_base;
+      iov[i].iov_len = v[i].iov_len;
+      want += v[i].iov_len;
+    }
+    msghdr m{};
+    m.msg_iov = iov;
+    m.msg_iovlen = static_cast<size_t>(n);
+    ssize_t w = sendmsg(fd_, &m, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return Status::Unavailable(Errno("send", errno));
+      w = 0;
+    }
+    // Draining releases references whose bytes have left (bulk release).
+    evbuffer_drain(out_, static_cast<size_t>(w));
+    written_ += static_cast<uint64_t>(w);
+    if (static_cast<size_t>(w) < want) {
+      if (!write_waiting_) {
+        event_add(write_ev_, nullptr);
+        write_waiting_ = true;
+      }
+      return Status::OK();
+    }
+  }
+  return Status::OK();
+}
+
+void FrameConn::OnReadable() {
+  FrameConnGuard g(&guard_);
+  for (int i = 0; i < kMaxReadsPerEvent && !closed_; ++i) {
+    enum { kPayload, kHeader, kScratch } mode;
+    char* dst;
+    size_t want;
+    const size_t left = payload_size_ - payload_got_;
+    if (in_payload_ && !discard_ && (exact_reads_ || left >= kDirectReadMin)) {
+      mode = kPayload, dst = payload_.get() + payload_got_, want = left;
+    } else if (!in_payload_ && (exact_reads_ || last_was_large_)) {
+      // Exact header reads keep the handshake from over-reading, and after a
+      // large frame they let the next large payload skip the scratch copy.
+      mode = kHeader, dst = hdr_ + hdr_got_, want = kHeaderSize - hdr_got_;
+    } else {
+      mode = kScratch, dst = scratch_;
+      want = exact_reads_ ? std::min(scratch_size_, left) : scratch_size_;
+    }
+    ssize_t n = recv(fd_, dst, want, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      return Fail(Status::Unavailable(Errno("recv", errno)));
+    }
+    if (n == 0) {
+      return Fail(Status::Unavailable(in_payload_ || hdr_got_ ? "peer closed mid-frame"
+                                                              : "peer closed the connection"));
+    }
+    const size_t got = static_cast<size_t>(n);
+    if (mode == kPayload) {
+      payload_got_ += got;
+      if (payload_got_ == payload_size_ && !FinishFrame(&g.destroyed)) return;
+    } else if (mode == kHeader) {
+      hdr_got_ += got;
+      if (hdr_got_ == kHeaderSize) {
+        hdr_got_ = 0;
+        if (!StartPayload(&g.destroyed)) return;
+      }
+    } else if (!Consume(scratch_, got, &g.destroyed)) {
+      return;
+    }
+    if (got < want) return;  // the socket is drained; level-triggered reads resume later
+  }
+}
+
+bool FrameConn::Consume(const char* p, size_t n, const bool* destroyed) {
+  while (n > 0) {
+    if (!in_payload_) {
+      size_t c = std::min(n, kHeaderSize - hdr_got_);
+      std::memcpy(hdr_ + hdr_got_, p, c);
+      p += c, n -= c, hdr_got_ += c;
+      if (hdr_got_ < kHeaderSize) return true;
+      hdr_got_ = 0;
+      if (!StartPayload(destroyed)) return false;
+    } else {
+      size_t c = std::min(n, payload_size_ - payload_got_);
+      if (!discard_) std::memcpy(payload_.get() + payload_got_, p, c);
+      p += c, n -= c, payload_got_ += c;
+      if (payload_got_ == payload_size_ && !FinishFrame(destroyed)) return false;
+    }
+  }
+  return true;
+}
+
+bool FrameConn::StartPayload(const bool* destroyed) {
+  FrameHeader h;
+  Status st = DecodeHeader(hdr_, limits_, &h);
+  if (!st.ok()) {
+    Fail(Status::Unavailable("protocol violation from peer: " + st.message()));
+    return false;
+  }
+  bool discard = false;
+  st = handler_->OnHeader(h, &discard);
+  if (!st.ok()) {
+    Fail(std::move(st));
+    return false;
+  }
+  // Both lengths passed the limits above, so the sum cannot overflow.
+  const size_t size = static_cast<size_t>(h.body_len + h.bulk_len);
+  cur_ = h;
+  discard_ = discard;
+  in_payload_ = true;
+  payload_size_ = size;
+  payload_got_ = 0;
+  if (!discard && size > 0) {
+    payload_.reset(new (std::nothrow) char[size]);
+    if (!payload_) {
+      Fail(Status::Unavailable("out of memory for a " + std::to_string(size) + "-byte frame"));
+      return false;
+    }
+    uint64_t prev = g_largest_frame_alloc.load(std::memory_order_relaxed);
+    while (size > prev && !g_largest_frame_alloc.compare_exchange_weak(prev, size)) {
+    }
+  }
+  if (size == 0) return FinishFrame(destroyed);
+  return true;
+}
+
+bool FrameConn::FinishFrame(const bool* destroyed) {
+  in_payload_ = false;
+  last_was_large_ = payload_size_ >= kDirectReadMin;
+  if (discard_) {
+    discard_ = false;
+    return true;
+  }
+  FrameBuffer fb{std::move(payload_), payload_size_};
+  payload_size_ = payload_got_ = 0;
+  const FrameHeader h = cur_;  // the handler may destroy *this
+  handler_->OnFrame(h, std::move(fb));
+  return !*destroyed && !closed_;
+}
+
+void FrameConn::Fail(Status why) {
+  if (closed_) return;
+  closed_ = true;
+  event_del(read_ev_);
+  event_del(write_ev_);
+  event_del(flush_ev_);
+  close(fd_);
+  fd_ = -1;
+  payload_.reset();
+  // Release queued references before anyone hears of the failure: a
+  // requester may free its bulk_in as soon as its callback runs.
+  evbuffer_free(out_);
+  out_ = nullptr;
+  handler_->OnClosed(std::move(why));
+}
+
+}  // namespace kvpool::transport::tcp
