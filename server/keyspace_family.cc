@@ -15,6 +15,7 @@
 #include "server/command.h"
 #include "server/command_table.h"
 #include "server/errors.h"
+#include "server/pool_commands.h"
 #include "server/server_context.h"
 #include "server/util/strings.h"
 #include "storage/segment/store.h"
@@ -75,6 +76,7 @@ bool ParseDbIndex(CommandContext& cx, std::string_view text, int* db) {
 
 // DEL and UNLINK: the Store frees memory without blocking either way.
 void CmdDel(CommandContext& cx) {
+  if (PoolDel(cx)) return;
   storage::Store& store = StoreOf(cx);
   int64_t deleted = 0;
   for (size_t i = 1; i < cx.argc(); ++i) deleted += store.Del(cx.db(), cx.arg(i), cx.now_ms());
@@ -84,6 +86,7 @@ void CmdDel(CommandContext& cx) {
 // EXISTS counts a key once per time it is named. Peek: no LRU touch, as
 // Redis's LOOKUP_NOTOUCH.
 void CmdExists(CommandContext& cx) {
+  if (PoolExists(cx)) return;
   storage::Store& store = StoreOf(cx);
   int64_t count = 0;
   for (size_t i = 1; i < cx.argc(); ++i) {
@@ -96,6 +99,7 @@ void CmdExists(CommandContext& cx) {
 
 // TOUCH: a read of each key (updates LRU), counting the ones that exist.
 void CmdTouch(CommandContext& cx) {
+  if (PoolExists(cx)) return;
   storage::Store& store = StoreOf(cx);
   int64_t count = 0;
   for (size_t i = 1; i < cx.argc(); ++i) {
@@ -235,6 +239,7 @@ void CmdPersist(CommandContext& cx) {
 // KEYS pattern: a Store::Scan loop to completion. Scan may return a key more
 // than once (if the index resizes meanwhile); KEYS returns each once.
 void CmdKeys(CommandContext& cx) {
+  if (PoolKeys(cx)) return;
   std::string_view pattern = cx.arg(1);
   std::function<bool(std::string_view)> match;
   if (pattern != "*") match = [pattern](std::string_view key) { return GlobMatch(pattern, key); };
@@ -284,6 +289,7 @@ bool ParseScanCursor(std::string_view text, uint64_t* cursor) {
 
 // SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
 void CmdScan(CommandContext& cx) {
+  if (PoolScan(cx)) return;
   uint64_t cursor;
   if (!ParseScanCursor(cx.arg(1), &cursor)) {
     cx.reply().Error(errors::kInvalidCursor);
@@ -334,6 +340,7 @@ void CmdScan(CommandContext& cx) {
 }
 
 void CmdRandomKey(CommandContext& cx) {
+  if (PoolRandomKey(cx)) return;
   std::string key;
   if (StoreOf(cx).RandomKey(cx.db(), cx.now_ms(), &key)) {
     cx.reply().Bulk(key);
@@ -374,8 +381,14 @@ void RenameGeneric(CommandContext& cx, bool nx) {
   }
 }
 
-void CmdRename(CommandContext& cx) { RenameGeneric(cx, false); }
-void CmdRenameNx(CommandContext& cx) { RenameGeneric(cx, true); }
+void CmdRename(CommandContext& cx) {
+  if (PoolRename(cx)) return;
+  RenameGeneric(cx, false);
+}
+void CmdRenameNx(CommandContext& cx) {
+  if (PoolRename(cx)) return;
+  RenameGeneric(cx, true);
+}
 
 // MOVE key db: copy into db if absent there, then delete the source only if
 // it is still the version that was copied.
@@ -459,6 +472,7 @@ void CmdCopy(CommandContext& cx) {
 // ---- databases ----
 
 void CmdDbSize(CommandContext& cx) {
+  if (PoolDbSize(cx)) return;
   cx.reply().Integer(static_cast<int64_t>(StoreOf(cx).DbSize(cx.db())));
 }
 
@@ -474,12 +488,14 @@ bool ParseFlushMode(CommandContext& cx) {
 }
 
 void CmdFlushDb(CommandContext& cx) {
+  if (PoolFlush(cx)) return;
   if (!ParseFlushMode(cx)) return;
   StoreOf(cx).FlushDb(cx.db());
   cx.reply().Ok();
 }
 
 void CmdFlushAll(CommandContext& cx) {
+  if (PoolFlush(cx)) return;
   if (!ParseFlushMode(cx)) return;
   StoreOf(cx).FlushAll();
   cx.reply().Ok();
@@ -496,14 +512,15 @@ void CmdSelect(CommandContext& cx) {
 }  // namespace
 
 void RegisterKeyspaceFamily(CommandTable& t) {
-  constexpr uint32_t W = kCmdWrite, R = kCmdReadOnly, F = kCmdFast, M = kCmdDenyOom;
+  constexpr uint32_t W = kCmdWrite, R = kCmdReadOnly, F = kCmdFast, M = kCmdDenyOom,
+                     P = kCmdPoolAware;
   // name, arity, flags, first_key, last_key, key_step, handler, group, summary
-  t.Add({"del", -2, W, 1, -1, 1, CmdDel, "generic", "Delete a key"});
-  t.Add({"unlink", -2, W | F, 1, -1, 1, CmdDel, "generic",
+  t.Add({"del", -2, W | P, 1, -1, 1, CmdDel, "generic", "Delete a key"});
+  t.Add({"unlink", -2, W | F | P, 1, -1, 1, CmdDel, "generic",
          "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non "
          "blocking."});
-  t.Add({"exists", -2, R | F, 1, -1, 1, CmdExists, "generic", "Determine if a key exists"});
-  t.Add({"touch", -2, R | F, 1, -1, 1, CmdTouch, "generic",
+  t.Add({"exists", -2, R | F | P, 1, -1, 1, CmdExists, "generic", "Determine if a key exists"});
+  t.Add({"touch", -2, R | F | P, 1, -1, 1, CmdTouch, "generic",
          "Alters the last access time of a key(s). Returns the number of existing keys "
          "specified."});
   t.Add({"type", 2, R | F, 1, 1, 1, CmdType, "generic", "Determine the type stored at key"});
@@ -523,20 +540,20 @@ void RegisterKeyspaceFamily(CommandTable& t) {
   t.Add({"pexpiretime", 2, R | F, 1, 1, 1, CmdPExpireTime, "generic",
          "Get the expiration Unix timestamp for a key in milliseconds"});
   t.Add({"persist", 2, W | F, 1, 1, 1, CmdPersist, "generic", "Remove the expiration from a key"});
-  t.Add({"keys", 2, R, 0, 0, 0, CmdKeys, "generic", "Find all keys matching the given pattern"});
-  t.Add({"scan", -2, R, 0, 0, 0, CmdScan, "generic", "Incrementally iterate the keys space"});
-  t.Add({"randomkey", 1, R, 0, 0, 0, CmdRandomKey, "generic",
+  t.Add({"keys", 2, R | P, 0, 0, 0, CmdKeys, "generic", "Find all keys matching the given pattern"});
+  t.Add({"scan", -2, R | P, 0, 0, 0, CmdScan, "generic", "Incrementally iterate the keys space"});
+  t.Add({"randomkey", 1, R | P, 0, 0, 0, CmdRandomKey, "generic",
          "Return a random key from the keyspace"});
-  t.Add({"rename", 3, W, 1, 2, 1, CmdRename, "generic", "Rename a key"});
-  t.Add({"renamenx", 3, W | F, 1, 2, 1, CmdRenameNx, "generic",
+  t.Add({"rename", 3, W | P, 1, 2, 1, CmdRename, "generic", "Rename a key"});
+  t.Add({"renamenx", 3, W | F | P, 1, 2, 1, CmdRenameNx, "generic",
          "Rename a key, only if the new key does not exist"});
   t.Add({"move", 3, W | F, 1, 1, 1, CmdMove, "generic", "Move a key to another database"});
   t.Add({"copy", -3, W | M, 1, 2, 1, CmdCopy, "generic", "Copy a key"});
-  t.Add({"dbsize", 1, R | F, 0, 0, 0, CmdDbSize, "server",
+  t.Add({"dbsize", 1, R | F | P, 0, 0, 0, CmdDbSize, "server",
          "Return the number of keys in the selected database"});
-  t.Add({"flushdb", -1, W, 0, 0, 0, CmdFlushDb, "server",
+  t.Add({"flushdb", -1, W | P, 0, 0, 0, CmdFlushDb, "server",
          "Remove all keys from the current database"});
-  t.Add({"flushall", -1, W, 0, 0, 0, CmdFlushAll, "server", "Remove all keys from all databases"});
+  t.Add({"flushall", -1, W | P, 0, 0, 0, CmdFlushAll, "server", "Remove all keys from all databases"});
   t.Add({"select", 2, kCmdLoading | kCmdStale | F | kCmdConnection, 0, 0, 0, CmdSelect,
          "connection", "Change the selected database for the current connection"});
 }

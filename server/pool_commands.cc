@@ -1,6 +1,6 @@
 #include "server/pool_commands.h"
 
-#include <hiredis/read.h>
+#include <hiredis/hiredis.h>
 
 #include <random>
 
@@ -112,6 +112,7 @@ bool PoolMGet(CommandContext& cx) {
 }
 
 bool PoolMSet(CommandContext& cx) {
+  if (cx.argc() % 2 == 0) return false;  // the local path answers the arity error
   std::vector<std::string_view> keys;
   for (size_t i = 1; i < cx.argc(); i += 2) keys.push_back(cx.arg(i));
   std::shared_ptr<ReplySlot> slot;

@@ -12,6 +12,7 @@
 #include "server/command.h"
 #include "server/command_table.h"
 #include "server/errors.h"
+#include "server/pool_commands.h"
 #include "server/server_context.h"
 #include "server/util/strings.h"
 #include "storage/segment/store.h"
@@ -305,6 +306,7 @@ void CmdGetEx(CommandContext& cx) {
 }
 
 void CmdMGet(CommandContext& cx) {
+  if (PoolMGet(cx)) return;
   std::vector<std::string_view> keys(cx.args().begin() + 1, cx.args().end());
   std::vector<ItemRef> refs = StoreOf(cx).MultiGet(cx.db(), keys, cx.now_ms());
   ReplyBuilder& rb = cx.reply();
@@ -339,6 +341,7 @@ bool MultiSetArgs(CommandContext& cx, bool if_none_exist, bool* written) {
 }
 
 void CmdMSet(CommandContext& cx) {
+  if (PoolMSet(cx)) return;
   bool written = false;
   if (MultiSetArgs(cx, false, &written)) cx.reply().Ok();
 }
@@ -351,6 +354,7 @@ void CmdMSetNx(CommandContext& cx) {
 // MEXISTS key [key ...] -> one 1/0 per key, in key order. Peek: an existence
 // probe must not change eviction order or TTLs.
 void CmdMExists(CommandContext& cx) {
+  if (PoolMExists(cx)) return;
   storage::Store& store = StoreOf(cx);
   ReplyBuilder& rb = cx.reply();
   rb.ArrayHeader(cx.argc() - 1);
@@ -608,7 +612,8 @@ void CmdIncrByFloat(CommandContext& cx) {
 }  // namespace
 
 void RegisterStringFamily(CommandTable& t) {
-  constexpr uint32_t W = kCmdWrite, R = kCmdReadOnly, F = kCmdFast, M = kCmdDenyOom;
+  constexpr uint32_t W = kCmdWrite, R = kCmdReadOnly, F = kCmdFast, M = kCmdDenyOom,
+                     P = kCmdPoolAware;
   // name, arity, flags, first_key, last_key, key_step, handler, group, summary
   t.Add({"get", 2, R | F, 1, 1, 1, CmdGet, "string", "Get the value of a key"});
   t.Add({"set", -3, W | M, 1, 1, 1, CmdSet, "string", "Set the string value of a key"});
@@ -623,11 +628,11 @@ void RegisterStringFamily(CommandTable& t) {
          "Get the value of a key and delete the key"});
   t.Add({"getex", -2, W | F, 1, 1, 1, CmdGetEx, "string",
          "Get the value of a key and optionally set its expiration"});
-  t.Add({"mget", -2, R | F, 1, -1, 1, CmdMGet, "string", "Get the values of all the given keys"});
-  t.Add({"mset", -3, W | M, 1, -1, 2, CmdMSet, "string", "Set multiple keys to multiple values"});
+  t.Add({"mget", -2, R | F | P, 1, -1, 1, CmdMGet, "string", "Get the values of all the given keys"});
+  t.Add({"mset", -3, W | M | P, 1, -1, 2, CmdMSet, "string", "Set multiple keys to multiple values"});
   t.Add({"msetnx", -3, W | M, 1, -1, 2, CmdMSetNx, "string",
          "Set multiple keys to multiple values, only if none of the keys exist"});
-  t.Add({"mexists", -2, R | F, 1, -1, 1, CmdMExists, "generic",
+  t.Add({"mexists", -2, R | F | P, 1, -1, 1, CmdMExists, "generic",
          "Determine which of the given keys exist, one 1/0 per key"});
   t.Add({"append", 3, W | M | F, 1, 1, 1, CmdAppend, "string", "Append a value to a key"});
   t.Add({"strlen", 2, R | F, 1, 1, 1, CmdStrLen, "string",

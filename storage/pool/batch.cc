@@ -346,7 +346,6 @@ void SetOp::SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin,
     off += v.size();
     if (!v.empty()) args.bulk_in.push_back({const_cast<char*>(v.data()), v.size()});
   }
-  args.bulk_in_owner = owner;
   ++pending;
   size_t n = end - begin;
   auto self = shared_from_this();
@@ -411,7 +410,6 @@ void SetOp::SendLarge(int node, uint32_t pair) {
                       w.U64(handle);
                       w.U64(off);
                       a.bulk_in.push_back({const_cast<char*>(value.data() + off), len});
-                      a.bulk_in_owner = self->owner;
                       ++c->pending;
                       self->transport->Call(
                           self->lane, node, std::move(a), RemainingMs(self->deadline),

@@ -8,6 +8,7 @@ namespace kvpool::transport {
 struct FakeNetwork::Call {
   uint64_t id = 0;
   int from = 0, to = 0;
+  int lane = 0;  // the requester's lane; the fake has one loop, so the owner's too
   CallArgs args;
   size_t bulk_in_size = 0;
   CallDone done;
@@ -59,8 +60,9 @@ class FakeTransport final : public Transport {
   void StopLane(int) override { net_->StopNode(node_); }
   void Call(int lane, int peer, CallArgs args, int timeout_ms, CallDone done) override {
     if (lane < 0 || lane >= lanes_) return done(Status::InvalidArgument("no such lane"), {}, {});
-    net_->DoCall(node_, peer, std::move(args), timeout_ms, std::move(done));
+    net_->DoCall(node_, peer, lane, std::move(args), timeout_ms, std::move(done));
   }
+  size_t max_bulk_per_call() const override { return net_->max_bulk_per_call_; }
   const PeerCounters& counters(int peer) const override {
     static const PeerCounters kNone;
     if (peer < 0 || peer >= static_cast<int>(net_->nodes_.size())) return kNone;
@@ -93,6 +95,7 @@ class FakeIncomingCall final : public IncomingCall {
   uint16_t opcode() const override { return c_->args.opcode; }
   std::string_view body() const override { return c_->args.body; }
   int peer() const override { return c_->from; }
+  int lane() const override { return c_->lane; }
   size_t bulk_in_size() const override { return c_->bulk_in_size; }
   size_t bulk_out_capacity() const override { return c_->args.bulk_out_capacity; }
 
@@ -193,7 +196,8 @@ void FakeNetwork::SetDown(int node, DownMode mode, int delay_ms) {
 
 void FakeNetwork::SetUp(int node) { nodes_[node].down = false; }
 
-void FakeNetwork::DoCall(int from, int to, CallArgs args, int timeout_ms, CallDone done) {
+void FakeNetwork::DoCall(int from, int to, int lane, CallArgs args, int timeout_ms,
+                         CallDone done) {
   if (to < 0 || to >= static_cast<int>(nodes_.size()))
     return done(Status::InvalidArgument("no such peer"), {}, {});
   Node& src = nodes_[from];
@@ -207,6 +211,7 @@ void FakeNetwork::DoCall(int from, int to, CallArgs args, int timeout_ms, CallDo
   c->id = next_id_++;
   c->from = from;
   c->to = to;
+  c->lane = lane;
   c->args = std::move(args);
   for (const iovec& v : c->args.bulk_in) c->bulk_in_size += v.iov_len;
   c->done = std::move(done);

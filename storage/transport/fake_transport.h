@@ -58,6 +58,9 @@ class FakeNetwork {
   void set_latency_ms(int ms) { latency_ms_ = ms; }
   // ReadBulk completes before it returns (like TCP) instead of later.
   void set_sync_bulk(bool sync) { sync_bulk_ = sync; }
+  // What every node's max_bulk_per_call() answers (small values exercise
+  // the callers' chunking).
+  void set_max_bulk_per_call(size_t n) { max_bulk_per_call_ = n; }
 
   // Calls that reached `node`'s handler.
   uint64_t delivered(int node) const { return nodes_[node].delivered; }
@@ -79,7 +82,7 @@ class FakeNetwork {
     std::unique_ptr<PeerCounters[]> counters;  // this node's view, by peer
   };
 
-  void DoCall(int from, int to, CallArgs args, int timeout_ms, CallDone done);
+  void DoCall(int from, int to, int lane, CallArgs args, int timeout_ms, CallDone done);
   void Deliver(const std::shared_ptr<Call>& c);
   void Finish(const std::shared_ptr<Call>& c, const Status& st, std::string_view reply = {},
               std::string_view bulk = {});
@@ -94,6 +97,7 @@ class FakeNetwork {
   CallFilter filter_;
   int latency_ms_ = 0;
   bool sync_bulk_ = false;
+  size_t max_bulk_per_call_ = 4u << 20;
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, std::shared_ptr<Call>> calls_;  // not yet finished
   std::unordered_map<Scheduled*, std::unique_ptr<Scheduled>> scheduled_;

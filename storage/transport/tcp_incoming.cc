@@ -36,11 +36,12 @@ void ReleaseRef(const void*, size_t, void* arg) {
 class TcpIncomingCall final : public IncomingCall {
  public:
   TcpIncomingCall(std::weak_ptr<InConn> conn, const FrameHeader& h, FrameBuffer payload, int peer,
-                  uint64_t max_body)
+                  int lane, uint64_t max_body)
       : conn_(std::move(conn)),
         h_(h),
         payload_(std::move(payload)),
         peer_(peer),
+        lane_(lane),
         max_body_(max_body) {}
 
   ~TcpIncomingCall() override {
@@ -51,6 +52,7 @@ class TcpIncomingCall final : public IncomingCall {
   uint16_t opcode() const override { return h_.opcode; }
   std::string_view body() const override { return {payload_.data.get(), h_.body_len}; }
   int peer() const override { return peer_; }
+  int lane() const override { return lane_; }
   size_t bulk_in_size() const override { return h_.bulk_len; }
   size_t bulk_out_capacity() const override { return h_.bulk_cap; }
 
@@ -135,6 +137,7 @@ class TcpIncomingCall final : public IncomingCall {
   FrameHeader h_;
   FrameBuffer payload_;
   int peer_;
+  int lane_;
   uint64_t max_body_;
   std::unique_ptr<BulkRefs> refs_;
   size_t used_ = 0;
@@ -237,7 +240,7 @@ void InConn::OnFrame(const FrameHeader& h, FrameBuffer payload) {
   auto self = shared_from_this();  // the handler may stop the lane
   t_->peer_counters(peer_).bytes_in.fetch_add(h.bulk_len, std::memory_order_relaxed);
   auto call = std::make_unique<TcpIncomingCall>(weak_from_this(), h, std::move(payload), peer_,
-                                                t_->options().max_body);
+                                                lane_->index, t_->options().max_body);
   // Without a handler the call is dropped, which answers an error.
   if (t_->handler()) t_->handler()(std::move(call));
 }

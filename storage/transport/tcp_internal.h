@@ -174,6 +174,9 @@ class TcpTransport final : public Transport {
   void StopLane(int lane) override;
   void Call(int lane, int peer, CallArgs args, int timeout_ms, CallDone done) override;
   const PeerCounters& counters(int peer) const override;
+  // Bulk travels inline, so a call can carry a lot; 64 MiB keeps one
+  // call's frame buffer bounded while big values still move in few calls.
+  size_t max_bulk_per_call() const override { return 64u << 20; }
   bool peer_up(int peer) const override;
 
   const TransportOptions& options() const { return o_; }

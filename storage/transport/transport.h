@@ -75,6 +75,8 @@ class IncomingCall {
   virtual uint16_t opcode() const = 0;
   virtual std::string_view body() const = 0;
   virtual int peer() const = 0;
+  // The lane (I/O thread) this call is handled on.
+  virtual int lane() const = 0;
   virtual size_t bulk_in_size() const = 0;
   virtual size_t bulk_out_capacity() const = 0;
 
@@ -150,6 +152,10 @@ class Transport {
 
   // Per-peer counters (INFO pool).
   virtual const PeerCounters& counters(int peer) const = 0;
+  // The most bulk bytes (bulk_in or bulk_out) one call should carry; larger
+  // payloads are split by the caller (the size of an RDMA staging buffer;
+  // larger for TCP, where bulk travels inline).
+  virtual size_t max_bulk_per_call() const = 0;
   // False while the last attempt to open a link to `peer` (any lane) failed
   // and none has succeeded since; true otherwise, including before any
   // attempt. A hint for INFO and routing, not a failure detector.

@@ -1,0 +1,1 @@
+// Tests are added with the batch router's fake-transport suite.
