@@ -62,6 +62,14 @@ struct TransportOptions {
   int rdma_port = 1;
   int rdma_gid_index = -1;          // -1 = pick automatically
   int rdma_queue_depth = 128;
+  // Memory a transport may register once for one-sided access (the
+  // segment): WriteBulk sources and ReadBulk destinations inside it move
+  // without a bounce copy. Must outlive the transport.
+  struct Region {
+    void* base;
+    size_t len;
+  };
+  std::vector<Region> regions;
 };
 
 using ReleaseFn = void (*)(void*);
