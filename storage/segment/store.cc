@@ -134,18 +134,20 @@ Status Store::Impl::AllocItem(std::string_view key, size_t val_len, size_t extra
   if (Status st = EnsureMemory(need > credit ? need - credit : 0, now_ms); !st.ok()) return st;
   uint8_t cls;
   void* p = slabs.Alloc(bytes, &cls);
-  // The region is full although used memory is within bounds: its free
-  // memory is in other classes' slabs. Evict items of the needed class first
-  // (each frees a usable object), then any items (to empty whole slabs).
+  // The region is full although used memory is within bounds: free memory
+  // sits in other classes' partly used slabs. First evict per policy (the
+  // idle items are likely those of classes the workload no longer uses, so
+  // their slabs drain and go back to the heap; evicting the needed class
+  // first would keep that memory stuck), then items of the needed class
+  // (each frees a usable object), then any items; bounded.
+  constexpr int kPolicyFirst = 64, kShaped = 32, kAny = 256;
   EvictFilter shaped{cls, cls == SlabAllocator::kLargeClass ? asz : 0};
-  for (int targeted = 0, any = 0; p == nullptr;) {
+  for (int attempt = 0; p == nullptr && attempt < kPolicyFirst + kShaped + kAny; ++attempt) {
     if (static_cast<EvictionPolicy>(policy.load()) == EvictionPolicy::kNoEviction) break;
-    bool progress = targeted < 32 && EvictOne(now_ms, shaped);
-    if (progress) {
-      ++targeted;
-    } else {
-      targeted = 32;
-      if (any++ >= 256 || !EvictOne(now_ms, EvictFilter{})) break;
+    const bool use_shape = attempt >= kPolicyFirst && attempt < kPolicyFirst + kShaped;
+    if (!EvictOne(now_ms, use_shape ? shaped : EvictFilter{})) {
+      if (!use_shape) break;                  // nothing evictable at all
+      attempt = kPolicyFirst + kShaped - 1;   // no item of that shape: go on with any
     }
     p = slabs.Alloc(bytes, &cls);
   }

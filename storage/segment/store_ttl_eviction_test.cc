@@ -242,6 +242,32 @@ TEST(StoreEvictionTest, FullRegionEvictsSameShapedItems) {
   EXPECT_TRUE(s->Set(0, "big", std::string(300000, 'b'), SetOptions{}, kT0, nullptr).ok());
 }
 
+TEST(StoreEvictionTest, WorkloadShiftToAnotherSizeClassDoesNotCalcify) {
+  // No slack beyond maxmemory: the new class can only get pages that the old
+  // class's slabs give back.
+  StoreOptions o = Small(EvictionPolicy::kAllKeysLru, 16 << 20);
+  o.segment_bytes = 16 << 20;
+  auto s = OpenStore(o);
+  for (int i = 0; i < 100000; ++i) MustSet(*s, 0, "a" + std::to_string(i), std::string(200, 'a'), kT0);
+  int failed = 0;
+  for (int i = 0; i < 20000; ++i) {
+    Status st = s->Set(0, "b" + std::to_string(i), std::string(2000, 'b'), SetOptions{},
+                       kT0 + 1000 + i, nullptr);
+    if (!st.ok()) {
+      ASSERT_EQ(st.code(), Code::kOutOfMemory);
+      ++failed;
+    }
+  }
+  EXPECT_LT(failed, 100);
+  int b_keys = 0;
+  for (int i = 0; i < 20000; ++i) b_keys += s->Exists(0, "b" + std::to_string(i), kT0);
+  StoreStats st = s->GetStats();
+  std::cout << "shift: failed " << failed << ", b keys " << b_keys << ", keys " << st.keys
+            << ", used " << st.used_memory << "\n";
+  EXPECT_GT(b_keys, 5000);                        // ~2 KiB each: most of 16 MiB
+  EXPECT_GT(st.used_memory, size_t{12} << 20);  // memory is usable, not stuck
+}
+
 TEST(StoreEvictionTest, EvictionDirtiesWatchers) {
   auto s = OpenStore(Small(EvictionPolicy::kAllKeysRandom));
   const std::string v(1000, 'v');
