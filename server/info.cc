@@ -1,0 +1,736 @@
+#include "server/info.h"
+
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <type_traits>
+#include <unordered_map>
+
+#include "server/util/strings.h"
+
+namespace kvpool {
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Command metadata
+// ---------------------------------------------------------------------------
+
+// What Redis 7.0 reports for a command beyond what a CommandSpec holds. The
+// flags and ACL categories a CommandSpec implies (write -> "write" and
+// "@write", fast -> "@fast", else "@slow", group -> "@string"...) are derived
+// and not repeated here; these are the rest. Taken from redis-server 7.0's
+// COMMAND INFO / COMMAND DOCS (client|setinfo from 7.2).
+struct CommandMeta {
+  std::string_view name;       // "get", or "client|list" for a subcommand
+  std::string_view flags;      // further command flags, space separated
+  std::string_view acl;        // further ACL categories, without '@'
+  std::string_view tips;       // command tips
+  std::string_view since;      // first Redis version with the command
+  std::string_view key_specs;  // key-spec flags, one spec per '|'
+};
+
+// The commands of the string, generic, connection, transactions and server
+// groups kvpool has or may have, and the subcommands of its containers.
+// name, flags, acl, tips, since, key specs
+// clang-format off
+constexpr CommandMeta kMeta[] = {
+  {"append", "", "", "", "2.0.0", "RW insert"},
+  {"auth", "noscript allow_busy", "", "", "1.0.0", ""},
+  {"bgsave", "noscript no_async_loading", "", "", "1.0.0", ""},
+  {"client", "", "", "", "2.4.0", ""},
+  {"client|id", "noscript", "", "", "5.0.0", ""},
+  {"client|setname", "noscript", "", "", "2.6.9", ""},
+  {"client|setinfo", "noscript", "", "", "7.2.0", ""},
+  {"client|getname", "noscript", "", "", "2.6.9", ""},
+  {"client|list", "noscript", "", "nondeterministic_output", "2.4.0", ""},
+  {"client|info", "noscript", "", "nondeterministic_output", "6.2.0", ""},
+  {"client|kill", "noscript", "", "", "2.4.0", ""},
+  {"client|no-evict", "noscript", "", "", "7.0.0", ""},
+  {"client|reply", "noscript", "", "", "3.2.0", ""},
+  {"client|help", "", "", "", "5.0.0", ""},
+  {"command", "", "connection", "nondeterministic_output_order", "2.8.13", ""},
+  {"command|count", "", "connection", "", "2.8.13", ""},
+  {"command|docs", "", "connection", "nondeterministic_output_order", "7.0.0", ""},
+  {"command|getkeys", "", "connection", "", "2.8.13", ""},
+  {"command|help", "", "connection", "", "5.0.0", ""},
+  {"command|info", "", "connection", "nondeterministic_output_order", "2.8.13", ""},
+  {"command|list", "", "connection", "nondeterministic_output_order", "7.0.0", ""},
+  {"config", "", "", "", "2.0.0", ""},
+  {"config|get", "noscript", "", "", "2.0.0", ""},
+  {"config|set", "noscript", "",
+   "request_policy:all_nodes response_policy:all_succeeded", "2.0.0", ""},
+  {"config|resetstat", "noscript", "", "", "2.0.0", ""},
+  {"config|rewrite", "noscript", "", "", "2.8.0", ""},
+  {"config|help", "", "", "", "5.0.0", ""},
+  {"copy", "", "", "", "6.2.0", "RO access|OW update"},
+  {"dbsize", "", "keyspace", "request_policy:all_shards response_policy:agg_sum", "1.0.0", ""},
+  {"debug", "noscript", "", "", "1.0.0", ""},
+  {"decr", "", "", "", "1.0.0", "RW access update"},
+  {"decrby", "", "", "", "1.0.0", "RW access update"},
+  {"del", "", "", "request_policy:multi_shard response_policy:agg_sum", "1.0.0", "RM delete"},
+  {"discard", "noscript allow_busy", "", "", "2.0.0", ""},
+  {"echo", "", "", "", "1.0.0", ""},
+  {"exec", "noscript skip_slowlog", "", "", "1.2.0", ""},
+  {"exists", "", "", "request_policy:multi_shard response_policy:agg_sum", "1.0.0", "RO"},
+  {"expire", "", "", "", "1.0.0", "RW update"},
+  {"expireat", "", "", "", "1.2.0", "RW update"},
+  {"expiretime", "", "", "", "7.0.0", "RO access"},
+  {"flushall", "", "keyspace dangerous",
+   "request_policy:all_shards response_policy:all_succeeded", "1.0.0", ""},
+  {"flushdb", "", "keyspace dangerous",
+   "request_policy:all_shards response_policy:all_succeeded", "1.0.0", ""},
+  {"get", "", "", "", "1.0.0", "RO access"},
+  {"getdel", "", "", "", "6.2.0", "RW access delete"},
+  {"getex", "", "", "", "6.2.0", "RW access update"},
+  {"getrange", "", "", "", "2.4.0", "RO access"},
+  {"getset", "", "", "", "1.0.0", "RW access update"},
+  {"hello", "noscript allow_busy", "", "", "6.0.0", ""},
+  {"incr", "", "", "", "1.0.0", "RW access update"},
+  {"incrby", "", "", "", "1.0.0", "RW access update"},
+  {"incrbyfloat", "", "", "", "2.6.0", "RW access update"},
+  {"info", "", "dangerous",
+   "nondeterministic_output request_policy:all_shards response_policy:special", "1.0.0", ""},
+  {"keys", "", "dangerous", "request_policy:all_shards nondeterministic_output_order", "1.0.0", ""},
+  {"lastsave", "", "admin dangerous", "nondeterministic_output", "1.0.0", ""},
+  {"lolwut", "", "", "", "5.0.0", ""},
+  {"memory", "", "", "", "4.0.0", ""},
+  {"memory|usage", "", "", "", "4.0.0", "RO"},
+  {"memory|stats", "", "",
+   "nondeterministic_output request_policy:all_shards response_policy:special", "4.0.0", ""},
+  {"memory|doctor", "", "",
+   "nondeterministic_output request_policy:all_shards response_policy:special", "4.0.0", ""},
+  {"memory|help", "", "", "", "4.0.0", ""},
+  {"mget", "", "", "request_policy:multi_shard", "1.0.0", "RO access"},
+  {"move", "", "", "", "1.0.0", "RW access update"},
+  {"mset", "", "",
+   "request_policy:multi_shard response_policy:all_succeeded", "1.0.1", "OW update"},
+  {"msetnx", "", "", "request_policy:multi_shard response_policy:agg_min", "1.0.1", "OW insert"},
+  {"multi", "noscript allow_busy", "", "", "1.2.0", ""},
+  {"persist", "", "", "", "2.2.0", "RW update"},
+  {"pexpire", "", "", "", "2.6.0", "RW update"},
+  {"pexpireat", "", "", "", "2.6.0", "RW update"},
+  {"pexpiretime", "", "", "", "7.0.0", "RO access"},
+  {"ping", "", "", "request_policy:all_shards response_policy:all_succeeded", "1.0.0", ""},
+  {"psetex", "", "", "", "2.6.0", "OW update"},
+  {"pttl", "", "", "nondeterministic_output", "2.6.0", "RO access"},
+  {"quit", "noscript allow_busy", "", "", "1.0.0", ""},
+  {"randomkey", "", "", "request_policy:all_shards nondeterministic_output", "1.0.0", ""},
+  {"rename", "", "", "", "1.0.0", "RW access delete|OW update"},
+  {"renamenx", "", "", "", "1.0.0", "RW access delete|OW insert"},
+  {"reset", "noscript allow_busy", "", "", "6.2.0", ""},
+  {"role", "noscript", "admin dangerous", "", "2.8.12", ""},
+  {"save", "noscript no_async_loading no_multi", "", "", "1.0.0", ""},
+  {"scan", "", "", "nondeterministic_output request_policy:special", "2.8.0", ""},
+  {"select", "", "", "", "1.0.0", ""},
+  {"set", "", "", "", "1.0.0", "RW access update variable_flags"},
+  {"setex", "", "", "", "2.0.0", "OW update"},
+  {"setnx", "", "", "", "1.0.0", "OW insert"},
+  {"setrange", "", "", "", "2.2.0", "RW update"},
+  {"shutdown", "noscript no_multi allow_busy", "", "", "1.0.0", ""},
+  {"strlen", "", "", "", "2.2.0", "RO"},
+  {"substr", "", "", "", "1.0.0", "RO access"},
+  {"swapdb", "", "keyspace dangerous", "", "4.0.0", ""},
+  {"time", "", "", "nondeterministic_output", "2.6.0", ""},
+  {"touch", "", "", "request_policy:multi_shard response_policy:agg_sum", "3.2.1", "RO"},
+  {"ttl", "", "", "nondeterministic_output", "1.0.0", "RO access"},
+  {"type", "", "", "", "1.0.0", "RO"},
+  {"unlink", "", "", "request_policy:multi_shard response_policy:agg_sum", "4.0.0", "RM delete"},
+  {"unwatch", "noscript allow_busy", "", "", "2.2.0", ""},
+  {"watch", "noscript allow_busy", "", "", "2.2.0", "RO"},
+};
+// clang-format on
+
+const CommandMeta* FindMeta(std::string_view name) {
+  static const std::unordered_map<std::string_view, const CommandMeta*> index = [] {
+    std::unordered_map<std::string_view, const CommandMeta*> m;
+    for (const CommandMeta& c : kMeta) m[c.name] = &c;
+    return m;
+  }();
+  auto it = index.find(name);
+  return it == index.end() ? nullptr : it->second;
+}
+
+// Command flags and ACL categories in the order Redis 7.0 prints them.
+constexpr std::string_view kFlagNames[] = {
+    "write",        "readonly",     "denyoom",           "module",           "admin",
+    "pubsub",       "noscript",     "blocking",          "loading",          "stale",
+    "skip_monitor", "skip_slowlog", "asking",            "fast",             "no_auth",
+    "no_mandatory_keys",            "no_async_loading",  "no_multi",         "movablekeys",
+    "allow_busy"};
+constexpr std::string_view kAclNames[] = {
+    "keyspace", "read",   "write",  "set",       "sortedset",  "list",        "hash",
+    "string",   "bitmap", "hyperloglog",         "geo",        "stream",      "pubsub",
+    "admin",    "fast",   "slow",   "blocking",  "dangerous",  "connection",  "transaction",
+    "scripting"};
+static_assert(std::size(kFlagNames) <= 32 && std::size(kAclNames) <= 32, "bits of a uint32_t");
+
+template <size_t N>
+int IndexOf(const std::string_view (&names)[N], std::string_view name) {
+  for (size_t i = 0; i < N; ++i)
+    if (names[i] == name) return static_cast<int>(i);
+  return -1;
+}
+
+// Splits on `sep`, dropping empty pieces.
+std::vector<std::string_view> Split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i <= s.size()) {
+    size_t j = s.find(sep, i);
+    if (j == std::string_view::npos) j = s.size();
+    if (j > i) out.push_back(s.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+template <size_t N>
+uint32_t Bits(const std::string_view (&names)[N], std::string_view words) {
+  uint32_t bits = 0;
+  for (std::string_view w : Split(words, ' ')) {
+    int i = IndexOf(names, w);
+    if (i >= 0) bits |= 1u << i;
+  }
+  return bits;
+}
+
+template <size_t N>
+uint32_t Bit(const std::string_view (&names)[N], std::string_view name) {
+  return 1u << IndexOf(names, name);
+}
+
+uint32_t FlagBits(const CommandSpec& spec, const CommandMeta* meta) {
+  static const std::pair<uint32_t, std::string_view> kDerived[] = {
+      {kCmdWrite, "write"}, {kCmdReadOnly, "readonly"}, {kCmdDenyOom, "denyoom"},
+      {kCmdAdmin, "admin"}, {kCmdLoading, "loading"},   {kCmdStale, "stale"},
+      {kCmdFast, "fast"},   {kCmdNoAuth, "no_auth"}};
+  uint32_t bits = meta ? Bits(kFlagNames, meta->flags) : 0;
+  for (const auto& [flag, name] : kDerived)
+    if (spec.flags & flag) bits |= Bit(kFlagNames, name);
+  return bits;
+}
+
+// The ACL category a command group implies; containers have none.
+std::string_view GroupCategory(std::string_view group) {
+  if (group == "string") return "string";
+  if (group == "generic") return "keyspace";
+  if (group == "connection") return "connection";
+  if (group == "transactions") return "transaction";
+  return {};
+}
+
+// As Redis's setImplicitACLCategories plus the command's own categories.
+uint32_t AclBits(const CommandSpec& spec, const CommandMeta* meta) {
+  uint32_t bits = meta ? Bits(kAclNames, meta->acl) : 0;
+  if (spec.flags & kCmdWrite) bits |= Bit(kAclNames, "write");
+  if (spec.flags & kCmdReadOnly) bits |= Bit(kAclNames, "read");
+  if (spec.flags & kCmdAdmin) bits |= Bit(kAclNames, "admin") | Bit(kAclNames, "dangerous");
+  bits |= Bit(kAclNames, (spec.flags & kCmdFast) ? "fast" : "slow");
+  std::string_view group_cat = GroupCategory(spec.group);
+  if (!group_cat.empty() && Subcommands(spec.name).empty()) bits |= Bit(kAclNames, group_cat);
+  return bits;
+}
+
+template <size_t N>
+void WriteNameSet(protocol::ReplyBuilder& rb, const std::string_view (&names)[N], uint32_t bits,
+                  std::string_view prefix) {
+  rb.SetHeader(static_cast<size_t>(__builtin_popcount(bits)));
+  for (size_t i = 0; i < N; ++i)
+    if (bits & (1u << i)) rb.SimpleString(std::string(prefix) + std::string(names[i]));
+}
+
+void WriteKeySpec(protocol::ReplyBuilder& rb, std::string_view flags, int index, int lastkey,
+                  int keystep) {
+  std::vector<std::string_view> words = Split(flags, ' ');
+  rb.MapHeader(3);
+  rb.Bulk("flags");
+  rb.SetHeader(words.size());
+  for (std::string_view w : words) rb.SimpleString(w);
+  rb.Bulk("begin_search");
+  rb.MapHeader(2);
+  rb.Bulk("type");
+  rb.Bulk("index");
+  rb.Bulk("spec");
+  rb.MapHeader(1);
+  rb.Bulk("index");
+  rb.Integer(index);
+  rb.Bulk("find_keys");
+  rb.MapHeader(2);
+  rb.Bulk("type");
+  rb.Bulk("range");
+  rb.Bulk("spec");
+  rb.MapHeader(3);
+  rb.Bulk("lastkey");
+  rb.Integer(lastkey);
+  rb.Bulk("keystep");
+  rb.Integer(keystep);
+  rb.Bulk("limit");
+  rb.Integer(0);
+}
+
+// Key specs from the key positions: one range spec, or (when the metadata
+// lists several, as for RENAME) one spec per key position.
+void WriteKeySpecs(protocol::ReplyBuilder& rb, const CommandSpec& spec, const CommandMeta* meta) {
+  if (spec.first_key <= 0) {
+    rb.SetHeader(0);
+    return;
+  }
+  std::vector<std::string_view> specs;
+  if (meta != nullptr) specs = Split(meta->key_specs, '|');
+  if (specs.empty()) {
+    specs.push_back((spec.flags & kCmdWrite)      ? "RW update"
+                    : (spec.flags & kCmdReadOnly) ? "RO access"
+                                                  : "RO");
+  }
+  rb.SetHeader(specs.size());
+  if (specs.size() == 1) {
+    int lastkey = spec.last_key < 0 ? spec.last_key : spec.last_key - spec.first_key;
+    WriteKeySpec(rb, specs[0], spec.first_key, lastkey, spec.key_step);
+    return;
+  }
+  for (size_t i = 0; i < specs.size(); ++i)
+    WriteKeySpec(rb, specs[i], spec.first_key + static_cast<int>(i) * spec.key_step, 0, 1);
+}
+
+// ---------------------------------------------------------------------------
+// INFO
+// ---------------------------------------------------------------------------
+
+void Line(std::string& o, std::string_view k, std::string_view v) {
+  o.append(k).append(":").append(v).append("\r\n");
+}
+template <typename T>
+  requires std::is_integral_v<T>
+void Line(std::string& o, std::string_view k, T v) {
+  Line(o, k, std::to_string(v));
+}
+
+std::string Fixed(double v, int digits) {
+  char buf[64];
+  snprintf(buf, sizeof(buf), "%.*f", digits, v);
+  return buf;
+}
+
+std::string CpuSeconds(const timeval& tv) {
+  char buf[64];
+  snprintf(buf, sizeof(buf), "%ld.%06ld", static_cast<long>(tv.tv_sec),
+           static_cast<long>(tv.tv_usec));
+  return buf;
+}
+
+// 40 random hex digits, as Redis's run_id and replication id.
+std::string RandomHex40() {
+  std::random_device rd;
+  std::mt19937_64 gen((static_cast<uint64_t>(rd()) << 32) ^ rd());
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s(40, '0');
+  for (char& c : s) c = kHex[gen() & 15];
+  return s;
+}
+
+const std::string& RunId() {
+  static const std::string id = RandomHex40();
+  return id;
+}
+
+const std::string& ReplicationId() {
+  static const std::string id = RandomHex40();
+  return id;
+}
+
+uint64_t TotalSystemMemory() {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
+}
+
+int64_t StartMs(const ServerContext& s, int64_t now_ms) {
+  return s.start_ms > 0 ? s.start_ms : now_ms;
+}
+
+// instantaneous_ops_per_sec: commands per second between the last two
+// samples, a new sample being taken when the last one is a second old.
+double OpsPerSec(ServerContext& s, int64_t now_ms) {
+  uint64_t commands = s.stats().commands.load(std::memory_order_relaxed);
+  std::lock_guard<std::mutex> l(s.rate_mu);
+  if (s.rate_sample_ms == 0) s.rate_sample_ms = StartMs(s, now_ms);
+  if (commands < s.rate_sample_commands) {  // CONFIG RESETSTAT
+    s.rate_sample_ms = now_ms;
+    s.rate_sample_commands = commands;
+    s.ops_per_sec = 0;
+  }
+  int64_t elapsed = now_ms - s.rate_sample_ms;
+  if (elapsed >= 1000) {
+    s.ops_per_sec = static_cast<double>(commands - s.rate_sample_commands) * 1000.0 /
+                    static_cast<double>(elapsed);
+    s.rate_sample_ms = now_ms;
+    s.rate_sample_commands = commands;
+  }
+  return s.ops_per_sec;
+}
+
+uint64_t RaisePeak(ServerContext& s, uint64_t used) {
+  uint64_t peak = s.used_memory_peak.load(std::memory_order_relaxed);
+  while (used > peak &&
+         !s.used_memory_peak.compare_exchange_weak(peak, used, std::memory_order_relaxed)) {
+  }
+  return std::max(peak, used);
+}
+
+void ServerSection(ServerContext& s, int64_t now_ms, std::string& o) {
+  utsname u{};
+  std::string os = uname(&u) == 0
+                       ? std::string(u.sysname) + " " + u.release + " " + u.machine
+                       : std::string("unknown");
+  int64_t uptime_s = (now_ms - StartMs(s, now_ms)) / 1000;
+  Line(o, "redis_version", kRedisVersion);
+  Line(o, "kvpool_version", kKvpoolVersion);
+  Line(o, "redis_git_sha1", "00000000");
+  Line(o, "redis_git_dirty", 0);
+  Line(o, "redis_mode", "standalone");
+  Line(o, "os", os);
+  Line(o, "arch_bits", static_cast<int>(sizeof(void*) * 8));
+  Line(o, "gcc_version",
+       std::to_string(__GNUC__) + "." + std::to_string(__GNUC_MINOR__) + "." +
+           std::to_string(__GNUC_PATCHLEVEL__));
+  Line(o, "process_id", static_cast<int64_t>(getpid()));
+  Line(o, "process_supervised", "no");
+  Line(o, "run_id", RunId());
+  Line(o, "tcp_port", s.tcp_port);
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  Line(o, "server_time_usec", int64_t{ts.tv_sec} * 1000000 + ts.tv_nsec / 1000);
+  Line(o, "uptime_in_seconds", uptime_s);
+  Line(o, "uptime_in_days", uptime_s / 86400);
+  Line(o, "hz", s.config().Int("hz"));
+  Line(o, "configured_hz", s.config().Int("hz"));
+  Line(o, "executable", s.executable);
+  Line(o, "config_file", s.config_file);
+  Line(o, "io_threads_active", s.io_threads > 1 ? 1 : 0);
+}
+
+void ClientsSection(ServerContext& s, std::string& o) {
+  size_t max_in = 0, max_out = 0;
+  std::vector<std::shared_ptr<ClientInfo>> clients = s.clients().Snapshot();
+  for (const auto& c : clients) {
+    max_in = std::max(max_in, c->query_buffer.load(std::memory_order_relaxed));
+    max_out = std::max(max_out, c->output_buffer.load(std::memory_order_relaxed));
+  }
+  Line(o, "connected_clients", clients.size());
+  Line(o, "cluster_connections", 0);
+  Line(o, "maxclients", s.config().Int("maxclients"));
+  Line(o, "client_recent_max_input_buffer", max_in);
+  Line(o, "client_recent_max_output_buffer", max_out);
+  Line(o, "blocked_clients", 0);
+  Line(o, "tracking_clients", 0);
+  Line(o, "clients_in_timeout_table", 0);
+  if (s.extra_info) o += s.extra_info();
+}
+
+void MemorySection(ServerContext& s, std::string& o) {
+  storage::StoreStats st = s.store().GetStats();
+  uint64_t clients = ClientsMemory(s);
+  uint64_t used = st.used_memory + clients;
+  uint64_t rss = ResidentSetBytes();
+  uint64_t peak = RaisePeak(s, used);
+  uint64_t total = TotalSystemMemory();
+  Line(o, "used_memory", used);
+  Line(o, "used_memory_human", BytesToHuman(used));
+  Line(o, "used_memory_rss", rss);
+  Line(o, "used_memory_rss_human", BytesToHuman(rss));
+  Line(o, "used_memory_peak", peak);
+  Line(o, "used_memory_peak_human", BytesToHuman(peak));
+  Line(o, "used_memory_peak_perc",
+       Fixed(peak ? 100.0 * static_cast<double>(used) / static_cast<double>(peak) : 0, 2) + "%");
+  Line(o, "used_memory_dataset", st.used_memory);
+  Line(o, "mem_clients_normal", clients);
+  Line(o, "total_system_memory", total);
+  Line(o, "total_system_memory_human", BytesToHuman(total));
+  Line(o, "maxmemory", st.maxmemory);
+  Line(o, "maxmemory_human", BytesToHuman(st.maxmemory));
+  Line(o, "maxmemory_policy", s.config().String("maxmemory-policy"));
+  Line(o, "segment_bytes", st.segment_bytes);
+  Line(o, "segment_bytes_human", BytesToHuman(st.segment_bytes));
+  Line(o, "segment_used", st.segment_used);
+  Line(o, "mem_fragmentation_ratio",
+       Fixed(used ? static_cast<double>(rss) / static_cast<double>(used) : 0, 2));
+  Line(o, "mem_allocator", "kvpool-segment");
+}
+
+void PersistenceSection(ServerContext& s, int64_t now_ms, std::string& o) {
+  // kvpool is a cache: nothing is ever saved or loaded. The fields exist
+  // because redis-benchmark and some clients read them.
+  Line(o, "loading", 0);
+  Line(o, "async_loading", 0);
+  Line(o, "rdb_changes_since_last_save", 0);
+  Line(o, "rdb_bgsave_in_progress", 0);
+  Line(o, "rdb_last_save_time", StartMs(s, now_ms) / 1000);
+  Line(o, "rdb_last_bgsave_status", "ok");
+  Line(o, "rdb_last_bgsave_time_sec", -1);
+  Line(o, "rdb_current_bgsave_time_sec", -1);
+  Line(o, "rdb_saves", 0);
+  Line(o, "aof_enabled", 0);
+  Line(o, "aof_rewrite_in_progress", 0);
+  Line(o, "aof_rewrite_scheduled", 0);
+  Line(o, "aof_last_rewrite_time_sec", -1);
+  Line(o, "aof_current_rewrite_time_sec", -1);
+  Line(o, "aof_last_bgrewrite_status", "ok");
+  Line(o, "aof_last_write_status", "ok");
+}
+
+void StatsSection(ServerContext& s, int64_t now_ms, std::string& o) {
+  const ServerStats& st = s.stats();
+  storage::StoreStats store = s.store().GetStats();
+  auto get = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  Line(o, "total_connections_received", get(st.connections_received));
+  Line(o, "total_commands_processed", get(st.commands));
+  Line(o, "instantaneous_ops_per_sec", std::llround(OpsPerSec(s, now_ms)));
+  Line(o, "total_net_input_bytes", get(st.net_input_bytes));
+  Line(o, "total_net_output_bytes", get(st.net_output_bytes));
+  Line(o, "rejected_connections", get(st.rejected_connections));
+  Line(o, "expired_keys", store.expired_keys);
+  Line(o, "evicted_keys", store.evicted_keys);
+  Line(o, "keyspace_hits", get(st.keyspace_hits));
+  Line(o, "keyspace_misses", get(st.keyspace_misses));
+  Line(o, "pubsub_channels", 0);
+  Line(o, "pubsub_patterns", 0);
+  Line(o, "unknown_commands", get(st.unknown_commands));
+  Line(o, "protocol_errors", get(st.protocol_errors));
+}
+
+void ReplicationSection(std::string& o) {
+  Line(o, "role", "master");
+  Line(o, "connected_slaves", 0);
+  Line(o, "master_failover_state", "no-failover");
+  Line(o, "master_replid", ReplicationId());
+  Line(o, "master_replid2", std::string(40, '0'));
+  Line(o, "master_repl_offset", 0);
+  Line(o, "second_repl_offset", -1);
+  Line(o, "repl_backlog_active", 0);
+  Line(o, "repl_backlog_size", 0);
+  Line(o, "repl_backlog_first_byte_offset", 0);
+  Line(o, "repl_backlog_histlen", 0);
+}
+
+void CpuSection(std::string& o) {
+  rusage self{}, children{};
+  getrusage(RUSAGE_SELF, &self);
+  getrusage(RUSAGE_CHILDREN, &children);
+  Line(o, "used_cpu_sys", CpuSeconds(self.ru_stime));
+  Line(o, "used_cpu_user", CpuSeconds(self.ru_utime));
+  Line(o, "used_cpu_sys_children", CpuSeconds(children.ru_stime));
+  Line(o, "used_cpu_user_children", CpuSeconds(children.ru_utime));
+}
+
+void KeyspaceSection(ServerContext& s, std::string& o) {
+  storage::Store& store = s.store();
+  for (int db = 0; db < store.databases(); ++db) {
+    storage::DbStats st = store.GetDbStats(db);
+    if (st.keys == 0) continue;
+    Line(o, "db" + std::to_string(db),
+         "keys=" + std::to_string(st.keys) + ",expires=" + std::to_string(st.expires) +
+             ",avg_ttl=0");
+  }
+}
+
+void PoolSection(ServerContext& s, std::string& o) {
+  if (s.pool_info) {
+    o += s.pool_info();
+    return;
+  }
+  Line(o, "pool_nodes", 1);
+  Line(o, "transport", "local");
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Public: subcommands and COMMAND
+// ---------------------------------------------------------------------------
+
+std::span<const CommandSpec> Subcommands(std::string_view parent) {
+  if (EqualsIgnoreCase(parent, "client")) return ClientSubcommands();
+  if (EqualsIgnoreCase(parent, "config")) return ConfigSubcommands();
+  if (EqualsIgnoreCase(parent, "command")) return CommandSubcommands();
+  if (EqualsIgnoreCase(parent, "memory")) return MemorySubcommands();
+  return {};
+}
+
+void RunSubcommand(CommandContext& cx, std::span<const CommandSpec> subs) {
+  std::string_view sub = cx.arg(1);
+  for (const CommandSpec& s : subs) {
+    std::string_view short_name = s.name.substr(s.name.find('|') + 1);
+    if (!EqualsIgnoreCase(short_name, sub)) continue;
+    // Names are string literals, so data() is a static NUL-terminated string.
+    cx.client().info->last_command.store(s.name.data(), std::memory_order_relaxed);
+    size_t argc = cx.argc();
+    bool arity_ok = s.arity >= 0 ? argc == static_cast<size_t>(s.arity)
+                                 : argc >= static_cast<size_t>(-s.arity);
+    if (!arity_ok) {
+      cx.reply().Error("ERR wrong number of arguments for '" + std::string(s.name) +
+                       "' command");
+      return;
+    }
+    s.handler(cx);
+    return;
+  }
+  std::string parent(cx.arg(0));
+  for (char& c : parent) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
+  cx.reply().Error("ERR unknown subcommand '" + std::string(sub.substr(0, 128)) + "'. Try " +
+                   parent + " HELP.");
+}
+
+const CommandSpec* FindCommandOrSubcommand(const CommandTable& table, std::string_view name) {
+  size_t bar = name.find('|');
+  if (bar == std::string_view::npos) return table.Find(name);
+  const CommandSpec* parent = table.Find(name.substr(0, bar));
+  if (parent == nullptr) return nullptr;
+  for (const CommandSpec& s : Subcommands(parent->name))
+    if (EqualsIgnoreCase(s.name, name)) return &s;
+  return nullptr;
+}
+
+void WriteCommandInfo(protocol::ReplyBuilder& rb, const CommandSpec& spec) {
+  const CommandMeta* meta = FindMeta(spec.name);
+  std::span<const CommandSpec> subs = Subcommands(spec.name);
+  rb.ArrayHeader(10);
+  rb.Bulk(spec.name);
+  rb.Integer(spec.arity);
+  WriteNameSet(rb, kFlagNames, FlagBits(spec, meta), "");
+  rb.Integer(spec.first_key);
+  rb.Integer(spec.last_key);
+  rb.Integer(spec.key_step);
+  WriteNameSet(rb, kAclNames, AclBits(spec, meta), "@");
+  std::vector<std::string_view> tips;
+  if (meta != nullptr) tips = Split(meta->tips, ' ');
+  rb.SetHeader(tips.size());
+  for (std::string_view t : tips) rb.Bulk(t);
+  WriteKeySpecs(rb, spec, meta);
+  if (subs.empty()) {
+    rb.SetHeader(0);  // as Redis: an empty set, but an array when there are some
+  } else {
+    rb.ArrayHeader(subs.size());
+    for (const CommandSpec& s : subs) WriteCommandInfo(rb, s);
+  }
+}
+
+void WriteCommandDocs(protocol::ReplyBuilder& rb, const CommandSpec& spec) {
+  const CommandMeta* meta = FindMeta(spec.name);
+  std::span<const CommandSpec> subs = Subcommands(spec.name);
+  bool since = meta != nullptr && !meta->since.empty();
+  rb.MapHeader(2 + (since ? 1 : 0) + (subs.empty() ? 0 : 1));
+  rb.Bulk("summary");
+  rb.Bulk(spec.summary);
+  if (since) {
+    rb.Bulk("since");
+    rb.Bulk(meta->since);
+  }
+  rb.Bulk("group");
+  rb.Bulk(spec.group);
+  if (!subs.empty()) {
+    rb.Bulk("subcommands");
+    rb.MapHeader(subs.size());
+    for (const CommandSpec& s : subs) {
+      rb.Bulk(s.name);
+      WriteCommandDocs(rb, s);
+    }
+  }
+}
+
+std::vector<std::string_view> CommandAclCategories(const CommandSpec& spec) {
+  uint32_t bits = AclBits(spec, FindMeta(spec.name));
+  std::vector<std::string_view> out;
+  for (size_t i = 0; i < std::size(kAclNames); ++i)
+    if (bits & (1u << i)) out.push_back(kAclNames[i]);
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Public: INFO
+// ---------------------------------------------------------------------------
+
+std::string BytesToHuman(uint64_t n) {
+  static constexpr const char* kUnits[] = {"K", "M", "G", "T", "P"};
+  if (n < 1024) return std::to_string(n) + "B";
+  double d = static_cast<double>(n) / 1024;
+  for (const char* unit : kUnits) {
+    if (d < 1024 || unit == kUnits[4]) return Fixed(d, 2) + unit;
+    d /= 1024;
+  }
+  return std::to_string(n) + "B";
+}
+
+uint64_t ResidentSetBytes() {
+  std::ifstream in("/proc/self/statm");
+  uint64_t size = 0, resident = 0;
+  if (!(in >> size >> resident)) return 0;
+  long page = sysconf(_SC_PAGE_SIZE);
+  return page > 0 ? resident * static_cast<uint64_t>(page) : 0;
+}
+
+uint64_t ClientsMemory(ServerContext& server) {
+  uint64_t total = 0;
+  for (const auto& c : server.clients().Snapshot()) {
+    total += sizeof(ClientState) + sizeof(ClientInfo) +
+             c->query_buffer.load(std::memory_order_relaxed) +
+             c->output_buffer.load(std::memory_order_relaxed);
+  }
+  return total;
+}
+
+uint64_t UsedMemory(ServerContext& server, const storage::StoreStats& st) {
+  return st.used_memory + ClientsMemory(server);
+}
+
+std::string InfoText(ServerContext& server, std::span<const std::string_view> sections,
+                     int64_t now_ms) {
+  bool all = false, defaults = sections.empty();
+  std::vector<std::string> wanted;
+  for (std::string_view s : sections) {
+    std::string l = ToLower(s);
+    if (l == "all" || l == "everything") all = true;
+    else if (l == "default") defaults = true;
+    else wanted.push_back(std::move(l));
+  }
+  struct Section {
+    const char* name;   // lower case, as asked for
+    const char* title;  // as printed after "# "
+  };
+  static constexpr Section kSections[] = {
+      {"server", "Server"},           {"clients", "Clients"}, {"memory", "Memory"},
+      {"persistence", "Persistence"}, {"stats", "Stats"},     {"replication", "Replication"},
+      {"cpu", "CPU"},                 {"modules", "Modules"}, {"cluster", "Cluster"},
+      {"keyspace", "Keyspace"},       {"pool", "Pool"}};
+  std::string out;
+  for (const Section& sec : kSections) {
+    std::string_view name = sec.name;
+    // Every section is a default section.
+    bool include = all || defaults ||
+                   std::find(wanted.begin(), wanted.end(), name) != wanted.end();
+    if (!include) continue;
+    if (!out.empty()) out += "\r\n";
+    out.append("# ").append(sec.title).append("\r\n");
+    if (name == "server") ServerSection(server, now_ms, out);
+    else if (name == "clients") ClientsSection(server, out);
+    else if (name == "memory") MemorySection(server, out);
+    else if (name == "persistence") PersistenceSection(server, now_ms, out);
+    else if (name == "stats") StatsSection(server, now_ms, out);
+    else if (name == "replication") ReplicationSection(out);
+    else if (name == "cpu") CpuSection(out);
+    else if (name == "cluster") Line(out, "cluster_enabled", 0);
+    else if (name == "keyspace") KeyspaceSection(server, out);
+    else if (name == "pool") PoolSection(server, out);
+    // "modules": kvpool loads none, so the section is empty, as in Redis.
+  }
+  return out;
+}
+
+}  // namespace kvpool
