@@ -31,6 +31,7 @@ struct ClientInfo {
   std::atomic<size_t> query_buffer{0};
   std::atomic<size_t> output_buffer{0};
   std::atomic<int> multi_queued{-1};  // -1 = not in MULTI
+  std::atomic<bool> kill_requested{false};  // CLIENT KILL before the I/O thread took it
 
   mutable std::mutex mu;
   std::string name;              // CLIENT SETNAME; guarded by mu

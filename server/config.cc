@@ -333,6 +333,9 @@ Status Config::LoadFile(const std::string& path) {
   int lineno = 0;
   while (std::getline(in, line)) {
     ++lineno;
+    // Comments are skipped before splitting: their text need not be balanced.
+    size_t first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos || line[first] == '#') continue;
     std::vector<std::string> argv;
     if (!SplitArgs(line, &argv))
       return Status::InvalidArgument(path + ":" + std::to_string(lineno) + ": unbalanced quotes");

@@ -60,6 +60,18 @@ Connection::Connection(ServerContext* server, IoThread* thread, int fd, std::str
   info.last_interaction_ms.store(info.created_ms, std::memory_order_relaxed);
   out_ = evbuffer_new();
   handle_ = std::make_shared<Connection*>(this);
+  // As Redis: a client that connects while no password is set stays
+  // authenticated if one is set later.
+  client_.authenticated = !server_->hot().requirepass_set.load();
+  // Registered at once (on the accepting thread), so CLIENT LIST/KILL and
+  // INFO see a client from the moment its connection is accepted.
+  IoThread* t = thread_;
+  uint64_t cid = client_.info->id;
+  std::shared_ptr<ClientInfo> info = client_.info;
+  server_->clients().Add(client_.info, [t, cid, info] {
+    info->kill_requested.store(true);
+    t->Post([t, cid] { t->CloseConnection(cid); });
+  });
   client_.lane = thread_->index();
   client_.defer = [this]() -> std::shared_ptr<ReplySlot> {
     waiting_ = true;
@@ -68,6 +80,7 @@ Connection::Connection(ServerContext* server, IoThread* thread, int fd, std::str
 }
 
 Connection::~Connection() {
+  if (!closed_) server_->clients().Remove(id());  // never started (shutdown)
   if (read_ev_) event_free(read_ev_);
   if (write_ev_) event_free(write_ev_);
   if (out_) evbuffer_free(out_);  // releases references to pinned values
@@ -77,11 +90,10 @@ Connection::~Connection() {
 void Connection::Start() {
   read_ev_ = event_new(thread_->base(), fd_, EV_READ | EV_PERSIST, &Connection::OnReadable, this);
   write_ev_ = event_new(thread_->base(), fd_, EV_WRITE | EV_PERSIST, &Connection::OnWritable, this);
-  IoThread* thread = thread_;
-  uint64_t id = this->id();
-  server_->clients().Add(client_.info, [thread, id] {
-    thread->Post([thread, id] { thread->CloseConnection(id); });
-  });
+  if (client_.info->kill_requested.load()) {
+    Close();
+    return;
+  }
   UpdateParserLimits();
   event_add(read_ev_, nullptr);
   reading_ = true;

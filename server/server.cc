@@ -244,10 +244,9 @@ void Server::Accept(int fd, sockaddr* addr, int) {
   }
   std::string peer = SockaddrText(addr), local = LocalAddr(fd);
   IoThread* t = threads_[next_thread_.fetch_add(1) % threads_.size()].get();
-  ServerContext* ctx = ctx_.get();
-  t->Post([t, ctx, fd, peer, local] {
-    t->Adopt(std::make_unique<Connection>(ctx, t, fd, peer, local));
-  });
+  auto conn = std::make_shared<std::unique_ptr<Connection>>(
+      std::make_unique<Connection>(ctx_.get(), t, fd, peer, local));
+  t->Post([t, conn] { t->Adopt(std::move(*conn)); });
 }
 
 void Server::OnSignal(evutil_socket_t sig, short, void* arg) {

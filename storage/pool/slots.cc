@@ -1,5 +1,7 @@
 #include "storage/pool/slots.h"
 
+#include <cmath>
+
 namespace kvpool::pool {
 
 namespace {
@@ -38,11 +40,19 @@ int KeySlot(std::string_view key) {
   return Crc16(key.data(), key.size()) & (kSlots - 1);
 }
 
+// The layout redis-cli --cluster create gives masters: ranges of about
+// 16384/n slots, rounded as it rounds them, the last node taking the rest.
 SlotTable::SlotTable(int nodes) : nodes_(nodes), owner_(kSlots) {
+  const double per_node = static_cast<double>(kSlots) / nodes;
+  double cursor = 0;
+  long first = 0;
   for (int i = 0; i < nodes; ++i) {
-    int first = static_cast<int>(int64_t{i} * kSlots / nodes);
-    int last = static_cast<int>(int64_t{i + 1} * kSlots / nodes);
-    for (int s = first; s < last; ++s) owner_[s] = static_cast<uint16_t>(i);
+    long last = std::lround(cursor + per_node - 1);
+    if (last > kSlots - 1 || i == nodes - 1) last = kSlots - 1;
+    if (last < first) last = first;
+    for (long s = first; s <= last; ++s) owner_[s] = static_cast<uint16_t>(i);
+    first = last + 1;
+    cursor += per_node;
   }
 }
 

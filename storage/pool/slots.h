@@ -19,7 +19,8 @@ int KeySlot(std::string_view key);
 
 class SlotTable {
  public:
-  // Node i of n owns slots [i*16384/n, (i+1)*16384/n).
+  // Contiguous ranges in list order, as redis-cli --cluster create lays out
+  // masters (3 nodes: 0-5460, 5461-10922, 10923-16383).
   explicit SlotTable(int nodes);
   int nodes() const { return nodes_; }
   int OwnerOfSlot(int slot) const { return owner_[slot]; }

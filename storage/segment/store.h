@@ -89,6 +89,30 @@ class ItemRef {
   Item* item_ = nullptr;
 };
 
+// Space for one value, taken from the segment but not yet visible to any
+// reader (two-phase put: Store::Prepare, fill value_data() — e.g. by an
+// RDMA READ straight into it — then Store::Publish). Move-only; destroying
+// it unpublished gives the space back.
+class PendingItem {
+ public:
+  PendingItem() = default;
+  PendingItem(PendingItem&& o) noexcept : item_(o.item_) { o.item_ = nullptr; }
+  PendingItem& operator=(PendingItem&& o) noexcept;
+  PendingItem(const PendingItem&) = delete;
+  PendingItem& operator=(const PendingItem&) = delete;
+  ~PendingItem();
+
+  explicit operator bool() const { return item_ != nullptr; }
+  char* value_data();
+  size_t value_size() const;
+  std::string_view key() const;
+
+ private:
+  friend class Store;
+  explicit PendingItem(Item* item) : item_(item) {}
+  Item* item_ = nullptr;
+};
+
 enum class SetCondition { kAlways, kIfAbsent /*NX*/, kIfPresent /*XX*/ };
 
 struct SetOptions {
@@ -171,6 +195,13 @@ class Store {
   // sets *written=false if any key exists. `kvs` = k1, v1, k2, v2, ...
   Status MultiSet(int db, const std::vector<std::string_view>& kvs, bool if_none_exist,
                   int64_t now_ms, bool* written);
+  // Two-phase put. Prepare takes space for `key` with a value of
+  // `value_len` bytes (evicting as Set does; kOutOfMemory, or
+  // kInvalidArgument past 4 GiB). Publish makes every prepared item visible
+  // at once in `db`, replacing current values, with no expiry (as MultiSet
+  // does); it consumes the items (the vector is left empty).
+  StatusOr<PendingItem> Prepare(std::string_view key, size_t value_len, int64_t now_ms);
+  Status Publish(int db, std::vector<PendingItem>* items, int64_t now_ms);
   // Read-modify-write, atomic for this key: `fn` sees the live item (or
   // nullptr) and decides; it may run more than once if the key changes
   // concurrently, and must not call back into the Store. Returns

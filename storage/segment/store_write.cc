@@ -162,6 +162,64 @@ Status Store::MultiSet(int db, const std::vector<std::string_view>& kvs, bool if
   return Status::OK();
 }
 
+PendingItem& PendingItem::operator=(PendingItem&& o) noexcept {
+  if (this != &o) {
+    if (item_ != nullptr) ReleaseItem(item_);
+    item_ = o.item_;
+    o.item_ = nullptr;
+  }
+  return *this;
+}
+
+PendingItem::~PendingItem() {
+  if (item_ != nullptr) ReleaseItem(item_);  // never published: refs == 1, so freed
+}
+
+char* PendingItem::value_data() { return item_->value_data(); }
+size_t PendingItem::value_size() const { return item_->val_len; }
+std::string_view PendingItem::key() const { return item_->key(); }
+
+StatusOr<PendingItem> Store::Prepare(std::string_view key, size_t value_len, int64_t now_ms) {
+  Item* item;
+  if (Status st = impl_->AllocItem(key, value_len, 0, 0, now_ms, &item); !st.ok()) return st;
+  item->expire_at_ms.store(0, std::memory_order_relaxed);
+  return PendingItem(item);
+}
+
+Status Store::Publish(int db, std::vector<PendingItem>* items, int64_t now_ms) {
+  const size_t n = items->size();
+  if (n == 0) return Status::OK();
+  Impl& im = *impl_;
+  Index& idx = *im.dbs[db];
+  std::vector<uint64_t> hashes(n);
+  ShardSet shards;
+  for (size_t i = 0; i < n; ++i) {
+    hashes[i] = HashKey((*items)[i].key());
+    shards.Add(Index::ShardOf(hashes[i]));
+  }
+  std::vector<Item*> old;
+  shards.ForEach([&](uint32_t si) { idx.shard(si).mu.lock(); });
+  for (size_t i = 0; i < n; ++i) {
+    Shard& s = idx.shard(Index::ShardOf(hashes[i]));
+    Item* item = (*items)[i].item_;
+    (*items)[i].item_ = nullptr;  // the index holds it now
+    item->version = im.NextVersion();
+    std::string_view key = item->key();
+    Item** pos = Index::Find(s, hashes[i], key);
+    if (pos != nullptr) {
+      if (!Live(*pos, now_ms)) im.expired.fetch_add(1, std::memory_order_relaxed);
+      old.push_back(idx.Replace(s, pos, item));
+    } else {
+      idx.Insert(s, hashes[i], item);
+    }
+    im.TouchLocked(db, s, key);
+  }
+  shards.ForEach([&](uint32_t si) { idx.shard(si).mu.unlock(); });
+  items->clear();
+  for (Item* it : old) im.Release(it);
+  return Status::OK();
+}
+
 Status Store::Mutate(int db, std::string_view key, int64_t now_ms, const MutateFn& fn) {
   Impl& im = *impl_;
   Impl::Loc l = im.Locate(db, key);
