@@ -67,9 +67,9 @@ Connection::Connection(ServerContext* server, IoThread* thread, int fd, std::str
   // INFO see a client from the moment its connection is accepted.
   IoThread* t = thread_;
   uint64_t cid = client_.info->id;
-  std::shared_ptr<ClientInfo> info = client_.info;
-  server_->clients().Add(client_.info, [t, cid, info] {
-    info->kill_requested.store(true);
+  std::shared_ptr<ClientInfo> shared_info = client_.info;
+  server_->clients().Add(client_.info, [t, cid, shared_info] {
+    shared_info->kill_requested.store(true);
     t->Post([t, cid] { t->CloseConnection(cid); });
   });
   client_.lane = thread_->index();
