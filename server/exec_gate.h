@@ -15,13 +15,22 @@ class ExecGate {
  public:
   explicit ExecGate(int threads) : slots_(std::make_unique<Slot[]>(threads)), n_(threads) {}
 
-  void LockShared(int thread) { slots_[thread].mu.lock(); }
-  void UnlockShared(int thread) { slots_[thread].mu.unlock(); }
+  // Re-entrant on one thread: a command that runs another command in
+  // process (a pool broadcast's local part, EXEC's queued commands) does not
+  // lock again what its thread already holds.
+  void LockShared(int thread) {
+    if (depth_++ == 0) slots_[thread].mu.lock();
+  }
+  void UnlockShared(int thread) {
+    if (--depth_ == 0) slots_[thread].mu.unlock();
+  }
   // Must not be called while holding a shared slot.
   void LockExclusive() {
+    if (depth_++ > 0) return;
     for (int i = 0; i < n_; ++i) slots_[i].mu.lock();
   }
   void UnlockExclusive() {
+    if (--depth_ > 0) return;
     for (int i = n_ - 1; i >= 0; --i) slots_[i].mu.unlock();
   }
 
@@ -31,6 +40,8 @@ class ExecGate {
   };
   std::unique_ptr<Slot[]> slots_;
   int n_;
+  // How deep this thread is in the gate (shared or exclusive).
+  static inline thread_local int depth_ = 0;
 };
 
 }  // namespace kvpool
