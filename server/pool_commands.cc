@@ -136,20 +136,36 @@ bool PoolMSet(CommandContext& cx) {
   return true;
 }
 
-bool PoolMExists(CommandContext& cx) {
-  auto keys = Tail(cx, 1);
+namespace {
+
+// MEXISTS over keys args[from..]: 1/0 per key; with `tri_state`, -1 for a
+// key whose node could not answer (else it reads as absent, 0).
+bool MExistsFrom(CommandContext& cx, size_t from, bool tri_state) {
+  std::vector<std::string_view> keys(cx.args().begin() + from, cx.args().end());
   std::shared_ptr<ReplySlot> slot;
   if (!Begin(cx, keys, &slot)) return false;
   int resp = cx.client().resp;
   cx.pool()->MultiExists(cx.lane(), cx.db(), keys, cx.now_ms(),
-                         [slot, resp](std::vector<int8_t>& results) {
+                         [slot, resp, tri_state](std::vector<int8_t>& results) {
                            Encoded e(resp);
                            e.rb().ArrayHeader(results.size());
-                           // A key whose node could not answer reads as absent.
-                           for (int8_t r : results) e.rb().Integer(r == 1 ? 1 : 0);
+                           for (int8_t r : results) e.rb().Integer(r >= 0 || tri_state ? r : 0);
                            slot->Finish(e.out());
                          });
   return true;
+}
+
+}  // namespace
+
+bool PoolMExists(CommandContext& cx) { return MExistsFrom(cx, 1, false); }
+
+void PoolMExistsTriState(CommandContext& cx) {
+  if (MExistsFrom(cx, 2, true)) return;
+  // Single node (or every key here): all answer.
+  protocol::ReplyBuilder& rb = cx.reply();
+  rb.ArrayHeader(cx.argc() - 2);
+  for (size_t i = 2; i < cx.argc(); ++i)
+    rb.Integer(cx.store().Peek(cx.db(), cx.arg(i), cx.now_ms()) ? 1 : 0);
 }
 
 bool PoolDel(CommandContext& cx) {

@@ -15,6 +15,10 @@ namespace kvpool {
 bool PoolMGet(CommandContext& cx);
 bool PoolMSet(CommandContext& cx);
 bool PoolMExists(CommandContext& cx);
+// POOL MEXISTS key [key ...]: as MEXISTS, but -1 for a key whose node could
+// not answer (the LLM client's batch_is_exist needs to tell "absent" from
+// "unknown"). Always answers.
+void PoolMExistsTriState(CommandContext& cx);
 bool PoolDel(CommandContext& cx);     // DEL, UNLINK
 bool PoolExists(CommandContext& cx);  // EXISTS, TOUCH (counts)
 bool PoolDbSize(CommandContext& cx);

@@ -3,6 +3,7 @@
 
 #include "server/command_table.h"
 #include "server/errors.h"
+#include "server/pool_commands.h"
 #include "server/server_context.h"
 #include "server/util/strings.h"
 #include "storage/pool/pool.h"
@@ -59,10 +60,13 @@ void CmdPool(CommandContext& cx) {
     if (p == nullptr) return cx.reply().Bulk(SelfAddr(cx.server()));
     return cx.reply().Bulk(p->node(p->OwnerOf(cx.arg(2))).Addr());
   }
+  if (sub == "mexists" && cx.argc() >= 3) return PoolMExistsTriState(cx);
   if (sub == "help") {
-    cx.reply().ArrayHeader(3);
+    cx.reply().ArrayHeader(4);
     cx.reply().SimpleString("POOL NODES -- every node: address, state, slots, keys, memory.");
     cx.reply().SimpleString("POOL KEYNODE <key> -- the node that owns <key>.");
+    cx.reply().SimpleString(
+        "POOL MEXISTS <key> [<key> ...] -- 1/0 per key as MEXISTS, -1 where its node is down.");
     cx.reply().SimpleString("POOL HELP");
     return;
   }
@@ -80,7 +84,7 @@ void CmdCluster(CommandContext& cx) {
 }  // namespace
 
 void RegisterPoolFamily(CommandTable& t) {
-  t.Add({"pool", -2, kCmdAdmin | kCmdLoading | kCmdStale, 0, 0, 0, CmdPool, "server",
+  t.Add({"pool", -2, kCmdReadOnly | kCmdLoading | kCmdStale, 0, 0, 0, CmdPool, "server",
          "The nodes of the pool and which one owns a key."});
   t.Add({"cluster", -2, kCmdLoading | kCmdStale, 0, 0, 0, CmdCluster, "cluster",
          "CLUSTER KEYSLOT: the hash slot of a key."});
