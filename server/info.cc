@@ -489,7 +489,7 @@ void PersistenceSection(ServerContext& s, int64_t now_ms, std::string& o) {
 void StatsSection(ServerContext& s, int64_t now_ms, std::string& o) {
   const ServerStats& st = s.stats();
   storage::StoreStats store = s.store().GetStats();
-  auto get = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  auto get = [](const Counter& a) { return a.load(std::memory_order_relaxed); };
   Line(o, "total_connections_received", get(st.connections_received));
   Line(o, "total_commands_processed", get(st.commands));
   Line(o, "instantaneous_ops_per_sec", std::llround(OpsPerSec(s, now_ms)));

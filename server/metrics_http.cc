@@ -28,7 +28,7 @@ std::string RenderMetrics(ServerContext& server) {
   std::string out;
   const ServerStats& s = server.stats();
   storage::StoreStats st = server.store().GetStats();
-  auto ld = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  auto ld = [](const Counter& a) { return a.load(std::memory_order_relaxed); };
   Metric(&out, "kvpool_commands_processed_total", "counter", "Commands processed.",
          ld(s.commands));
   Metric(&out, "kvpool_keyspace_hits_total", "counter", "Reads that found their key.",

@@ -16,6 +16,7 @@
 #include "server/client_state.h"
 #include "server/config.h"
 #include "server/exec_gate.h"
+#include "server/util/counter.h"
 #include "storage/segment/store.h"
 
 namespace kvpool {
@@ -28,15 +29,15 @@ class Pool;
 // Server-wide counters (INFO stats, /metrics). Relaxed atomics: exact totals,
 // no ordering.
 struct ServerStats {
-  std::atomic<uint64_t> commands{0};
-  std::atomic<uint64_t> connections_received{0};
-  std::atomic<uint64_t> rejected_connections{0};
-  std::atomic<uint64_t> keyspace_hits{0};
-  std::atomic<uint64_t> keyspace_misses{0};
-  std::atomic<uint64_t> net_input_bytes{0};
-  std::atomic<uint64_t> net_output_bytes{0};
-  std::atomic<uint64_t> protocol_errors{0};
-  std::atomic<uint64_t> unknown_commands{0};
+  Counter commands;
+  Counter connections_received;
+  Counter rejected_connections;
+  Counter keyspace_hits;
+  Counter keyspace_misses;
+  Counter net_input_bytes;
+  Counter net_output_bytes;
+  Counter protocol_errors;
+  Counter unknown_commands;
   void Reset();
 };
 
