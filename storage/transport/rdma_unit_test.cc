@@ -1,0 +1,118 @@
+// Parts of the RDMA transport that need no RDMA device: its wire additions,
+// option checks, and the clear refusal when no device is usable (the server
+// then falls back to TCP or refuses to start).
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "storage/transport/rdma_transport.h"
+#include "storage/transport/rdma_wire.h"
+
+namespace kvpool::transport::rdma {
+namespace {
+
+TEST(RdmaWireTest, SegmentRoundTripAndRejects) {
+  char buf[kSegSize];
+  for (SegType t : {SegType::kFirst, SegType::kMore, SegType::kCredit}) {
+    EncodeSeg(Seg{t, 0xA1B2C3D4u}, buf);
+    Seg s;
+    ASSERT_TRUE(DecodeSeg(buf, &s).ok());
+    EXPECT_EQ(s.type, t);
+    EXPECT_EQ(s.credits, 0xA1B2C3D4u);
+  }
+  EXPECT_EQ(static_cast<uint8_t>(buf[4]), 0xA1);  // big-endian
+  Seg s;
+  char bad[kSegSize];
+  std::memcpy(bad, buf, kSegSize);
+  bad[0] = 9;
+  EXPECT_FALSE(DecodeSeg(bad, &s).ok());
+  std::memcpy(bad, buf, kSegSize);
+  bad[1] = 2;
+  EXPECT_FALSE(DecodeSeg(bad, &s).ok());
+  std::memcpy(bad, buf, kSegSize);
+  bad[3] = 1;
+  EXPECT_FALSE(DecodeSeg(bad, &s).ok());
+}
+
+TEST(RdmaWireTest, CallDescriptorRoundTrip) {
+  CallDesc d{0x0102030405060708ull, 0x1112131415161718ull, 0xAABBCCDDu, 0x01020304u};
+  char buf[kCallDescSize];
+  EncodeCallDesc(d, buf);
+  EXPECT_EQ(buf[0], 0x01);
+  CallDesc out;
+  ASSERT_TRUE(DecodeCallDesc(buf, &out).ok());
+  EXPECT_EQ(out.in_addr, d.in_addr);
+  EXPECT_EQ(out.out_addr, d.out_addr);
+  EXPECT_EQ(out.in_rkey, d.in_rkey);
+  EXPECT_EQ(out.out_rkey, d.out_rkey);
+  buf[31] = 1;
+  EXPECT_FALSE(DecodeCallDesc(buf, &out).ok());
+}
+
+TEST(RdmaWireTest, SegmentRoomAddsUp) {
+  static_assert(kFirstCallRoom + kSegSize + kHeaderSize + kCallDescSize == kMsgBytes);
+  static_assert(kFirstRoom + kSegSize + kHeaderSize == kMsgBytes);
+  static_assert(kMoreRoom + kSegSize == kMsgBytes);
+}
+
+TEST(RdmaWireTest, PrivateDataRoundTripPaddingAndRejects) {
+  ConnRequest r{3, 5, 7, 128};
+  std::string enc = EncodeConnRequest(r);
+  ASSERT_EQ(enc.size(), kConnRequestSize);
+  enc.resize(56, '\0');  // the CM pads private data
+  ConnRequest out;
+  ASSERT_TRUE(DecodeConnRequest(enc.data(), enc.size(), &out).ok());
+  EXPECT_EQ(out.client, 3u);
+  EXPECT_EQ(out.server, 5u);
+  EXPECT_EQ(out.lane, 7u);
+  EXPECT_EQ(out.recv_depth, 128u);
+  EXPECT_FALSE(DecodeConnRequest(enc.data(), kConnRequestSize - 1, &out).ok());
+  EXPECT_FALSE(DecodeConnRequest(nullptr, 0, &out).ok());
+  std::string acc = EncodeConnAccept(ConnAccept{64});
+  EXPECT_FALSE(DecodeConnRequest(acc.data(), acc.size(), &out).ok());  // wrong kind
+  ConnAccept a;
+  ASSERT_TRUE(DecodeConnAccept(acc.data(), acc.size(), &a).ok());
+  EXPECT_EQ(a.recv_depth, 64u);
+  EXPECT_FALSE(DecodeConnAccept(enc.data(), enc.size(), &a).ok());
+  std::string bad = enc;
+  bad[0] = 'X';  // not ours
+  EXPECT_FALSE(DecodeConnRequest(bad.data(), bad.size(), &out).ok());
+  bad = enc;
+  bad[4] = 9;  // another version
+  EXPECT_FALSE(DecodeConnRequest(bad.data(), bad.size(), &out).ok());
+  ConnRequest zero{0, 0, 0, 1};  // depth out of range
+  std::string z = EncodeConnRequest(zero);
+  EXPECT_FALSE(DecodeConnRequest(z.data(), z.size(), &out).ok());
+}
+
+TEST(RdmaTransportUnitTest, RejectsBadOptionsBeforeLookingForADevice) {
+  TransportOptions o;
+  o.peers = {{"127.0.0.1", 1}, {"127.0.0.1", 2}};
+  o.self = 2;
+  EXPECT_EQ(CreateRdmaTransport(o).status().code(), Code::kInvalidArgument);
+  o.self = 0;
+  o.staging_buffers = 1;
+  EXPECT_EQ(CreateRdmaTransport(o).status().code(), Code::kInvalidArgument);
+  o.staging_buffers = 8;
+  o.staging_bytes = 100;
+  EXPECT_EQ(CreateRdmaTransport(o).status().code(), Code::kInvalidArgument);
+  o.staging_bytes = 1 << 20;
+  o.rdma_queue_depth = 4;
+  EXPECT_EQ(CreateRdmaTransport(o).status().code(), Code::kInvalidArgument);
+}
+
+// Where no RDMA device serves the bind address (any CI host, or loopback
+// inside the Soft-RoCE guest) the answer is kUnavailable with a reason.
+TEST(RdmaTransportUnitTest, NoUsableDeviceIsUnavailableWithAReason) {
+  TransportOptions o;
+  o.peers = {{"127.0.0.1", 1}};
+  o.bind_host = "127.0.0.1";
+  auto t = CreateRdmaTransport(o);
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), Code::kUnavailable);
+  EXPECT_FALSE(t.status().message().empty());
+  std::printf("[          ] %s\n", t.status().ToString().c_str());
+}
+
+}  // namespace
+}  // namespace kvpool::transport::rdma
