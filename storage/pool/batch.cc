@@ -47,6 +47,7 @@ struct GetOp : std::enable_shared_from_this<GetOp> {
   int lane, db;
   int64_t deadline;
   size_t chunk;
+  size_t max_keys;  // per call (pool-max-batch)
   std::vector<std::string_view> keys;
   std::vector<GetResult> results;
   int pending = 0;
@@ -64,7 +65,6 @@ struct GetOp : std::enable_shared_from_this<GetOp> {
 
 void GetOp::SendGets(int node, std::vector<uint32_t> idx) {
   auto self = shared_from_this();
-  size_t max_keys = 4096;
   for (size_t begin = 0; begin < idx.size(); begin += max_keys) {
     size_t end = std::min(idx.size(), begin + max_keys);
     ++pending;
@@ -193,6 +193,7 @@ void Pool::MultiGet(int lane, int db, std::span<const std::string_view> keys, in
   op->db = db;
   op->deadline = WallMs() + options_.timeout_ms;
   op->chunk = impl_->chunk_bytes;
+  op->max_keys = std::max<size_t>(1, options_.max_batch_keys);
   op->keys.assign(keys.begin(), keys.end());
   op->results.resize(keys.size());
   op->done = std::move(done);
@@ -227,7 +228,7 @@ namespace {
 
 void KeyFlags(Pool* pool, transport::Transport* transport, storage::Store* store,
               uint16_t opcode, int lane, int db, std::span<const std::string_view> keys,
-              int64_t now_ms, int timeout_ms, Pool::ExistsDone done) {
+              int64_t now_ms, int timeout_ms, size_t max_keys, Pool::ExistsDone done) {
   struct Op {
     std::vector<int8_t> results;
     int pending = 1;
@@ -259,7 +260,6 @@ void KeyFlags(Pool* pool, transport::Transport* transport, storage::Store* store
       for (uint32_t i : idx) op->results[i] = -1;
       continue;
     }
-    const size_t max_keys = 4096;
     for (size_t begin = 0; begin < idx.size(); begin += max_keys) {
       size_t end = std::min(idx.size(), begin + max_keys);
       std::vector<uint32_t> part(idx.begin() + begin, idx.begin() + end);
@@ -287,13 +287,13 @@ void KeyFlags(Pool* pool, transport::Transport* transport, storage::Store* store
 void Pool::MultiExists(int lane, int db, std::span<const std::string_view> keys, int64_t now_ms,
                        ExistsDone done) {
   KeyFlags(this, transport_, store_, kOpMultiExists, lane, db, keys, now_ms, options_.timeout_ms,
-           std::move(done));
+           std::max<size_t>(1, options_.max_batch_keys), std::move(done));
 }
 
 void Pool::MultiDel(int lane, int db, std::span<const std::string_view> keys, int64_t now_ms,
                     ExistsDone done) {
   KeyFlags(this, transport_, store_, kOpMultiDel, lane, db, keys, now_ms, options_.timeout_ms,
-           std::move(done));
+           std::max<size_t>(1, options_.max_batch_keys), std::move(done));
 }
 
 // ---------------------------------------------------------------- MultiSet
@@ -465,10 +465,11 @@ void Pool::MultiSet(int lane, int db, std::span<const std::string_view> kvs, int
       if (kvs[p + 1].size() > op->chunk) op->SendLarge(node, p);
       else small.push_back(p);
     }
+    const size_t max_keys = std::max<size_t>(1, options_.max_batch_keys);
     size_t begin = 0, bytes = 0;
     for (size_t i = 0; i < small.size(); ++i) {
       size_t v = kvs[small[i] + 1].size();
-      if (i > begin && (bytes + v > op->chunk || i - begin >= 4096)) {
+      if (i > begin && (bytes + v > op->chunk || i - begin >= max_keys)) {
         op->SendSets(node, small, begin, i);
         begin = i;
         bytes = 0;
