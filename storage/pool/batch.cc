@@ -41,6 +41,13 @@ std::string KeysBody(int db, std::span<const std::string_view> keys,
 
 namespace {
 
+// The chunks of one large value being fetched.
+struct Fetch {
+  int pending = 1;  // chunk calls in flight, plus the loop issuing them
+  bool changed = false, failed = false;
+  uint64_t new_total = 0, new_version = 0;
+};
+
 struct GetOp : std::enable_shared_from_this<GetOp> {
   Pool* pool;
   transport::Transport* transport;
@@ -61,6 +68,8 @@ struct GetOp : std::enable_shared_from_this<GetOp> {
   }
   void SendGets(int node, std::vector<uint32_t> idx);
   void FetchLarge(int node, uint32_t index, uint64_t total, uint64_t version, int attempts);
+  // One chunk call of a fetch (or the loop issuing them) is done.
+  void FetchPartDone(int node, uint32_t index, int attempts, Fetch& f);
 };
 
 void GetOp::SendGets(int node, std::vector<uint32_t> idx) {
@@ -119,11 +128,6 @@ void GetOp::FetchLarge(int node, uint32_t index, uint64_t total, uint64_t versio
     return;
   }
   res.remote.assign(total, '\0');
-  struct Fetch {
-    int pending = 0;
-    bool changed = false, failed = false;
-    uint64_t new_total = 0, new_version = 0;
-  };
   auto f = std::make_shared<Fetch>();
   ++pending;  // the fetch as a whole
   for (uint64_t off = 0; off < total; off += chunk) {
@@ -162,24 +166,32 @@ void GetOp::FetchLarge(int node, uint32_t index, uint64_t total, uint64_t versio
             f->changed = true;  // gone meanwhile
             f->new_total = 0;
           }
-          if (--f->pending > 0) return;
-          if (f->failed) {
-            res.state = GetResult::kUnavailable;
-            res.remote.clear();
-          } else if (!f->changed) {
-            res.state = GetResult::kFound;
-          } else if (f->new_total == 0 && f->new_version == 0) {
-            res.state = GetResult::kMissing;
-            res.remote.clear();
-          } else if (f->new_total <= self->chunk) {
-            res.remote.clear();
-            self->SendGets(node, {index});
-          } else {
-            self->FetchLarge(node, index, f->new_total, f->new_version, attempts + 1);
-          }
-          self->Finish();
+          self->FetchPartDone(node, index, attempts, *f);
         });
   }
+  // A chunk call may fail before Call returns: the fetch ends only once the
+  // loop is done too.
+  FetchPartDone(node, index, attempts, *f);
+}
+
+void GetOp::FetchPartDone(int node, uint32_t index, int attempts, Fetch& f) {
+  if (--f.pending > 0) return;
+  GetResult& res = results[index];
+  if (f.failed) {
+    res.state = GetResult::kUnavailable;
+    res.remote.clear();
+  } else if (!f.changed) {
+    res.state = GetResult::kFound;
+  } else if (f.new_total == 0 && f.new_version == 0) {
+    res.state = GetResult::kMissing;
+    res.remote.clear();
+  } else if (f.new_total <= chunk) {
+    res.remote.clear();
+    SendGets(node, {index});
+  } else {
+    FetchLarge(node, index, f.new_total, f.new_version, attempts + 1);
+  }
+  Finish();
 }
 
 }  // namespace
@@ -382,7 +394,7 @@ void SetOp::SendLarge(int node, uint32_t pair) {
                       return self->Finish();
                     }
                     struct Chunks {
-                      int pending = 0;
+                      int pending = 1;  // chunk calls in flight, plus the loop issuing them
                       Status error;
                     };
                     auto c = std::make_shared<Chunks>();
@@ -420,6 +432,9 @@ void SetOp::SendLarge(int node, uint32_t pair) {
                             if (--c->pending == 0) end_put();
                           });
                     }
+                    // A chunk call may fail before Call returns: the put
+                    // ends once, after the loop too.
+                    if (--c->pending == 0) end_put();
                   });
 }
 
