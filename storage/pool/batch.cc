@@ -63,8 +63,12 @@ struct GetOp : std::enable_shared_from_this<GetOp> {
   void Finish() {
     if (--pending == 0) done(results);
   }
+  // An unavailable key carries no bytes.
   void Fail(const std::vector<uint32_t>& idx, size_t begin, size_t end) {
-    for (size_t i = begin; i < end; ++i) results[idx[i]].state = GetResult::kUnavailable;
+    for (size_t i = begin; i < end; ++i) {
+      results[idx[i]].state = GetResult::kUnavailable;
+      results[idx[i]].remote.clear();
+    }
   }
   void SendGets(int node, std::vector<uint32_t> idx);
   void FetchLarge(int node, uint32_t index, uint64_t total, uint64_t version, int attempts);
@@ -86,31 +90,44 @@ void GetOp::SendGets(int node, std::vector<uint32_t> idx) {
         [self, node, idx, begin, end](Status s, std::string_view reply, std::string_view bulk) {
           std::string_view payload;
           if (s.ok()) s = ParseReplyStatus(reply, &payload);
-          Reader r(payload);
-          size_t off = 0;
-          std::vector<uint32_t> again;  // fit a later call
-          for (size_t i = begin; s.ok() && i < end; ++i) {
+          // The whole reply is checked before any key is acted on, so a
+          // malformed one fails its keys without partial values or fetches.
+          struct Entry {
             uint8_t state;
             uint64_t total, sent, version;
-            if (!r.U8(&state) || !r.U64(&total) || !r.U64(&sent) || !r.U64(&version) ||
-                sent > bulk.size() - off) {
+          };
+          std::vector<Entry> entries(s.ok() ? end - begin : 0);
+          Reader r(payload);
+          size_t bytes = 0;
+          for (Entry& e : entries) {
+            if (!r.U8(&e.state) || !r.U64(&e.total) || !r.U64(&e.sent) || !r.U64(&e.version) ||
+                (e.sent != 0 && e.sent != e.total) || e.sent > bulk.size() - bytes) {
               s = Status::Internal("malformed multiget reply");
               break;
             }
+            bytes += e.sent;
+          }
+          if (!s.ok()) {
+            self->Fail(idx, begin, end);
+            return self->Finish();
+          }
+          size_t off = 0;
+          std::vector<uint32_t> again;  // fit a later call
+          for (size_t i = begin; i < end; ++i) {
+            const Entry& e = entries[i - begin];
+            if (e.state != kKeyFound) continue;
             GetResult& res = self->results[idx[i]];
-            if (state != kKeyFound) continue;
-            if (sent == total) {
+            if (e.sent == e.total) {
               res.state = GetResult::kFound;
-              res.remote.assign(bulk.data() + off, sent);
-              off += sent;
-            } else if (total > self->chunk) {
-              self->FetchLarge(node, idx[i], total, version, 0);
+              res.remote.assign(bulk.data() + off, e.sent);
+              off += e.sent;
+            } else if (e.total > self->chunk) {
+              self->FetchLarge(node, idx[i], e.total, e.version, 0);
             } else {
               again.push_back(idx[i]);
             }
           }
-          if (!s.ok()) self->Fail(idx, begin, end);
-          else if (!again.empty()) self->SendGets(node, std::move(again));
+          if (!again.empty()) self->SendGets(node, std::move(again));
           self->Finish();
         });
   }
@@ -125,6 +142,7 @@ void GetOp::FetchLarge(int node, uint32_t index, uint64_t total, uint64_t versio
   GetResult& res = results[index];
   if (attempts >= 4) {
     res.state = GetResult::kUnavailable;
+    res.remote.clear();  // the last attempt's partial bytes
     return;
   }
   res.remote.assign(total, '\0');
