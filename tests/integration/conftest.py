@@ -8,6 +8,14 @@ Which server runs:
     `kvpool_only` tests still run (and fail): forgetting KVPOOL_SERVER must
     not turn the suite silently green.
 
+Pool mode: KVPOOL_POOL_NODES=N (N >= 2, with KVPOOL_SERVER) makes the default
+`server` fixture node 1 of an N-node pool (every node on its own free port,
+same pool-nodes list and secret on each), and `server_factory` starts N-node
+pools with the requested options too (pool=False asks for a single process).
+Tests marked `single_node` are skipped in pool mode. `server.nodes` is the
+list of nodes of the server's pool ([server] outside pool mode), so a test can
+read per-node figures (INFO memory, INFO stats) the same way in both modes.
+
 Every server runs on a free loopback port, in its own temp dir, with its
 stdout/stderr in `server.log` there; the log tail is attached to the report
 of any failing test that used the server. Servers are stopped with SIGTERM,
@@ -20,6 +28,7 @@ import atexit
 import ctypes
 import os
 import random
+import secrets
 import shlex
 import shutil
 import signal
@@ -27,7 +36,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from typing import Optional
+from typing import Iterable, Optional
 
 import pytest
 import redis
@@ -47,9 +56,17 @@ START_TIMEOUT = float(os.environ.get("KVPOOL_START_TIMEOUT", "30"))
 TEST_TIMEOUT = int(os.environ.get("KVPOOL_TEST_TIMEOUT", "180"))
 STOP_TIMEOUT = 10.0
 SOCKET_TIMEOUT = 30.0
+# Pool mode: the default server (and factory servers) are N-node pools.
+try:
+    POOL_NODES = int(os.environ.get("KVPOOL_POOL_NODES", "0") or "0")
+except ValueError:
+    raise SystemExit("KVPOOL_POOL_NODES must be an integer")
+POOL_MODE = POOL_NODES >= 2 and not USE_REDIS
+# How long a freshly started pool may take until every node sees every other up.
+POOL_UP_TIMEOUT = 20.0
 
 _ALL_SERVERS: list["ServerProcess"] = []
-_DEFAULT: dict = {"server": None}
+_DEFAULT: dict = {"server": None, "nodes": []}
 _LOG_ROOT = tempfile.mkdtemp(prefix="kvpool-it-")
 
 
@@ -68,13 +85,30 @@ def _port_is_free(port: int) -> bool:
         s.close()
 
 
-def pick_free_port() -> int:
-    """A free loopback port P such that P+10000 (kvpool's node port) is free too."""
+def pick_free_port(avoid: Iterable[int] = ()) -> int:
+    """A free loopback port P such that P+10000 (kvpool's node port) is free too.
+
+    `avoid`: ports already handed out (client or node ports of other nodes of
+    the same pool); neither P nor P+10000 is one of them."""
+    avoid = set(avoid)
     for _ in range(500):
         p = random.randint(20000, 45000)
+        if p in avoid or p + 10000 in avoid:
+            continue
         if _port_is_free(p) and _port_is_free(p + 10000):
             return p
     raise RuntimeError("no free port pair found")
+
+
+def pick_free_ports(n: int) -> list[int]:
+    """n client ports, all distinct, none equal to another's node port (P+10000)."""
+    ports: list[int] = []
+    used: set[int] = set()
+    for _ in range(n):
+        p = pick_free_port(used)
+        ports.append(p)
+        used |= {p, p + 10000}
+    return ports
 
 
 def _die_with_parent() -> None:
@@ -111,8 +145,15 @@ class ServerProcess:
             self.password = self.extra_args[self.extra_args.index("--requirepass") + 1]
         self.returncode: Optional[int] = None
         self.restarts = 0
-        self.exit_expected = False  # set by wait_exit() (SHUTDOWN, SIGTERM tests)
+        self.exit_expected = False  # set by wait_exit() (SHUTDOWN, SIGTERM tests) and Pool.kill()
+        self.pool: Optional["Pool"] = None  # the pool this process is a node of
+        self.pool_args: list[str] = []      # --pool-nodes ... (set by Pool)
         _ALL_SERVERS.append(self)
+
+    @property
+    def nodes(self) -> list["ServerProcess"]:
+        """Every node of this server's pool (just [self] for a single process)."""
+        return list(self.pool.nodes) if self.pool is not None else [self]
 
     # -- lifecycle ----------------------------------------------------------
     def argv(self) -> list[str]:
@@ -122,24 +163,30 @@ class ServerProcess:
         argv += ["--port", str(self.port), "--bind", HOST]
         if USE_REDIS:
             argv += ["--save", "", "--appendonly", "no"]
-        return argv + EXTRA_SERVER_ARGS + self.extra_args
+        return argv + EXTRA_SERVER_ARGS + self.extra_args + self.pool_args
 
-    def start(self) -> "ServerProcess":
+    def spawn(self, port: int) -> None:
+        """Start the process on `port` without waiting for it."""
         if not os.access(SERVER_BINARY, os.X_OK):
             raise RuntimeError(f"server binary {SERVER_BINARY} is not executable (check KVPOOL_SERVER)")
+        self.port = port
+        self.returncode = None
+        self.exit_expected = False
+        with open(self.log_path, "ab") as log:
+            log.write(("\n=== start: %s\n" % " ".join(repr(a) if a == "" or " " in a else a
+                                                     for a in self.argv())).encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                self.argv(), cwd=self.dir, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=_die_with_parent)
+
+    def start(self) -> "ServerProcess":
         last_err = None
         for _attempt in range(3):
-            self.port = pick_free_port()
-            self.returncode = None
-            with open(self.log_path, "ab") as log:
-                log.write(("\n=== start: %s\n" % " ".join(repr(a) if a == "" else a for a in self.argv())).encode())
-                log.flush()
-                self.proc = subprocess.Popen(
-                    self.argv(), cwd=self.dir, stdin=subprocess.DEVNULL,
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                    preexec_fn=_die_with_parent)
+            self.spawn(pick_free_port())
             try:
-                self._wait_ready()
+                self.wait_ready()
                 return self
             except Exception as e:  # port race or real failure: look at the log
                 last_err = e
@@ -148,7 +195,25 @@ class ServerProcess:
                     break
         raise RuntimeError(f"{self.name} did not start: {last_err}\n--- log ---\n{self.log_tail()}")
 
-    def _wait_ready(self) -> None:
+    def restart_same_port(self, attempts: int = 20) -> "ServerProcess":
+        """Start again on the port it had (a pool node's address is fixed)."""
+        assert self.port is not None
+        last_err = None
+        for _attempt in range(attempts):
+            self.spawn(self.port)
+            try:
+                self.wait_ready()
+                return self
+            except Exception as e:
+                last_err = e
+                self.stop()
+                if "in use" not in self.log_tail(20).lower():
+                    break
+                time.sleep(0.25)
+        raise RuntimeError(f"{self.name} did not restart on port {self.port}: {last_err}\n"
+                           f"--- log ---\n{self.log_tail()}")
+
+    def wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -164,16 +229,30 @@ class ServerProcess:
             time.sleep(0.05)
         raise RuntimeError(f"no PONG on port {self.port} after {START_TIMEOUT}s")
 
+    _wait_ready = wait_ready  # old name
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
     def ensure_running(self) -> None:
-        """Restart the process if it died (a crash fails one test, not all)."""
+        """Restart the process if it died (a crash fails one test, not all).
+        For a pool node, every dead node of the pool is restarted."""
+        if self.pool is not None:
+            self.pool.ensure_running()
+            return
         if self.proc is not None and not self.alive():
             self.restarts += 1
             with open(self.log_path, "ab") as log:
                 log.write(b"\n=== process had exited with code %d; restarting\n" % self.proc.returncode)
             self.start()
+
+    def terminate(self) -> None:
+        """Send SIGTERM if running (stop() waits)."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+            except OSError:
+                pass
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> Optional[int]:
         """SIGTERM, then SIGKILL after `timeout`; returns the exit code."""
@@ -190,6 +269,15 @@ class ServerProcess:
                     log.write(b"\n=== killed with SIGKILL: no exit %.0fs after SIGTERM\n" % timeout)
         self.returncode = self.proc.returncode
         return self.returncode
+
+    def kill(self) -> None:
+        """SIGKILL (kill -9) and reap; the exit is expected."""
+        self.exit_expected = True
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if self.proc is not None:
+            self.returncode = self.proc.returncode
 
     def wait_exit(self, timeout: float) -> Optional[int]:
         """Wait for the process to exit by itself; None if it did not."""
@@ -214,6 +302,10 @@ class ServerProcess:
             assert c.execute("AUTH", self.password) == "OK"
         return c
 
+    @property
+    def addr(self) -> str:
+        return f"{self.host}:{self.port}"
+
     def log_tail(self, lines: int = 200) -> str:
         try:
             with open(self.log_path, "rb") as f:
@@ -227,7 +319,223 @@ class ServerProcess:
         return f"{self.name} port={self.port} {state} log={self.log_path}"
 
 
-def _stop_all() -> None:
+def stop_all(servers: Iterable[ServerProcess], timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM every server at once, then wait for each (SIGKILL after timeout)."""
+    servers = list(servers)
+    for s in servers:
+        s.terminate()
+    for s in servers:
+        s.stop(timeout)
+
+
+# ---------------------------------------------------------------------------
+# pools
+# ---------------------------------------------------------------------------
+
+def parse_pool_nodes(text) -> list[dict]:
+    """POOL NODES -> one dict per line:
+    {index, addr, pool_port, myself, state, slots: [str], keys, used_memory, maxmemory, transport, ...}."""
+    if isinstance(text, bytes):
+        text = text.decode()
+    out = []
+    for line in text.splitlines():
+        tok = line.split()
+        if not tok:
+            continue
+        addr, _, pport = tok[1].partition("@")
+        d = {"index": int(tok[0]), "addr": addr, "pool_port": int(pport) if pport else None,
+             "myself": tok[2] == "myself", "state": tok[3], "slots": [], "line": line}
+        for t in tok[4:]:
+            if "=" in t:
+                k, v = t.split("=", 1)
+                d[k] = int(v) if v.lstrip("-").isdigit() else v
+            else:
+                d["slots"].append(t)
+        out.append(d)
+    return out
+
+
+class Pool:
+    """N kvpool-server processes forming one pool on loopback.
+
+        p = Pool(3, "--maxmemory", "32mb", name="lru").start()
+        p.nodes[0].client().set("k", "v")      # node 1
+        p.kill(2); p.wait_state(2, "down"); p.restart(2)
+
+    Every node gets the same `--pool-nodes` list (in node order) and
+    `--pool-secret`; `node_args[i]` adds arguments to node i only (e.g. a
+    different --pool-secret). Options given as keywords become --opt value.
+    """
+
+    def __init__(self, n: int = 3, *extra_args: str, name: str = "pool", secret: Optional[str] = None,
+                 node_args: Optional[dict] = None, config_file: Optional[str] = None, **opts):
+        if USE_REDIS:
+            raise RuntimeError("a pool needs kvpool-server (set KVPOOL_SERVER)")
+        self.n = n
+        self.name = name
+        self.secret = secret if secret is not None else "it-" + secrets.token_hex(16)
+        self.extra_args = [str(a) for a in extra_args] + _opts_to_args(opts)
+        self.node_args = {i: [str(a) for a in v] for i, v in (node_args or {}).items()}
+        self.nodes = [ServerProcess(*self.extra_args, *self.node_args.get(i, []), config_file=config_file,
+                                    name=f"{name}-n{i + 1}") for i in range(n)]
+        for s in self.nodes:
+            s.pool = self
+        self.ports: list[int] = []
+
+    @property
+    def pool_nodes_arg(self) -> str:
+        return " ".join(f"{HOST}:{p}" for p in self.ports)
+
+    def __getitem__(self, i: int) -> ServerProcess:
+        return self.nodes[i]
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _set_ports(self, ports: list[int]) -> None:
+        self.ports = ports
+        for s in self.nodes:
+            s.pool_args = ["--pool-nodes", self.pool_nodes_arg, "--pool-secret", self.secret]
+            if "--pool-secret" in self.node_args.get(self.nodes.index(s), []):
+                s.pool_args = ["--pool-nodes", self.pool_nodes_arg]  # the node's own secret wins
+
+    def start(self, wait_up: bool = True) -> "Pool":
+        last_err = None
+        for _attempt in range(3):
+            self._set_ports(pick_free_ports(self.n))
+            for s, p in zip(self.nodes, self.ports):
+                s.spawn(p)
+            try:
+                for s in self.nodes:
+                    s.wait_ready()
+                if wait_up:
+                    self.wait_all_up()
+                return self
+            except Exception as e:
+                last_err = e
+                stop_all(self.nodes)
+                if not any("in use" in s.log_tail(20).lower() for s in self.nodes):
+                    break
+        logs = "\n".join(f"--- {s.describe()} ---\n{s.log_tail(40)}" for s in self.nodes)
+        raise RuntimeError(f"pool {self.name} did not start: {last_err}\n{logs}")
+
+    def pool_nodes(self, i: int, timeout: float = 5.0) -> list[dict]:
+        """POOL NODES as seen by node i (parsed)."""
+        with self.nodes[i].raw(timeout=timeout) as c:
+            text = c.execute("POOL", "NODES")
+        if isinstance(text, RespError):
+            raise AssertionError(f"POOL NODES on {self.nodes[i].name}: {text.message}")
+        return parse_pool_nodes(text)
+
+    def states(self, i: int) -> list[str]:
+        return [d["state"] for d in self.pool_nodes(i)]
+
+    def wait_state(self, target: int, state: str, observers: Optional[Iterable[int]] = None,
+                   timeout: float = 10.0) -> float:
+        """Wait until every observer (default: every other running node) reports node
+        `target` as `state` ("up"/"down") in POOL NODES. Returns the seconds it took."""
+        if observers is None:
+            observers = [i for i in range(self.n) if i != target and self.nodes[i].alive()]
+        observers = list(observers)
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        while True:
+            seen = {}
+            for i in observers:
+                try:
+                    seen[i] = self.states(i)[target]
+                except (OSError, AssertionError, IndexError) as e:
+                    seen[i] = repr(e)
+            if all(v == state for v in seen.values()):
+                return time.monotonic() - t0
+            if time.monotonic() > deadline:
+                raise AssertionError(f"pool {self.name}: node {target + 1} not '{state}' after {timeout}s "
+                                     f"as seen by nodes {[i + 1 for i in observers]}: {seen}")
+            time.sleep(0.02)
+
+    @staticmethod
+    def _really_up(d: dict) -> bool:
+        # A node lists its peers 'up' from the start, before any heartbeat
+        # (optimistic until pool-down-after-ms passes without an answer); a peer
+        # whose heartbeat was answered also has its maxmemory filled in.
+        return d["state"] == "up" and (d["myself"] or d.get("maxmemory", 0) > 0)
+
+    def wait_all_up(self, timeout: float = POOL_UP_TIMEOUT) -> None:
+        """Wait until every node lists all n nodes, each 'up' and heard from."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            try:
+                views = [self.pool_nodes(i) for i in range(self.n)]
+                if all(len(v) == self.n and all(self._really_up(d) for d in v) for v in views):
+                    return
+                last = [[d["line"] for d in v] for v in views]
+            except (OSError, AssertionError) as e:
+                last = repr(e)
+            for s in self.nodes:
+                if not s.alive():
+                    raise RuntimeError(f"{s.name} exited with code {s.proc.returncode} while the pool formed")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"pool {self.name}: not all nodes up after {timeout}s; last POOL NODES: {last}")
+            time.sleep(0.05)
+
+    def kill(self, i: int) -> None:
+        """kill -9 node i."""
+        self.nodes[i].kill()
+
+    def restart(self, i: int, wait_up: bool = True) -> ServerProcess:
+        """Start node i again on its port (after kill/stop), then wait for the pool to form."""
+        s = self.nodes[i]
+        if s.alive():
+            s.stop()
+        s.restart_same_port()
+        if wait_up:
+            self.wait_all_up()
+        return s
+
+    def ensure_running(self) -> None:
+        """Restart nodes that died (a crash fails one test, not the rest of the suite)."""
+        dead = [s for s in self.nodes if s.proc is not None and not s.alive()]
+        if not dead:
+            return
+        for s in dead:
+            s.restarts += 1
+            with open(s.log_path, "ab") as log:
+                log.write(b"\n=== process had exited with code %d; restarting\n" % s.proc.returncode)
+            s.restart_same_port()
+        self.wait_all_up()
+
+    def alive(self) -> bool:
+        return all(s.alive() for s in self.nodes)
+
+    def unexpected_deaths(self) -> list[ServerProcess]:
+        return [s for s in self.nodes if s.proc is not None and not s.alive() and not s.exit_expected]
+
+    def stop(self) -> None:
+        stop_all(self.nodes)
+
+
+def start_server(*args, config_file=None, name="extra", pool: Optional[bool] = None,
+                 nodes: Optional[int] = None, **opts) -> ServerProcess:
+    """A single server, or (pool mode, or pool=True) node 1 of a pool with these options."""
+    if pool is None:
+        pool = POOL_MODE
+    if pool:
+        n = nodes or (POOL_NODES if POOL_NODES >= 2 else 3)
+        p = Pool(n, *args, config_file=config_file, name=name, **opts)
+        try:
+            p.start()
+        except Exception:
+            p.stop()
+            raise
+        return p.nodes[0]
+    s = ServerProcess(*args, *_opts_to_args(opts), config_file=config_file, name=name)
+    return s.start()
+
+
+def _stop_everything() -> None:
+    for s in _ALL_SERVERS:
+        s.terminate()
     for s in _ALL_SERVERS:
         try:
             s.stop(timeout=5)
@@ -235,7 +543,7 @@ def _stop_all() -> None:
             pass
 
 
-atexit.register(_stop_all)
+atexit.register(_stop_everything)
 
 
 # ---------------------------------------------------------------------------
@@ -252,18 +560,27 @@ def pytest_report_header(config):
         mode = "REFERENCE mode (KVPOOL_REFERENCE=redis): kvpool_only tests skipped"
     elif USE_REDIS:
         mode = "KVPOOL_SERVER unset: using redis-server, kvpool_only tests WILL FAIL"
+    elif POOL_MODE:
+        mode = f"kvpool POOL mode: the default server is node 1 of a {POOL_NODES}-node pool; single_node tests skipped"
     else:
         mode = "kvpool mode"
-    return [f"server under test: {SERVER_BINARY} ({mode})", f"server logs: {_LOG_ROOT}"]
+    lines = [f"server under test: {SERVER_BINARY} ({mode})", f"server logs: {_LOG_ROOT}"]
+    if POOL_NODES >= 2 and USE_REDIS:
+        lines.append("KVPOOL_POOL_NODES ignored: redis-server has no pool")
+    return lines
 
 
 def pytest_collection_modifyitems(config, items):
-    if not REFERENCE:
-        return
-    skip = pytest.mark.skip(reason="kvpool_only: reference redis-server lacks this")
-    for item in items:
-        if "kvpool_only" in item.keywords:
-            item.add_marker(skip)
+    if REFERENCE:
+        skip = pytest.mark.skip(reason="kvpool_only: reference redis-server lacks this")
+        for item in items:
+            if "kvpool_only" in item.keywords:
+                item.add_marker(skip)
+    if POOL_MODE:
+        skip = pytest.mark.skip(reason="single_node: targets one process, skipped in pool mode")
+        for item in items:
+            if "single_node" in item.keywords:
+                item.add_marker(skip)
 
 
 _first_server_of_test = {"index": 0}
@@ -294,8 +611,11 @@ def pytest_runtest_makereport(item, call):
     rep = outcome.get_result()
     if not rep.failed:
         return
-    used = [_DEFAULT["server"]] if _DEFAULT["server"] is not None else []
+    # The default server (all its nodes), servers started by this test, and any
+    # other server still running (module-scoped pools).
+    used = list(_DEFAULT["nodes"])
     used += [s for s in _ALL_SERVERS[_first_server_of_test["index"]:] if s not in used]
+    used += [s for s in _ALL_SERVERS if s.alive() and s not in used]
     for s in used:
         rep.sections.append((f"server log: {s.describe()}", s.log_tail()))
 
@@ -308,7 +628,7 @@ def pytest_terminal_summary(terminalreporter):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    _stop_all()
+    _stop_everything()
     if exitstatus == 0 and not any(s.restarts for s in _ALL_SERVERS):
         shutil.rmtree(_LOG_ROOT, ignore_errors=True)
 
@@ -319,15 +639,28 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(scope="session")
 def server():
-    """The shared default server (no auth, default options)."""
-    s = ServerProcess(name="default")
+    """The shared default server (no auth, default options); in pool mode node 1 of the pool."""
+    if POOL_MODE:
+        p = Pool(POOL_NODES, name="default")
+        _DEFAULT["nodes"] = list(p.nodes)
+        try:
+            p.start()
+        except Exception:
+            p.stop()
+            raise
+        s = p.nodes[0]
+    else:
+        s = ServerProcess(name="default")
+        _DEFAULT["nodes"] = [s]
+        s.start()
     _DEFAULT["server"] = s
-    s.start()
     yield s
-    rc = s.stop()
+    nodes = s.nodes
+    stop_all(nodes)
     # A server under test should exit cleanly on SIGTERM (redis exits 0).
-    if rc not in (0, None):
-        print(f"\nWARNING: default server exited with code {rc} on SIGTERM; log: {s.log_path}")
+    for n in nodes:
+        if n.returncode not in (0, None) and not n.exit_expected:
+            print(f"\nWARNING: {n.name} exited with code {n.returncode} on SIGTERM; log: {n.log_path}")
 
 
 @pytest.fixture
@@ -338,9 +671,10 @@ def r(server):
     c.flushall()
     yield c
     c.close()
-    if not server.alive():
-        pytest.fail(f"the default server died during this test (exit code {server.proc.returncode}); "
-                    f"log: {server.log_path}", pytrace=False)
+    dead = [n for n in server.nodes if not n.alive()]
+    if dead:
+        pytest.fail("; ".join(f"{n.name} died during this test (exit code {n.proc.returncode}); log: {n.log_path}"
+                              for n in dead), pytrace=False)
 
 
 @pytest.fixture
@@ -367,19 +701,47 @@ def server_factory():
 
         srv = server_factory("--maxmemory", "32mb")
         srv = server_factory(maxmemory="32mb", maxmemory_policy="allkeys-lru")
+        srv = server_factory(name="shutdown", pool=False)   # always one process
+
+    In pool mode (KVPOOL_POOL_NODES) each call starts a pool whose nodes all
+    get the options, and returns node 1 (`srv.nodes` lists all of them).
     """
     started: list[ServerProcess] = []
 
-    def start(*args, config_file=None, name="extra", **opts) -> ServerProcess:
-        s = ServerProcess(*args, *_opts_to_args(opts), config_file=config_file, name=name)
-        started.append(s)
-        return s.start()
+    def start(*args, config_file=None, name="extra", pool: Optional[bool] = None, **opts) -> ServerProcess:
+        before = len(_ALL_SERVERS)
+        try:
+            return start_server(*args, config_file=config_file, name=name, pool=pool, **opts)
+        finally:
+            started.extend(_ALL_SERVERS[before:])
 
     yield start
     died = [s for s in started if s.proc is not None and not s.alive() and not s.exit_expected]
-    for s in started:
-        s.stop()
+    stop_all(started)
     if died:
         pytest.fail("; ".join(f"server {s.name} died during the test (exit code {s.proc.returncode}), "
                               f"log: {s.log_path}" for s in died), pytrace=False)
 
+
+@pytest.fixture
+def pool_factory():
+    """Start kvpool pools (always, whatever KVPOOL_POOL_NODES says); stopped after the test.
+
+        p = pool_factory(3, pool_heartbeat_ms=50, pool_down_after_ms=500)
+        p.nodes[0].client() ...
+
+    A node that dies without the test having killed it (Pool.kill) fails the test.
+    """
+    pools: list[Pool] = []
+
+    def start(n: int = 3, *args, name: str = "pool", start: bool = True, **kw) -> Pool:
+        p = Pool(n, *args, name=name, **kw)
+        pools.append(p)
+        return p.start() if start else p
+
+    yield start
+    died = [s for p in pools for s in p.unexpected_deaths()]
+    stop_all([s for p in pools for s in p.nodes])
+    if died:
+        pytest.fail("; ".join(f"pool node {s.name} died during the test (exit code {s.proc.returncode}), "
+                              f"log: {s.log_path}" for s in died), pytrace=False)

@@ -341,13 +341,17 @@ def test_client_kill_by_id(server, raw):
 
 
 def test_client_kill_by_addr(server, raw):
+    # Each victim runs a command first: a connection the server has not
+    # accepted yet is not a client yet (redis-server races the same way).
     victim = server.raw()
+    assert victim.execute("PING") == "PONG"
     addr = "127.0.0.1:%d" % victim.sock.getsockname()[1]
     assert raw.execute("CLIENT", "KILL", "ADDR", addr) == 1
     assert victim.is_closed_by_peer(timeout=5)
     assert raw.execute("CLIENT", "KILL", "ADDR", addr) == 0
     # The old form, CLIENT KILL ip:port, replies OK or an error.
     victim2 = server.raw()
+    assert victim2.execute("PING") == "PONG"
     addr2 = "127.0.0.1:%d" % victim2.sock.getsockname()[1]
     assert raw.execute("CLIENT", "KILL", addr2) == "OK"
     assert victim2.is_closed_by_peer(timeout=5)

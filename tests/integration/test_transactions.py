@@ -1,5 +1,10 @@
 """Transactions: MULTI EXEC DISCARD WATCH UNWATCH, over raw connections and
 through redis-py pipelines (transaction=True, WatchError, Redis.transaction).
+
+Transactions that touch several keys use keys with a common {hashtag}: in a
+kvpool pool (KVPOOL_POOL_NODES) the keys of one MULTI/EXEC, watched keys
+included, must live on one node; with redis and a single node the hashtag is
+just part of the name.
 """
 
 import pytest
@@ -22,11 +27,11 @@ def other(server, r):
 
 def test_multi_exec(raw):
     assert raw.execute("MULTI") == "OK"
-    assert raw.execute("SET", "a", "1") == "QUEUED"
+    assert raw.execute("SET", "{t}a", "1") == "QUEUED"
     assert raw.last_raw == b"+QUEUED\r\n"
-    assert raw.execute("INCR", "a") == "QUEUED"
-    assert raw.execute("GET", "a") == "QUEUED"
-    assert raw.execute("MGET", "a", "nokey") == "QUEUED"
+    assert raw.execute("INCR", "{t}a") == "QUEUED"
+    assert raw.execute("GET", "{t}a") == "QUEUED"
+    assert raw.execute("MGET", "{t}a", "{t}nokey") == "QUEUED"
     assert raw.execute("EXEC") == ["OK", 2, b"2", [b"2", None]]
 
 
@@ -45,25 +50,25 @@ def test_empty_transaction(raw):
 
 
 def test_runtime_error_does_not_abort_the_rest(raw):
-    raw.execute("SET", "s", "notanumber")
+    raw.execute("SET", "{t}s", "notanumber")
     raw.execute("MULTI")
-    raw.execute("SET", "a", "1")
-    raw.execute("INCR", "s")
-    raw.execute("INCR", "a")
+    raw.execute("SET", "{t}a", "1")
+    raw.execute("INCR", "{t}s")
+    raw.execute("INCR", "{t}a")
     replies = raw.execute("EXEC")
     assert replies[0] == "OK"
     assert replies[1] == NOT_INT
     assert replies[2] == 2
-    assert raw.execute("GET", "a") == b"2"
+    assert raw.execute("GET", "{t}a") == b"2"
 
 
 def test_execabort_on_queued_syntax_errors(raw):
     raw.execute("MULTI")
-    assert raw.execute("SET", "a", "1") == "QUEUED"
-    assert err(raw, "SET", "a") == wrong_args("set")
-    assert raw.execute("SET", "b", "2") == "QUEUED"
+    assert raw.execute("SET", "{t}a", "1") == "QUEUED"
+    assert err(raw, "SET", "{t}a") == wrong_args("set")
+    assert raw.execute("SET", "{t}b", "2") == "QUEUED"
     assert err(raw, "EXEC") == EXECABORT
-    assert raw.execute("EXISTS", "a", "b") == 0, "nothing ran"
+    assert raw.execute("EXISTS", "{t}a", "{t}b") == 0, "nothing ran"
     assert err(raw, "EXEC") == "ERR EXEC without MULTI"
 
 
@@ -151,24 +156,26 @@ def test_watch_abort_resp3_null(r3, other):
     assert r3.last_raw == b"_\r\n"
 
 
+# The watched keys and the transaction's key share a {hashtag}: in a pool a
+# transaction (WATCH included) must stay on one node.
 @pytest.mark.parametrize("change", [
-    ("SET", "w", "same"),            # even writing the same value counts
-    ("DEL", "w"),
-    ("EXPIRE", "w", "100"),
-    ("INCR", "w2"),                  # a second watched key
-    ("APPEND", "w", "x"),
-    ("RENAME", "w", "elsewhere"),
+    ("SET", "{w}w", "same"),         # even writing the same value counts
+    ("DEL", "{w}w"),
+    ("EXPIRE", "{w}w", "100"),
+    ("INCR", "{w}w2"),               # a second watched key
+    ("APPEND", "{w}w", "x"),
+    ("RENAME", "{w}w", "elsewhere"),
     ("FLUSHALL",),
     ("FLUSHDB",),
 ])
 def test_watch_abort_on_any_write(raw, other, change):
-    raw.execute("SET", "w", "same")
-    raw.execute("WATCH", "w", "w2")
+    raw.execute("SET", "{w}w", "same")
+    raw.execute("WATCH", "{w}w", "{w}w2")
     assert other.execute(*change) is not None
     raw.execute("MULTI")
-    raw.execute("SET", "result", "x")
+    raw.execute("SET", "{w}result", "x")
     assert raw.execute("EXEC") is None, f"{change} must abort the transaction"
-    assert raw.execute("EXISTS", "result") == 0
+    assert raw.execute("EXISTS", "{w}result") == 0
 
 
 def test_watch_missing_key_then_created(raw, other):
@@ -257,30 +264,30 @@ def test_watch_inside_multi(raw):
 
 def test_redis_py_transaction_pipeline(r):
     p = r.pipeline(transaction=True)
-    p.set("a", "1").incr("a").get("a").mget("a", "missing").delete("a").exists("a")
+    p.set("{t}a", "1").incr("{t}a").get("{t}a").mget("{t}a", "{t}missing").delete("{t}a").exists("{t}a")
     assert p.execute() == [True, 2, b"2", [b"2", None], 1, 0]
 
 
 def test_redis_py_pipeline_runtime_error(r):
-    r.set("s", "x")
+    r.set("{t}s", "x")
     p = r.pipeline(transaction=True)
-    p.set("a", "1").incr("s").get("a")
+    p.set("{t}a", "1").incr("{t}s").get("{t}a")
     with pytest.raises(redis.ResponseError, match="value is not an integer or out of range"):
         p.execute()
-    assert r.get("a") == b"1", "the other commands of the transaction ran"
+    assert r.get("{t}a") == b"1", "the other commands of the transaction ran"
     p = r.pipeline(transaction=True)
-    p.set("b", "1").incr("s").get("b")
+    p.set("{t}b", "1").incr("{t}s").get("{t}b")
     res = p.execute(raise_on_error=False)
     assert res[0] is True and isinstance(res[1], redis.ResponseError) and res[2] == b"1"
 
 
 def test_redis_py_pipeline_syntax_error_aborts(r):
     p = r.pipeline(transaction=True)
-    p.set("a", "1")
-    p.execute_command("SET", "b")
+    p.set("{t}a", "1")
+    p.execute_command("SET", "{t}b")
     with pytest.raises(redis.ResponseError, match="wrong number of arguments for 'set' command"):
         p.execute()
-    assert r.exists("a") == 0, "EXECABORT: nothing ran"
+    assert r.exists("{t}a") == 0, "EXECABORT: nothing ran"
 
 
 def test_redis_py_watch_error(server, r):

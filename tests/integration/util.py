@@ -45,3 +45,26 @@ def wrong_args(cmd: str) -> str:
 NOT_INT = "ERR value is not an integer or out of range"
 NOT_FLOAT = "ERR value is not a valid float"
 SYNTAX = "ERR syntax error"
+
+
+def scan_all(conn: RespConnection, *args: Any, max_calls: int = 10_000) -> tuple:
+    """A full SCAN iteration on a raw connection: SCAN 0 *args, then the
+    returned cursor, until it is "0". Every reply must be [bulk cursor, array].
+    Returns (number of calls, keys in the order returned).
+
+    A single server covers a small keyspace in one call; a kvpool pool scans
+    node by node, so a full iteration there may take up to one call per node
+    even when few keys exist (SCAN may return a non-zero cursor with no keys).
+    """
+    cursor, keys, calls = b"0", [], 0
+    while True:
+        reply = conn.execute("SCAN", cursor, *args)
+        assert isinstance(reply, list) and len(reply) == 2, f"SCAN reply {reply!r}"
+        assert isinstance(reply[0], bytes), f"the cursor is a bulk string: {reply!r}"
+        assert isinstance(reply[1], list), f"SCAN reply {reply!r}"
+        calls += 1
+        cursor = reply[0]
+        keys.extend(reply[1])
+        if cursor == b"0":
+            return calls, keys
+        assert calls < max_calls, "SCAN did not terminate"

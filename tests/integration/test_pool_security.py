@@ -1,0 +1,396 @@
+"""pool-secret: a peer that does not know the secret cannot join the pool or
+read anything from it, and the secret itself never crosses the wire.
+
+- A node started with another pool-secret is never seen up by the others;
+  keys it owns are unavailable through them, and through it the others'
+  values read as missing and writes fail.
+- A fake node (a socket the test listens on, in place of node 3) receives
+  the real nodes' HELLOs: no secret (raw, hex or base64), no PROOF, no call,
+  no value ever reaches it.
+- Raw TCP clients on a node's pool port (garbage, RESP, calls before the
+  handshake, a fake HELLO with a bad or reflected PROOF, calls pipelined
+  after a bad PROOF, absurd lengths, silence) are disconnected and get no
+  value byte; a genuine handshake (the test knows the secret) does get
+  values, so the hostile frames were well formed. The node stays healthy.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import HOST, Pool, pick_free_ports, stop_all
+from pool_util import (KIND_AUTH_FAIL, KIND_AUTH_OK, KIND_CALL, KIND_CHALLENGE, KIND_HELLO, KIND_PROOF,
+                       KIND_REPLY, OP_COMMAND, OP_MULTI_EXISTS, OP_MULTI_GET, OP_PING, PeerProbe, SlotMap,
+                       command_body, frame, handshake, hello_body, keys_body, local_keys, parse_frames,
+                       pool_port)
+from util import err
+
+pytestmark = pytest.mark.kvpool_only
+
+FAST = dict(pool_heartbeat_ms=50, pool_down_after_ms=500, pool_timeout_ms=1000)
+
+
+def _marker() -> bytes:
+    return b"TOPSECRET-" + os.urandom(12).hex().encode()
+
+
+def _secret_forms(secret: str) -> list:
+    b = secret.encode()
+    return [b, b.hex().encode(), base64.b64encode(b), base64.b64encode(b).rstrip(b"=")]
+
+
+# ------------------------------------------------- a node with another secret
+
+def _wrong_secret_pool(pool_factory, name):
+    pool = pool_factory(3, name=name, start=False, secret="the-right-secret-" + os.urandom(8).hex(),
+                        node_args={2: ["--pool-secret", "a-wrong-secret"]}, **FAST)
+    pool.start(wait_up=False)
+    return pool
+
+
+def test_wrong_secret_node_is_never_reported_up(pool_factory):
+    # From the first POOL NODES on: a peer that never proved it knows the
+    # secret (never answered a heartbeat) is not 'up'.
+    pool = _wrong_secret_pool(pool_factory, "badsecret-up")
+    seen = []
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        t = time.monotonic() - (deadline - 1.5)
+        seen += [(round(t, 2), i + 1, pool.states(i)[2]) for i in (0, 1)]
+        seen += [(round(t, 2), 3, pool.states(2)[:2])]
+        time.sleep(0.05)
+    bad = [x for x in seen if x[2] == "up" or (isinstance(x[2], list) and "up" in x[2])]
+    assert not bad, f"a node with a wrong secret (or its view of the others) was reported up: " \
+                    f"(seconds after start, observer, state) {bad[:3]} ... {bad[-1:]}, {len(bad)} times"
+
+
+def test_node_with_wrong_secret_cannot_join_or_read(pool_factory):
+    pool = _wrong_secret_pool(pool_factory, "badsecret")
+    n1, n2, n3 = pool.nodes
+    pool.wait_state(0, "up", observers=[1], timeout=10)
+    pool.wait_state(1, "up", observers=[0], timeout=10)
+    pool.wait_state(2, "down", observers=[0, 1], timeout=5)
+    pool.wait_state(0, "down", observers=[2], timeout=5)
+    pool.wait_state(1, "down", observers=[2], timeout=5)
+    # Watch for a while (several down-after periods): node 3 never comes up
+    # for nodes 1 and 2, and they never come up for node 3.
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        assert pool.states(0)[2] != "up" and pool.states(1)[2] != "up", "a node with a wrong secret joined"
+        assert "up" not in pool.states(2)[:2], "the node with a wrong secret sees the others up"
+        time.sleep(0.05)
+    assert pool.states(0) == pool.states(1) == ["up", "up", "down"]
+
+    slots = SlotMap.of(pool)
+    marker = _marker()
+    good = {slots.key_on(0, "g"): marker + b"-1", slots.key_on(1, "g"): marker + b"-2"}
+    k3 = slots.key_on(2, "bad")
+    c1, c2, c3 = n1.client(), n2.client(), n3.client()
+    assert c1.mset(good) is True
+    # Node 3's keys are unavailable from nodes 1 and 2.
+    for c, node in ((c1, n1), (c2, n2)):
+        with node.raw() as raw:
+            msg = err(raw, "SET", k3, "v")
+        assert n3.addr in msg and "unavailable" in msg, msg
+        assert c.get(k3) is None
+        assert c.mget(list(good) + [k3]) == list(good.values()) + [None]
+        assert c.execute_command("MEXISTS", k3, *good) == [0, 1, 1]
+    # Node 3 reads nothing of nodes 1 and 2 and cannot write there.
+    keys = list(good)
+    assert c3.mget(keys) == [None, None]
+    assert c3.execute_command("MEXISTS", *keys) == [0, 0]
+    assert c3.exists(*keys) == 0
+    assert [c3.get(k) for k in keys] == [None, None]
+    assert c3.keys("*") == []
+    assert c3.dbsize() == 0
+    assert c3.randomkey() is None
+    cursor, seen = 0, []
+    for _ in range(10):
+        cursor, batch = c3.scan(cursor)
+        seen += batch
+        if cursor == 0:
+            break
+    assert seen == []
+    with n3.raw() as raw3:
+        for cmd in (("SET", keys[0], "hijack"), ("DEL", keys[1]), ("APPEND", keys[0], "x"),
+                    ("MSET", keys[0], "a", keys[1], "b")):
+            msg = err(raw3, *cmd)
+            assert "unavailable" in msg, (cmd, msg)
+        raw3.execute("FLUSHALL")  # whatever it answers, it must not reach nodes 1 and 2
+        text = raw3.execute("INFO", "pool").decode()
+        assert "pool_nodes_up:1" in text, text
+    assert c1.mget(keys) == list(good.values()), "nodes 1 and 2 kept their values"
+    assert [local_keys(n1), local_keys(n2)] == [1, 1]
+    # Node 3 can still hold its own keys: it is a lone node, not a member.
+    assert c3.set(k3, "lonely") is True and c3.get(k3) == b"lonely"
+    assert c1.get(k3) is None
+    for c in (c1, c2, c3):
+        c.close()
+
+
+# ------------------------------------------------------------- a fake node
+
+class FakeNode:
+    """Listens on a pool port in place of a real node: records what the real
+    nodes send, answers each HELLO with a CHALLENGE it cannot make valid."""
+
+    def __init__(self, port: int):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((HOST, port))
+        self.sock.listen(64)
+        self.sock.settimeout(0.1)
+        self.conns: list = []
+        self.received: list = []  # bytes per connection
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop.is_set():
+            try:
+                c, _ = self.sock.accept()
+                c.settimeout(0.05)
+                self.conns.append(c)
+                self.received.append(b"")
+            except socket.timeout:
+                pass
+            except OSError:
+                return
+            for i, c in enumerate(self.conns):
+                if c is None:
+                    continue
+                try:
+                    data = c.recv(65536)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    c.close()
+                    self.conns[i] = None
+                    continue
+                before = len(parse_frames(self.received[i]))
+                self.received[i] += data
+                for kind, _op, _body in parse_frames(self.received[i])[before:]:
+                    if kind == KIND_HELLO:
+                        try:
+                            c.sendall(frame(KIND_CHALLENGE, os.urandom(64)))
+                        except OSError:
+                            pass
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(5)
+        for c in self.conns:
+            if c is not None:
+                c.close()
+        self.sock.close()
+
+
+def test_fake_node_gets_no_secret_no_proof_no_data(request):
+    secret = "fake-node-test-secret-" + os.urandom(8).hex()
+    pool = Pool(3, name="fakenode", secret=secret, **FAST)
+    fake = None
+    try:
+        for _attempt in range(5):
+            ports = pick_free_ports(3)
+            pool._set_ports(ports)
+            try:
+                fake = FakeNode(ports[2] + 10000)
+                break
+            except OSError:
+                continue
+        assert fake is not None
+        for i in (0, 1):
+            pool.nodes[i].spawn(ports[i])
+        for i in (0, 1):
+            pool.nodes[i].wait_ready()
+        pool.wait_state(0, "up", observers=[1], timeout=10)
+        pool.wait_state(1, "up", observers=[0], timeout=10)
+        slots = SlotMap.of(pool)
+        marker = _marker()
+        c1 = pool.nodes[0].client()
+        values = {slots.key_on(n, "f"): marker + b"-%d" % n for n in (0, 1)}
+        c1.mset(values)
+        k3 = slots.key_on(2, "f")
+        # Traffic that would go to node 3 if it were a member.
+        pool.wait_state(2, "down", observers=[0, 1], timeout=5)
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            c1.mget(list(values) + [k3])
+            try:
+                c1.set(k3, marker + b"-3")
+            except Exception:
+                pass
+            assert pool.states(0)[2] != "up" and pool.states(1)[2] != "up", "the fake node was taken as a member"
+            time.sleep(0.05)
+        c1.close()
+    finally:
+        if fake is not None:
+            fake.close()
+        stop_all(pool.nodes[:2])
+    got = fake.received
+    assert len(got) >= 2, f"nodes 1 and 2 should have tried to reach node 3 ({len(got)} connections)"
+    everything = b"".join(got)
+    for form in _secret_forms(secret):
+        assert form not in everything, "the pool secret was sent on the wire"
+    assert marker not in everything, "a value was sent to an unauthenticated peer"
+    kinds = {k for data in got for k, _, _ in parse_frames(data)}
+    assert KIND_HELLO in kinds
+    assert kinds <= {KIND_HELLO}, f"frames other than HELLO sent to a peer that failed its proof: {kinds}"
+    for data in got:
+        for kind, _op, body in parse_frames(data):
+            assert len(body) == 48 and body[8:12] == (2).to_bytes(4, "big"), "a HELLO addressed to node 3"
+    assert [n.returncode for n in pool.nodes[:2]] == [0, 0]
+
+
+# ---------------------------------------------------- hostile pool clients
+
+@pytest.fixture
+def guarded(pool_factory):
+    secret = "raw-peer-secret-" + os.urandom(8).hex()
+    pool = pool_factory(3, name="guarded", secret=secret, **FAST)
+    slots = SlotMap.of(pool)
+    marker = _marker()
+    values = {slots.key_on(n, "sec"): marker + b"-%d" % n for n in range(3)}
+    assert pool.nodes[1].client().mset(values) is True
+    return pool, secret, marker, values
+
+
+def _no_leak(probe: PeerProbe, marker: bytes, what: str, allowed=frozenset({KIND_CHALLENGE, KIND_AUTH_FAIL})):
+    closed = probe.wait_closed(5.0)
+    assert closed, f"{what}: the node did not disconnect within 5 s"
+    assert marker not in probe.received, f"{what}: value bytes came back"
+    kinds = {k for k, _, _ in parse_frames(probe.received)}
+    assert kinds <= allowed, f"{what}: unexpected frames {kinds}"
+    probe.close()
+
+
+def test_raw_clients_on_the_pool_port_learn_nothing(guarded):
+    pool, secret, marker, values = guarded
+    target = pool.nodes[0]
+    key0 = [k for k in values if values[k].endswith(b"-0")][0]
+    port = pool_port(target)
+    silent = PeerProbe(HOST, port)  # checked last: the handshake has a time limit
+
+    def probe() -> PeerProbe:
+        return PeerProbe(HOST, port)
+
+    p = probe()
+    p.send(os.urandom(4096))
+    _no_leak(p, marker, "random bytes", allowed=frozenset())
+
+    p = probe()
+    p.send(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key0), key0.encode()))
+    _no_leak(p, marker, "a RESP command", allowed=frozenset())
+
+    p = probe()
+    p.send(frame(KIND_CALL, keys_body(0, [key0]), opcode=OP_MULTI_GET, call_id=1, bulk_cap=1 << 20))
+    _no_leak(p, marker, "a MultiGet call before the handshake", allowed=frozenset())
+
+    p = probe()
+    p.send(frame(KIND_CALL, command_body(0, "GET", key0), opcode=OP_COMMAND, call_id=2))
+    _no_leak(p, marker, "a command call before the handshake", allowed=frozenset())
+
+    p = probe()
+    p.send(frame(KIND_CALL, b"", opcode=OP_PING, call_id=3))
+    _no_leak(p, marker, "a ping call before the handshake", allowed=frozenset())
+
+    p = probe()  # absurd lengths must be refused before anything is allocated
+    p.send(frame(KIND_HELLO, b"", body_len=1 << 40))
+    _no_leak(p, marker, "a HELLO claiming a 1 TiB body", allowed=frozenset({KIND_AUTH_FAIL}))
+
+    p = probe()
+    p.send(frame(KIND_HELLO, hello_body(1, 0), magic=0x4B565002))
+    _no_leak(p, marker, "another wire version", allowed=frozenset({KIND_AUTH_FAIL}))
+
+    p = probe()  # a well-formed HELLO, then a PROOF made up
+    p.send(frame(KIND_HELLO, hello_body(1, 0)))
+    frames = p.read_frames_until({KIND_CHALLENGE, KIND_AUTH_FAIL})
+    assert [k for k, _, _ in frames] == [KIND_CHALLENGE], frames
+    assert len(frames[0][2]) == 64
+    p.send(frame(KIND_PROOF, os.urandom(32)))
+    _no_leak(p, marker, "a made-up PROOF")
+
+    p = probe()  # the CHALLENGE's own MAC reflected back as the PROOF
+    p.send(frame(KIND_HELLO, hello_body(1, 0)))
+    (chal,) = [b for k, _, b in p.read_frames_until({KIND_CHALLENGE}) if k == KIND_CHALLENGE]
+    p.send(frame(KIND_PROOF, chal[32:]))
+    _no_leak(p, marker, "a reflected PROOF")
+
+    p = probe()  # a bad PROOF with calls pipelined right behind it
+    p.send(frame(KIND_HELLO, hello_body(2, 0)))
+    p.read_frames_until({KIND_CHALLENGE})
+    p.send(frame(KIND_PROOF, os.urandom(32))
+           + frame(KIND_CALL, keys_body(0, list(values)), opcode=OP_MULTI_GET, call_id=7, bulk_cap=1 << 20)
+           + frame(KIND_CALL, command_body(0, "GET", key0), opcode=OP_COMMAND, call_id=8)
+           + frame(KIND_CALL, keys_body(0, list(values)), opcode=OP_MULTI_EXISTS, call_id=9))
+    _no_leak(p, marker, "calls pipelined after a bad PROOF")
+
+    p = probe()  # calls instead of a PROOF
+    p.send(frame(KIND_HELLO, hello_body(1, 0)))
+    p.read_frames_until({KIND_CHALLENGE})
+    p.send(frame(KIND_CALL, keys_body(0, [key0]), opcode=OP_MULTI_GET, call_id=10, bulk_cap=1 << 20))
+    _no_leak(p, marker, "a call instead of the PROOF")
+
+    p = probe()  # a HELLO addressed to another node, and an unknown node index
+    p.send(frame(KIND_HELLO, hello_body(1, 2)))
+    _no_leak(p, marker, "a HELLO for another node", allowed=frozenset({KIND_AUTH_FAIL}))
+    p = probe()
+    p.send(frame(KIND_HELLO, hello_body(99, 0)))
+    _no_leak(p, marker, "a HELLO from node 99", allowed=frozenset({KIND_AUTH_FAIL}))
+
+    # Silence: dropped once the handshake time limit (3 s) is over.
+    assert silent.wait_closed(10.0), "a connection that never says HELLO stays open"
+    assert silent.received == b""
+    silent.close()
+
+    # Positive control: with the secret, the same calls do return the value,
+    # so the frames above were well formed.
+    p = probe()
+    assert handshake(p, secret.encode(), client=1, server=0), "a genuine handshake failed"
+    p.send(frame(KIND_CALL, keys_body(0, [key0]), opcode=OP_MULTI_GET, call_id=11, bulk_cap=1 << 20))
+    deadline = time.monotonic() + 5
+    while marker not in p.received and time.monotonic() < deadline and not p.closed:
+        p.read_for(0.1)
+    assert marker in p.received, "an authenticated MultiGet call should return the value"
+    assert KIND_REPLY in {k for k, _, _ in parse_frames(p.received)} or KIND_AUTH_OK in \
+        {k for k, _, _ in parse_frames(p.received)}
+    p.close()
+
+    # The node is healthy and the pool intact.
+    assert target.alive()
+    pool.wait_all_up(timeout=5)
+    for n in pool.nodes:
+        c = n.client()
+        assert c.mget(list(values)) == list(values.values())
+        assert c.ping() is True
+        c.close()
+
+
+def test_many_unauthenticated_connections_do_not_hurt(guarded):
+    pool, _secret, marker, values = guarded
+    port = pool_port(pool.nodes[2])
+    probes = []
+    for i in range(50):
+        p = PeerProbe(HOST, port)
+        p.send(frame(KIND_HELLO, hello_body(1, 2)) if i % 2 else os.urandom(100))
+        probes.append(p)
+    c = pool.nodes[0].client()
+    t0 = time.monotonic()
+    assert c.mget(list(values)) == list(values.values())
+    assert time.monotonic() - t0 < 2.0
+    for p in probes:
+        p.wait_closed(5.0 if not p.closed else 0)
+        assert marker not in p.received
+        p.close()
+    pool.wait_all_up(timeout=5)
+    assert c.mget(list(values)) == list(values.values())
+    c.close()
