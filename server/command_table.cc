@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cstring>
+#include <string>
 
 namespace kvpool {
 
@@ -20,6 +21,15 @@ void CommandTable::Add(const CommandSpec& spec) {
   // specs_ may reallocate; the index maps names (static strings) to positions.
   index_[spec.name] = specs_.size();
   specs_.push_back(spec);
+}
+
+bool CommandTable::Disable(std::string_view name) {
+  std::string lower(name);
+  for (char& c : lower) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+  auto it = index_.find(lower);
+  if (it == index_.end()) return false;
+  index_.erase(it);
+  return true;
 }
 
 const CommandSpec* CommandTable::Find(std::string_view name) const {

@@ -16,6 +16,8 @@ class CommandTable {
   static CommandTable Build();
 
   void Add(const CommandSpec& spec);
+  // Switches a command off: Find() no longer knows it. false if unknown.
+  bool Disable(std::string_view name);
   // Case-insensitive; nullptr if unknown.
   const CommandSpec* Find(std::string_view name) const;
   const std::vector<CommandSpec>& All() const { return specs_; }

@@ -31,7 +31,16 @@ std::vector<OptionSpec> BuildSpecs() {
       {"proto-max-bulk-len", T::kMemory, "512mb", true, "Longest bulk argument (value) accepted.",
        1024 * 1024, kMaxBulk},
       {"client-query-buffer-limit", T::kMemory, "1gb", true,
-       "Most bytes buffered for one client's unparsed input.", 1024 * 1024, INT64_MAX},
+       "Most bytes buffered for one client's unparsed input; a client over it is closed.",
+       1024 * 1024, INT64_MAX},
+      {"proto-max-args", T::kInt, "1048576", true,
+       "Most arguments in one request (*<count>); more is a protocol error.", 1, 1 << 30},
+      {"proto-inline-max-len", T::kMemory, "64kb", true,
+       "Longest inline command line (and *, $ header line).", 64, 1 << 30},
+      {"client-output-buffer-limit", T::kString, "normal 256mb 64mb 60", true,
+       "For normal clients: <hard> <soft> <soft-seconds>. A client whose unsent replies "
+       "(copies; values sent by reference from the store do not count) exceed hard, or stay "
+       "over soft for soft-seconds, is closed. 0 = no limit."},
       // ---- memory ----
       {"maxmemory", T::kMemory, "0", true,
        "Bound on memory used by keys and values; 0 = a quarter of the machine's RAM. The "
@@ -48,6 +57,12 @@ std::vector<OptionSpec> BuildSpecs() {
       // ---- security ----
       {"requirepass", T::kString, "", true, "Password clients must AUTH with; empty = none.", 0,
        0, {}, true},
+      {"protected-mode", T::kBool, "yes", true,
+       "With no requirepass and a non-loopback bind, refuse clients that are not on loopback.",
+       0, 1},
+      {"disable-commands", T::kString, "", false,
+       "Commands to switch off, space separated (e.g. \"flushall keys config shutdown\"); "
+       "they answer as unknown commands. Also set by rename-command NAME \"\"."},
       // ---- logging and observability ----
       {"loglevel", T::kEnum, "notice", true, "debug verbose notice warning.", 0, 0,
        {"debug", "verbose", "notice", "warning"}},
@@ -228,6 +243,15 @@ Status Config::Set(std::string_view name, std::string_view value, bool startup) 
   return Status::OK();
 }
 
+Status Config::RenameCommand(std::string_view command, std::string_view new_name) {
+  if (!new_name.empty())
+    return Status::InvalidArgument(
+        "kvpool can only disable a command (rename-command NAME \"\"), not rename it");
+  std::string list = String("disable-commands");
+  return Set("disable-commands", list.empty() ? std::string(command) : list + " " + std::string(command),
+             true);
+}
+
 bool Config::Get(std::string_view name, std::string* value) const {
   const Value* v = Find(name);
   if (v == nullptr) return false;
@@ -340,6 +364,13 @@ Status Config::LoadFile(const std::string& path) {
     if (!SplitArgs(line, &argv))
       return Status::InvalidArgument(path + ":" + std::to_string(lineno) + ": unbalanced quotes");
     if (argv.empty() || argv[0][0] == '#') continue;
+    if (ToLower(argv[0]) == "rename-command") {
+      Status s = argv.size() == 3 ? RenameCommand(argv[1], argv[2])
+                                  : Status::InvalidArgument("rename-command takes NAME NEWNAME");
+      if (!s.ok())
+        return Status::InvalidArgument(path + ":" + std::to_string(lineno) + ": " + s.message());
+      continue;
+    }
     std::string value;
     for (size_t i = 1; i < argv.size(); ++i) value += (i > 1 ? " " : "") + argv[i];
     Status s = Set(argv[0], value, true);
@@ -359,6 +390,13 @@ Status Config::LoadArgs(const std::vector<std::string>& args) {
     std::string name = a.substr(2);
     std::string value;
     size_t j = i + 1;
+    if (ToLower(name) == "rename-command") {
+      Status s = j + 1 < args.size() ? RenameCommand(args[j], args[j + 1])
+                                     : Status::InvalidArgument("rename-command takes NAME NEWNAME");
+      if (!s.ok()) return Status::InvalidArgument("'--rename-command': " + s.message());
+      i = j + 2;
+      continue;
+    }
     // Values run until the next "--option" (as redis-server reads them); a
     // lone "" stays an empty value.
     for (; j < args.size() && !(args[j].size() > 2 && args[j].compare(0, 2, "--") == 0); ++j)

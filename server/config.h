@@ -50,6 +50,9 @@ class Config {
   // Sets one option from its text form. `startup` allows non-runtime options.
   // Calls the option's change hook (if any) after a successful runtime set.
   [[nodiscard]] Status Set(std::string_view name, std::string_view value, bool startup);
+  // Redis's `rename-command NAME ""`: adds NAME to disable-commands.
+  // Renaming to another name is not supported (kInvalidArgument).
+  [[nodiscard]] Status RenameCommand(std::string_view command, std::string_view new_name);
   // Current text value; false if no such option.
   bool Get(std::string_view name, std::string* value) const;
   // (name, value) of every option whose name matches the glob, sorted.

@@ -23,10 +23,13 @@ constexpr uint64_t kUnauthedMaxBulk = 16 * 1024;
 struct RefRelease {
   void (*release)(void*);
   void* ctx;
+  size_t len;
+  std::shared_ptr<size_t> ref_bytes;  // the connection's count of referenced bytes
 };
 
 void ReleaseRef(const void*, size_t, void* extra) {
   auto* r = static_cast<RefRelease*>(extra);
+  *r->ref_bytes -= r->len;
   r->release(r->ctx);
   delete r;
 }
@@ -113,10 +116,21 @@ void Connection::Close() {
   thread_->Retire(id());
 }
 
-void Connection::CheckIdle(int64_t now_ms, int64_t timeout_ms) {
-  if (timeout_ms <= 0 || closed_) return;
+void Connection::Cron(int64_t now_ms, int64_t timeout_ms) {
+  if (closed_) return;
+  // A client that never reads gets no write events: check its output here.
+  if (OverOutputLimit()) {
+    server_->stats().output_buffer_limit_disconnections.fetch_add(1);
+    LogLimitOnce(server_->stats().logged_output_buffer,
+                 "closed client " + client_.info->addr +
+                     ": it reads its replies too slowly (client-output-buffer-limit)");
+    Close();
+    return;
+  }
+  if (timeout_ms <= 0 || waiting_) return;
   if (now_ms - client_.info->last_interaction_ms.load(std::memory_order_relaxed) > timeout_ms) {
     SPDLOG_DEBUG("closing idle client id={}", id());
+    server_->stats().idle_timeout_disconnections.fetch_add(1);
     Close();
   }
 }
@@ -154,6 +168,8 @@ void Connection::UpdateParserLimits() {
   bool authed = client_.authenticated || !server_->hot().requirepass_set.load();
   protocol::ParserLimits limits;
   limits.max_bulk_len = static_cast<uint64_t>(server_->hot().proto_max_bulk_len.load());
+  limits.max_args = static_cast<uint64_t>(server_->hot().proto_max_args.load());
+  limits.max_inline_len = static_cast<uint64_t>(server_->hot().proto_inline_max_len.load());
   if (!authed) {
     limits.max_args = kUnauthedMaxArgs;
     limits.max_bulk_len = kUnauthedMaxBulk;
@@ -198,8 +214,10 @@ void Connection::HandleRead() {
   uint64_t limit = static_cast<uint64_t>(
       server_->hot().client_query_buffer_limit.load(std::memory_order_relaxed));
   if (in_end_ - in_begin_ > limit) {
-    spdlog::warn("closing client id={} addr={}: query buffer over client-query-buffer-limit",
-                 id(), client_.info->addr);
+    server_->stats().query_buffer_limit_disconnections.fetch_add(1);
+    LogLimitOnce(server_->stats().logged_query_buffer,
+                 "closed client " + client_.info->addr +
+                     ": its unparsed input passed client-query-buffer-limit");
     Close();
     return;
   }
@@ -225,8 +243,9 @@ void Connection::ProcessInput() {
     if (r == protocol::ParseResult::kNeedMore) break;
     if (r == protocol::ParseResult::kError) {
       server_->stats().protocol_errors.fetch_add(1, std::memory_order_relaxed);
-      SPDLOG_DEBUG("protocol error from client id={} addr={}: {}", id(), client_.info->addr,
-                   parser_.error());
+      LogLimitOnce(server_->stats().logged_protocol,
+                   "protocol error from client " + client_.info->addr + ": " + parser_.error() +
+                       " (the client is closed, as Redis does)");
       reply_.Error(parser_.error());
       in_begin_ = in_end_;
       closing_ = true;
@@ -272,6 +291,23 @@ void Connection::PublishInfo(int64_t now_ms) {
   if (reply_.resp() != client_.resp) reply_.set_resp(client_.resp);
 }
 
+// Replies held as copies (values sent by reference are the store's memory,
+// already counted under maxmemory) against client-output-buffer-limit.
+bool Connection::OverOutputLimit() {
+  const HotOptions& hot = server_->hot();
+  size_t copied = OutputBytes() - std::min(OutputBytes(), *ref_bytes_);
+  int64_t hard = hot.output_hard.load(std::memory_order_relaxed);
+  int64_t soft = hot.output_soft.load(std::memory_order_relaxed);
+  if (hard > 0 && copied > static_cast<size_t>(hard)) return true;
+  if (soft > 0 && copied > static_cast<size_t>(soft)) {
+    int64_t now = NowMs();
+    if (soft_since_ms_ == 0) soft_since_ms_ = now;
+    return now - soft_since_ms_ > hot.output_soft_seconds.load(std::memory_order_relaxed) * 1000;
+  }
+  soft_since_ms_ = 0;
+  return false;
+}
+
 size_t Connection::OutputBytes() const { return pending_.size() + evbuffer_get_length(out_); }
 
 void Connection::Write(const char* data, size_t len) { pending_.append(data, len); }
@@ -286,7 +322,8 @@ void Connection::WriteRef(const char* data, size_t len, void (*release)(void*), 
     evbuffer_add(out_, pending_.data(), pending_.size());
     pending_.clear();
   }
-  evbuffer_add_reference(out_, data, len, &ReleaseRef, new RefRelease{release, ctx});
+  *ref_bytes_ += len;
+  evbuffer_add_reference(out_, data, len, &ReleaseRef, new RefRelease{release, ctx, len, ref_bytes_});
 }
 
 void Connection::Flush() {
@@ -319,6 +356,14 @@ void Connection::Flush() {
       return;
     }
     break;
+  }
+  if (OverOutputLimit()) {
+    server_->stats().output_buffer_limit_disconnections.fetch_add(1);
+    LogLimitOnce(server_->stats().logged_output_buffer,
+                 "closed client " + client_.info->addr +
+                     ": it reads its replies too slowly (client-output-buffer-limit)");
+    Close();
+    return;
   }
   bool drained = evbuffer_get_length(out_) == 0;
   if (!drained && !write_armed_) {

@@ -35,8 +35,9 @@ class Connection : private protocol::ReplySink {
   // Stops all I/O at once and hands the object to the thread to free.
   // Idempotent; safe to call from inside this connection's callbacks.
   void Close();
-  // Closes the connection if idle longer than timeout_ms (0 = never).
-  void CheckIdle(int64_t now_ms, int64_t timeout_ms);
+  // Once a second: closes the connection if idle longer than timeout_ms
+  // (0 = never) or over client-output-buffer-limit.
+  void Cron(int64_t now_ms, int64_t timeout_ms);
 
  private:
   // Bytes held for a pipelined reply before the socket is tried; above it,
@@ -57,6 +58,7 @@ class Connection : private protocol::ReplySink {
   void ProcessInput();
   void Flush();
   size_t OutputBytes() const;
+  bool OverOutputLimit();
   void UpdateParserLimits();
   void PublishInfo(int64_t now_ms);
 
@@ -91,6 +93,10 @@ class Connection : private protocol::ReplySink {
   // socket has not taken yet and references to pinned values.
   std::string pending_;
   evbuffer* out_ = nullptr;
+  // Bytes of out_ that reference store memory (released callbacks may
+  // outlive the connection, hence shared).
+  std::shared_ptr<size_t> ref_bytes_ = std::make_shared<size_t>(0);
+  int64_t soft_since_ms_ = 0;  // when output went over the soft limit; 0 = not over
 
   ClientState client_;
   protocol::ReplyBuilder reply_;

@@ -503,6 +503,10 @@ void StatsSection(ServerContext& s, int64_t now_ms, std::string& o) {
   Line(o, "pubsub_channels", 0);
   Line(o, "pubsub_patterns", 0);
   Line(o, "unknown_commands", get(st.unknown_commands));
+  Line(o, "protected_mode_rejections", get(st.protected_mode_rejections));
+  Line(o, "client_query_buffer_limit_disconnections", get(st.query_buffer_limit_disconnections));
+  Line(o, "client_output_buffer_limit_disconnections", get(st.output_buffer_limit_disconnections));
+  Line(o, "client_idle_timeout_disconnections", get(st.idle_timeout_disconnections));
   Line(o, "protocol_errors", get(st.protocol_errors));
 }
 

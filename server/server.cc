@@ -96,7 +96,12 @@ Status Server::SetUpPool() {
   if (!to.bind_host.empty() && to.bind_host[0] == '-') to.bind_host = to.bind_host.substr(1);
   to.listen_port = nodes[self].pool_port;
   to.secret = config_->String("pool-secret");
+  // A forwarded command carries its arguments (values up to
+  // proto-max-bulk-len) in the call body, and its reply may hold such a
+  // value: both limits must admit the largest legal value. They bound what
+  // a peer may announce, not what is allocated up front.
   to.max_bulk = static_cast<uint64_t>(config_->Int("proto-max-bulk-len")) + (64u << 20);
+  to.max_body = to.max_bulk;
   to.rdma_device = config_->String("rdma-device");
   to.rdma_port = static_cast<int>(config_->Int("rdma-port"));
   to.rdma_gid_index = static_cast<int>(config_->Int("rdma-gid-index"));
@@ -153,6 +158,14 @@ StatusOr<std::unique_ptr<Server>> Server::Create(Config* config, std::string con
   if (!store.ok()) return store.status();
   s->store_ = std::move(store.value());
   s->table_ = std::make_unique<CommandTable>(CommandTable::Build());
+  std::vector<std::string> disabled;
+  if (!SplitArgs(config->String("disable-commands"), &disabled))
+    return Status::InvalidArgument("disable-commands: unbalanced quotes");
+  for (const std::string& name : disabled) {
+    if (!s->table_->Disable(name))
+      return Status::InvalidArgument("disable-commands: no command named '" + name + "'");
+    spdlog::info("command {} is disabled", name);
+  }
 
   int threads = static_cast<int>(config->Int("io-threads"));
   if (threads <= 0) threads = std::max(1, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
@@ -231,6 +244,30 @@ void Server::Accept(int fd, sockaddr* addr, int) {
     (void)ignored;  // best effort, as Redis
     close(fd);
     stats.rejected_connections.fetch_add(1, std::memory_order_relaxed);
+    LogLimitOnce(stats.logged_maxclients, "refused a client: maxclients reached");
+    return;
+  }
+  if (ProtectedModeRefuses(addr)) {
+    static const char kDenied[] =
+        "-DENIED Redis is running in protected mode because protected mode is enabled and no "
+        "password is set for the default user. In this mode connections are only accepted from "
+        "the loopback interface. If you want to connect from external computers to Redis you "
+        "may adopt one of the following solutions: 1) Just disable protected mode sending the "
+        "command 'CONFIG SET protected-mode no' from the loopback interface by connecting to "
+        "Redis from the same host the server is running, however MAKE SURE Redis is not "
+        "publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change "
+        "permanent. 2) Alternatively you can just disable the protected mode by editing the "
+        "Redis configuration file, and setting the protected mode option to 'no', and then "
+        "restarting the server. 3) If you started the server manually just for testing, "
+        "restart it with the '--protected-mode no' option. 4) Set up an authentication "
+        "password for the default user. NOTE: You only need to do one of the above things in "
+        "order for the server to start accepting connections from the outside.\r\n";
+    ssize_t ignored = send(fd, kDenied, sizeof(kDenied) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)ignored;  // best effort, as Redis
+    close(fd);
+    stats.protected_mode_rejections.fetch_add(1, std::memory_order_relaxed);
+    LogLimitOnce(stats.logged_protected_mode,
+                 "refused a non-loopback client: protected mode (no requirepass)");
     return;
   }
   stats.connections_received.fetch_add(1, std::memory_order_relaxed);
@@ -247,6 +284,32 @@ void Server::Accept(int fd, sockaddr* addr, int) {
   auto conn = std::make_shared<std::unique_ptr<Connection>>(
       std::make_unique<Connection>(ctx_.get(), t, fd, peer, local));
   t->Post([t, conn] { t->Adopt(std::move(*conn)); });
+}
+
+// Protected mode (as Redis): no password, and we listen beyond loopback, so
+// only loopback peers are let in.
+bool Server::ProtectedModeRefuses(const sockaddr* addr) const {
+  if (!config_->Int("protected-mode") || ctx_->hot().requirepass_set.load()) return false;
+  bool loopback_only = true;
+  std::vector<std::string> binds;
+  (void)SplitArgs(config_->String("bind"), &binds);
+  for (std::string b : binds) {
+    if (!b.empty() && b[0] == '-') b = b.substr(1);
+    if (b != "127.0.0.1" && b != "::1" && b != "localhost" && b.rfind("127.", 0) != 0)
+      loopback_only = false;
+  }
+  if (loopback_only) return false;
+  if (addr->sa_family == AF_INET) {
+    auto* in = reinterpret_cast<const sockaddr_in*>(addr);
+    return (ntohl(in->sin_addr.s_addr) >> 24) != 127;
+  }
+  if (addr->sa_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<const sockaddr_in6*>(addr);
+    if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr)) return false;
+    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) return in6->sin6_addr.s6_addr[12] != 127;
+    return true;
+  }
+  return false;  // unix sockets are local
 }
 
 void Server::OnSignal(evutil_socket_t sig, short, void* arg) {
@@ -278,7 +341,7 @@ Status Server::Run() {
   event_add(cron, &tv);
   events_.push_back(cron);
 
-  // Idle-client timeouts, checked once a second on each I/O thread.
+  // Idle timeouts and output limits, checked once a second on each I/O thread.
   for (auto& t : threads_) {
     IoThread* tp = t.get();
     ServerContext* ctx = ctx_.get();
@@ -288,11 +351,10 @@ Status Server::Run() {
         [](evutil_socket_t, short, void* arg) {
           auto* p = static_cast<std::pair<IoThread*, ServerContext*>*>(arg);
           int64_t timeout_ms = p->second->config().Int("timeout") * 1000;
-          if (timeout_ms <= 0) return;
           int64_t now = NowMs();
           std::vector<Connection*> conns;
           p->first->ForEach([&](Connection& c) { conns.push_back(&c); });
-          for (Connection* c : conns) c->CheckIdle(now, timeout_ms);
+          for (Connection* c : conns) c->Cron(now, timeout_ms);
         },
         holder);
     timeval one{1, 0};

@@ -50,6 +50,7 @@ class Server {
   static void OnSignal(evutil_socket_t sig, short, void* arg);
   static void OnCron(evutil_socket_t, short, void* arg);
   void Accept(int fd, sockaddr* addr, int len);
+  bool ProtectedModeRefuses(const sockaddr* addr) const;
 
   Config* config_ = nullptr;
   std::unique_ptr<storage::Store> store_;

@@ -4,6 +4,10 @@
 
 #include <algorithm>
 
+#include <spdlog/spdlog.h>
+
+#include "server/util/strings.h"
+
 #include "server/command_table.h"
 
 namespace kvpool {
@@ -11,9 +15,41 @@ namespace kvpool {
 void ServerStats::Reset() {
   for (auto* c : {&commands, &connections_received, &rejected_connections, &keyspace_hits,
                   &keyspace_misses, &net_input_bytes, &net_output_bytes, &protocol_errors,
-                  &unknown_commands})
+                  &unknown_commands, &protected_mode_rejections,
+                  &query_buffer_limit_disconnections, &output_buffer_limit_disconnections,
+                  &idle_timeout_disconnections})
     c->store(0, std::memory_order_relaxed);
 }
+
+void LogLimitOnce(std::atomic<bool>& logged, const std::string& what) {
+  if (!logged.exchange(true, std::memory_order_relaxed))
+    spdlog::warn("{} (logged once; INFO stats counts every time)", what);
+}
+
+namespace {
+
+// "normal <hard> <soft> <seconds>" (other classes, as Redis lists them, are
+// accepted and ignored: kvpool has no replicas or pub/sub clients).
+bool ParseOutputLimit(const std::string& text, int64_t* hard, int64_t* soft, int64_t* secs) {
+  std::vector<std::string> a;
+  if (!SplitArgs(text, &a) || a.size() % 4 != 0) return false;
+  bool found = false;
+  for (size_t i = 0; i < a.size(); i += 4) {
+    int64_t h, s, t;
+    if (!ParseMemory(a[i + 1], &h) || !ParseMemory(a[i + 2], &s) || !ParseInt64(a[i + 3], &t) ||
+        t < 0)
+      return false;
+    if (a[i] == "normal") {
+      *hard = h;
+      *soft = s;
+      *secs = t;
+      found = true;
+    }
+  }
+  return found;
+}
+
+}  // namespace
 
 void ClientRegistry::Add(std::shared_ptr<ClientInfo> info, std::function<void()> kill) {
   std::lock_guard<std::mutex> l(mu_);
@@ -72,10 +108,19 @@ ServerContext::ServerContext(Config* config, storage::Store* store, const Comman
     hot_.noeviction.store(c.Int("maxmemory-policy") == 0);
     hot_.proto_max_bulk_len.store(c.Int("proto-max-bulk-len"));
     hot_.client_query_buffer_limit.store(c.Int("client-query-buffer-limit"));
+    hot_.proto_max_args.store(c.Int("proto-max-args"));
+    hot_.proto_inline_max_len.store(c.Int("proto-inline-max-len"));
+    int64_t h = 0, s = 0, t = 0;
+    if (ParseOutputLimit(c.String("client-output-buffer-limit"), &h, &s, &t)) {
+      hot_.output_hard.store(h);
+      hot_.output_soft.store(s);
+      hot_.output_soft_seconds.store(t);
+    }
   };
   sync(*config_);
   for (const char* name :
-       {"requirepass", "maxmemory-policy", "proto-max-bulk-len", "client-query-buffer-limit"})
+       {"requirepass", "maxmemory-policy", "proto-max-bulk-len", "client-query-buffer-limit",
+        "proto-max-args", "proto-inline-max-len", "client-output-buffer-limit"})
     config_->OnChange(name, sync);
   config_->OnChange("maxmemory",
                     [this](const Config& c) { store_->SetMaxMemory(EffectiveMaxMemory(c)); });

@@ -38,8 +38,19 @@ struct ServerStats {
   Counter net_output_bytes;
   Counter protocol_errors;
   Counter unknown_commands;
+  // Limits hit (INFO stats); each limit is logged once per process.
+  Counter protected_mode_rejections;
+  Counter query_buffer_limit_disconnections;
+  Counter output_buffer_limit_disconnections;
+  Counter idle_timeout_disconnections;
+  std::atomic<bool> logged_maxclients{false}, logged_protected_mode{false},
+      logged_query_buffer{false}, logged_output_buffer{false}, logged_protocol{false};
   void Reset();
 };
+
+// Logs `what` at warning level the first time a limit is hit, so a flood of
+// bad requests costs one log line, not one per request.
+void LogLimitOnce(std::atomic<bool>& logged, const std::string& what);
 
 // Every connected client, for CLIENT LIST/KILL and INFO clients.
 class ClientRegistry {
@@ -73,6 +84,10 @@ struct HotOptions {
   std::atomic<bool> noeviction{false};
   std::atomic<int64_t> proto_max_bulk_len{512 << 20};
   std::atomic<int64_t> client_query_buffer_limit{int64_t{1} << 30};
+  std::atomic<int64_t> proto_max_args{1 << 20};
+  std::atomic<int64_t> proto_inline_max_len{64 << 10};
+  // client-output-buffer-limit for normal clients (0 = none).
+  std::atomic<int64_t> output_hard{0}, output_soft{0}, output_soft_seconds{0};
 };
 
 class ServerContext {
