@@ -136,6 +136,9 @@ struct Conn {
   // Loading: this connection's share of the keys.
   int64_t load_next = 0, load_end = 0;
   bool dead = false;
+  // Counts of the reply being parsed: a large reply is parsed across many
+  // reads, so they live with the connection until the reply is complete.
+  Tally tally;
 };
 
 enum class Phase { kLoad, kRun };
@@ -301,8 +304,7 @@ class Worker {
     redisReaderFeed(c.reader, buf_.get(), static_cast<size_t>(n));
     for (;;) {
       void* reply = nullptr;
-      Tally tally;
-      t_tally = &tally;
+      t_tally = &c.tally;
       if (redisReaderGetReply(c.reader, &reply) != REDIS_OK)
         return Fail(i, std::string("protocol error: ") + c.reader->errstr);
       if (reply == nullptr) break;
@@ -314,6 +316,8 @@ class Worker {
       c.head = (c.head + 1) % c.ring.size();
       --c.count;
       std::string wrong;
+      Tally tally;
+      std::swap(tally, c.tally);  // the complete reply's counts; c.tally starts afresh
       if (o_.verify) {
         auto* r = static_cast<redisReply*>(reply);
         TallyTree(r, &tally);
