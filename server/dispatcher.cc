@@ -96,7 +96,8 @@ void Dispatch(ServerContext& server, ClientState& client, protocol::ReplyBuilder
       if (RouteExec(server, client, reply)) return;
     } else if (spec->name == "watch") {
       if (RouteWatch(server, client, reply, args, now_ms)) return;
-    } else if (spec->first_key > 0 && !(spec->flags & kCmdPoolAware)) {
+    } else if ((spec->first_key > 0 || spec->name == "memory") &&
+               !(spec->flags & kCmdPoolAware)) {
       if (RouteByKeys(server, client, reply, *spec, args, now_ms)) return;
     }
     if (spec->name == "discard" || spec->name == "unwatch" || spec->name == "reset")

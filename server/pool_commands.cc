@@ -159,6 +159,62 @@ bool MExistsFrom(CommandContext& cx, size_t from, bool tri_state) {
 
 bool PoolMExists(CommandContext& cx) { return MExistsFrom(cx, 1, false); }
 
+// MSETNX with keys on several nodes: an existence check of every key, then
+// the writes if none exists. Atomic on one node; across nodes another
+// client may create a key between the check and the write (documented).
+bool PoolMSetNx(CommandContext& cx) {
+  if (cx.argc() % 2 == 0) return false;  // the local path answers the arity error
+  std::vector<std::string_view> keys;
+  for (size_t i = 1; i < cx.argc(); i += 2) keys.push_back(cx.arg(i));
+  pool::Pool* p = cx.pool();
+  if (p == nullptr || !cx.client().defer) return false;
+  int owner = p->OwnerOf(keys[0]);
+  bool one_node = true;
+  for (auto k : keys) one_node &= p->OwnerOf(k) == owner;
+  if (one_node && owner == p->self()) return false;
+  std::shared_ptr<ReplySlot> slot = cx.Defer();
+  if (!slot) return false;
+  int resp = cx.client().resp, lane = cx.lane(), db = cx.db();
+  if (one_node) {
+    // One other node: it does it atomically.
+    p->Forward(lane, owner, db, resp, cx.args(), [slot](Status s, std::string r) {
+      slot->Finish(s.ok() ? r : "-ERR " + s.message() + "\r\n");
+    });
+    return true;
+  }
+  auto kvs = std::make_shared<std::vector<std::string_view>>(cx.args().begin() + 1,
+                                                             cx.args().end());
+  std::shared_ptr<const void> owner_mem = cx.client().args_owner;
+  int64_t now = cx.now_ms();
+  p->MultiExists(lane, db, keys, now,
+                 [p, slot, resp, lane, db, kvs, owner_mem, now](std::vector<int8_t>& found) {
+                   Encoded e(resp);
+                   for (int8_t f : found) {
+                     if (f < 0) {
+                       e.rb().Error("ERR a pool node is unavailable: MSETNX could not check "
+                                    "every key");
+                       return slot->Finish(e.out());
+                     }
+                     if (f == 1) {
+                       e.rb().Integer(0);
+                       return slot->Finish(e.out());
+                     }
+                   }
+                   p->MultiSet(lane, db, *kvs, now, owner_mem,
+                               [slot, resp, kvs](Status s, size_t failed) {
+                                 Encoded e(resp);
+                                 if (s.ok()) e.rb().Integer(1);
+                                 else
+                                   e.rb().Error("ERR " + s.message() + ": " +
+                                                std::to_string(failed) + " of " +
+                                                std::to_string(kvs->size() / 2) +
+                                                " keys were not stored");
+                                 slot->Finish(e.out());
+                               });
+                 });
+  return true;
+}
+
 void PoolMExistsTriState(CommandContext& cx) {
   if (MExistsFrom(cx, 2, true)) return;
   // Single node (or every key here): all answer.
@@ -311,7 +367,59 @@ bool PoolFlush(CommandContext& cx) {
 
 // SCAN across nodes: the cursor's low 10 bits name the node being scanned,
 // the rest is that node's own cursor. Nodes are visited in order; a node
-// that is down is skipped (its keys cannot be listed).
+// that is down is skipped (its keys cannot be listed), and so is a node
+// that is finished and gave no keys, so an empty pool answers cursor 0.
+namespace {
+
+constexpr int kScanNodeBits = 10;
+
+struct ScanOp : std::enable_shared_from_this<ScanOp> {
+  pool::Pool* p;
+  ServerContext* srv;
+  std::shared_ptr<ReplySlot> slot;
+  std::vector<std::string> argv;
+  int lane, db, resp;
+
+  void Step(int n, uint64_t c) {
+    auto self = shared_from_this();
+    std::vector<std::string> a = argv;
+    a[1] = std::to_string(c);
+    std::vector<std::string_view> av(a.begin(), a.end());
+    if (n == p->self()) return Handle(n, Status::OK(), RunLocally(*srv, lane, db, 2, av));
+    if (!p->NodeUp(n)) return Handle(n, Status::Unavailable(""), {});
+    p->Forward(lane, n, db, 2, av, [self, n](Status s, std::string r) { self->Handle(n, s, r); });
+  }
+
+  void Handle(int n, const Status& s, const std::string& reply) {
+    RespValue v;
+    if (s.ok() && ParseResp2(reply, &v) && v.type == RespValue::kError) {
+      Encoded e(resp);
+      e.rb().Error(v.str);  // bad options: every node would say the same
+      return slot->Finish(e.out());
+    }
+    if (!s.ok() || v.type != RespValue::kArray || v.elements.size() != 2)
+      return Answer(n, 0, nullptr);  // node down: skip it
+    uint64_t next = strtoull(v.elements[0].str.c_str(), nullptr, 10);
+    Answer(n, next, &v.elements[1]);
+  }
+
+  void Answer(int n, uint64_t next_inner, const RespValue* keys) {
+    size_t count = keys ? keys->elements.size() : 0;
+    if (next_inner == 0 && count == 0 && n + 1 < p->nodes()) return Step(n + 1, 0);
+    uint64_t next = 0;
+    if (next_inner != 0) next = (next_inner << kScanNodeBits) | static_cast<uint64_t>(n);
+    else if (n + 1 < p->nodes()) next = static_cast<uint64_t>(n + 1);
+    Encoded e(resp);
+    e.rb().ArrayHeader(2);
+    e.rb().Bulk(std::to_string(next));
+    e.rb().ArrayHeader(count);
+    for (size_t i = 0; i < count; ++i) e.rb().Bulk(keys->elements[i].str);
+    slot->Finish(e.out());
+  }
+};
+
+}  // namespace
+
 bool PoolScan(CommandContext& cx) {
   pool::Pool* p = cx.pool();
   if (p == nullptr || !cx.client().defer) return false;
@@ -327,51 +435,23 @@ bool PoolScan(CommandContext& cx) {
       return true;
     }
   }
-  constexpr int kNodeBits = 10;
-  int node = static_cast<int>(cursor & ((1u << kNodeBits) - 1));
-  uint64_t inner = cursor >> kNodeBits;
+  int node = static_cast<int>(cursor & ((1u << kScanNodeBits) - 1));
+  uint64_t inner = cursor >> kScanNodeBits;
   if (node >= p->nodes()) {
     cx.reply().Error(errors::kInvalidCursor);
     return true;
   }
   std::shared_ptr<ReplySlot> slot = cx.Defer();
   if (!slot) return false;
-  auto argv = std::make_shared<std::vector<std::string>>(cx.args().begin(), cx.args().end());
-  int lane = cx.lane(), db = cx.db(), resp = cx.client().resp;
-  ServerContext* srv = &cx.server();
-  // Scans node `n` from `c`; on an empty, finished node moves on.
-  auto step = std::make_shared<std::function<void(int, uint64_t)>>();
-  std::weak_ptr<std::function<void(int, uint64_t)>> weak = step;
-  *step = [p, slot, argv, lane, db, resp, srv, weak](int n, uint64_t c) {
-    auto self = weak.lock();
-    auto answer = [slot, resp, n, p](uint64_t next_inner, const RespValue* keys) {
-      uint64_t next = 0;
-      if (next_inner != 0) next = (next_inner << kNodeBits) | static_cast<uint64_t>(n);
-      else if (n + 1 < p->nodes()) next = static_cast<uint64_t>(n + 1);
-      Encoded e(resp);
-      e.rb().ArrayHeader(2);
-      e.rb().Bulk(std::to_string(next));
-      size_t count = keys ? keys->elements.size() : 0;
-      e.rb().ArrayHeader(count);
-      for (size_t i = 0; i < count; ++i) e.rb().Bulk(keys->elements[i].str);
-      slot->Finish(e.out());
-    };
-    std::vector<std::string> a = *argv;
-    a[1] = std::to_string(c);
-    std::vector<std::string_view> av(a.begin(), a.end());
-    auto handle = [answer](Status s, const std::string& reply) {
-      RespValue v;
-      if (!s.ok() || !ParseResp2(reply, &v) || v.type != RespValue::kArray ||
-          v.elements.size() != 2)
-        return answer(0, nullptr);  // node down: skip it
-      uint64_t next = strtoull(v.elements[0].str.c_str(), nullptr, 10);
-      answer(next, &v.elements[1]);
-    };
-    if (n == p->self()) return handle(Status::OK(), RunLocally(*srv, lane, db, 2, av));
-    if (!p->NodeUp(n)) return handle(Status::Unavailable(""), {});
-    p->Forward(lane, n, db, 2, av, [handle, self](Status s, std::string r) { handle(s, r); });
-  };
-  (*step)(node, inner);
+  auto op = std::make_shared<ScanOp>();
+  op->p = p;
+  op->srv = &cx.server();
+  op->slot = slot;
+  op->argv.assign(cx.args().begin(), cx.args().end());
+  op->lane = cx.lane();
+  op->db = cx.db();
+  op->resp = cx.client().resp;
+  op->Step(node, inner);
   return true;
 }
 

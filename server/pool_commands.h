@@ -14,6 +14,7 @@ namespace kvpool {
 
 bool PoolMGet(CommandContext& cx);
 bool PoolMSet(CommandContext& cx);
+bool PoolMSetNx(CommandContext& cx);
 bool PoolMExists(CommandContext& cx);
 // POOL MEXISTS key [key ...]: as MEXISTS, but -1 for a key whose node could
 // not answer (the LLM client's batch_is_exist needs to tell "absent" from

@@ -4,6 +4,7 @@
 
 #include "server/command_table.h"
 #include "server/dispatcher.h"
+#include "server/util/strings.h"
 #include "storage/pool/pool.h"
 
 namespace kvpool {
@@ -11,6 +12,12 @@ namespace kvpool {
 std::vector<std::string_view> CommandKeys(const CommandSpec& spec,
                                           std::span<const std::string_view> args) {
   std::vector<std::string_view> keys;
+  // Container commands whose subcommand takes a key (as Redis's key specs
+  // of MEMORY|USAGE say).
+  if (spec.name == "memory" && args.size() >= 3 && EqualsIgnoreCase(args[1], "usage")) {
+    keys.push_back(args[2]);
+    return keys;
+  }
   if (spec.first_key <= 0 || args.size() <= static_cast<size_t>(spec.first_key)) return keys;
   int argc = static_cast<int>(args.size());
   int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
@@ -134,8 +141,21 @@ bool RouteExec(ServerContext& server, ClientState& client, protocol::ReplyBuilde
   std::vector<std::pair<std::string, uint64_t>> watched;
   for (const auto& w : client.remote_watches) watched.emplace_back(w.key, w.version);
   std::vector<std::vector<std::string>> cmds = std::move(client.queued);
+  // A SELECT inside the transaction runs on the owner; the client's own db
+  // must follow it, as it would after a local EXEC.
+  int final_db = client.db;
+  for (const auto& c : cmds) {
+    int64_t db;
+    if (c.size() == 2 && EqualsIgnoreCase(c[0], "select") && ParseInt64(c[1], &db) && db >= 0 &&
+        db < server.store().databases())
+      final_db = static_cast<int>(db);
+  }
+  ClientState* cl = &client;
   p->ForwardTransaction(client.lane, owner, client.db, client.resp, cmds, watched,
-                        [slot](Status s, std::string r) {
+                        [slot, cl, final_db](Status s, std::string r) {
+                          if (s.ok() && slot->alive() && !r.empty() && r[0] != '_' &&
+                              r.compare(0, 3, "*-1") != 0 && r[0] != '-')
+                            cl->db = final_db;
                           slot->Finish(s.ok() ? r : ErrorLine("EXECABORT " + s.message()));
                         });
   reset();

@@ -347,6 +347,7 @@ void CmdMSet(CommandContext& cx) {
 }
 
 void CmdMSetNx(CommandContext& cx) {
+  if (PoolMSetNx(cx)) return;
   bool written = false;
   if (MultiSetArgs(cx, true, &written)) cx.reply().Integer(written ? 1 : 0);
 }
@@ -630,7 +631,7 @@ void RegisterStringFamily(CommandTable& t) {
          "Get the value of a key and optionally set its expiration"});
   t.Add({"mget", -2, R | F | P, 1, -1, 1, CmdMGet, "string", "Get the values of all the given keys"});
   t.Add({"mset", -3, W | M | P, 1, -1, 2, CmdMSet, "string", "Set multiple keys to multiple values"});
-  t.Add({"msetnx", -3, W | M, 1, -1, 2, CmdMSetNx, "string",
+  t.Add({"msetnx", -3, W | M | P, 1, -1, 2, CmdMSetNx, "string",
          "Set multiple keys to multiple values, only if none of the keys exist"});
   t.Add({"mexists", -2, R | F | P, 1, -1, 1, CmdMExists, "generic",
          "Determine which of the given keys exist, one 1/0 per key"});

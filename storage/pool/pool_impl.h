@@ -27,7 +27,9 @@ std::string ErrorReply(const Status& s);
 Status ParseReplyStatus(std::string_view body, std::string_view* payload);
 
 struct PeerHealth {
-  std::atomic<bool> up{true};  // optimistic until the first heartbeats say otherwise
+  // Down until the peer has answered a heartbeat (so a node that is not
+  // running, or cannot authenticate, is never shown up).
+  std::atomic<bool> up{false};
   std::atomic<int64_t> last_ok_ms{0};
   std::atomic<uint64_t> keys{0}, used_memory{0}, maxmemory{0};
   bool ping_in_flight = false;  // lane 0 only
