@@ -27,9 +27,12 @@ step "unit tests under ASan + UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j2
 
-step "integration tests (pytest, real clients, real processes)"
-KVPOOL_SERVER=$ROOT/build/server/kvpool-server \
-KVPOOL_HIREDIS_CLIENT=$ROOT/build/tests/clients/hiredis_client \
+export KVPOOL_HIREDIS_CLIENT=$ROOT/build/tests/clients/hiredis_client
+step "integration tests: one node (pytest, real clients, real processes)"
+KVPOOL_SERVER=$ROOT/build/server/kvpool-server /usr/bin/python3 -m pytest -q tests/integration
+
+step "integration tests: the same suite against a three-node pool"
+KVPOOL_SERVER=$ROOT/build/server/kvpool-server KVPOOL_POOL_NODES=3 \
   /usr/bin/python3 -m pytest -q tests/integration
 
 step "protocol fuzzer (${FUZZ_SECONDS:-60}s)"
