@@ -1,13 +1,16 @@
 // Helper of bench/run.sh: turns tool outputs into result records and prints
 // the table. See report.h for the record format.
 //
-//   bench_report loadgen WORKLOAD SIDE ROUND RSS_KB METRIC   < loadgen JSON line
-//   bench_report rb SIDE ROUND RSS_KB TEST=WORKLOAD...        < redis-benchmark --csv
+//   bench_report loadgen WORKLOAD SIDE ROUND RSS_KB METRIC [--cpu S C]  < loadgen JSON line
+//   bench_report rb SIDE ROUND RSS_KB TEST=WORKLOAD... [--cpu S C --requests N]
+//                                                             < redis-benchmark --csv
 //   bench_report iperf WORKLOAD SIDE ROUND                    < iperf3 -J
 //   bench_report value WORKLOAD SIDE ROUND VALUE UNIT RSS_KB
 //   bench_report table RESULTS_FILE
-// Records go to stdout; exit status 1 (with a message) if the input is not
-// a valid result (e.g. loadgen reported errors).
+// --cpu S C: CPU seconds (user + system) the server process(es) and the
+// client used during the run; recorded per command (loadgen's "commands",
+// or redis-benchmark's --requests). Records go to stdout; exit status 1 (with
+// a message) if the input is not a valid result (e.g. loadgen reported errors).
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +19,7 @@
 #include <iterator>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "bench/report.h"
 
@@ -39,8 +43,8 @@ int Fail(const std::string& msg) {
 
 int Usage() {
   std::fputs(
-      "usage: bench_report loadgen WORKLOAD SIDE ROUND RSS_KB METRIC < json\n"
-      "       bench_report rb SIDE ROUND RSS_KB TEST=WORKLOAD... < csv\n"
+      "usage: bench_report loadgen WORKLOAD SIDE ROUND RSS_KB METRIC [--cpu S C] < json\n"
+      "       bench_report rb SIDE ROUND RSS_KB TEST=WORKLOAD... [--cpu S C --requests N] < csv\n"
       "       bench_report iperf WORKLOAD SIDE ROUND < iperf3-json\n"
       "       bench_report value WORKLOAD SIDE ROUND VALUE UNIT RSS_KB\n"
       "       bench_report table RESULTS_FILE\n",
@@ -50,7 +54,27 @@ int Usage() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int raw_argc, char** raw_argv) {
+  // Pull out --cpu S C and --requests N; the rest is positional.
+  std::vector<char*> pos;
+  double server_cpu = std::nan(""), client_cpu = std::nan(""), requests = std::nan("");
+  for (int i = 0; i < raw_argc; ++i) {
+    std::string a = raw_argv[i];
+    if (a == "--cpu" && i + 2 < raw_argc) {
+      server_cpu = Number(raw_argv[i + 1]);
+      client_cpu = Number(raw_argv[i + 2]);
+      i += 2;
+    } else if (a == "--requests" && i + 1 < raw_argc) {
+      requests = Number(raw_argv[++i]);
+    } else {
+      pos.push_back(raw_argv[i]);
+    }
+  }
+  const int argc = static_cast<int>(pos.size());
+  char** argv = pos.data();
+  auto per_op = [](double seconds, double ops) {
+    return ops > 0 ? seconds * 1e6 / ops : std::nan("");
+  };
   if (argc < 2) return Usage();
   const std::string cmd = argv[1];
   std::string error;
@@ -67,6 +91,9 @@ int main(int argc, char** argv) {
     while (std::getline(in, line))
       if (!line.empty() && line[0] == '{') last = line;
     if (!RecordFromLoadgen(last, argv[6], &r, &error)) return Fail(error);
+    const double commands = JsonNumber(last, "commands").value_or(0);
+    r.server_us_op = per_op(server_cpu, commands);
+    r.client_us_op = per_op(client_cpu, commands);
     std::printf("%s\n", FormatRecord(r).c_str());
     return 0;
   }
@@ -91,6 +118,8 @@ int main(int argc, char** argv) {
         r.keys_per_s = std::nan("");
         r.p50_ms = rb.p50_ms;
         r.p99_ms = rb.p99_ms;
+        r.server_us_op = per_op(server_cpu, requests);
+        r.client_us_op = per_op(client_cpu, requests);
         std::printf("%s\n", FormatRecord(r).c_str());
         found = true;
       }

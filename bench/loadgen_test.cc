@@ -520,6 +520,16 @@ TEST(Report, RecordRoundTrip) {
   EXPECT_EQ(back.unit, "ops/s");
   EXPECT_DOUBLE_EQ(back.p99_ms, 1.5);
   EXPECT_TRUE(std::isnan(back.rss_kb));
+  EXPECT_TRUE(std::isnan(back.server_us_op));
+  r.server_us_op = 190.5;
+  r.client_us_op = 12;
+  ASSERT_TRUE(ParseRecord(FormatRecord(r), &back));
+  EXPECT_DOUBLE_EQ(back.server_us_op, 190.5);
+  EXPECT_DOUBLE_EQ(back.client_us_op, 12);
+  // Records without the CPU fields (9 fields) still parse.
+  ASSERT_TRUE(ParseRecord("4\tkv\t1\t2\tops/s\t-\t1\t2\t3", &back));
+  EXPECT_TRUE(std::isnan(back.server_us_op));
+  EXPECT_FALSE(ParseRecord("4\tkv\t1\t2\tops/s\t-\t1\t2\t3\t4", &back));
   EXPECT_FALSE(ParseRecord("4\tkv\t1\t2", &back));
   EXPECT_FALSE(ParseRecord("4\tkv\tx\t1\tops/s\t1\t1\t1\t1", &back));
 }
@@ -617,7 +627,7 @@ TEST(Report, TableMediansRatiosAndTargets) {
       "1-get\tredis\t3\t90000\tops/s\t-\t0.8\t1.8\t10240\n"
       "1-get\tkvpool\t1\t150000\tops/s\t-\t0.5\t3.0\t20480\n"
       "1-get\tkvpool\t2\t140000\tops/s\t-\t0.4\t2.5\t20480\n"
-      "1-get\tkvpool\t3\t9000000\tops/s\t-\t0.3\t2.4\t20480\n"
+      "1-get\tkvpool\t3\t9000000\tops/s\t-\t0.3\t2.4\t20480\t1.25\t0.9\n"
       "7\tredis\t1\t180\tMiB\t-\t-\t-\t184320\n"
       "7\tkvpool\t1\t150\tMiB\t-\t-\t-\t153600\n"
       "9\tiperf3\t1\t40\tGbit/s\t-\t-\t-\t-\n"
@@ -644,7 +654,8 @@ TEST(Report, TableMediansRatiosAndTargets) {
   EXPECT_NE(md.find("| 1-get | GET P16 | kvpool | 150.0k | redis | 100.0k | ops/s | 1.50 | >= 1.30x |"),
             std::string::npos)
       << md;
-  EXPECT_NE(md.find("| 20 / 10 |"), std::string::npos) << md;  // RSS MiB
+  EXPECT_NE(md.find("| 20 / 10 | 1.25 / - | 0.90 / - | 3/3 |"), std::string::npos) << md;
+  EXPECT_DOUBLE_EQ(rows[0].kv_cpu, 1.25);  // the only round that measured it
   EXPECT_NE(md.find("| 10.00 | iperf3 | 40.00 | Gbit/s | 0.25 |"), std::string::npos) << md;
 }
 

@@ -94,12 +94,12 @@ std::vector<std::string> CsvFields(const std::string& line) {
 std::string FormatRecord(const Record& r) {
   return r.workload + "\t" + r.side + "\t" + std::to_string(r.round) + "\t" + Num(r.value) + "\t" +
          r.unit + "\t" + Num(r.keys_per_s) + "\t" + Num(r.p50_ms) + "\t" + Num(r.p99_ms) + "\t" +
-         Num(r.rss_kb);
+         Num(r.rss_kb) + "\t" + Num(r.server_us_op) + "\t" + Num(r.client_us_op);
 }
 
 bool ParseRecord(const std::string& line, Record* out) {
   auto f = Split(StripCr(line), '\t');
-  if (f.size() != 9 || f[0].empty() || f[1].empty()) return false;
+  if ((f.size() != 9 && f.size() != 11) || f[0].empty() || f[1].empty()) return false;
   Record r;
   r.workload = f[0];
   r.side = f[1];
@@ -109,6 +109,8 @@ bool ParseRecord(const std::string& line, Record* out) {
   r.unit = f[4];
   if (!ToNum(f[3], &r.value) || !ToNum(f[5], &r.keys_per_s) || !ToNum(f[6], &r.p50_ms) ||
       !ToNum(f[7], &r.p99_ms) || !ToNum(f[8], &r.rss_kb))
+    return false;
+  if (f.size() == 11 && (!ToNum(f[9], &r.server_us_op) || !ToNum(f[10], &r.client_us_op)))
     return false;
   *out = r;
   return true;
@@ -319,6 +321,10 @@ std::vector<TableRow> BuildTable(const ResultsFile& f) {
     t.base_p99 = collect(spec.workload, spec.base_side, &Record::p99_ms, nullptr);
     t.kv_rss = collect(spec.workload, spec.kv_side, &Record::rss_kb, nullptr);
     t.base_rss = collect(spec.workload, spec.base_side, &Record::rss_kb, nullptr);
+    t.kv_cpu = collect(spec.workload, spec.kv_side, &Record::server_us_op, nullptr);
+    t.base_cpu = collect(spec.workload, spec.base_side, &Record::server_us_op, nullptr);
+    t.kv_client_cpu = collect(spec.workload, spec.kv_side, &Record::client_us_op, nullptr);
+    t.base_client_cpu = collect(spec.workload, spec.base_side, &Record::client_us_op, nullptr);
     t.ratio = (std::isnan(t.kv) || std::isnan(t.base) || t.base == 0) ? kNaN : t.kv / t.base;
     if (meta == nullptr || meta->op == "-") {
       t.met = "n/a";
@@ -358,11 +364,15 @@ std::string FormatValue(double v, const std::string& unit) {
 std::string FormatMarkdown(const std::vector<TableRow>& rows) {
   std::string s =
       "| # | workload | kvpool side | kvpool | baseline side | baseline | unit | ratio | target | "
-      "met | p50 ms kv / base | p99 ms kv / base | RSS MiB kv / base | rounds |\n"
-      "|---|---|---|---:|---|---:|---|---:|---|---|---:|---:|---:|---:|\n";
+      "met | p50 ms kv / base | p99 ms kv / base | RSS MiB kv / base | server CPU us/op kv / base "
+      "| client CPU us/op kv / base | rounds |\n"
+      "|---|---|---|---:|---|---:|---|---:|---|---|---:|---:|---:|---:|---:|---:|\n";
   auto mib = [](double kb) { return std::isnan(kb) ? std::string("-") : Fixed(kb / 1024, 0); };
   auto ms = [](double v) {
     return std::isnan(v) ? std::string("-") : Fixed(v, v < 1 ? 3 : (v < 10 ? 2 : 1));
+  };
+  auto us = [](double v) {
+    return std::isnan(v) ? std::string("-") : Fixed(v, v < 10 ? 2 : (v < 100 ? 1 : 0));
   };
   for (const auto& t : rows) {
     s += "| " + t.workload + " | " + t.title + " | " + t.kv_side + " | " +
@@ -370,7 +380,9 @@ std::string FormatMarkdown(const std::vector<TableRow>& rows) {
          " | " + t.unit + " | " + (std::isnan(t.ratio) ? "-" : Fixed(t.ratio, 2)) + " | " +
          (t.target.empty() ? "-" : t.target) + " | " + t.met + " | " + ms(t.kv_p50) + " / " +
          ms(t.base_p50) + " | " + ms(t.kv_p99) + " / " + ms(t.base_p99) + " | " + mib(t.kv_rss) +
-         " / " + mib(t.base_rss) + " | " + std::to_string(t.kv_rounds) + "/" +
+         " / " + mib(t.base_rss) + " | " + us(t.kv_cpu) + " / " + us(t.base_cpu) + " | " +
+         us(t.kv_client_cpu) + " / " + us(t.base_client_cpu) + " | " +
+         std::to_string(t.kv_rounds) + "/" +
          std::to_string(t.base_rounds) + " |\n";
   }
   return s;

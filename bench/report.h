@@ -4,12 +4,14 @@
 //
 // A results file holds one record per line, tab separated:
 //   workload side round value unit keys_per_s p50_ms p99_ms rss_kb
-// ("-" for a missing number), and meta lines:
+//   server_us_op client_us_op
+// ("-" for a missing number; the last two may be absent), and meta lines:
 //   #workload <id> <title> <op> <target> <p99>   op: >= <= or -; p99: yes|no
 //   #row <id> <kvpool-side> <baseline-side>
 // Other lines starting with '#' are ignored.
 #pragma once
 
+#include <cmath>
 #include <map>
 #include <optional>
 #include <string>
@@ -23,6 +25,9 @@ struct Record {
   double value = 0;
   std::string unit;
   double keys_per_s = 0, p50_ms = 0, p99_ms = 0, rss_kb = 0;  // NaN = missing
+  // CPU time (user + system) per command of the server process(es) and of
+  // the client (load generator), microseconds; NaN = not measured.
+  double server_us_op = std::nan(""), client_us_op = std::nan("");
 };
 
 std::string FormatRecord(const Record& r);
@@ -71,6 +76,7 @@ struct TableRow {
   std::string workload, title, kv_side, base_side, unit;
   double kv = 0, base = 0, ratio = 0;  // medians; NaN if missing
   double kv_p50 = 0, base_p50 = 0, kv_p99 = 0, base_p99 = 0, kv_rss = 0, base_rss = 0;
+  double kv_cpu = 0, base_cpu = 0, kv_client_cpu = 0, base_client_cpu = 0;  // us/op
   int kv_rounds = 0, base_rounds = 0;
   std::string target;  // e.g. ">= 1.3x", "" if none
   std::string met;     // "yes", "no (0.87x)", "no: p99", "n/a"

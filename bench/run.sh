@@ -206,6 +206,25 @@ start_pool() {
   return 1
 }
 
+CLK_TCK=$(getconf CLK_TCK)
+cpu_s() {  # names... -> CPU seconds (user + system, all threads) used so far, summed
+  local name ticks=0 t
+  for name in "$@"; do
+    t=$(sed 's/^.*) //' "/proc/${PID[$name]}/stat" 2>/dev/null | awk '{print $12 + $13}')
+    ticks=$((ticks + ${t:-0}))
+  done
+  awk -v t="$ticks" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", t / hz }'
+}
+
+# timed OUT-FILE CMD...: runs CMD; its CPU seconds (user + system) go to OUT-FILE.
+if [ -x /usr/bin/time ]; then
+  timed() { local f=$1; shift; /usr/bin/time -f "%U %S" -o "$f" "$@"; }
+else
+  timed() { local f=$1; shift; echo "- -" >"$f"; "$@"; }
+fi
+client_s() { awk '{ if ($1 == "-") print "-"; else printf "%.3f", $1 + $2 }' "$1"; }
+delta() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
 rss_kb() {  # names... -> sum of VmRSS in kB
   local total=0 name v
   for name in "$@"; do
@@ -221,43 +240,50 @@ meta_row() { printf '#row\t%s\t%s\t%s\n' "$@" >>"$RESULTS"; }
 
 fail() { echo "run.sh: FAILED: $*" >&2; FAILED=$((FAILED + 1)); }
 
-# run_rb SIDE ROUND NAMES TEST=WORKLOAD... -- REDIS-BENCHMARK-ARGS...
-# NAMES: the servers (comma separated) whose VmRSS is recorded; the first is asked.
+# run_rb SIDE ROUND NAMES REQUESTS TEST=WORKLOAD -- REDIS-BENCHMARK-ARGS...
+# One redis-benchmark test (so CPU time per command is that test's). NAMES:
+# the servers (comma separated) whose VmRSS and CPU are recorded; the first
+# is asked.
 run_rb() {
-  local side=$1 round=$2 names=$3; shift 3
-  local maps=() args=()
-  while [ "$1" != "--" ]; do maps+=("$1"); shift; done
-  shift
-  args=("$@")
-  local first=${names%%,*}
-  local out=$OUT/logs/rb-$side-$round-${maps[0]%%=*}.csv
-  out=${out// /_}
-  if ! redis-benchmark -h 127.0.0.1 -p "${PORT[$first]}" "${args[@]}" --csv >"$out" 2>&1; then
-    fail "redis-benchmark ${args[*]} against $side (see $out)"; return 0
+  local side=$1 round=$2 names=$3 requests=$4 map=$5
+  shift 5
+  [ "$1" = "--" ] && shift
+  local first=${names%%,*} servers=${names//,/ }
+  local out=$OUT/logs/rb-$side-$round-${map##*=}.csv
+  local c0 c1
+  c0=$(cpu_s $servers)
+  if ! timed "$out.cpu" redis-benchmark -h 127.0.0.1 -p "${PORT[$first]}" -n "$requests" "$@" \
+      --csv >"$out" 2>&1; then
+    fail "redis-benchmark $* against $side (see $out)"; return 0
   fi
-  local rss
-  rss=$(rss_kb ${names//,/ })
-  "$REPORT" rb "$side" "$round" "$rss" "${maps[@]}" <"$out" >>"$RESULTS" ||
-    fail "redis-benchmark output against $side (see $out)"
-  summary "$side r$round ${maps[*]}" "${#maps[@]}"
+  c1=$(cpu_s $servers)
+  "$REPORT" rb "$side" "$round" "$(rss_kb $servers)" "$map" \
+    --cpu "$(delta "$c0" "$c1")" "$(client_s "$out.cpu")" --requests "$requests" \
+    <"$out" >>"$RESULTS" || fail "redis-benchmark output against $side (see $out)"
+  summary "${map##*=} $side r$round"
 }
 
 # run_lg WORKLOAD SIDE ROUND METRIC NAMES LOADGEN-ARGS...
 run_lg() {
   local w=$1 side=$2 round=$3 metric=$4 names=$5; shift 5
-  local first=${names%%,*}
+  local first=${names%%,*} servers=${names//,/ }
   local out=$OUT/logs/lg-$w-$side-$round.json
-  if ! "$LOADGEN" --port "${PORT[$first]}" --quiet "$@" >"$out" 2>"$out.err"; then
+  local c0 c1
+  c0=$(cpu_s $servers)
+  if ! timed "$out.cpu" "$LOADGEN" --port "${PORT[$first]}" --quiet "$@" >"$out" 2>"$out.err"; then
     fail "loadgen $* against $side: $(head -c 300 "$out.err") $(head -c 300 "$out")"; return 0
   fi
-  "$REPORT" loadgen "$w" "$side" "$round" "$(rss_kb ${names//,/ })" "$metric" <"$out" \
-    >>"$RESULTS" || fail "loadgen result of $w against $side (see $out)"
+  c1=$(cpu_s $servers)
+  "$REPORT" loadgen "$w" "$side" "$round" "$(rss_kb $servers)" "$metric" \
+    --cpu "$(delta "$c0" "$c1")" "$(client_s "$out.cpu")" <"$out" >>"$RESULTS" ||
+    fail "loadgen result of $w against $side (see $out)"
   summary "$w $side r$round"
 }
 
-summary() {  # WHAT [N]: the last N records, briefly
-  tail -n "${2:-1}" "$RESULTS" | awk -F'\t' -v what="$1" \
-    '{printf "   %-40s %12.2f %-7s p50 %s p99 %s rss %s kB\n", what, $4, $5, $7, $8, $9}' >&2
+summary() {  # WHAT: the last record, briefly
+  tail -n 1 "$RESULTS" | awk -F'\t' -v what="$1" \
+    '{printf "   %-28s %12.2f %-7s p50 %-7s p99 %-7s rss %6.0f MiB  cpu us/op server %s client %s\n",
+      what, $4, $5, $7, $8, $9 / 1024, $10, $11}' >&2
 }
 
 kv_sides=()
@@ -281,7 +307,8 @@ w1() {
   start_sides || { fail "workload 1: servers"; stop_sides; return; }
   for r in $(seq "$ROUNDS"); do
     for s in redis "${kv_sides[@]}"; do
-      run_rb "$s" "$r" "$s" SET=1-set GET=1-get -- -t set,get -P 16 -c 50 -n "$N_P16" -r 100000
+      run_rb "$s" "$r" "$s" "$N_P16" SET=1-set -- -t set -P 16 -c 50 -r 100000
+      run_rb "$s" "$r" "$s" "$N_P16" GET=1-get -- -t get -P 16 -c 50 -r 100000
     done
   done
   stop_sides
@@ -294,7 +321,8 @@ w2() {
   start_sides || { fail "workload 2: servers"; stop_sides; return; }
   for r in $(seq "$ROUNDS"); do
     for s in redis "${kv_sides[@]}"; do
-      run_rb "$s" "$r" "$s" SET=2-set GET=2-get -- -t set,get -c 50 -n "$N_P1" -r 100000
+      run_rb "$s" "$r" "$s" "$N_P1" SET=2-set -- -t set -c 50 -r 100000
+      run_rb "$s" "$r" "$s" "$N_P1" GET=2-get -- -t get -c 50 -r 100000
     done
   done
   stop_sides
@@ -306,7 +334,7 @@ w3() {
   start_sides || { fail "workload 3: servers"; stop_sides; return; }
   for r in $(seq "$ROUNDS"); do
     for s in redis "${kv_sides[@]}"; do
-      run_rb "$s" "$r" "$s" "MSET (10 keys)=3" -- -t mset -P 16 -c 50 -n "$N_MSET" -r 100000
+      run_rb "$s" "$r" "$s" "$N_MSET" "MSET (10 keys)=3" -- -t mset -P 16 -c 50 -r 100000
     done
   done
   stop_sides

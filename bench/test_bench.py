@@ -315,3 +315,55 @@ def test_keys_owned_by_one_pool_node(loadgen, kvpool_binary):
     finally:
         for s in servers:
             s.stop()
+
+
+# ------------------------------------------------------ run.sh's helpers
+
+@pytest.fixture(scope="session")
+def bench_report(loadgen) -> str:
+    path = os.path.join(os.path.dirname(loadgen), "bench_report")
+    if not os.access(path, os.X_OK):
+        pytest.skip("no bench_report next to loadgen")
+    return path
+
+
+RB_CSV = ('"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms",'
+          '"p99_latency_ms","max_latency_ms"\n'
+          '"GET","250000.00","1.0","0.1","0.900","2.0","3.500","9.0"\n')
+
+
+def test_bench_report_cli(bench_report, tmp_path):
+    p = subprocess.run([bench_report, "rb", "redis", "2", "20480", "GET=1-get", "--cpu", "0.5",
+                        "0.25", "--requests", "1000000"], input=RB_CSV, capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    f = p.stdout.rstrip("\n").split("\t")
+    assert f[:5] == ["1-get", "redis", "2", "250000", "ops/s"]
+    assert float(f[6]) == 0.9 and float(f[7]) == 3.5 and float(f[8]) == 20480
+    assert float(f[9]) == 0.5 and float(f[10]) == 0.25  # us per command
+    # A test that is not in the output is an error, not an empty row.
+    p = subprocess.run([bench_report, "rb", "redis", "1", "0", "SET=1-set"], input=RB_CSV,
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and "SET" in p.stderr
+    # A loadgen line reporting errors gives no record.
+    bad = '{"ops_per_sec":1,"keys_per_sec":1,"gbit_per_sec":0,"p50_ms":1,"p99_ms":1,"errors":3}'
+    p = subprocess.run([bench_report, "loadgen", "4", "kv", "1", "0", "ops"], input=bad,
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and "errors" in p.stderr
+    # The table of a results file.
+    results = tmp_path / "results.tsv"
+    results.write_text("#workload\t1-get\tGET\t>=\t1.3\tyes\n#row\t1-get\tkv\tredis\n" +
+                       "1-get\tredis\t1\t100\tops/s\t-\t1\t2\t10240\t2\t1\n" +
+                       "1-get\tkv\t1\t200\tops/s\t-\t1\t1\t10240\t1\t1\n")
+    p = subprocess.run([bench_report, "table", str(results)], capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode == 0 and "| 2.00 | >= 1.30x | yes |" in p.stdout, p.stdout
+
+
+def test_run_sh_rejects_bad_options():
+    run = os.path.join(ROOT, "bench", "run.sh")
+    for args in (["--rounds", "x"], ["--workloads", "10"], ["--io-threads", "0"], ["--bogus"]):
+        p = subprocess.run([run, "--no-build", *args], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 2, (args, p.stdout, p.stderr)
+    p = subprocess.run([run, "--help"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and "--rounds" in p.stdout
