@@ -298,10 +298,10 @@ void OutLink::Fail(Status why, bool backoff) {
   failed.reserve(calls_.size());
   for (auto& [id, c] : calls_) failed.push_back(std::move(c));
   calls_.clear();
-  unsent_.clear();
   std::sort(failed.begin(), failed.end(), [](const auto& a, const auto& b) { return a->id < b->id; });
   // None of them may be granted buffers from here on.
   for (auto& c : failed) lane_->CancelStaging(c.get());
+  unsent_.clear();
   // Zombies first: their buffers can serve the calls below if they retry.
   for (auto& c : failed)
     if (c->state == OutCall::State::kZombie) Release(c.get());
