@@ -127,7 +127,26 @@ void GetOp::SendGets(int node, std::vector<uint32_t> idx) {
               again.push_back(idx[i]);
             }
           }
-          if (!again.empty()) self->SendGets(node, std::move(again));
+          // Values that did not fit: their sizes are known now, so they are
+          // packed into calls that each hold theirs whole, all in flight at
+          // once (not fetched round after round).
+          if (!again.empty()) {
+            std::vector<uint32_t> pack;
+            uint64_t pack_bytes = 0;
+            for (uint32_t k : again) {
+              uint64_t len = entries[std::find(idx.begin() + begin, idx.begin() + end, k) -
+                                     (idx.begin() + begin)]
+                                 .total;
+              if (!pack.empty() && pack_bytes + len > self->chunk) {
+                self->SendGets(node, std::move(pack));
+                pack.clear();
+                pack_bytes = 0;
+              }
+              pack.push_back(k);
+              pack_bytes += len;
+            }
+            self->SendGets(node, std::move(pack));
+          }
           self->Finish();
         });
   }

@@ -77,9 +77,12 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
           const char* p = it.value().data();
           size_t off;
           // The pin travels with the bytes and is dropped once they are gone.
-          if (call->WriteBulk(p, len, &ReleaseToken, it.ReleaseToToken(), &off).ok()) {
+          void* token = it.ReleaseToToken();
+          if (call->WriteBulk(p, len, &ReleaseToken, token, &off).ok()) {
             sent = len;
             room -= len;
+          } else {
+            storage::ItemRef::ReleasePin(token);
           }
         }
         w.U8(kKeyFound);
@@ -115,8 +118,12 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
       }
       const char* p = it.value().data() + off;
       size_t at;
-      Status s = call->WriteBulk(p, len, &ReleaseToken, it.ReleaseToToken(), &at);
-      if (!s.ok()) return call->Reply(ErrorReply(s));
+      void* token = it.ReleaseToToken();
+      Status s = call->WriteBulk(p, len, &ReleaseToken, token, &at);
+      if (!s.ok()) {
+        storage::ItemRef::ReleasePin(token);
+        return call->Reply(ErrorReply(s));
+      }
       w.U8(kKeyFound);
       w.U64(total);
       w.U64(v);
@@ -189,7 +196,8 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
       {
         std::lock_guard<std::mutex> l(puts_mu);
         handle = next_put++;
-        puts.emplace(handle, PendingPut{static_cast<int>(d), std::move(item.value()), now});
+        puts.emplace(handle, std::make_shared<PendingPut>(
+                                 PendingPut{static_cast<int>(d), std::move(item.value()), now}));
       }
       std::string out = OkReply();
       Writer w(&out);
@@ -200,20 +208,21 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
     case kOpPutChunk: {
       uint64_t handle, off;
       if (!r.U64(&handle) || !r.U64(&off)) return call->Reply(ErrorReply(Malformed()));
-      char* dst = nullptr;
+      std::shared_ptr<PendingPut> put;
       {
         std::lock_guard<std::mutex> l(puts_mu);
         auto it = puts.find(handle);
-        if (it != puts.end() && off <= it->second.item.value_size() &&
-            call->bulk_in_size() <= it->second.item.value_size() - off)
-          dst = it->second.item.value_data() + off;
+        if (it != puts.end() && off <= it->second->item.value_size() &&
+            call->bulk_in_size() <= it->second->item.value_size() - off)
+          put = it->second;
       }
-      if (dst == nullptr) return call->Reply(ErrorReply(Status::NotFound("no such put")));
-      // The entry is only erased by PutEnd or the expiry sweep, which the
-      // requester's protocol orders after every chunk's reply.
+      if (!put) return call->Reply(ErrorReply(Status::NotFound("no such put")));
+      // The read holds the pending item: a PutEnd that drops it, or the
+      // sweep, cannot free the memory while bytes may still land in it.
+      char* dst = put->item.value_data() + off;
       IncomingCall* c = call.get();
       auto holder = std::make_shared<std::unique_ptr<IncomingCall>>(std::move(call));
-      c->ReadBulk(0, c->bulk_in_size(), dst, [holder](Status s) {
+      c->ReadBulk(0, c->bulk_in_size(), dst, [holder, put](Status s) {
         (*holder)->Reply(s.ok() ? OkReply() : ErrorReply(s));
       });
       return;
@@ -223,7 +232,7 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
       uint64_t handle;
       uint8_t publish;
       if (!r.U64(&handle) || !r.U8(&publish)) return call->Reply(ErrorReply(Malformed()));
-      PendingPut p;
+      std::shared_ptr<PendingPut> p;
       {
         std::lock_guard<std::mutex> l(puts_mu);
         auto it = puts.find(handle);
@@ -232,9 +241,11 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
         puts.erase(it);
       }
       if (!publish) return call->Reply(OkReply());
+      if (p.use_count() > 1)  // a chunk is still being read into it
+        return call->Reply(ErrorReply(Status::Aborted("put still receiving chunks")));
       std::vector<storage::PendingItem> items;
-      items.push_back(std::move(p.item));
-      Status s = store->Publish(p.db, &items, WallMs());
+      items.push_back(std::move(p->item));
+      Status s = store->Publish(p->db, &items, WallMs());
       return call->Reply(s.ok() ? OkReply() : ErrorReply(s));
     }
 

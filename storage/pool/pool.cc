@@ -101,7 +101,9 @@ Pool::Pool(PoolOptions options, storage::Store* store, transport::Transport* tra
   impl_->chunk_bytes = transport_->max_bulk_per_call();
 }
 
-Pool::~Pool() = default;
+Pool::~Pool() {
+  if (impl_->heartbeat) event_free(impl_->heartbeat);
+}
 
 Status Pool::Start(std::vector<event_base*> lanes) {
   impl_->lanes = lanes;
@@ -131,6 +133,13 @@ void Pool::StopLane(int lane) {
 void Pool::Impl::Heartbeat() {
   int64_t now = WallMs();
   const PoolOptions& o = pool->options_;
+  // If this loop itself stalled (a long request, a paused process), peers
+  // had no chance to be heard: the stall is not their silence.
+  if (last_heartbeat_ms != 0 && now - last_heartbeat_ms > 2 * int64_t{o.heartbeat_ms}) {
+    int64_t stall = now - last_heartbeat_ms - o.heartbeat_ms;
+    for (int n = 0; n < pool->nodes(); ++n) health[n].last_ok_ms.fetch_add(stall);
+  }
+  last_heartbeat_ms = now;
   for (int n = 0; n < pool->nodes(); ++n) {
     if (n == o.self) continue;
     PeerHealth& h = health[n];
@@ -172,7 +181,7 @@ void Pool::Impl::Heartbeat() {
   // Large puts whose requester went away are dropped after a while.
   std::lock_guard<std::mutex> l(puts_mu);
   for (auto it = puts.begin(); it != puts.end();) {
-    if (now - it->second.started_ms > 4 * int64_t{o.timeout_ms} + 1000) it = puts.erase(it);
+    if (now - it->second->started_ms > 4 * int64_t{o.timeout_ms} + 1000) it = puts.erase(it);
     else ++it;
   }
 }

@@ -126,8 +126,12 @@ class Pool {
   // Per key: 1 removed, 0 absent, -1 the owner could not answer.
   void MultiDel(int lane, int db, std::span<const std::string_view> keys, int64_t now_ms,
                 ExistsDone done);
-  // kvs = k1, v1, k2, v2... Atomic on each node. On failure, `failed_keys`
-  // counts keys not stored and the status names a node that failed. Values
+  // kvs = k1, v1, k2, v2... (an even count). Atomic on each node when that
+  // node's part fits one call (pool-max-batch keys, max_bulk_per_call()
+  // bytes, which is 64 MiB over TCP); a larger part is published call by
+  // call, and a value larger than one call on its own. On failure,
+  // `failed_keys` counts keys not stored and the status names a node that
+  // failed. Values
   // may be sent by reference: `owner` keeps their memory alive until no
   // transport needs it (which may be after done).
   using SetDone = std::function<void(Status status, size_t failed_keys)>;

@@ -47,9 +47,11 @@ struct Pool::Impl {
   std::vector<event_base*> lanes;
   std::unique_ptr<PeerHealth[]> health;
   event* heartbeat = nullptr;
+  int64_t last_heartbeat_ms = 0;  // lane 0 only
 
   std::mutex puts_mu;
-  std::unordered_map<uint64_t, PendingPut> puts;  // guarded by puts_mu
+  // Shared: a chunk being read into an item holds it until the read ends.
+  std::unordered_map<uint64_t, std::shared_ptr<PendingPut>> puts;  // guarded by puts_mu
   uint64_t next_put = 1;                          // guarded by puts_mu
 
   // Largest bulk one call may carry (a transport limit); larger values move
