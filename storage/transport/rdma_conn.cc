@@ -12,8 +12,8 @@ namespace kvpool::transport::rdma {
 namespace {
 
 constexpr uint64_t kRecvFlag = 1ull << 63;
-constexpr int kMaxChain = 32;   // WRs per ibv_post_send
-constexpr int kPollBatch = 32;  // completions per ibv_poll_cq
+constexpr int kMaxChain = 32;     // WRs per ibv_post_send
+constexpr int kPollBatch = 32;    // completions per ibv_poll_cq
 constexpr int kPollBudget = 512;  // completions per callback before yielding the loop
 constexpr uint8_t kKeep = 0xFF;   // ToRts: keep the CM's value
 
@@ -26,11 +26,7 @@ std::string EventText(const CmEvent& ev) {
 }  // namespace
 
 Conn::Conn(Lane* lane, ConnOwner* owner, Role role, int peer)
-    : lane_(lane),
-      owner_(owner),
-      role_(role),
-      peer_(peer),
-      depth_(lane->t->dev().queue_depth) {
+    : lane_(lane), owner_(owner), role_(role), peer_(peer), depth_(lane->t->dev().queue_depth) {
   flush_ev_ = event_new(lane->base, -1, 0, &Conn::FlushCb, this);
   poll_ev_ = event_new(lane->base, -1, 0, &Conn::PollCb, this);
 }
@@ -193,15 +189,16 @@ void Conn::OnCmEvent(const CmEvent& ev) {
       if (id_->verbs != lane_->t->dev().ctx)
         return Close(Status::Unavailable(
             std::string("peer ") + std::to_string(peer_) + " is reached through RDMA device " +
-            (id_->verbs ? ibv_get_device_name(id_->verbs->device) : "(none)") +
-            ", not " + lane_->t->dev().name));
+            (id_->verbs ? ibv_get_device_name(id_->verbs->device) : "(none)") + ", not " +
+            lane_->t->dev().name));
       if (rdma_resolve_route(id_.get(), lane_->t->tuning().resolve_timeout_ms) != 0)
         return Close(Status::Unavailable(Errno("rdma_resolve_route")));
       return;
     }
     case RDMA_CM_EVENT_ROUTE_RESOLVED: {
       // The requester's QP is where the owner READs bulk_in and WRITEs bulk_out.
-      Status st = SetupQp(IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE);
+      Status st =
+          SetupQp(IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE);
       if (!st.ok()) return Close(st);
       const std::string pd = EncodeConnRequest(req_);
       const uint8_t rd = lane_->t->dev().rd_atomic;
@@ -213,7 +210,8 @@ void Conn::OnCmEvent(const CmEvent& ev) {
       p.retry_count = lane_->t->tuning().retry_count;
       p.rnr_retry_count = 7;
       p.qp_num = qp_->qp_num;
-      if (rdma_connect(id_.get(), &p) != 0) return Close(Status::Unavailable(Errno("rdma_connect")));
+      if (rdma_connect(id_.get(), &p) != 0)
+        return Close(Status::Unavailable(Errno("rdma_connect")));
       return;
     }
     case RDMA_CM_EVENT_CONNECT_RESPONSE: {
@@ -227,7 +225,8 @@ void Conn::OnCmEvent(const CmEvent& ev) {
         rdma_reject(id_.get(), nullptr, 0);
         return Close(st);
       }
-      if (rdma_establish(id_.get()) != 0) return Close(Status::Unavailable(Errno("rdma_establish")));
+      if (rdma_establish(id_.get()) != 0)
+        return Close(Status::Unavailable(Errno("rdma_establish")));
       cm_connected_ = true;
       lane_->t->stats().connections.fetch_add(1, std::memory_order_relaxed);
       owner_->OnConnected(this);
@@ -408,8 +407,8 @@ void Conn::Flush() {
   if (to_return_ >= std::max(1, depth_ / 4) && credits_ >= 1 && !free_slots_.empty() &&
       room() > 0) {
     auto [slot, len] = build_segment(SegType::kCredit, nullptr);
-    add(IBV_WR_SEND, reinterpret_cast<uint64_t>(block_->slot(depth_ + slot)), len,
-        block_->mr->lkey, 0, 0, slot, nullptr);
+    add(IBV_WR_SEND, reinterpret_cast<uint64_t>(block_->slot(depth_ + slot)), len, block_->mr->lkey,
+        0, 0, slot, nullptr);
   }
   post();
 }
@@ -495,7 +494,8 @@ void Conn::CompleteSends(uint64_t seq, bool ok) {
 bool Conn::OnRecv(int slot, uint32_t len) {
   const char* p = block_->slot(slot);
   auto violation = [&](const std::string& why) {
-    Close(Status::Unavailable("protocol violation from peer " + std::to_string(peer_) + ": " + why));
+    Close(
+        Status::Unavailable("protocol violation from peer " + std::to_string(peer_) + ": " + why));
     return false;
   };
   if (len < kSegSize || len > kMsgBytes) return violation("bad segment length");

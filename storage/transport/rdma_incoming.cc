@@ -138,8 +138,7 @@ class RdmaIncomingCall final : public IncomingCall {
     if (s.finished) return done(Status::InvalidArgument("ReadBulk after Reply"));
     if (len == 0) return done(Status::OK());
     std::shared_ptr<Conn> c = s.Live();
-    if (!c)
-      return done(Status::Unavailable("link to peer " + std::to_string(s.peer) + " lost"));
+    if (!c) return done(Status::Unavailable("link to peer " + std::to_string(s.peer) + " lost"));
     Lane* lane = c->lane();
     RdmaTransport* t = lane->t;
     const uint32_t max_wr = t->dev().max_wr_len;
@@ -260,7 +259,8 @@ class RdmaIncomingCall final : public IncomingCall {
       s.finished = true;
       return s.RunDeferred();
     }
-    if (body.size() > s.max_body) return s.Error(Code::kInternal, "kvpool: reply body exceeds max_body");
+    if (body.size() > s.max_body)
+      return s.Error(Code::kInternal, "kvpool: reply body exceeds max_body");
     FrameHeader h;
     h.kind = FrameKind::kReply;
     h.opcode = s.h.opcode;

@@ -253,9 +253,9 @@ class Conn : public std::enable_shared_from_this<Conn> {
   Qp qp_;
   MsgBlock* block_ = nullptr;
 
-  int credits_ = 0;    // peer receive buffers we may still fill
+  int credits_ = 0;  // peer receive buffers we may still fill
   int peer_depth_ = 0;
-  int to_return_ = 0;  // our receive buffers re-posted, not yet reported
+  int to_return_ = 0;            // our receive buffers re-posted, not yet reported
   std::vector<int> free_slots_;  // send slots (0-based; slot index depth_ + i)
   std::vector<int> repost_;      // receive slots consumed in this poll
   uint64_t next_seq_ = 1;        // next send WR sequence number

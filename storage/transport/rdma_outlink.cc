@@ -265,7 +265,8 @@ void OutLink::OnMessage(Conn* c, const FrameHeader& h, const CallDesc&, std::str
         return Finish(std::move(p), Status::OK(), body, bulk);
       }
       Code code = static_cast<Code>(h.opcode);
-      if (h.opcode == 0 || h.opcode > static_cast<uint16_t>(Code::kInternal)) code = Code::kInternal;
+      if (h.opcode == 0 || h.opcode > static_cast<uint16_t>(Code::kInternal))
+        code = Code::kInternal;
       return Finish(std::move(p), Status(code, body), {}, {});
     }
     default:
@@ -298,7 +299,8 @@ void OutLink::Fail(Status why, bool backoff) {
   failed.reserve(calls_.size());
   for (auto& [id, c] : calls_) failed.push_back(std::move(c));
   calls_.clear();
-  std::sort(failed.begin(), failed.end(), [](const auto& a, const auto& b) { return a->id < b->id; });
+  std::sort(failed.begin(), failed.end(),
+            [](const auto& a, const auto& b) { return a->id < b->id; });
   // None of them may be granted buffers from here on.
   for (auto& c : failed) lane_->CancelStaging(c.get());
   unsent_.clear();

@@ -95,10 +95,11 @@ class RdmaNode {
   CallResult CallSync(int lane, int peer, CallArgs args, int timeout_ms = 20000) {
     std::promise<CallResult> p;
     lanes_[lane]->Post([&, args = std::move(args)]() mutable {
-      t_->Call(lane, peer, std::move(args), timeout_ms,
-               [&p](Status st, std::string_view reply, std::string_view bulk) {
-                 p.set_value({st, std::string(reply), std::string(bulk), std::this_thread::get_id()});
-               });
+      t_->Call(
+          lane, peer, std::move(args), timeout_ms,
+          [&p](Status st, std::string_view reply, std::string_view bulk) {
+            p.set_value({st, std::string(reply), std::string(bulk), std::this_thread::get_id()});
+          });
     });
     return p.get_future().get();
   }
@@ -132,6 +133,7 @@ class RegionLogic {
   ServerLogic& base() { return base_; }
   std::atomic<int> released{0};
   std::atomic<int> handled{0};
+  std::atomic<int> writes_ok{0};  // WriteBulk calls accepted with a release
 
   CallHandler Handler() {
     CallHandler fallback = base_.Handler();
@@ -187,8 +189,10 @@ class RegionLogic {
         FillPattern(region_ + off, size, b);
         for (size_t o = 0; o < size; o += chunk) {
           size_t at = 0;
-          Status st = c->WriteBulk(region_ + off + o, std::min(chunk, size - o), &Release, this, &at);
+          Status st =
+              c->WriteBulk(region_ + off + o, std::min(chunk, size - o), &Release, this, &at);
           if (!st.ok() || at != o) return c->Reply("write failed");
+          writes_ok++;
         }
         return c->Reply("ok");
       }
@@ -201,6 +205,7 @@ class RegionLogic {
           size_t at = 0;
           if (!(*held)->WriteBulk(dst, size, &Release, this, &at).ok())
             return (*held)->Reply("no room");
+          writes_ok++;
           (*held)->Reply(std::to_string(size));
         });
         return;

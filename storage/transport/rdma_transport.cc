@@ -101,7 +101,8 @@ Status ResolveAddress(const std::string& host, int port, sockaddr_storage* out) 
   addrinfo* res = nullptr;
   const std::string h = host.empty() ? "127.0.0.1" : host;
   int rc = getaddrinfo(h.c_str(), std::to_string(port).c_str(), &hints, &res);
-  if (rc != 0 || !res) return Status::InvalidArgument("cannot resolve " + h + ": " + gai_strerror(rc));
+  if (rc != 0 || !res)
+    return Status::InvalidArgument("cannot resolve " + h + ": " + gai_strerror(rc));
   std::memset(out, 0, sizeof(*out));
   std::memcpy(out, res->ai_addr, res->ai_addrlen);
   freeaddrinfo(res);
@@ -324,7 +325,8 @@ Status RdmaTransport::StartLanes(const std::vector<event_base*>& bases) {
   for (size_t i = 0; i < o_.regions.size(); ++i) {
     const auto& r = o_.regions[i];
     if (!r.base || !r.len) continue;
-    StatusOr<Mr> mr = Register(pd, r.base, r.len, IBV_ACCESS_LOCAL_WRITE, "region " + std::to_string(i));
+    StatusOr<Mr> mr =
+        Register(pd, r.base, r.len, IBV_ACCESS_LOCAL_WRITE, "region " + std::to_string(i));
     if (!mr.ok()) return mr.status();
     regions_.push_back({static_cast<const char*>(r.base), r.len, std::move(mr.value())});
   }
@@ -339,17 +341,22 @@ Status RdmaTransport::StartLanes(const std::vector<event_base*>& bases) {
     Lane* lp = l.get();
     lanes_.push_back(std::move(l));
     rdma_event_channel* ch = rdma_create_event_channel();
-    if (!ch) return Status::Unavailable(std::string("rdma_create_event_channel: ") + std::strerror(errno));
+    if (!ch)
+      return Status::Unavailable(std::string("rdma_create_event_channel: ") + std::strerror(errno));
     lp->cm = EventChannel(ch);
     ibv_comp_channel* cc = ibv_create_comp_channel(dev_->ctx);
-    if (!cc) return Status::Unavailable(std::string("ibv_create_comp_channel: ") + std::strerror(errno));
+    if (!cc)
+      return Status::Unavailable(std::string("ibv_create_comp_channel: ") + std::strerror(errno));
     lp->comp = CompChannel(cc);
     if (!SetNonBlocking(ch->fd) || !SetNonBlocking(cc->fd))
       return Status::Internal(std::string("fcntl(O_NONBLOCK): ") + std::strerror(errno));
-    Status st = lp->staging.Init(pd, o_.staging_buffers, o_.staging_bytes,
-                                 IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE,
-                                 "staging buffers");
-    if (st.ok()) st = lp->bounce.Init(pd, tuning_.bounce_buffers, bounce, IBV_ACCESS_LOCAL_WRITE, "bounce buffers");
+    Status st =
+        lp->staging.Init(pd, o_.staging_buffers, o_.staging_bytes,
+                         IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE,
+                         "staging buffers");
+    if (st.ok())
+      st = lp->bounce.Init(pd, tuning_.bounce_buffers, bounce, IBV_ACCESS_LOCAL_WRITE,
+                           "bounce buffers");
     if (st.ok()) st = lp->msgs.Init(pd, 2 * depth, blocks);
     if (!st.ok()) return st;
     for (size_t p = 0; p < o_.peers.size(); ++p)
@@ -358,14 +365,14 @@ Status RdmaTransport::StartLanes(const std::vector<event_base*>& bases) {
     lp->comp_ev = event_new(bases[i], cc->fd, EV_READ | EV_PERSIST, &CompCb, lp);
     lp->wake = event_new(bases[i], -1, 0, &RdmaTransport::WakeCb, lp);
     lp->reap = event_new(bases[i], -1, 0, &ReapCb, lp);
-    if (!lp->cm_ev || !lp->comp_ev || !lp->wake || !lp->reap || event_add(lp->cm_ev, nullptr) != 0 ||
-        event_add(lp->comp_ev, nullptr) != 0)
+    if (!lp->cm_ev || !lp->comp_ev || !lp->wake || !lp->reap ||
+        event_add(lp->cm_ev, nullptr) != 0 || event_add(lp->comp_ev, nullptr) != 0)
       return Status::Internal("libevent: cannot create lane events");
   }
 
   Lane& l0 = *lanes_[0];
-  const std::string where = (o_.bind_host.empty() ? "127.0.0.1" : o_.bind_host) + ":" +
-                            std::to_string(o_.listen_port);
+  const std::string where =
+      (o_.bind_host.empty() ? "127.0.0.1" : o_.bind_host) + ":" + std::to_string(o_.listen_port);
   sockaddr_storage ss;
   Status st = ResolveAddress(o_.bind_host, o_.listen_port, &ss);
   if (!st.ok()) return st;
@@ -374,8 +381,8 @@ Status RdmaTransport::StartLanes(const std::vector<event_base*>& bases) {
     return Status::Unavailable(std::string("rdma_create_id: ") + std::strerror(errno));
   l0.listener = CmId(id);
   if (rdma_bind_addr(id, reinterpret_cast<sockaddr*>(&ss)) != 0 || rdma_listen(id, 512) != 0)
-    return Status::IOError("cannot listen for peers on " + where + " (rdma_cm): " +
-                           std::strerror(errno));
+    return Status::IOError("cannot listen for peers on " + where +
+                           " (rdma_cm): " + std::strerror(errno));
   spdlog::info(
       "rdma: {} port {} listening on {}; {} lane(s), each {} x {} KiB staging, QP depth {}, {} "
       "region(s) registered",
@@ -440,9 +447,10 @@ void RdmaTransport::Call(int lane, int peer, CallArgs args, int timeout_ms, Call
   }
   if (bulk > o_.staging_bytes || args.bulk_out_capacity > o_.staging_bytes) {
     pc.errors.fetch_add(1, std::memory_order_relaxed);
-    return done(Status::InvalidArgument("bulk of " + std::to_string(std::max<uint64_t>(bulk, args.bulk_out_capacity)) +
-                                        " bytes exceeds max_bulk_per_call (" +
-                                        std::to_string(o_.staging_bytes) + "); split it"),
+    return done(Status::InvalidArgument(
+                    "bulk of " + std::to_string(std::max<uint64_t>(bulk, args.bulk_out_capacity)) +
+                    " bytes exceeds max_bulk_per_call (" + std::to_string(o_.staging_bytes) +
+                    "); split it"),
                 {}, {});
   }
   lanes_[lane]->links[peer]->Call(std::move(args), timeout_ms, std::move(done));

@@ -60,14 +60,14 @@ struct RdmaTuning {
 
 // Path and resource counters of one RDMA transport (tests, INFO).
 struct RdmaStats {
-  std::atomic<uint64_t> direct_reads{0};    // READ straight into a region
-  std::atomic<uint64_t> bounced_reads{0};   // READ through a bounce buffer
-  std::atomic<uint64_t> direct_writes{0};   // WRITE straight from a region
-  std::atomic<uint64_t> bounced_writes{0};  // WRITE through a bounce buffer
-  std::atomic<uint64_t> staging_waits{0};   // calls that waited for a staging buffer
-  std::atomic<uint64_t> zombie_resets{0};   // connections reset to reclaim staging
-  std::atomic<uint64_t> segments_sent{0};   // SENDs (incl. continuations, credits)
-  std::atomic<uint64_t> connections{0};     // QPs established (both roles)
+  std::atomic<uint64_t> direct_reads{0};      // READ straight into a region
+  std::atomic<uint64_t> bounced_reads{0};     // READ through a bounce buffer
+  std::atomic<uint64_t> direct_writes{0};     // WRITE straight from a region
+  std::atomic<uint64_t> bounced_writes{0};    // WRITE through a bounce buffer
+  std::atomic<uint64_t> staging_waits{0};     // calls that waited for a staging buffer
+  std::atomic<uint64_t> zombie_resets{0};     // connections reset to reclaim staging
+  std::atomic<uint64_t> segments_sent{0};     // SENDs (incl. continuations, credits)
+  std::atomic<uint64_t> connections{0};       // QPs established (both roles)
   std::atomic<uint64_t> extra_msg_blocks{0};  // message blocks registered after Start
 };
 

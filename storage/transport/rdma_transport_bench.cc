@@ -42,10 +42,20 @@ size_t ParseSize(const std::string& s) {
   char* end = nullptr;
   double v = std::strtod(s.c_str(), &end);
   switch (end && *end ? *end : ' ') {
-    case 'K': case 'k': v *= 1024; break;
-    case 'M': case 'm': v *= 1024 * 1024; break;
-    case 'G': case 'g': v *= 1024.0 * 1024 * 1024; break;
-    default: break;
+    case 'K':
+    case 'k':
+      v *= 1024;
+      break;
+    case 'M':
+    case 'm':
+      v *= 1024 * 1024;
+      break;
+    case 'G':
+    case 'g':
+      v *= 1024.0 * 1024 * 1024;
+      break;
+    default:
+      break;
   }
   return static_cast<size_t>(v);
 }
@@ -169,9 +179,12 @@ Result Run(Node& a, const std::string& op, size_t n, size_t size, const Options&
     for (const Call& c : plan) {
       CallArgs args;
       args.opcode = op == "get" ? kGet : kPut;
-      args.body = std::to_string(c.off) + " " + std::to_string(c.len) + " " + std::to_string(c.count);
-      if (op == "get") args.bulk_out_capacity = c.len * c.count;
-      else args.bulk_in = {{src + c.off, c.len * c.count}};
+      args.body =
+          std::to_string(c.off) + " " + std::to_string(c.len) + " " + std::to_string(c.count);
+      if (op == "get")
+        args.bulk_out_capacity = c.len * c.count;
+      else
+        args.bulk_in = {{src + c.off, c.len * c.count}};
       a.t().Call(0, 1, std::move(args), 30000,
                  [&, left, c](Status st, std::string_view reply, std::string_view bulk) {
                    calls++;
@@ -213,13 +226,20 @@ int main(int argc, char** argv) {
   Options opt;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--transport") opt.transport = v;
-    else if (k == "--host") opt.host = v;
-    else if (k == "--seconds") opt.seconds = std::atof(v.c_str());
-    else if (k == "--batch-bytes") opt.batch_bytes = ParseSize(v);
-    else if (k == "--max-batch") opt.max_batch = ParseSize(v);
-    else if (k == "--inflight") opt.inflight = std::atoi(v.c_str());
-    else if (k == "--ops") opt.ops = Split(v);
+    if (k == "--transport")
+      opt.transport = v;
+    else if (k == "--host")
+      opt.host = v;
+    else if (k == "--seconds")
+      opt.seconds = std::atof(v.c_str());
+    else if (k == "--batch-bytes")
+      opt.batch_bytes = ParseSize(v);
+    else if (k == "--max-batch")
+      opt.max_batch = ParseSize(v);
+    else if (k == "--inflight")
+      opt.inflight = std::atoi(v.c_str());
+    else if (k == "--ops")
+      opt.ops = Split(v);
     else if (k == "--sizes") {
       opt.sizes.clear();
       for (const std::string& s : Split(v)) opt.sizes.push_back(ParseSize(s));
@@ -235,13 +255,15 @@ int main(int argc, char** argv) {
   }
   size_t region_bytes = 0;
   for (size_t s : opt.sizes)
-    region_bytes = std::max(region_bytes, std::max<size_t>(1, std::min(opt.max_batch, opt.batch_bytes / s)) * s);
+    region_bytes = std::max(region_bytes,
+                            std::max<size_t>(1, std::min(opt.max_batch, opt.batch_bytes / s)) * s);
   Region region(region_bytes), src(region_bytes), dst(region_bytes);
   FillPattern(region.data(), region_bytes, 1);
   FillPattern(src.data(), region_bytes, 2);
 
-  std::vector<int> ports = opt.transport == "tcp" ? std::vector<int>{FreePort(), FreePort()}
-                                                 : std::vector<int>{NextRdmaPort(), NextRdmaPort()};
+  std::vector<int> ports = opt.transport == "tcp"
+                               ? std::vector<int>{FreePort(), FreePort()}
+                               : std::vector<int>{NextRdmaPort(), NextRdmaPort()};
   auto options = [&](int self) {
     TransportOptions o;
     o.self = self;

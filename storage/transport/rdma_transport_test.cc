@@ -7,8 +7,8 @@
 //   rdma_transport_test --rdma-peer SELF PORT0 PORT1 ...
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spdlog/spdlog.h>
 #include <spawn.h>
+#include <spdlog/spdlog.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -63,8 +63,8 @@ struct Pair {
   std::unique_ptr<RdmaNode> a, b;
 };
 
-#define ASSERT_STARTED(p)                                                     \
-  do {                                                                        \
+#define ASSERT_STARTED(p)                                                        \
+  do {                                                                           \
     ASSERT_TRUE((p).a->start_status().ok()) << (p).a->start_status().ToString(); \
     ASSERT_TRUE((p).b->start_status().ok()) << (p).b->start_status().ToString(); \
   } while (0)
@@ -78,11 +78,12 @@ std::vector<CallResult> CallMany(RdmaNode& node, int lane, int peer, std::vector
   std::atomic<size_t> done{0};
   node.lane(lane).Post([&, calls = std::move(calls)]() mutable {
     for (size_t i = 0; i < n; ++i)
-      node.t().Call(lane, peer, std::move(calls[i]), timeout_ms,
-                    [&, i](Status st, std::string_view reply, std::string_view bulk) {
-                      out[i] = {st, std::string(reply), std::string(bulk), std::this_thread::get_id()};
-                      done++;
-                    });
+      node.t().Call(
+          lane, peer, std::move(calls[i]), timeout_ms,
+          [&, i](Status st, std::string_view reply, std::string_view bulk) {
+            out[i] = {st, std::string(reply), std::string(bulk), std::this_thread::get_id()};
+            done++;
+          });
   });
   EXPECT_TRUE(WaitFor([&] { return done.load() == n; }, timeout_ms + 20000));
   return out;
@@ -194,8 +195,8 @@ TEST_F(RdmaTest, BulkOutAllSizesStraightFromTheRegion) {
   int writes = 0;
   for (size_t size : kSizes) {
     for (size_t chunk : {size_t{0}, size_t{100000}}) {
-      std::string body = std::to_string(size) + " " + std::to_string(size * 5) + " 8192 " +
-                         std::to_string(chunk);
+      std::string body =
+          std::to_string(size) + " " + std::to_string(size * 5) + " 8192 " + std::to_string(chunk);
       CallResult r = p.a->CallSync(0, 1, Args(kRegionPattern, body, size));
       ASSERT_TRUE(r.st.ok()) << size << " " << r.st.ToString();
       ASSERT_EQ(r.reply, "ok");
@@ -308,7 +309,8 @@ TEST_F(RdmaTest, BatchesLargerThanAStagingBuffer) {
       ASSERT_GT(sent, 0u);
       ASSERT_EQ(r.bulk.size(), sent * value);
       for (size_t i = 0; i < sent; ++i)
-        ASSERT_TRUE(CheckPattern(std::string_view(r.bulk).substr(i * value, value), 500 + start + i))
+        ASSERT_TRUE(
+            CheckPattern(std::string_view(r.bulk).substr(i * value, value), 500 + start + i))
             << i;
       start += sent;
       calls++;
@@ -579,9 +581,10 @@ TEST_F(RdmaTest, StopLaneFailsPendingAndLaterCalls) {
   std::atomic<int> failed{0};
   p.a->lane(0).Post([&] {
     for (int i = 0; i < 3; ++i)
-      p.a->t().Call(0, 1, Args(kNever, ""), 30000, [&](Status st, std::string_view, std::string_view) {
-        if (st.code() == Code::kUnavailable) failed++;
-      });
+      p.a->t().Call(0, 1, Args(kNever, ""), 30000,
+                    [&](Status st, std::string_view, std::string_view) {
+                      if (st.code() == Code::kUnavailable) failed++;
+                    });
   });
   ASSERT_TRUE(WaitFor([&] { return p.logic_b.base().stashed.load() == 3; }));
   p.a->lane(0).Run([&] { p.a->t().StopLane(0); });
@@ -607,7 +610,8 @@ TEST_F(RdmaTest, ThreeNodesCallEachOther) {
     n[from]->lane(0).Post([&, from] {
       for (int k = 0; k < kEach; ++k)
         for (int to = 0; to < 3; ++to) {
-          std::string body = std::to_string(from) + ">" + std::to_string(to) + "#" + std::to_string(k);
+          std::string body =
+              std::to_string(from) + ">" + std::to_string(to) + "#" + std::to_string(k);
           n[from]->t().Call(0, to, Args(kEcho, body), 20000,
                             [&, body](Status st, std::string_view reply, std::string_view) {
                               if (st.ok() && reply == body) ok++;
@@ -688,8 +692,8 @@ TEST_F(RdmaTest, ExplicitGidIndex) {
 
 // ---- a peer in another process, killed with SIGKILL mid-transfer ----
 
-pid_t SpawnPeer(int self, const std::vector<int>& ports) {
-  std::vector<std::string> args{"/proc/self/exe", "--rdma-peer", std::to_string(self)};
+pid_t SpawnPeer(int self, const std::vector<int>& ports, const char* mode = "--rdma-peer") {
+  std::vector<std::string> args{"/proc/self/exe", mode, std::to_string(self)};
   for (int p : ports) args.push_back(std::to_string(p));
   std::vector<char*> argv;
   for (auto& s : args) argv.push_back(s.data());
@@ -747,8 +751,8 @@ TEST_F(RdmaTest, PeerKilledMidTransferFailsOnlyItsCallsThenRecovers) {
   const auto failed_at = std::chrono::steady_clock::time_point(
       std::chrono::steady_clock::duration(last_fail_ns.load()));
   EXPECT_LT(failed_at - killed, std::chrono::milliseconds(kTimeoutMs));
-  std::printf("[          ] %d ok, %d failed kUnavailable, last %.0f ms after the kill\n", ok.load(),
-              unavailable.load(),
+  std::printf("[          ] %d ok, %d failed kUnavailable, last %.0f ms after the kill\n",
+              ok.load(), unavailable.load(),
               std::chrono::duration<double, std::milli>(failed_at - killed).count());
   ASSERT_TRUE(WaitFor([&] { return c_ok + c_bad == kCalls; }, kTimeoutMs + 5000));
   EXPECT_EQ(c_bad.load(), 0);
@@ -772,7 +776,61 @@ TEST_F(RdmaTest, PeerKilledMidTransferFailsOnlyItsCallsThenRecovers) {
   waitpid(child, nullptr, 0);
 }
 
+// The owner's side of the same: a requester process dies while the owner is
+// READing its bulk_in and WRITEing its bulk_out. The owner's calls fail
+// cleanly, every range it handed to WriteBulk is released, and the next
+// requester is served.
+TEST_F(RdmaTest, RequesterKilledMidTransferReleasesEverything) {
+  std::vector<int> ports{NextRdmaPort(), NextRdmaPort()};
+  Region region(64u << 20);
+  TransportOptions ob = MakeRdmaOptions(1, ports);
+  ob.regions = {region.region()};
+  RegionLogic logic(region.data());
+  RdmaNode b(ob, 1, logic.Handler());
+  ASSERT_TRUE(b.start_status().ok()) << b.start_status().ToString();
+  logic.Attach(b);
+  pid_t child = SpawnPeer(0, ports, "--rdma-requester");
+  ASSERT_GT(child, 0);
+  ASSERT_TRUE(WaitFor([&] { return logic.writes_ok.load() >= 8; }, 30000));
+  ASSERT_EQ(kill(child, SIGKILL), 0);
+  ASSERT_EQ(waitpid(child, nullptr, 0), child);
+  // Every WriteBulk range is released once its QP is gone.
+  EXPECT_TRUE(WaitFor([&] { return logic.released.load() == logic.writes_ok.load(); }, 10000))
+      << logic.released.load() << " of " << logic.writes_ok.load();
+  RegionLogic logic_a;
+  RdmaNode a(MakeRdmaOptions(0, ports), 1, logic_a.Handler());
+  ASSERT_TRUE(a.start_status().ok()) << a.start_status().ToString();
+  const std::string data = Pattern(1u << 20, 12);
+  CallArgs args = Args(kRegionBulkEcho, "0", data.size());
+  args.bulk_in = {{const_cast<char*>(data.data()), data.size()}};
+  CallResult r = a.CallSync(0, 1, std::move(args));
+  ASSERT_TRUE(r.st.ok()) << r.st.ToString();
+  EXPECT_TRUE(r.bulk == data);
+}
+
 }  // namespace
+
+// The requester process of the kill test above: keeps 8 large calls in
+// flight to node 1 until killed.
+int RunRequester(int argc, char** argv) {
+  const int self = std::atoi(argv[2]);
+  std::vector<int> ports;
+  for (int i = 3; i < argc; ++i) ports.push_back(std::atoi(argv[i]));
+  RegionLogic logic;
+  RdmaNode node(MakeRdmaOptions(self, ports), 1, logic.Handler());
+  if (!node.start_status().ok()) return 1;
+  static const std::string data = Pattern(1u << 20, 3);
+  std::function<void(int)> issue = [&](int slot) {
+    CallArgs args = Args(kRegionBulkEcho, std::to_string(slot * (2u << 20)), data.size());
+    args.bulk_in = {{const_cast<char*>(data.data()), data.size()}};
+    node.t().Call(0, 1, std::move(args), 30000,
+                  [&, slot](Status, std::string_view, std::string_view) { issue(slot); });
+  };
+  node.lane(0).Post([&] {
+    for (int i = 0; i < 8; ++i) issue(i);
+  });
+  for (;;) pause();
+}
 
 // The peer process of the kill test: serves until killed.
 int RunPeer(int argc, char** argv) {
@@ -795,6 +853,8 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::warn);
   if (argc >= 4 && std::string(argv[1]) == "--rdma-peer")
     return kvpool::transport::testing::RunPeer(argc, argv);
+  if (argc >= 4 && std::string(argv[1]) == "--rdma-requester")
+    return kvpool::transport::testing::RunRequester(argc, argv);
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
 }

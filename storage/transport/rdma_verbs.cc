@@ -66,7 +66,8 @@ Status AddressDevice(const std::string& host, ibv_context** ctx, int* port) {
   addrinfo* res = nullptr;
   const std::string h = host.empty() ? "127.0.0.1" : host;
   int rc = getaddrinfo(h.c_str(), nullptr, &hints, &res);
-  if (rc != 0 || !res) return Status::InvalidArgument("cannot resolve " + h + ": " + gai_strerror(rc));
+  if (rc != 0 || !res)
+    return Status::InvalidArgument("cannot resolve " + h + ": " + gai_strerror(rc));
   sockaddr_storage ss{};
   std::memcpy(&ss, res->ai_addr, res->ai_addrlen);
   freeaddrinfo(res);
@@ -78,8 +79,9 @@ Status AddressDevice(const std::string& host, ibv_context** ctx, int* port) {
     return Status::OK();
 
   EventChannel ch(rdma_create_event_channel());
-  if (!ch) return Status::Unavailable(std::string("rdma_create_event_channel: ") + std::strerror(errno) +
-                                      " (is rdma_ucm loaded?)");
+  if (!ch)
+    return Status::Unavailable(std::string("rdma_create_event_channel: ") + std::strerror(errno) +
+                               " (is rdma_ucm loaded?)");
   rdma_cm_id* raw = nullptr;
   if (rdma_create_id(ch.get(), &raw, nullptr, RDMA_PS_TCP) != 0)
     return Status::Unavailable(std::string("rdma_create_id: ") + std::strerror(errno));
@@ -87,8 +89,7 @@ Status AddressDevice(const std::string& host, ibv_context** ctx, int* port) {
   if (rdma_bind_addr(id.get(), reinterpret_cast<sockaddr*>(&ss)) != 0)
     return Status::Unavailable("bind address " + h + " is not on an RDMA device (rdma_bind_addr: " +
                                std::strerror(errno) + ")");
-  if (!id->verbs)
-    return Status::Unavailable("bind address " + h + " is not on an RDMA device");
+  if (!id->verbs) return Status::Unavailable("bind address " + h + " is not on an RDMA device");
   *ctx = id->verbs;
   *port = id->port_num;
   return Status::OK();
@@ -107,7 +108,8 @@ StatusOr<std::unique_ptr<Device>> OpenDevice(const TransportOptions& o) {
     const int err = errno;
     if (list) rdma_free_devices(list);
     return Status::Unavailable(
-        std::string("no RDMA device found") + (err ? std::string(" (") + std::strerror(err) + ")" : "") +
+        std::string("no RDMA device found") +
+        (err ? std::string(" (") + std::strerror(err) + ")" : "") +
         ": no RDMA NIC, or its driver (or rdma_rxe) and rdma_ucm are not loaded");
   }
   d->list = DeviceList(list);
@@ -126,7 +128,8 @@ StatusOr<std::unique_ptr<Device>> OpenDevice(const TransportOptions& o) {
     for (int i = 0; i < n && !d->ctx; ++i)
       if (o.rdma_device == ibv_get_device_name(list[i]->device)) d->ctx = list[i];
     if (!d->ctx)
-      return Status::Unavailable("RDMA device '" + o.rdma_device + "' not found (devices: " + names + ")");
+      return Status::Unavailable("RDMA device '" + o.rdma_device +
+                                 "' not found (devices: " + names + ")");
     if (addr_ctx && addr_ctx != d->ctx)
       return Status::Unavailable("bind address " + o.bind_host + " is on RDMA device " +
                                  ibv_get_device_name(addr_ctx->device) + ", not on rdma-device " +
@@ -141,18 +144,20 @@ StatusOr<std::unique_ptr<Device>> OpenDevice(const TransportOptions& o) {
         d->ctx = list[i];
     }
     if (!d->ctx)
-      return Status::Unavailable("no RDMA device with an active port " + std::to_string(o.rdma_port) +
-                                 " (devices: " + names + ")");
+      return Status::Unavailable("no RDMA device with an active port " +
+                                 std::to_string(o.rdma_port) + " (devices: " + names + ")");
   }
   d->name = ibv_get_device_name(d->ctx->device);
   d->port = o.rdma_port;
   if (addr_ctx && addr_port != 0 && addr_port != o.rdma_port)
-    return Status::Unavailable("bind address " + o.bind_host + " is on port " + std::to_string(addr_port) +
-                               " of " + d->name + ", not on rdma-port " + std::to_string(o.rdma_port));
+    return Status::Unavailable("bind address " + o.bind_host + " is on port " +
+                               std::to_string(addr_port) + " of " + d->name +
+                               ", not on rdma-port " + std::to_string(o.rdma_port));
   if (ibv_query_device(d->ctx, &d->attr) != 0)
     return Status::Unavailable("ibv_query_device(" + d->name + "): " + std::strerror(errno));
   if (d->port < 1 || d->port > d->attr.phys_port_cnt)
-    return Status::Unavailable("RDMA device " + d->name + " has no port " + std::to_string(d->port));
+    return Status::Unavailable("RDMA device " + d->name + " has no port " +
+                               std::to_string(d->port));
   if (ibv_query_port(d->ctx, static_cast<uint8_t>(d->port), &d->port_attr) != 0)
     return Status::Unavailable("ibv_query_port(" + d->name + "): " + std::strerror(errno));
   if (d->port_attr.state != IBV_PORT_ACTIVE)

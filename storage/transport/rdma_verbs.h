@@ -160,9 +160,9 @@ struct Device {
   int gid_index = -1;  // -1: the one rdma_cm picks
   ibv_device_attr attr{};
   ibv_port_attr port_attr{};
-  uint8_t rd_atomic = 1;     // outstanding READs per QP we ask for / grant
-  uint32_t max_wr_len = 0;   // largest single READ/WRITE
-  int queue_depth = 0;       // per QP, after clamping to the device
+  uint8_t rd_atomic = 1;    // outstanding READs per QP we ask for / grant
+  uint32_t max_wr_len = 0;  // largest single READ/WRITE
+  int queue_depth = 0;      // per QP, after clamping to the device
 };
 
 // Finds the device and port: the one named by o.rdma_device, else the one

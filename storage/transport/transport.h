@@ -90,6 +90,8 @@ class IncomingCall {
 
   // Copies bulk_in[offset, offset+len) into dst (which must stay valid and
   // untouched until done runs). done runs on this lane, possibly at once.
+  // Call it before Reply: once the requester has its reply it may reuse the
+  // memory behind bulk_in (rdma: kInvalidArgument after Reply).
   virtual void ReadBulk(size_t offset, size_t len, char* dst,
                         std::function<void(Status)> done) = 0;
   // Appends [src, src+len) to bulk_out at its next free offset, returned in
@@ -120,9 +122,10 @@ struct CallArgs {
 
 // status: OK with the reply, or kUnavailable (peer down / link lost),
 // kTimeout, kPermissionDenied (authentication failed), kInvalidArgument
-// (bad lane/peer, body over max_body, bulk over max_bulk), kInternal (the
-// owner dropped the call). `bulk_out` holds what the owner wrote, contiguous
-// (valid only during the callback); `reply` likewise.
+// (bad lane/peer, body over max_body, bulk over max_bulk or, for rdma, over
+// max_bulk_per_call), kInternal (the owner dropped the call). `bulk_out`
+// holds what the owner wrote, contiguous (valid only during the callback);
+// `reply` likewise.
 using CallDone = std::function<void(Status status, std::string_view reply, std::string_view bulk_out)>;
 
 struct PeerCounters {
