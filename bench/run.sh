@@ -3,6 +3,8 @@
 #
 #   bench/run.sh [--rounds N] [--quick] [--io-threads "1 2"] [--workloads "1 2 ..."]
 #                [--duration S] [--maxmemory 2gb] [--out DIR] [--no-build]
+#                [--kvpool-env VAR=VALUE]...   (experiments: environment of kvpool only,
+#                                              e.g. GLIBC_TUNABLES=... or LD_PRELOAD=...)
 #
 # Builds Release (build-release/), starts redis-server and kvpool-server on
 # free loopback ports with the same memory settings, runs each workload
@@ -30,8 +32,9 @@ MAXMEMORY=2gb
 POLICY=allkeys-lru
 OUT=""
 BUILD_FIRST=1
+KV_ENV=()
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 die() { echo "run.sh: $*" >&2; exit 2; }
 
 while [ $# -gt 0 ]; do
@@ -44,6 +47,10 @@ while [ $# -gt 0 ]; do
     --maxmemory) [ $# -ge 2 ] || die "--maxmemory needs a value"; MAXMEMORY=$2; shift 2 ;;
     --out) [ $# -ge 2 ] || die "--out needs a value"; OUT=$2; shift 2 ;;
     --no-build) BUILD_FIRST=0; shift ;;
+    --kvpool-env)
+      [ $# -ge 2 ] || die "--kvpool-env needs VAR=VALUE"
+      [[ $2 =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || die "--kvpool-env: '$2' is not VAR=VALUE"
+      KV_ENV+=("$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown option $1 (try --help)" ;;
   esac
@@ -138,8 +145,8 @@ start() {
     redis-server --port "$port" --bind 127.0.0.1 "${mem[@]}" --save "" --appendonly no \
       --dir "$OUT/logs" --dbfilename "$name.rdb" "$@" >>"$log" 2>&1 &
   else
-    "$KVPOOL" --port "$port" --bind 127.0.0.1 "${mem[@]}" --save "" --appendonly no "$@" \
-      >>"$log" 2>&1 &
+    env "${KV_ENV[@]}" "$KVPOOL" --port "$port" --bind 127.0.0.1 "${mem[@]}" --save "" \
+      --appendonly no "$@" >>"$log" 2>&1 &
   fi
   PID[$name]=$!
   PORT[$name]=$port
@@ -500,8 +507,11 @@ START=$(date +%s)
 {
   echo "# kvpool vs redis-server, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "# cores: $(nproc); cpu: $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
-  echo "# kernel: $(uname -r); $(redis-server --version | cut -d' ' -f1-3); kvpool $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+  dirty=$(git -C "$ROOT" status --porcelain -- protocol server storage CMakeLists.txt 2>/dev/null |
+          grep -c . || true)
+  echo "# kernel: $(uname -r); $(redis-server --version | cut -d' ' -f1-3); kvpool tree $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$([ "${dirty:-0}" = 0 ] || echo " + $dirty uncommitted file(s) in protocol/ server/ storage/"); kvpool-server built $(date -u -r "$KVPOOL" '+%Y-%m-%d %H:%M UTC')"
   echo "# rounds: $ROUNDS; loadgen duration: ${DURATION}s; kvpool io-threads: $IO_THREADS; maxmemory $MAXMEMORY $POLICY"
+  [ ${#KV_ENV[@]} -eq 0 ] || echo "# EXPERIMENT: kvpool ran with environment ${KV_ENV[*]}"
   echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$OUT/header.md"
 cat "$OUT/header.md" >&2
