@@ -214,6 +214,10 @@ TEST_F(RdmaTest, BulkOutAllSizesStraightFromTheRegion) {
       << p.logic_b.released.load() << " of " << writes;
 }
 
+// Calls that queue behind many 4 MiB transfers: TCG (and ASan) make those
+// slow, and a call's timeout runs while it waits for a staging buffer.
+constexpr int kBigTimeoutMs = 180000;
+
 // 64 MiB each way, split into staging-sized calls all issued at once (as the
 // pool does for a large value), so they also queue for staging buffers.
 TEST_F(RdmaTest, SixtyFourMiBSplitIntoCalls) {
@@ -232,7 +236,7 @@ TEST_F(RdmaTest, SixtyFourMiBSplitIntoCalls) {
     a.bulk_in = {{const_cast<char*>(data.data()) + off, kChunk}};
     puts.push_back(std::move(a));
   }
-  for (const CallResult& r : CallMany(*p.a, 0, 1, std::move(puts))) {
+  for (const CallResult& r : CallMany(*p.a, 0, 1, std::move(puts), kBigTimeoutMs)) {
     ASSERT_TRUE(r.st.ok()) << r.st.ToString();
     EXPECT_EQ(r.reply, "ok");
   }
@@ -245,7 +249,7 @@ TEST_F(RdmaTest, SixtyFourMiBSplitIntoCalls) {
                             std::to_string(off) + " 0",
                         kChunk));
   std::string got;
-  for (const CallResult& r : CallMany(*p.a, 0, 1, std::move(gets))) {
+  for (const CallResult& r : CallMany(*p.a, 0, 1, std::move(gets), kBigTimeoutMs)) {
     ASSERT_TRUE(r.st.ok()) << r.st.ToString();
     got += r.bulk;
   }
@@ -274,7 +278,7 @@ TEST_F(RdmaTest, SixtyFourMiBRoundTripThroughBounceBuffers) {
     calls.push_back(std::move(a));
   }
   std::string got;
-  for (const CallResult& r : CallMany(*p.a, 0, 1, std::move(calls))) {
+  for (const CallResult& r : CallMany(*p.a, 0, 1, std::move(calls), kBigTimeoutMs)) {
     ASSERT_TRUE(r.st.ok()) << r.st.ToString();
     EXPECT_EQ(r.reply, std::to_string(kChunk));
     got += r.bulk;
