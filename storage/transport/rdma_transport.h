@@ -10,8 +10,8 @@
 //             bulk_out room; REMOTE_READ|REMOTE_WRITE, rkey per buffer),
 //             bounce buffers (owner side, local only), message blocks
 //             (rdma_queue_depth receive + send slots of 4 KiB per connection;
-//             provisioned for 2 x peers + 2 connections, one more block is
-//             registered only if a lane ever holds more connections at once)
+//             provisioned for min(2 x peers + 2, 16) connections, one more block
+//             is registered only if a lane ever holds more connections at once)
 //   per node  one MR per region (LOCAL_WRITE only: the owner is always the
 //             initiator, so no rkey of the segment ever leaves the node)
 //
