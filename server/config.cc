@@ -99,6 +99,14 @@ std::vector<OptionSpec> BuildSpecs() {
       {"rdma-port", T::kInt, "1", false, "Port of the RDMA device.", 1, 255},
       {"rdma-gid-index", T::kInt, "-1", false,
        "GID index for RoCE; -1 = the one rdma_cm picks for the address.", -1, 1024},
+      {"rdma-staging-bytes", T::kMemory, "4mb", false,
+       "Size of one registered staging buffer: the most value bytes one RDMA call moves (larger "
+       "values move in chunks of this size).",
+       64 * 1024, 1 << 30},
+      {"rdma-staging-buffers", T::kInt, "8", false,
+       "Staging buffers per I/O thread (calls wait for one when all are in use).", 1, 1024},
+      {"rdma-queue-depth", T::kInt, "128", false, "Work requests per queue pair and direction.",
+       8, 16384},
       // ---- persistence: kvpool is a cache; these exist so tools that read them work ----
       {"save", T::kString, "", true, "Accepted for compatibility; kvpool never snapshots."},
       {"appendonly", T::kBool, "no", true,
@@ -203,6 +211,11 @@ Status Config::Parse(const OptionSpec& spec, std::string_view in, int64_t* num,
                                      }());
     }
     case OptionType::kString:
+      if (std::string_view(spec.name) == "client-output-buffer-limit") {
+        int64_t h, s, t;
+        if (!ParseOutputLimit(in, &h, &s, &t))
+          return Status::InvalidArgument("argument must be 'normal <hard> <soft> <soft-seconds>'");
+      }
       *num = 0;
       *canonical = std::string(in);
       return Status::OK();
@@ -421,6 +434,25 @@ std::string Config::DefaultConfFile() {
     o << "# " << s.name << " " << def << "\n";
   }
   return o.str();
+}
+
+bool ParseOutputLimit(std::string_view text, int64_t* hard, int64_t* soft, int64_t* secs) {
+  std::vector<std::string> a;
+  if (!SplitArgs(text, &a) || a.size() % 4 != 0) return false;
+  bool found = false;
+  for (size_t i = 0; i < a.size(); i += 4) {
+    int64_t h, s, t;
+    if (!ParseMemory(a[i + 1], &h) || !ParseMemory(a[i + 2], &s) || !ParseInt64(a[i + 3], &t) ||
+        t < 0)
+      return false;
+    if (a[i] == "normal") {
+      *hard = h;
+      *soft = s;
+      *secs = t;
+      found = true;
+    }
+  }
+  return found;
 }
 
 }  // namespace kvpool

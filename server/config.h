@@ -89,5 +89,9 @@ class Config {
 bool ParseMemory(std::string_view s, int64_t* out);
 // Splits a config line as Redis does (quotes and escapes); false if unbalanced.
 bool SplitArgs(std::string_view line, std::vector<std::string>* out);
+// client-output-buffer-limit: "<class> <hard> <soft> <seconds>" groups; the
+// limits of class normal (other classes are accepted and ignored: kvpool has
+// no replica or pub/sub clients). False on bad input or no normal class.
+bool ParseOutputLimit(std::string_view text, int64_t* hard, int64_t* soft, int64_t* secs);
 
 }  // namespace kvpool

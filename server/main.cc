@@ -1,5 +1,6 @@
 // kvpool-server [conf-file] [--option value ...]
 #include <event2/thread.h>
+#include <malloc.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -28,6 +29,12 @@ void Usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // glibc would hand every large freed buffer (replies, transport frames)
+  // back to the kernel at once and fault it in again on the next request;
+  // keep them for reuse instead. The server's cron trims what stays idle
+  // (Server::OnCron), so RSS still comes back down after a burst.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
     Usage();

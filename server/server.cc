@@ -1,8 +1,10 @@
 #include "server/server.h"
+#include "server/info.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -105,6 +107,12 @@ Status Server::SetUpPool() {
   to.rdma_device = config_->String("rdma-device");
   to.rdma_port = static_cast<int>(config_->Int("rdma-port"));
   to.rdma_gid_index = static_cast<int>(config_->Int("rdma-gid-index"));
+  to.staging_bytes = static_cast<size_t>(config_->Int("rdma-staging-bytes"));
+  to.staging_buffers = static_cast<int>(config_->Int("rdma-staging-buffers"));
+  to.rdma_queue_depth = static_cast<int>(config_->Int("rdma-queue-depth"));
+  // The segment is registered once, so values move straight between it and
+  // the wire (READ into a prepared item, WRITE from a pinned one).
+  to.regions.push_back({store_->segment_base(), store_->segment_size()});
   if (to.secret.empty())
     spdlog::warn("pool: pool-secret is empty: any process that can reach port {} can join",
                  to.listen_port);
@@ -154,6 +162,9 @@ StatusOr<std::unique_ptr<Server>> Server::Create(Config* config, std::string con
   so.policy = static_cast<storage::EvictionPolicy>(config->Int("maxmemory-policy"));
   so.maxmemory_samples = static_cast<int>(config->Int("maxmemory-samples"));
   so.databases = static_cast<int>(config->Int("databases"));
+  // An RDMA-registered segment must keep its physical pages: giving freed
+  // pages back to the kernel would leave the NIC pointing at the old ones.
+  if (config->String("transport") == "rdma") so.release_free_pages = false;
   auto store = storage::Store::Open(so);
   if (!store.ok()) return store.status();
   s->store_ = std::move(store.value());
@@ -195,6 +206,10 @@ Server::~Server() {
   for (auto* l : listeners_) evconnlistener_free(l);
   for (auto* e : thread_crons_) event_free(e);
   for (auto* e : events_) event_free(e);
+  // Freeing the signal events restored SIG_DFL; a second SIGTERM during the
+  // rest of the teardown must not turn a clean shutdown into a kill.
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
   metrics_.reset();
   if (ctx_) ctx_->set_pool(nullptr);
   pool_.reset();
@@ -324,6 +339,18 @@ void Server::OnCron(evutil_socket_t, short, void* arg) {
   int hz = static_cast<int>(self->config_->Int("hz"));
   // Active expiry may use a quarter of one core, as Redis's slow cycle does.
   self->store_->Tick(NowMs(), 250000 / std::max(hz, 1));
+  // Once a second: give memory that glibc holds free back to the kernel when
+  // there is much of it (main.cc keeps large freed buffers for reuse).
+  if (++self->cron_ticks_ >= hz) {
+    self->cron_ticks_ = 0;
+    // Trimmed pages stay counted as free: trim again only when RSS grew.
+    constexpr size_t kSlack = 32 << 20;
+    size_t rss = ResidentSetBytes();
+    if (rss > self->rss_after_trim_ + kSlack && mallinfo2().fordblks > kSlack) {
+      malloc_trim(0);
+      self->rss_after_trim_ = ResidentSetBytes();
+    }
+  }
 }
 
 Status Server::Run() {

@@ -62,6 +62,8 @@ class Server {
   std::vector<event*> thread_crons_;
   std::vector<std::unique_ptr<std::pair<IoThread*, ServerContext*>>> cron_holders_;
   std::vector<event*> events_;  // signals and cron on base_
+  int cron_ticks_ = 0;
+  size_t rss_after_trim_ = 0;
   std::unique_ptr<MetricsHttp> metrics_;
   std::unique_ptr<PoolExecutor> executor_;
   std::unique_ptr<transport::Transport> transport_;

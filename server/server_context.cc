@@ -26,31 +26,6 @@ void LogLimitOnce(std::atomic<bool>& logged, const std::string& what) {
     spdlog::warn("{} (logged once; INFO stats counts every time)", what);
 }
 
-namespace {
-
-// "normal <hard> <soft> <seconds>" (other classes, as Redis lists them, are
-// accepted and ignored: kvpool has no replicas or pub/sub clients).
-bool ParseOutputLimit(const std::string& text, int64_t* hard, int64_t* soft, int64_t* secs) {
-  std::vector<std::string> a;
-  if (!SplitArgs(text, &a) || a.size() % 4 != 0) return false;
-  bool found = false;
-  for (size_t i = 0; i < a.size(); i += 4) {
-    int64_t h, s, t;
-    if (!ParseMemory(a[i + 1], &h) || !ParseMemory(a[i + 2], &s) || !ParseInt64(a[i + 3], &t) ||
-        t < 0)
-      return false;
-    if (a[i] == "normal") {
-      *hard = h;
-      *soft = s;
-      *secs = t;
-      found = true;
-    }
-  }
-  return found;
-}
-
-}  // namespace
-
 void ClientRegistry::Add(std::shared_ptr<ClientInfo> info, std::function<void()> kill) {
   std::lock_guard<std::mutex> l(mu_);
   uint64_t id = info->id;
