@@ -1,13 +1,29 @@
 #!/usr/bin/env bash
-# Builds kvpool and runs every test: unit tests (gtest), the same under
-# ASan+UBSan, integration tests with real clients against real server
-# processes (pytest + redis-py, redis-cli, redis-benchmark, hiredis), and the
-# protocol fuzzer. Installs what is missing first. Exit status 0 = all passed.
+# Builds kvpool and runs every test:
+#   1. unit tests (gtest) and the integration suite (pytest with redis-py,
+#      redis-cli, redis-benchmark and the hiredis client against real
+#      kvpool-server processes), on one node and on a three-node pool;
+#   2. the unit tests and the integration suite again with ASan + UBSan;
+#   3. the integration suite with the server under TSan and io-threads 2;
+#   4. the fuzzers (RESP parser, node-to-node messages) for FUZZ_SECONDS each;
+#   5. the RDMA tests against real verbs (Soft-RoCE guest, or the machine's
+#      own RDMA device).
+# Installs what is missing first. Exit status 0 = everything passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 START=$(date +%s)
 step() { echo; echo "=== [$(( $(date +%s) - START ))s] $*"; }
+PYTEST=(/usr/bin/python3 -m pytest -q tests/integration)
+
+# A sanitizer's reports go to files under $1; any file there fails the run.
+check_reports() {
+  if compgen -G "$1/*" >/dev/null; then
+    echo "sanitizer reports in $1:" >&2
+    head -c 20000 "$1"/* >&2
+    exit 1
+  fi
+}
 
 step "dependencies"
 scripts/install-deps.sh --test
@@ -19,6 +35,17 @@ ninja -C build
 step "unit tests"
 ctest --test-dir build --output-on-failure -j2
 
+export KVPOOL_HIREDIS_CLIENT=$ROOT/build/tests/clients/hiredis_client
+step "integration: one node"
+KVPOOL_SERVER=$ROOT/build/server/kvpool-server "${PYTEST[@]}"
+
+step "benchmark tools: loadgen --verify and bench_report against real servers"
+KVPOOL_SERVER=$ROOT/build/server/kvpool-server KVPOOL_LOADGEN=$ROOT/build/bench/loadgen \
+  /usr/bin/python3 -m pytest -q -p no:cacheprovider bench/test_bench.py
+
+step "integration: the same suite against a three-node pool"
+KVPOOL_SERVER=$ROOT/build/server/kvpool-server KVPOOL_POOL_NODES=3 "${PYTEST[@]}"
+
 step "build with ASan + UBSan"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKVPOOL_SANITIZE=ON >/dev/null
 ninja -C build-asan
@@ -27,15 +54,30 @@ step "unit tests under ASan + UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j2
 
-export KVPOOL_HIREDIS_CLIENT=$ROOT/build/tests/clients/hiredis_client
-step "integration tests: one node (pytest, real clients, real processes)"
-KVPOOL_SERVER=$ROOT/build/server/kvpool-server /usr/bin/python3 -m pytest -q tests/integration
+step "integration: one node, server under ASan + UBSan"
+reports=$(mktemp -d /tmp/kvpool-asan.XXXXXX)
+ASAN_OPTIONS=detect_leaks=1:log_path=$reports/asan \
+UBSAN_OPTIONS=print_stacktrace=1:log_path=$reports/ubsan \
+KVPOOL_SERVER=$ROOT/build-asan/server/kvpool-server "${PYTEST[@]}"
+check_reports "$reports"
 
-step "integration tests: the same suite against a three-node pool"
-KVPOOL_SERVER=$ROOT/build/server/kvpool-server KVPOOL_POOL_NODES=3 \
-  /usr/bin/python3 -m pytest -q tests/integration
+step "build the server with TSan"
+cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVPOOL_TSAN=ON \
+  -DKVPOOL_TESTS=OFF >/dev/null
+ninja -C build-tsan kvpool-server
 
-step "protocol fuzzer (${FUZZ_SECONDS:-60}s)"
+step "integration: one node and pools, server under TSan with io-threads 2"
+# 64 MiB transfers are left to the runs above: under TSan they outlast the
+# pool timeouts those tests use, and they add nothing to race detection.
+reports=$(mktemp -d /tmp/kvpool-tsan.XXXXXX)
+TSAN_OPTIONS=halt_on_error=0:log_path=$reports/tsan KVPOOL_SERVER_ARGS="--io-threads 2" \
+KVPOOL_SERVER=$ROOT/build-tsan/server/kvpool-server "${PYTEST[@]}" -k "not 64mib"
+check_reports "$reports"
+
+step "fuzzers (${FUZZ_SECONDS:-60}s each)"
 tests/fuzz/build_and_run.sh "$ROOT/build-fuzz"
+
+step "RDMA: transport and pool against real verbs"
+tests/rdma/run.sh "$ROOT/build"
 
 step "all tests passed"

@@ -43,7 +43,14 @@ import redis
 
 from resp import RespConnection, RespError
 
-HOST = "127.0.0.1"
+# Where servers listen and clients connect. The RDMA run in the Soft-RoCE
+# guest sets it to the rxe0 address, where rdma_cm finds the device.
+HOST = os.environ.get("KVPOOL_TEST_HOST", "127.0.0.1")
+# Node-to-node transport of pools: tcp (default) or rdma (no fallback: a
+# silent fall back to TCP must fail the run).
+POOL_TRANSPORT = os.environ.get("KVPOOL_POOL_TRANSPORT", "tcp")
+POOL_TRANSPORT_ARGS = (["--transport", "rdma", "--transport-fallback", "no",
+                        "--protected-mode", "no"] if POOL_TRANSPORT == "rdma" else [])
 REDIS_SERVER = "/usr/bin/redis-server"
 REFERENCE = os.environ.get("KVPOOL_REFERENCE", "").lower() == "redis"
 KVPOOL_BINARY = os.environ.get("KVPOOL_SERVER") or None
@@ -398,6 +405,7 @@ class Pool:
             s.pool_args = ["--pool-nodes", self.pool_nodes_arg, "--pool-secret", self.secret]
             if "--pool-secret" in self.node_args.get(self.nodes.index(s), []):
                 s.pool_args = ["--pool-nodes", self.pool_nodes_arg]  # the node's own secret wins
+            s.pool_args = POOL_TRANSPORT_ARGS + s.pool_args
 
     def start(self, wait_up: bool = True) -> "Pool":
         last_err = None

@@ -1,0 +1,58 @@
+"""The pool over RDMA really uses RDMA (issue 4). Runs in the RDMA job
+(tests/rdma/run.sh: the Soft-RoCE guest, or a machine with an RDMA device),
+where KVPOOL_POOL_TRANSPORT=rdma makes every pool start with `--transport
+rdma --transport-fallback no`; the rest of the pool suite runs there too.
+
+A silent fall back to TCP must fail: INFO's pool section must name rdma as
+every peer's transport, and the counters of one-sided operations must move
+when values cross nodes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import POOL_TRANSPORT, Pool, stop_all
+
+pytestmark = [
+    pytest.mark.kvpool_only,
+    pytest.mark.skipif(POOL_TRANSPORT != "rdma",
+                       reason="needs RDMA verbs: runs in the RDMA job (tests/rdma/run.sh)"),
+]
+
+
+def peers(info_pool: dict) -> dict:
+    return {k: v for k, v in info_pool.items() if k.startswith("peer")}
+
+
+def test_values_move_one_sided_over_rdma():
+    p = Pool(3, name="rdma")
+    p.start()
+    try:
+        c1, c2 = p[0].client(), p[1].client()
+        keys = [f"rdma:{i}".encode() for i in range(300)]
+        vals = [bytes([i % 256]) * (1000 + 37 * i) for i in range(300)]
+        big = bytes(range(256)) * (8 * 1024 * 1024 // 256)  # larger than a staging buffer
+        assert c1.mset(dict(zip(keys, vals)))
+        assert c1.set(b"rdma:big", big)
+        assert c2.mget(keys) == vals
+        assert c2.get(b"rdma:big") == big
+        assert c2.execute_command("MEXISTS", *keys[:10], b"nope") == [1] * 10 + [0]
+
+        for node in p.nodes:
+            info = node.client().info("pool")
+            assert info["transport"] == "rdma", info
+            ps = peers(info)
+            assert len(ps) == 2, info
+            for name, peer in ps.items():
+                assert peer["transport"] == "rdma", (name, peer)
+        # Values crossed nodes: one-sided operations were posted. The owner
+        # READs put values from the requester and WRITEs get values to it.
+        writes = reads = 0
+        for node in p.nodes:
+            for peer in peers(node.client().info("pool")).values():
+                writes += int(peer["rdma_writes"])
+                reads += int(peer["rdma_reads"])
+        assert writes > 0 and reads > 0, (writes, reads)
+    finally:
+        stop_all(p.nodes)
