@@ -95,6 +95,11 @@ std::vector<OptionSpec> BuildSpecs() {
        "A node that answers no heartbeat for this long is down.", 50, 600000},
       {"pool-max-batch", T::kInt, "4096", true, "Most keys in one call to one peer.", 1,
        1000000},
+      {"pool-replicas", T::kInt, "1", false,
+       "Copies of every slot, primary included, on distinct nodes (the primary and the next "
+       "nodes of pool-nodes); writes are acknowledged once every live copy holds them. 1 = no "
+       "copies. At most the number of nodes.",
+       1, 1024},
       {"rdma-device", T::kString, "", false, "RDMA device (e.g. mlx5_0, rxe0); empty = first active."},
       {"rdma-port", T::kInt, "1", false, "Port of the RDMA device.", 1, 255},
       {"rdma-gid-index", T::kInt, "-1", false,

@@ -3,6 +3,7 @@
 #include <hiredis/hiredis.h>
 
 #include <random>
+#include <set>
 
 #include "server/errors.h"
 #include "server/routing.h"
@@ -54,12 +55,13 @@ std::vector<std::string_view> Tail(CommandContext& cx, size_t from) {
   return {cx.args().begin() + from, cx.args().end()};
 }
 
-// The pool to use and a slot to answer through, or false: local path.
+// The pool to use and a slot to answer through, or false: local path (every
+// key read here, or, for a `write`, written here alone).
 bool Begin(CommandContext& cx, std::span<const std::string_view> keys,
-           std::shared_ptr<ReplySlot>* slot) {
+           std::shared_ptr<ReplySlot>* slot, bool write = false) {
   pool::Pool* p = cx.pool();
   if (p == nullptr || !cx.client().defer) return false;
-  if (!keys.empty() && p->AllLocal(keys)) return false;
+  if (!keys.empty() && p->AllLocal(keys, write)) return false;
   *slot = cx.Defer();
   return *slot != nullptr;
 }
@@ -116,7 +118,7 @@ bool PoolMSet(CommandContext& cx) {
   std::vector<std::string_view> keys;
   for (size_t i = 1; i < cx.argc(); i += 2) keys.push_back(cx.arg(i));
   std::shared_ptr<ReplySlot> slot;
-  if (!Begin(cx, keys, &slot)) return false;
+  if (!Begin(cx, keys, &slot, true)) return false;
   auto kvs = Tail(cx, 1);
   size_t total = keys.size();
   int resp = cx.client().resp;
@@ -171,13 +173,13 @@ bool PoolMSetNx(CommandContext& cx) {
   int owner = p->OwnerOf(keys[0]);
   bool one_node = true;
   for (auto k : keys) one_node &= p->OwnerOf(k) == owner;
-  if (one_node && owner == p->self()) return false;
+  if (one_node && p->AllLocal(keys, true)) return false;
   std::shared_ptr<ReplySlot> slot = cx.Defer();
   if (!slot) return false;
   int resp = cx.client().resp, lane = cx.lane(), db = cx.db();
   if (one_node) {
-    // One other node: it does it atomically.
-    p->Forward(lane, owner, db, resp, cx.args(), [slot](Status s, std::string r) {
+    // One other node (or, with replicas, each copy): it does it atomically.
+    p->RunOnCopies(lane, owner, db, resp, cx.args(), true, [slot](Status s, std::string r) {
       slot->Finish(s.ok() ? r : "-ERR " + s.message() + "\r\n");
     });
     return true;
@@ -227,7 +229,7 @@ void PoolMExistsTriState(CommandContext& cx) {
 bool PoolDel(CommandContext& cx) {
   auto keys = Tail(cx, 1);
   std::shared_ptr<ReplySlot> slot;
-  if (!Begin(cx, keys, &slot)) return false;
+  if (!Begin(cx, keys, &slot, true)) return false;
   int resp = cx.client().resp;
   pool::Pool* p = cx.pool();
   std::vector<std::string> owners;
@@ -321,11 +323,14 @@ bool PoolKeys(CommandContext& cx) {
   if (!Begin(cx, {}, &slot)) return false;
   BroadcastAndMerge(cx, slot, {cx.args().begin(), cx.args().end()},
                     [](std::vector<RespValue>& v, std::vector<int>&, protocol::ReplyBuilder& rb) {
-                      size_t n = 0;
-                      for (auto& x : v) n += x.elements.size();
-                      rb.ArrayHeader(n);
+                      // With replicas a key is on several nodes: listed once.
+                      std::set<std::string_view> seen;
+                      std::vector<std::string_view> keys;
                       for (auto& x : v)
-                        for (auto& k : x.elements) rb.Bulk(k.str);
+                        for (auto& k : x.elements)
+                          if (seen.insert(k.str).second) keys.push_back(k.str);
+                      rb.ArrayHeader(keys.size());
+                      for (auto k : keys) rb.Bulk(k);
                     });
   return true;
 }
@@ -463,30 +468,28 @@ bool PoolRename(CommandContext& cx) {
   if (p == nullptr || !cx.client().defer) return false;
   std::string src(cx.arg(1)), dst(cx.arg(2));
   int from = p->OwnerOf(src), to = p->OwnerOf(dst);
-  if (from == to && from == p->self()) return false;
+  std::string_view both[] = {src, dst};
+  if (from == to && p->AllLocal(both, true)) return false;
   std::shared_ptr<ReplySlot> slot = cx.Defer();
   if (!slot) return false;
   if (from == to) {
-    // Both keys on one other node: it renames atomically.
-    p->Forward(cx.lane(), from, cx.db(), cx.client().resp, cx.args(),
-               [slot](Status s, std::string r) {
-                 slot->Finish(s.ok() ? r : "-ERR " + s.message() + "\r\n");
-               });
+    // Both keys on one other node (or, with replicas, each copy): it
+    // renames atomically.
+    p->RunOnCopies(cx.lane(), from, cx.db(), cx.client().resp, cx.args(), true,
+                   [slot](Status s, std::string r) {
+                     slot->Finish(s.ok() ? r : "-ERR " + s.message() + "\r\n");
+                   });
     return true;
   }
   bool nx = EqualsIgnoreCase(cx.arg(0), "renamenx");
   int lane = cx.lane(), db = cx.db(), resp = cx.client().resp;
-  ServerContext* srv = &cx.server();
-  // Runs argv on `node` (here or remote) and returns the decoded reply.
-  auto run = [p, srv, lane, db](int node, std::vector<std::string> argv,
-                                std::function<void(Status, RespValue)> done) {
+  // Runs argv on the copies of `node`'s slots (a read on the one that
+  // answers reads) and returns the decoded reply.
+  auto run = [p, lane, db](int node, std::vector<std::string> argv,
+                           std::function<void(Status, RespValue)> done) {
     std::vector<std::string_view> av(argv.begin(), argv.end());
-    if (node == p->self()) {
-      RespValue v;
-      if (!ParseResp2(RunLocally(*srv, lane, db, 2, av), &v)) return done(Status::Internal("bad reply"), {});
-      return done(Status::OK(), std::move(v));
-    }
-    p->Forward(lane, node, db, 2, av, [done](Status s, std::string r) {
+    bool write = !EqualsIgnoreCase(av[0], "get") && !EqualsIgnoreCase(av[0], "pttl");
+    p->RunOnCopies(lane, node, db, 2, av, write, [done](Status s, std::string r) {
       RespValue v;
       if (s.ok() && !ParseResp2(r, &v)) s = Status::Internal("bad reply");
       done(s, std::move(v));

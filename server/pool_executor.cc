@@ -1,5 +1,6 @@
 #include "server/pool_executor.h"
 
+#include "server/command_table.h"
 #include "server/dispatcher.h"
 #include "server/routing.h"
 
@@ -31,6 +32,13 @@ std::string PoolExecutor::ExecuteTransaction(
   std::vector<std::string_view> exec{"EXEC"};
   Dispatch(*server_, c, rb, exec, now, lane);
   return sink.out;
+}
+
+std::vector<std::string_view> PoolExecutor::WriteKeys(const std::vector<std::string_view>& argv) {
+  if (argv.empty()) return {};
+  const CommandSpec* spec = server_->commands().Find(argv[0]);
+  if (spec == nullptr || (spec->flags & kCmdWrite) == 0) return {};
+  return CommandKeys(*spec, argv);
 }
 
 }  // namespace kvpool

@@ -27,8 +27,20 @@ std::string SelfAddr(ServerContext& s) {
   return (bind.empty() ? std::string("127.0.0.1") : bind[0]) + ":" + std::to_string(s.tcp_port);
 }
 
-// One line per node: index, address@poolport, flags, state, slot ranges,
-// keys, memory, transport.
+// One line per node: index, address@poolport, flags, state (up, down, or
+// syncing with replicas), slot ranges as primary, keys, memory, transport;
+// with replicas also the ranges held as replica and the lag.
+const char* StateName(pool::NodeState s) {
+  switch (s) {
+    case pool::NodeState::kUp:
+      return "up";
+    case pool::NodeState::kSyncing:
+      return "syncing";
+    default:
+      return "down";
+  }
+}
+
 void CmdPoolNodes(CommandContext& cx) {
   pool::Pool* p = cx.server().pool();
   std::string out;
@@ -42,11 +54,15 @@ void CmdPoolNodes(CommandContext& cx) {
     for (size_t i = 0; i < nodes.size(); ++i) {
       const auto& n = nodes[i];
       out += std::to_string(i) + " " + n.spec.Addr() + "@" + std::to_string(n.spec.pool_port) +
-             (n.self ? " myself " : " - ") + (n.state == pool::NodeState::kUp ? "up" : "down") +
+             (n.self ? " myself " : " - ") + StateName(n.state) +
              " " + Ranges(p->slots().RangesOf(static_cast<int>(i))) +
              " keys=" + std::to_string(n.keys) + " used_memory=" + std::to_string(n.used_memory) +
              " maxmemory=" + std::to_string(n.maxmemory) + " transport=" +
-             (n.self ? "local" : p->transport_name()) + "\n";
+             (n.self ? "local" : p->transport_name());
+      if (p->replicas() > 1)
+        out += " replica_slots=" + Ranges(p->slots().ReplicaRangesOf(static_cast<int>(i))) +
+               " lag_ms=" + std::to_string(n.lag_ms);
+      out += "\n";
     }
   }
   cx.reply().Verbatim(out);
@@ -101,6 +117,28 @@ std::string PoolInfoSection(ServerContext& s) {
   out += "pool_nodes_up:" + std::to_string(up) + "\r\n";
   out += "transport:" + std::string(p->transport_name()) + "\r\n";
   out += "pool_timeout_ms:" + std::to_string(p->timeout_ms()) + "\r\n";
+  out += "pool_replicas:" + std::to_string(p->replicas()) + "\r\n";
+  if (p->replicas() > 1) {
+    pool::SyncStats ss = p->sync_stats();
+    out += "pool_sync_state:" + std::string(ss.in_sync ? "in_sync" : "syncing") + "\r\n";
+    out += "pool_sync_attempts:" + std::to_string(ss.attempts) + "\r\n";
+    out += "pool_sync_keys_pulled:" + std::to_string(ss.keys_pulled) + "\r\n";
+    out += "pool_sync_keys_rechecked:" + std::to_string(ss.keys_rechecked) + "\r\n";
+    auto nodes = p->Nodes();
+    // How long the catch-up took (so far, while syncing).
+    out += "pool_sync_ms:" +
+           std::to_string(ss.in_sync ? ss.finished_ms - ss.started_ms : nodes[p->self()].lag_ms) +
+           "\r\n";
+    out += "pool_replica_write_errors:" + std::to_string(ss.replica_write_errors) + "\r\n";
+    // Per node, as this node sees it: slots held as primary and as replica,
+    // state and lag (0 when up and in sync).
+    for (int n = 0; n < p->nodes(); ++n)
+      out += "node" + std::to_string(n) + ":addr=" + p->node(n).Addr() +
+             ",state=" + StateName(nodes[n].state) +
+             ",slots_primary=" + std::to_string(p->slots().PrimarySlots(n)) +
+             ",slots_replica=" + std::to_string(p->slots().ReplicaSlots(n)) +
+             ",lag_ms=" + std::to_string(nodes[n].lag_ms) + "\r\n";
+  }
   for (int n = 0; n < p->nodes(); ++n) {
     if (n == p->self()) continue;
     const auto& c = p->counters(n);

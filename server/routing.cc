@@ -58,6 +58,46 @@ std::string NodeList(const pool::Pool& p, const std::set<int>& nodes) {
 
 }  // namespace
 
+namespace {
+
+// With replicas: a read runs on the first copy in sync (here if that is
+// this node); a write on every copy that is up (pool::Pool::RunOnCopies),
+// or here alone when this node is the only copy up and in sync.
+bool RouteToCopies(ServerContext& server, ClientState& client, protocol::ReplyBuilder& reply,
+                   int owner, bool read_only, std::span<const std::string_view> args) {
+  pool::Pool* p = server.pool();
+  if (read_only) {
+    int node = p->ReadNode(owner);
+    // No copy in sync: answered here, as a key on a down node ("missing").
+    if (node == p->self() || node < 0) return false;
+  } else {
+    std::vector<int> to = p->WriteNodes(owner);
+    if (to.empty()) {
+      reply.Error("ERR " + p->NodeDownError(owner));
+      return true;
+    }
+    if (to.size() == 1 && to[0] == p->self() && p->Serving(p->self())) return false;
+  }
+  std::shared_ptr<ReplySlot> slot = client.defer ? client.defer() : nullptr;
+  if (!slot) return false;  // an in-process caller cannot wait
+  ServerContext* srv = &server;
+  int lane = client.lane, db = client.db, resp = client.resp;
+  std::vector<std::string> copy(args.begin(), args.end());
+  p->RunOnCopies(lane, owner, db, resp, args, !read_only,
+                 [slot, srv, lane, db, resp, read_only, copy = std::move(copy)](Status s,
+                                                                                std::string r) {
+                   if (s.ok()) return slot->Finish(r);
+                   if (read_only) {
+                     std::vector<std::string_view> argv(copy.begin(), copy.end());
+                     return slot->Finish(RunLocally(*srv, lane, db, resp, argv));
+                   }
+                   slot->Finish(ErrorLine("ERR " + s.message()));
+                 });
+  return true;
+}
+
+}  // namespace
+
 bool RouteByKeys(ServerContext& server, ClientState& client, protocol::ReplyBuilder& reply,
                  const CommandSpec& spec, std::span<const std::string_view> args, int64_t) {
   pool::Pool* p = server.pool();
@@ -72,8 +112,9 @@ bool RouteByKeys(ServerContext& server, ClientState& client, protocol::ReplyBuil
     return true;
   }
   int owner = *owners.begin();
-  if (owner == p->self()) return false;
   bool read_only = (spec.flags & kCmdReadOnly) != 0;
+  if (p->replicas() > 1) return RouteToCopies(server, client, reply, owner, read_only, args);
+  if (owner == p->self()) return false;
   if (!p->NodeUp(owner)) {
     // Reads of keys on a down node answer as if the key were missing;
     // writes say which node could not take them.

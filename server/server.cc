@@ -143,6 +143,11 @@ Status Server::SetUpPool() {
   po.heartbeat_ms = static_cast<int>(config_->Int("pool-heartbeat-ms"));
   po.down_after_ms = static_cast<int>(config_->Int("pool-down-after-ms"));
   po.max_batch_keys = static_cast<size_t>(config_->Int("pool-max-batch"));
+  po.replicas = static_cast<int>(config_->Int("pool-replicas"));
+  if (po.replicas > static_cast<int>(nodes.size()))
+    return Status::InvalidArgument("pool-replicas " + std::to_string(po.replicas) +
+                                   " is more than the " + std::to_string(nodes.size()) +
+                                   " nodes of pool-nodes");
   executor_ = std::make_unique<PoolExecutor>(ctx_.get());
   pool_ = std::make_unique<pool::Pool>(po, store_.get(), transport_.get(), executor_.get());
   ctx_->set_pool(pool_.get());

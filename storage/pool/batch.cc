@@ -10,13 +10,31 @@ namespace kvpool::pool {
 
 namespace {
 
-// Indices of `keys` grouped by owner node.
-std::vector<std::vector<uint32_t>> GroupByOwner(const Pool& pool,
-                                                std::span<const std::string_view> keys,
-                                                size_t stride = 1) {
-  std::vector<std::vector<uint32_t>> parts(pool.nodes());
-  for (size_t i = 0; i < keys.size(); i += stride)
-    parts[pool.OwnerOf(keys[i])].push_back(static_cast<uint32_t>(i));
+// Indices of `keys` grouped by the node that answers their reads (the
+// owner, or with replicas the first copy in sync); parts[nodes()] holds keys
+// no copy can answer.
+std::vector<std::vector<uint32_t>> GroupForRead(const Pool& pool,
+                                                std::span<const std::string_view> keys) {
+  std::vector<std::vector<uint32_t>> parts(pool.nodes() + 1);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    int node = pool.ReadNode(pool.OwnerOf(keys[i]));
+    parts[node < 0 ? pool.nodes() : node].push_back(static_cast<uint32_t>(i));
+  }
+  return parts;
+}
+
+// Indices of `keys` grouped by the nodes that take their writes: the owner,
+// or with replicas every copy that is up (a key is then in several parts);
+// parts[nodes()] holds keys no copy can take.
+std::vector<std::vector<uint32_t>> GroupForWrite(const Pool& pool,
+                                                 std::span<const std::string_view> keys,
+                                                 size_t stride = 1) {
+  std::vector<std::vector<uint32_t>> parts(pool.nodes() + 1);
+  for (size_t i = 0; i < keys.size(); i += stride) {
+    std::vector<int> to = pool.WriteNodes(pool.OwnerOf(keys[i]));
+    if (to.empty()) parts[pool.nodes()].push_back(static_cast<uint32_t>(i));
+    for (int node : to) parts[node].push_back(static_cast<uint32_t>(i));
+  }
   return parts;
 }
 
@@ -248,11 +266,13 @@ void Pool::MultiGet(int lane, int db, std::span<const std::string_view> keys, in
   op->done = std::move(done);
   op->pending = 1;  // released at the end of this function
 
-  auto parts = GroupByOwner(*this, keys);
-  for (int node = 0; node < nodes(); ++node) {
+  auto parts = GroupForRead(*this, keys);
+  for (int node = 0; node <= nodes(); ++node) {
     auto& idx = parts[node];
     if (idx.empty()) continue;
-    if (node == options_.self) {
+    if (node == nodes()) {
+      op->Fail(idx, 0, idx.size());
+    } else if (node == options_.self) {
       std::vector<std::string_view> local;
       local.reserve(idx.size());
       for (uint32_t i : idx) local.push_back(keys[i]);
@@ -275,9 +295,14 @@ void Pool::MultiGet(int lane, int db, std::span<const std::string_view> keys, in
 
 namespace {
 
+// Exists: asked of the node that answers reads. Del: sent to every copy
+// that takes writes; a key reads as removed if a copy removed it, and as
+// failed (-1) if any copy could not answer. `touch` runs before a local
+// delete (a syncing replica keeps track of what it was told).
 void KeyFlags(Pool* pool, transport::Transport* transport, storage::Store* store,
               uint16_t opcode, int lane, int db, std::span<const std::string_view> keys,
-              int64_t now_ms, int timeout_ms, size_t max_keys, Pool::ExistsDone done) {
+              int64_t now_ms, int timeout_ms, size_t max_keys,
+              const std::function<void(int, std::string_view)>& touch, Pool::ExistsDone done) {
   struct Op {
     std::vector<int8_t> results;
     int pending = 1;
@@ -289,18 +314,27 @@ void KeyFlags(Pool* pool, transport::Transport* transport, storage::Store* store
   auto op = std::make_shared<Op>();
   op->results.assign(keys.size(), 0);
   op->done = std::move(done);
-  auto parts = GroupByOwner(*pool, keys);
+  auto parts = opcode == kOpMultiExists ? GroupForRead(*pool, keys) : GroupForWrite(*pool, keys);
+  // Merges one copy's answer for key i: a failure sticks.
+  auto merge = [](int8_t& r, int8_t v) {
+    if (r >= 0) r = v < 0 ? -1 : std::max(r, v);
+  };
   int64_t deadline = WallMs() + timeout_ms;
-  for (int node = 0; node < pool->nodes(); ++node) {
+  for (int node = 0; node <= pool->nodes(); ++node) {
     auto& idx = parts[node];
     if (idx.empty()) continue;
+    if (node == pool->nodes()) {
+      for (uint32_t i : idx) op->results[i] = -1;
+      continue;
+    }
     if (node == pool->self()) {
       for (uint32_t i : idx) {
         if (opcode == kOpMultiExists) {
           // Peek: an existence check never touches LRU or TTL.
-          op->results[i] = store->Peek(db, keys[i], now_ms) ? 1 : 0;
+          merge(op->results[i], store->Peek(db, keys[i], now_ms) ? 1 : 0);
         } else {
-          op->results[i] = store->Del(db, keys[i], now_ms) ? 1 : 0;
+          touch(db, keys[i]);
+          merge(op->results[i], store->Del(db, keys[i], now_ms) ? 1 : 0);
         }
       }
       continue;
@@ -317,13 +351,13 @@ void KeyFlags(Pool* pool, transport::Transport* transport, storage::Store* store
       args.body = KeysBody(db, keys, idx, begin, end);
       ++op->pending;
       transport->Call(lane, node, std::move(args), RemainingMs(deadline),
-                      [op, part](Status s, std::string_view reply, std::string_view) {
+                      [op, part, merge](Status s, std::string_view reply, std::string_view) {
                         std::string_view payload;
                         if (s.ok()) s = ParseReplyStatus(reply, &payload);
                         if (s.ok() && payload.size() != part.size())
                           s = Status::Internal("malformed reply");
                         for (size_t i = 0; i < part.size(); ++i)
-                          op->results[part[i]] = s.ok() ? (payload[i] ? 1 : 0) : -1;
+                          merge(op->results[part[i]], s.ok() ? (payload[i] ? 1 : 0) : -1);
                         op->Finish();
                       });
     }
@@ -336,13 +370,15 @@ void KeyFlags(Pool* pool, transport::Transport* transport, storage::Store* store
 void Pool::MultiExists(int lane, int db, std::span<const std::string_view> keys, int64_t now_ms,
                        ExistsDone done) {
   KeyFlags(this, transport_, store_, kOpMultiExists, lane, db, keys, now_ms, options_.timeout_ms,
-           std::max<size_t>(1, options_.max_batch_keys), std::move(done));
+           std::max<size_t>(1, options_.max_batch_keys), nullptr, std::move(done));
 }
 
 void Pool::MultiDel(int lane, int db, std::span<const std::string_view> keys, int64_t now_ms,
                     ExistsDone done) {
+  Impl* impl = impl_.get();
   KeyFlags(this, transport_, store_, kOpMultiDel, lane, db, keys, now_ms, options_.timeout_ms,
-           std::max<size_t>(1, options_.max_batch_keys), std::move(done));
+           std::max<size_t>(1, options_.max_batch_keys),
+           [impl](int d, std::string_view k) { impl->Touch(d, k); }, std::move(done));
 }
 
 // ---------------------------------------------------------------- MultiSet
@@ -358,12 +394,13 @@ struct SetOp : std::enable_shared_from_this<SetOp> {
   std::vector<std::string_view> kvs;
   std::shared_ptr<const void> owner;  // keeps kvs' memory alive
   int pending = 1;
-  size_t failed_keys = 0;
+  std::vector<uint8_t> failed;  // per pair: some copy did not store it
   Status first_error;
   Pool::SetDone done;
 
-  void Failed(int node, size_t nkeys, const Status& s) {
-    failed_keys += nkeys;
+  // pairs: indices of keys in kvs.
+  void Failed(int node, std::span<const uint32_t> pairs, const Status& s) {
+    for (uint32_t p : pairs) failed[p / 2] = 1;
     if (first_error.ok()) {
       std::string why = s.code() == Code::kOutOfMemory
                             ? "out of memory (maxmemory) on " + pool->node(node).Addr()
@@ -373,7 +410,7 @@ struct SetOp : std::enable_shared_from_this<SetOp> {
   }
   void Finish() {
     if (--pending > 0) return;
-    done(first_error, failed_keys);
+    done(first_error, static_cast<size_t>(std::count(failed.begin(), failed.end(), 1)));
   }
   // pairs: indices of keys in kvs (values at +1).
   void SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin, size_t end);
@@ -396,13 +433,14 @@ void SetOp::SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin,
     if (!v.empty()) args.bulk_in.push_back({const_cast<char*>(v.data()), v.size()});
   }
   ++pending;
-  size_t n = end - begin;
+  std::vector<uint32_t> part(pairs.begin() + begin, pairs.begin() + end);
   auto self = shared_from_this();
   transport->Call(lane, node, std::move(args), RemainingMs(deadline),
-                  [self, node, n](Status s, std::string_view reply, std::string_view) {
+                  [self, node, part = std::move(part)](Status s, std::string_view reply,
+                                                       std::string_view) {
                     std::string_view payload;
                     if (s.ok()) s = ParseReplyStatus(reply, &payload);
-                    if (!s.ok()) self->Failed(node, n, s);
+                    if (!s.ok()) self->Failed(node, part, s);
                     self->Finish();
                   });
 }
@@ -420,14 +458,15 @@ void SetOp::SendLarge(int node, uint32_t pair) {
   w.U64(value.size());
   ++pending;
   transport->Call(lane, node, std::move(args), RemainingMs(deadline),
-                  [self, node, value](Status s, std::string_view reply, std::string_view) {
+                  [self, node, pair, value](Status s, std::string_view reply, std::string_view) {
                     std::string_view payload;
                     if (s.ok()) s = ParseReplyStatus(reply, &payload);
                     uint64_t handle = 0;
                     Reader r(payload);
                     if (s.ok() && !r.U64(&handle)) s = Status::Internal("malformed put reply");
+                    const uint32_t one[] = {pair};
                     if (!s.ok()) {
-                      self->Failed(node, 1, s);
+                      self->Failed(node, one, s);
                       return self->Finish();
                     }
                     struct Chunks {
@@ -435,7 +474,7 @@ void SetOp::SendLarge(int node, uint32_t pair) {
                       Status error;
                     };
                     auto c = std::make_shared<Chunks>();
-                    auto end_put = [self, node, handle, c] {
+                    auto end_put = [self, node, pair, handle, c] {
                       transport::CallArgs a;
                       a.opcode = kOpPutEnd;
                       Writer w(&a.body);
@@ -443,11 +482,13 @@ void SetOp::SendLarge(int node, uint32_t pair) {
                       w.U8(c->error.ok() ? 1 : 0);
                       self->transport->Call(
                           self->lane, node, std::move(a), RemainingMs(self->deadline),
-                          [self, node, c](Status s, std::string_view reply, std::string_view) {
+                          [self, node, pair, c](Status s, std::string_view reply,
+                                                std::string_view) {
                             std::string_view payload;
                             if (s.ok()) s = ParseReplyStatus(reply, &payload);
                             if (!c->error.ok()) s = c->error;
-                            if (!s.ok()) self->Failed(node, 1, s);
+                            const uint32_t one[] = {pair};
+                            if (!s.ok()) self->Failed(node, one, s);
                             self->Finish();
                           });
                     };
@@ -489,25 +530,32 @@ void Pool::MultiSet(int lane, int db, std::span<const std::string_view> kvs, int
   op->kvs.assign(kvs.begin(), kvs.end());
   op->done = std::move(done);
   op->owner = std::move(owner);
+  op->failed.assign(kvs.size() / 2, 0);
 
-  auto parts = GroupByOwner(*this, kvs, 2);
-  for (int node = 0; node < nodes(); ++node) {
+  auto parts = GroupForWrite(*this, kvs, 2);
+  for (int node = 0; node <= nodes(); ++node) {
     auto& pairs = parts[node];
     if (pairs.empty()) continue;
+    if (node == nodes()) {
+      // No copy is up: named after the first key's owner.
+      op->Failed(OwnerOf(kvs[pairs[0]]), pairs, Status::Unavailable(""));
+      continue;
+    }
     if (node == options_.self) {
       std::vector<std::string_view> local;
       local.reserve(pairs.size() * 2);
       for (uint32_t p : pairs) {
+        impl_->Touch(db, kvs[p]);
         local.push_back(kvs[p]);
         local.push_back(kvs[p + 1]);
       }
       bool written = false;
       Status s = store_->MultiSet(db, local, false, now_ms, &written);
-      if (!s.ok()) op->Failed(node, pairs.size(), s);
+      if (!s.ok()) op->Failed(node, pairs, s);
       continue;
     }
     if (!NodeUp(node)) {
-      op->Failed(node, pairs.size(), Status::Unavailable(""));
+      op->Failed(node, pairs, Status::Unavailable(""));
       continue;
     }
     // Pack pairs into calls of at most `chunk` value bytes; a value larger

@@ -37,6 +37,15 @@ enum Opcode : uint16_t {
   kOpTransaction = 11,
   // {db u32, n u32, key*n} -> {n x version u64 (0 = absent)}
   kOpVersions = 12,
+  // Catch-up of a syncing replica (replica.cc). Entries are
+  // {state u8, expire_at_ms i64, total u64, sent u64, version u64}; found
+  // values are written to bulk_out in order while they fit, the rest are
+  // reported with sent 0 and fetched with kOpGetChunk.
+  // {db u32, cursor u64, max_keys u32, slot bitmap (bytes, kSlots bits)}
+  //   -> {next_cursor u64, n u32, n x (key, entry)}: live keys of those slots.
+  kOpSyncScan = 13,
+  // {n u32, n x (db u32, key)} -> {n x entry}: the current state of keys.
+  kOpSyncKeys = 14,
 };
 
 // Per-key states in replies.

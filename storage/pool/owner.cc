@@ -53,6 +53,9 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
       w.U64(st.keys);
       w.U64(st.used_memory);
       w.U64(st.maxmemory);
+      bool syncing_now = syncing.load();
+      w.U8(syncing_now ? 1 : 0);
+      w.I64(syncing_now ? WallMs() - sync_stats_started_ms() : 0);
       return call->Reply(std::move(out));
     }
 
@@ -160,6 +163,7 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
           return call->Reply(ErrorReply(Malformed()));
         auto item = store->Prepare(key, len, now);
         if (!item.ok()) return call->Reply(ErrorReply(item.status()));
+        Touch(put->db, key);
         put->items.push_back(std::move(item.value()));
         parts.push_back({off, len});
       }
@@ -192,6 +196,7 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
         return call->Reply(ErrorReply(Malformed()));
       auto item = store->Prepare(key, total, now);
       if (!item.ok()) return call->Reply(ErrorReply(item.status()));
+      Touch(static_cast<int>(d), key);
       uint64_t handle;
       {
         std::lock_guard<std::mutex> l(puts_mu);
@@ -254,6 +259,7 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
       if (!ReadKeys(r, dbs, &db, &keys)) return call->Reply(ErrorReply(Malformed()));
       std::string out = OkReply();
       for (std::string_view k : keys) {
+        if (call->opcode() == kOpMultiDel) Touch(db, k);
         bool yes = call->opcode() == kOpMultiExists ? static_cast<bool>(store->Peek(db, k, now))
                                                     : store->Del(db, k, now);
         out.push_back(yes ? 1 : 0);
@@ -278,6 +284,7 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
       std::vector<std::string_view> argv;
       if (!r.U32(&d) || d >= static_cast<uint32_t>(dbs) || !r.U8(&resp) || !ReadArgv(r, &argv))
         return call->Reply(ErrorReply(Malformed()));
+      NoteCommand(static_cast<int>(d), argv);
       std::string out = OkReply();
       out += pool->executor_->Execute(call->lane(), static_cast<int>(d), resp == 3 ? 3 : 2, argv);
       return call->Reply(std::move(out));
@@ -295,11 +302,16 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
       std::vector<std::pair<std::string_view, uint64_t>> watched(nwatch);
       for (auto& [k, v] : watched)
         if (!r.Bytes(&k) || !r.U64(&v)) return call->Reply(ErrorReply(Malformed()));
+      for (const auto& c : cmds) NoteCommand(static_cast<int>(d), c);
       std::string out = OkReply();
       out += pool->executor_->ExecuteTransaction(call->lane(), static_cast<int>(d), resp == 3 ? 3 : 2, cmds,
                                                  watched);
       return call->Reply(std::move(out));
     }
+
+    case kOpSyncScan:
+    case kOpSyncKeys:
+      return HandleSync(std::move(call));
 
     default:
       return call->Reply(ErrorReply(Status::InvalidArgument("unknown opcode")));

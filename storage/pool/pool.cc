@@ -89,7 +89,7 @@ Status ParseNodes(std::string_view text, std::vector<NodeSpec>* out) {
 Pool::Pool(PoolOptions options, storage::Store* store, transport::Transport* transport,
            CommandExecutor* executor)
     : options_(std::move(options)),
-      slots_(static_cast<int>(options_.nodes.size())),
+      slots_(static_cast<int>(options_.nodes.size()), options_.replicas),
       store_(store),
       transport_(transport),
       executor_(executor),
@@ -99,6 +99,13 @@ Pool::Pool(PoolOptions options, storage::Store* store, transport::Transport* tra
   int64_t now = WallMs();
   for (size_t i = 0; i < options_.nodes.size(); ++i) impl_->health[i].last_ok_ms.store(now);
   impl_->chunk_bytes = transport_->max_bulk_per_call();
+  // A node that starts with copies to hold starts empty: it catches up
+  // before it serves reads of them.
+  if (slots_.replicas() > 1) {
+    impl_->syncing.store(true);
+    impl_->sync.in_sync = false;
+    impl_->sync.started_ms = now;
+  }
 }
 
 Pool::~Pool() {
@@ -160,6 +167,10 @@ void Pool::Impl::Heartbeat() {
             uint32_t node;
             uint64_t keys, used, maxmem;
             if (!r.U32(&node) || !r.U64(&keys) || !r.U64(&used) || !r.U64(&maxmem)) return;
+            // Since replicas: whether it is catching up, and for how long.
+            uint8_t syncing = 0;
+            int64_t lag = 0;
+            if (r.U8(&syncing) && !r.I64(&lag)) lag = 0;
             if (static_cast<int>(node) != n) {
               spdlog::warn("pool: {} answers as node {} but is node {} in pool-nodes",
                            self->pool->node(n).Addr(), node, n);
@@ -168,6 +179,10 @@ void Pool::Impl::Heartbeat() {
             h.keys.store(keys, std::memory_order_relaxed);
             h.used_memory.store(used, std::memory_order_relaxed);
             h.maxmemory.store(maxmem, std::memory_order_relaxed);
+            // Before `up`: a node seen up for the first time is never read
+            // from before it is known to be in sync.
+            h.syncing.store(syncing != 0);
+            h.lag_ms.store(lag, std::memory_order_relaxed);
             h.last_ok_ms.store(WallMs(), std::memory_order_relaxed);
             if (!h.up.exchange(true)) spdlog::info("pool: node {} is up", self->pool->node(n).Addr());
           });
@@ -178,6 +193,7 @@ void Pool::Impl::Heartbeat() {
                    pool->node(n).Addr(), now - h.last_ok_ms.load());
     }
   }
+  if (syncing.load()) SyncTick(now);
   // Large puts whose requester went away are dropped after a while.
   std::lock_guard<std::mutex> l(puts_mu);
   for (auto it = puts.begin(); it != puts.end();) {
@@ -186,9 +202,15 @@ void Pool::Impl::Heartbeat() {
   }
 }
 
-bool Pool::AllLocal(std::span<const std::string_view> keys) const {
-  for (std::string_view k : keys)
-    if (!IsLocal(k)) return false;
+bool Pool::AllLocal(std::span<const std::string_view> keys, bool write) const {
+  for (std::string_view k : keys) {
+    if (!write) {
+      if (!IsLocal(k)) return false;
+      continue;
+    }
+    std::vector<int> to = WriteNodes(OwnerOf(k));
+    if (to.size() != 1 || to[0] != options_.self) return false;
+  }
   return true;
 }
 
@@ -201,18 +223,22 @@ std::vector<NodeStatus> Pool::Nodes() const {
   for (int n = 0; n < nodes(); ++n) {
     NodeStatus s{options_.nodes[n], NodeUp(n) ? NodeState::kUp : NodeState::kDown,
                  n == options_.self, 0, 0, 0, 0};
+    if (s.state == NodeState::kUp && !Serving(n)) s.state = NodeState::kSyncing;
     if (n == options_.self) {
       storage::StoreStats st = store_->GetStats();
       s.keys = st.keys;
       s.used_memory = st.used_memory;
       s.maxmemory = st.maxmemory;
       s.last_seen_ms = WallMs();
+      if (s.state == NodeState::kSyncing) s.lag_ms = s.last_seen_ms - sync_stats().started_ms;
     } else {
       const PeerHealth& h = impl_->health[n];
       s.keys = h.keys.load();
       s.used_memory = h.used_memory.load();
       s.maxmemory = h.maxmemory.load();
       s.last_seen_ms = h.last_ok_ms.load();
+      if (s.state == NodeState::kDown) s.lag_ms = WallMs() - s.last_seen_ms;
+      else if (s.state == NodeState::kSyncing) s.lag_ms = h.lag_ms.load();
     }
     out.push_back(std::move(s));
   }
@@ -333,6 +359,7 @@ void Pool::Broadcast(int lane, int db, std::span<const std::string_view> argv,
   for (int n = 0; n < nodes(); ++n) {
     st->replies[n].node = n;
     if (n == options_.self) {
+      impl_->NoteCommand(db, local);
       st->replies[n].reply = executor_->Execute(lane, db, 2, local);
       finish_one();
       continue;

@@ -44,6 +44,10 @@ struct PoolOptions {
   int heartbeat_ms = 100;     // ping every peer this often
   int down_after_ms = 1000;   // no answered ping for this long: down
   size_t max_batch_keys = 4096;  // keys per call to one peer (pool-max-batch)
+  // pool-replicas: copies of every slot, primary included (1 = no copies).
+  // With more, writes go to every copy that is up and are acknowledged once
+  // all of them hold it; reads go to the first copy that is up and in sync.
+  int replicas = 1;
 };
 
 // Runs commands that peers forward, on this node only (never re-routed).
@@ -59,6 +63,11 @@ class CommandExecutor {
   virtual std::string ExecuteTransaction(
       int lane, int db, int resp, const std::vector<std::vector<std::string_view>>& cmds,
       const std::vector<std::pair<std::string_view, uint64_t>>& watched) = 0;
+  // The keys `argv` may write (empty for reads and unknown commands). A
+  // syncing replica remembers them so its catch-up does not overwrite them.
+  virtual std::vector<std::string_view> WriteKeys(const std::vector<std::string_view>&) {
+    return {};
+  }
 };
 
 // One key's answer in a batch read.
@@ -70,7 +79,9 @@ struct GetResult {
   std::string_view value() const { return local ? local.value() : std::string_view(remote); }
 };
 
-enum class NodeState : uint8_t { kUp, kDown };
+// kSyncing (only with replicas): up, taking writes, catching up from the
+// other copies of its slots; reads go elsewhere until it is done.
+enum class NodeState : uint8_t { kUp, kDown, kSyncing };
 
 struct NodeStatus {
   NodeSpec spec;
@@ -80,6 +91,19 @@ struct NodeStatus {
   uint64_t used_memory;
   uint64_t maxmemory;
   int64_t last_seen_ms;
+  // How far behind the node may be, in ms: 0 when up and in sync; while
+  // syncing, since it started; while down, since it was last heard.
+  int64_t lag_ms = 0;
+};
+
+// This node's catch-up from the other copies of its slots (replicas only).
+struct SyncStats {
+  bool in_sync = true;
+  int64_t started_ms = 0, finished_ms = 0;
+  uint64_t attempts = 0;      // catch-ups begun (a failed one starts over)
+  uint64_t keys_pulled = 0;   // values copied from peers
+  uint64_t keys_rechecked = 0;  // keys written meanwhile, fetched again at the end
+  uint64_t replica_write_errors = 0;  // writes a live copy did not take
 };
 
 // The outcome of one command run on every node (broadcast).
@@ -106,10 +130,27 @@ class Pool {
   int nodes() const { return static_cast<int>(options_.nodes.size()); }
   const NodeSpec& node(int i) const { return options_.nodes[i]; }
   const SlotTable& slots() const { return slots_; }
+  // The key's primary (its slot's first copy).
   int OwnerOf(std::string_view key) const { return slots_.OwnerOfKey(key); }
-  bool IsLocal(std::string_view key) const { return OwnerOf(key) == options_.self; }
-  bool AllLocal(std::span<const std::string_view> keys) const;
+  // Reads of the key are answered here.
+  bool IsLocal(std::string_view key) const { return ReadNode(OwnerOf(key)) == options_.self; }
+  // Reads (write = false) or writes of every key are this node's alone.
+  bool AllLocal(std::span<const std::string_view> keys, bool write = false) const;
   bool NodeUp(int node) const;
+
+  // ---- replicas (with replicas() == 1 every copy set is {owner}) ----
+  int replicas() const { return slots_.replicas(); }
+  // Up and, with replicas, in sync: may answer reads.
+  bool Serving(int node) const;
+  bool InSync() const;
+  // Where reads of keys whose primary is `owner` go: the first copy that is
+  // serving; -1 if none is (with replicas() == 1: always `owner`).
+  int ReadNode(int owner) const;
+  // Where writes of keys whose primary is `owner` go: every copy that is up
+  // (syncing ones too), primary first; empty if none is (with replicas() ==
+  // 1: always {owner}, up or not).
+  std::vector<int> WriteNodes(int owner) const;
+  SyncStats sync_stats() const;
   std::vector<NodeStatus> Nodes() const;
   const char* transport_name() const { return transport_->name(); }
   const transport::PeerCounters& counters(int node) const { return transport_->counters(node); }
@@ -155,10 +196,19 @@ class Pool {
   using BroadcastDone = std::function<void(std::vector<NodeReply>& replies)>;
   void Broadcast(int lane, int db, std::span<const std::string_view> argv, BroadcastDone done);
 
+  // Runs argv on the copies of `owner`'s slots: a write (`write`) on every
+  // copy that is up, this node through the executor, acknowledged once all
+  // answered, with the reply of the first serving copy (an error if a copy
+  // failed); a read on ReadNode(owner) only. With replicas() == 1 this is
+  // Forward to the owner, or the executor when the owner is this node.
+  void RunOnCopies(int lane, int owner, int db, int resp, std::span<const std::string_view> argv,
+                   bool write, ReplyDone done);
+
   // Error text for a write that could not reach `node`.
   std::string NodeDownError(int node) const;
 
  private:
+  friend struct SyncOp;
   struct Impl;
   PoolOptions options_;
   SlotTable slots_;

@@ -17,6 +17,8 @@
 
 namespace kvpool::pool {
 
+struct SyncOp;
+
 int64_t WallMs();
 
 // Reply bodies start with a status: 0 = OK and the payload follows, else a
@@ -32,6 +34,8 @@ struct PeerHealth {
   std::atomic<bool> up{false};
   std::atomic<int64_t> last_ok_ms{0};
   std::atomic<uint64_t> keys{0}, used_memory{0}, maxmemory{0};
+  std::atomic<bool> syncing{false};  // it said it is catching up (replicas)
+  std::atomic<int64_t> lag_ms{0};    // for how long, as it said
   bool ping_in_flight = false;  // lane 0 only
 };
 
@@ -57,6 +61,32 @@ struct Pool::Impl {
   // Largest bulk one call may carry (a transport limit); larger values move
   // in chunks of this size.
   size_t chunk_bytes = 4u << 20;
+
+  // ---- replicas (replica.cc) ----
+  // This node is catching up from the other copies of its slots.
+  std::atomic<bool> syncing{false};
+  mutable std::mutex sync_mu;
+  SyncStats sync;  // guarded by sync_mu
+  // Keys written here while syncing ((db, key) -> touch sequence): the
+  // catch-up never overwrites them with what it pulls, and fetches their
+  // final state again at its end. A flush restarts the catch-up.
+  std::unordered_map<std::string, uint64_t> touched;  // guarded by sync_mu
+  uint64_t touch_seq = 0;                             // guarded by sync_mu
+  uint64_t flush_seq = 0;                             // guarded by sync_mu
+  std::shared_ptr<SyncOp> sync_op;  // lane 0 only
+  int64_t sync_retry_ms = 0;        // lane 0 only
+
+  int64_t sync_stats_started_ms() const;
+  // Call before a write of `key` is applied to this node's store.
+  void Touch(int db, std::string_view key);
+  // Call before running a forwarded or local command: its write keys are
+  // touched, a flush restarts a catch-up in progress.
+  void NoteCommand(int db, const std::vector<std::string_view>& argv);
+  // Lane 0, every heartbeat while syncing: starts (or retries) the catch-up.
+  void SyncTick(int64_t now);
+  void SyncDone(bool ok);
+  // Owner side of kOpSyncScan / kOpSyncKeys.
+  void HandleSync(std::unique_ptr<transport::IncomingCall> call);
 
   void Heartbeat();
   void HandleCall(std::unique_ptr<transport::IncomingCall> call);

@@ -176,6 +176,7 @@ struct ClusterOptions {
   size_t max_batch_keys = 4096;
   size_t maxmemory = 64 * kMiB;
   bool wait_until_up = true;  // Build returns once every peer answered
+  int replicas = 1;           // pool-replicas
 };
 
 // One call as the network saw it (recorded by the call filter).
@@ -227,6 +228,7 @@ class PoolTest : public ::testing::Test {
       po.heartbeat_ms = o.heartbeat_ms;
       po.down_after_ms = o.down_after_ms;
       po.max_batch_keys = o.max_batch_keys;
+      po.replicas = o.replicas;
       pools_.push_back(
           std::make_unique<Pool>(po, stores_[i].get(), transports_[i].get(), execs_[i].get()));
     }
@@ -265,6 +267,34 @@ class PoolTest : public ::testing::Test {
     stores_.clear();
     event_free(tick_);
     event_base_free(base_);
+  }
+
+  // Node i dies and starts again, empty (a new Store, transport and Pool
+  // on the same network slot); returns once it is started, not in sync.
+  void Restart(int i) {
+    pools_[i]->StopLane(0);
+    RunFor(opts_.latency_ms * 2 + 20);  // replies holding its items' pins
+    PoolOptions po;
+    po.nodes = {};
+    for (int n = 0; n < opts_.nodes; ++n) po.nodes.push_back(pool(0).node(n));
+    pools_[i].reset();
+    transports_[i].reset();
+    stores_[i].reset();
+    storage::StoreOptions so;
+    so.maxmemory = opts_.maxmemory;
+    auto st = Store::Open(so);
+    ASSERT_TRUE(st.ok());
+    stores_[i] = std::move(st.value());
+    transports_[i] = std::make_unique<HookTransport>(net_->CreateTransport(i));
+    po.self = i;
+    po.timeout_ms = opts_.timeout_ms;
+    po.heartbeat_ms = opts_.heartbeat_ms;
+    po.down_after_ms = opts_.down_after_ms;
+    po.max_batch_keys = opts_.max_batch_keys;
+    po.replicas = opts_.replicas;
+    pools_[i] = std::make_unique<Pool>(po, stores_[i].get(), transports_[i].get(), execs_[i].get());
+    ASSERT_TRUE(pools_[i]->Start(std::vector<event_base*>(opts_.lanes, base_)).ok());
+    pools_[i]->StartHeartbeats(base_);
   }
 
   Pool& pool(int i) { return *pools_[i]; }
@@ -2048,6 +2078,302 @@ TEST_F(PoolChunkRaceTest, EveryAnswerIsOneWholeVersion) {
           << got[i].value.size() << " bytes)";
     }
   }
+}
+
+// ================================================================ replicas
+
+class PoolReplicaTest : public PoolTest {
+ protected:
+  static constexpr int kDownAfterMs = 400;
+  void BuildReplicas(int down_after_ms = 60000, int latency_ms = 0) {
+    ClusterOptions o;
+    o.replicas = 2;
+    o.down_after_ms = down_after_ms;
+    o.timeout_ms = 1000;
+    o.latency_ms = latency_ms;
+    Build(o);
+    // Every node starts syncing (from no one: the pool is new).
+    ASSERT_TRUE(RunUntil([&] {
+      for (int n = 0; n < 3; ++n)
+        for (int m = 0; m < 3; ++m)
+          if (!pool(n).Serving(m)) return false;
+      return true;
+    })) << "a fresh pool never got in sync";
+  }
+  std::string PeekOn(int node, std::string_view key, int db = 0) {
+    storage::ItemRef it = store(node).Peek(db, key, WallMs());
+    return it ? std::string(it.value()) : std::string("<nil>");
+  }
+  int64_t ExpireOn(int node, std::string_view key) {
+    storage::ItemRef it = store(node).Peek(0, key, WallMs());
+    return it ? it.expire_at_ms() : -1;
+  }
+};
+
+TEST_F(PoolReplicaTest, PlacementIsPrimaryThenNextNode) {
+  BuildReplicas();
+  EXPECT_EQ(pool(0).replicas(), 2);
+  for (int owner = 0; owner < 3; ++owner) {
+    EXPECT_EQ(pool(2).ReadNode(owner), owner);
+    EXPECT_EQ(pool(2).WriteNodes(owner), (std::vector<int>{owner, (owner + 1) % 3}));
+  }
+  EXPECT_EQ(pool(1).slots().PrimarySlots(1) + pool(1).slots().ReplicaSlots(1),
+            pool(1).slots().PrimarySlots(1) + pool(1).slots().PrimarySlots(0));
+  auto nodes = pool(0).Nodes();
+  for (const auto& n : nodes) EXPECT_EQ(n.state, NodeState::kUp);
+}
+
+TEST_F(PoolReplicaTest, WritesReachEveryCopyAndNoOtherNode) {
+  BuildReplicas();
+  auto k0 = KeysOn(0, 50), k2 = KeysOn(2, 50);
+  for (int from = 0; from < 3; ++from) {
+    auto kvs = Pairs(Interleave({k0, k2}), [&](const std::string& k) { return k + "@" + std::to_string(from); });
+    auto out = Set(from, kvs);
+    ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+    for (const auto& k : k0) {
+      EXPECT_EQ(PeekOn(0, k), k + "@" + std::to_string(from));
+      EXPECT_EQ(PeekOn(1, k), k + "@" + std::to_string(from));
+      EXPECT_EQ(PeekOn(2, k), "<nil>");
+    }
+    for (const auto& k : k2) {
+      EXPECT_EQ(PeekOn(2, k), k + "@" + std::to_string(from));
+      EXPECT_EQ(PeekOn(0, k), k + "@" + std::to_string(from));
+      EXPECT_EQ(PeekOn(1, k), "<nil>");
+    }
+  }
+  // Reads go to the primary only.
+  sent_.clear();
+  auto got = Get(1, k0);
+  for (size_t i = 0; i < k0.size(); ++i) EXPECT_EQ(got[i].value, k0[i] + "@2");
+  EXPECT_EQ(CountSent(kOpMultiGet, 0), 1u);
+  EXPECT_EQ(CountSent(kOpMultiGet, 2), 0u);
+  // DEL reaches both copies; a key counts as removed once.
+  auto del = Del(2, {k0[0], k0[1], k2[0], "k:absent"});
+  EXPECT_EQ(del, (std::vector<int8_t>{1, 1, 1, 0}));
+  for (int n = 0; n < 3; ++n) {
+    EXPECT_EQ(PeekOn(n, k0[0]), "<nil>") << n;
+    EXPECT_EQ(PeekOn(n, k2[0]), "<nil>") << n;
+  }
+}
+
+TEST_F(PoolReplicaTest, LargeValuesReachEveryCopy) {
+  ClusterOptions o;
+  o.replicas = 2;
+  o.max_bulk_per_call = 64 * kKiB;
+  Build(o);
+  ASSERT_TRUE(RunUntil([&] { return pool(0).InSync() && pool(1).InSync() && pool(2).InSync(); }));
+  ASSERT_TRUE(RunUntil([&] { return pool(2).Serving(0) && pool(2).Serving(1); }));
+  auto k1 = KeysOn(1, 2);
+  std::string big = Pattern(300 * kKiB, 7);
+  auto out = Set(0, {k1[0], big, k1[1], "small"});
+  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+  EXPECT_TRUE(SameBytes(PeekOn(1, k1[0]), big));
+  EXPECT_TRUE(SameBytes(PeekOn(2, k1[0]), big));
+  EXPECT_EQ(PeekOn(2, k1[1]), "small");
+}
+
+TEST_F(PoolReplicaTest, OneFailingCopyFailsTheWriteOncePerKey) {
+  BuildReplicas();
+  auto k0 = KeysOn(0, 10);
+  RecordCalls([](int, int to, const CallArgs& a) {
+    return a.opcode == kOpMultiSet && (to == 0 || to == 1) ? Status::Unavailable("injected")
+                                                           : Status::OK();
+  });
+  auto out = Set(2, Pairs(k0, ValueOf));
+  EXPECT_FALSE(out.status.ok());
+  EXPECT_EQ(out.failed_keys, 10u);
+  RecordCalls([](int, int to, const CallArgs& a) {
+    return a.opcode == kOpMultiSet && to == 1 ? Status::Unavailable("injected") : Status::OK();
+  });
+  out = Set(2, Pairs(k0, ValueOf));
+  EXPECT_FALSE(out.status.ok()) << "acknowledged although a live copy did not take it";
+  EXPECT_EQ(out.failed_keys, 10u);
+  EXPECT_NE(out.status.message().find(Addr(1)), std::string::npos) << out.status.message();
+}
+
+TEST_F(PoolReplicaTest, ReadsAndWritesFailOverToTheReplica) {
+  BuildReplicas(kDownAfterMs);
+  auto k0 = KeysOn(0, 40);
+  ASSERT_TRUE(Set(2, Pairs(k0, ValueOf)).status.ok());
+  net().SetDown(0, FakeNetwork::DownMode::kRefuse);
+  ASSERT_TRUE(RunUntil([&] { return !pool(1).NodeUp(0) && !pool(2).NodeUp(0); }, 3000));
+  EXPECT_EQ(pool(2).ReadNode(0), 1);
+  EXPECT_EQ(pool(2).WriteNodes(0), std::vector<int>{1});
+  auto got = Get(2, k0);
+  for (size_t i = 0; i < k0.size(); ++i) {
+    EXPECT_EQ(got[i].state, GetResult::kFound);
+    EXPECT_EQ(got[i].value, ValueOf(k0[i]));
+  }
+  EXPECT_EQ(Exists(2, {k0[0], "k:absent"}), (std::vector<int8_t>{1, 0}));
+  // Writes are taken by the replica, reads on it are local.
+  ASSERT_TRUE(Set(2, {k0[0], "new"}).status.ok());
+  EXPECT_EQ(PeekOn(1, k0[0]), "new");
+  bool sync = false;
+  auto local = Get(1, {k0[0]}, 0, &sync);
+  EXPECT_TRUE(sync);
+  EXPECT_EQ(local[0].value, "new");
+  EXPECT_EQ(Del(2, {k0[1]}), std::vector<int8_t>{1});
+  // Whole commands too: the replica runs them and answers.
+  std::vector<std::string> args = {"INCR", k0[2]};
+  auto argv = Views(args);
+  bool done = false;
+  std::string reply;
+  pool(2).RunOnCopies(0, 0, 0, 2, argv, true, [&](Status s, std::string r) {
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    reply = r;
+    done = true;
+  });
+  ASSERT_TRUE(RunUntil([&] { return done; }));
+  EXPECT_EQ(reply, exec(1).reply);
+  ASSERT_FALSE(exec(1).commands.empty());
+  EXPECT_EQ(exec(1).commands.back().argv, args);
+  // Both copies down: failures, named after the primary.
+  net().SetDown(1, FakeNetwork::DownMode::kRefuse);
+  ASSERT_TRUE(RunUntil([&] { return !pool(2).NodeUp(1); }, 3000));
+  EXPECT_EQ(Get(2, {k0[3]})[0].state, GetResult::kUnavailable);
+  auto out = Set(2, {k0[3], "x"});
+  EXPECT_EQ(out.failed_keys, 1u);
+  EXPECT_NE(out.status.message().find(Addr(0)), std::string::npos) << out.status.message();
+  EXPECT_EQ(Del(2, {k0[3]}), std::vector<int8_t>{-1});
+}
+
+TEST_F(PoolReplicaTest, WholeWritesRunOnEveryCopyReadsOnOne) {
+  BuildReplicas();
+  std::vector<std::string> args = {"SET", "k", "v"};
+  auto argv = Views(args);
+  for (bool write : {true, false}) {
+    for (auto* e : {&exec(0), &exec(1), &exec(2)}) e->commands.clear();
+    bool done = false;
+    std::string reply;
+    pool(2).RunOnCopies(0, 0, 3, 2, argv, write, [&](Status s, std::string r) {
+      EXPECT_TRUE(s.ok()) << s.ToString();
+      reply = r;
+      done = true;
+    });
+    ASSERT_TRUE(RunUntil([&] { return done; }));
+    EXPECT_EQ(reply, exec(0).reply) << "the primary answers";
+    EXPECT_EQ(exec(0).commands.size(), 1u);
+    EXPECT_EQ(exec(1).commands.size(), write ? 1u : 0u);
+    EXPECT_TRUE(exec(2).commands.empty());
+  }
+  // Run by a copy itself: its part through its own executor.
+  exec(1).commands.clear();
+  bool done = false;
+  pool(1).RunOnCopies(0, 0, 0, 2, argv, true, [&](Status s, std::string) {
+    EXPECT_TRUE(s.ok());
+    done = true;
+  });
+  ASSERT_TRUE(RunUntil([&] { return done; }));
+  EXPECT_EQ(exec(1).commands.size(), 1u);
+}
+
+// A node that restarts empty pulls the keys of the slots it holds (values
+// and TTLs) from the other copies before it serves reads of them.
+TEST_F(PoolReplicaTest, RestartedNodeCatchesUpBeforeServing) {
+  BuildReplicas();
+  std::vector<std::string> all;
+  for (int i = 0; i < 3000; ++i) all.push_back("sync:" + std::to_string(i));
+  ASSERT_TRUE(Set(0, Pairs(all, ValueOf)).status.ok());
+  // TTLs, and a key in another db, written on both copies.
+  int64_t at = WallMs() + 600000;
+  for (int n = 0; n < 3; ++n) {
+    if (pool(0).slots().HoldsSlot(n, KeySlot(all[7])))
+      ASSERT_TRUE(store(n).SetExpire(0, all[7], at, storage::ExpireCondition::kAlways, WallMs()));
+    if (pool(0).slots().HoldsSlot(n, KeySlot("db3key")))
+      ASSERT_TRUE(store(n).Set(3, "db3key", "three", {}, WallMs(), nullptr).ok());
+  }
+  Restart(1);
+  EXPECT_FALSE(pool(1).InSync());
+  EXPECT_EQ(pool(1).Nodes()[1].state, NodeState::kSyncing);
+  // Peers learn it from its heartbeat answers (it restarted faster than
+  // they could see it down).
+  ASSERT_TRUE(RunUntil([&] { return !pool(0).Serving(1) && !pool(2).Serving(1); }, 5000));
+  ASSERT_TRUE(RunUntil([&] { return pool(0).Serving(1) && pool(2).Serving(1); }, 5000));
+  EXPECT_TRUE(pool(1).InSync());
+  SyncStats ss = pool(1).sync_stats();
+  size_t held = 0;
+  for (const auto& k : all) {
+    if (!pool(0).slots().HoldsSlot(1, KeySlot(k))) {
+      EXPECT_EQ(PeekOn(1, k), "<nil>") << k;
+      continue;
+    }
+    ++held;
+    EXPECT_EQ(PeekOn(1, k), ValueOf(k)) << k;
+  }
+  EXPECT_EQ(ss.keys_pulled, held + (pool(0).slots().HoldsSlot(1, KeySlot("db3key")) ? 1 : 0));
+  if (pool(0).slots().HoldsSlot(1, KeySlot(all[7]))) EXPECT_EQ(ExpireOn(1, all[7]), at);
+  if (pool(0).slots().HoldsSlot(1, KeySlot("db3key"))) EXPECT_EQ(PeekOn(1, "db3key", 3), "three");
+  // Node 1 serves its slots again; with its primary down, its replica
+  // slots are read from it.
+  auto k0 = KeysOn(0, 20);
+  ASSERT_TRUE(Set(2, Pairs(k0, ValueOf)).status.ok());
+  for (const auto& k : k0) EXPECT_EQ(PeekOn(1, k), ValueOf(k));
+}
+
+TEST_F(PoolReplicaTest, CatchUpFromAPrimaryWithLargeValues) {
+  ClusterOptions o;
+  o.replicas = 2;
+  o.max_bulk_per_call = 64 * kKiB;
+  Build(o);
+  ASSERT_TRUE(RunUntil([&] { return pool(2).Serving(0) && pool(2).Serving(1) && pool(0).Serving(2); }));
+  auto k0 = KeysOn(0, 30);
+  std::vector<std::string> kvs;
+  for (size_t i = 0; i < k0.size(); ++i) {
+    kvs.push_back(k0[i]);
+    kvs.push_back(Pattern(i % 3 == 0 ? 150 * kKiB : 20 * kKiB, i));
+  }
+  ASSERT_TRUE(Set(2, kvs).status.ok());
+  Restart(1);
+  ASSERT_TRUE(RunUntil([&] { return pool(1).InSync(); }, 5000));
+  for (size_t i = 0; i < k0.size(); ++i) EXPECT_TRUE(SameBytes(PeekOn(1, k0[i]), kvs[2 * i + 1])) << i;
+}
+
+// Writes and deletes that reach the syncing node while it catches up win
+// over what it pulls, whatever the order of arrival.
+TEST_F(PoolReplicaTest, WritesDuringCatchUpAreNotOverwritten) {
+  BuildReplicas(60000, 2);
+  auto k0 = KeysOn(0, 300);
+  ASSERT_TRUE(Set(2, Pairs(k0, ValueOf)).status.ok());
+  Restart(1);
+  int scans = 0;
+  hook(0).after_handle = [&](uint16_t op, std::string_view) {
+    if (op != kOpSyncScan || scans++ > 0) return;
+    // After the source answered its first scan: overwrite some keys, delete
+    // others, through node 2 (to both copies).
+    auto out = std::make_shared<std::vector<std::string>>();
+    for (int i = 0; i < 100; ++i) {
+      out->push_back(k0[i]);
+      out->push_back("newer");
+    }
+    auto views = Views(*out);
+    pool(2).MultiSet(0, 0, views, WallMs(), out, [](Status s, size_t) { EXPECT_TRUE(s.ok()); });
+    std::vector<std::string_view> dels(k0.begin() + 100, k0.begin() + 150);
+    pool(2).MultiDel(0, 0, dels, WallMs(), [](std::vector<int8_t>&) {});
+  };
+  ASSERT_TRUE(RunUntil([&] { return pool(1).InSync(); }, 5000));
+  RunFor(50);
+  EXPECT_GE(scans, 1);
+  for (int i = 0; i < 300; ++i) {
+    std::string want = i < 100 ? "newer" : i < 150 ? "<nil>" : ValueOf(k0[i]);
+    EXPECT_EQ(PeekOn(1, k0[i]), want) << i;
+    EXPECT_EQ(PeekOn(0, k0[i]), want) << i;
+  }
+}
+
+TEST_F(PoolReplicaTest, CatchUpStartsOverWhenItsSourceFails) {
+  BuildReplicas();
+  auto k0 = KeysOn(0, 100);
+  ASSERT_TRUE(Set(2, Pairs(k0, ValueOf)).status.ok());
+  int failures = 0;
+  RecordCalls([&](int, int, const CallArgs& a) {
+    return a.opcode == kOpSyncScan && failures++ < 2 ? Status::Unavailable("injected")
+                                                     : Status::OK();
+  });
+  Restart(1);
+  ASSERT_TRUE(RunUntil([&] { return pool(1).InSync(); }, 5000));
+  // Both first scans (one per source) fail in the first attempt.
+  EXPECT_GE(pool(1).sync_stats().attempts, 2u);
+  for (const auto& k : k0) EXPECT_EQ(PeekOn(1, k), ValueOf(k));
 }
 
 }  // namespace

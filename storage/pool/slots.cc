@@ -1,5 +1,6 @@
 #include "storage/pool/slots.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace kvpool::pool {
@@ -42,7 +43,8 @@ int KeySlot(std::string_view key) {
 
 // The layout redis-cli --cluster create gives masters: ranges of about
 // 16384/n slots, rounded as it rounds them, the last node taking the rest.
-SlotTable::SlotTable(int nodes) : nodes_(nodes), owner_(kSlots) {
+SlotTable::SlotTable(int nodes, int replicas)
+    : nodes_(nodes), replicas_(std::clamp(replicas, 1, std::max(nodes, 1))), owner_(kSlots) {
   const double per_node = static_cast<double>(kSlots) / nodes;
   double cursor = 0;
   long first = 0;
@@ -64,6 +66,26 @@ std::vector<std::pair<int, int>> SlotTable::RangesOf(int node) const {
     else out.emplace_back(s, s);
   }
   return out;
+}
+
+std::vector<std::pair<int, int>> SlotTable::ReplicaRangesOf(int node) const {
+  std::vector<std::pair<int, int>> out;
+  for (int s = 0; s < kSlots; ++s) {
+    if (owner_[s] == node || !HoldsSlot(node, s)) continue;
+    if (!out.empty() && out.back().second == s - 1) out.back().second = s;
+    else out.emplace_back(s, s);
+  }
+  return out;
+}
+
+int SlotTable::PrimarySlots(int node) const {
+  return static_cast<int>(std::count(owner_.begin(), owner_.end(), node));
+}
+
+int SlotTable::ReplicaSlots(int node) const {
+  int n = 0;
+  for (int s = 0; s < kSlots; ++s) n += owner_[s] != node && HoldsSlot(node, s);
+  return n;
 }
 
 }  // namespace kvpool::pool

@@ -51,6 +51,24 @@ TEST(SlotsTest, EvenSpreadInListOrder) {
   EXPECT_EQ(one.RangesOf(0), (std::vector<std::pair<int, int>>{{0, 16383}}));
 }
 
+TEST(SlotsTest, ReplicasAreTheNextNodesInRingOrder) {
+  SlotTable t(3, 2);
+  EXPECT_EQ(t.replicas(), 2);
+  EXPECT_EQ(t.CopyOfSlot(0, 0), 0);
+  EXPECT_EQ(t.CopyOfSlot(0, 1), 1);
+  EXPECT_EQ(t.CopyOfSlot(16383, 1), 0);  // wraps around
+  EXPECT_TRUE(t.HoldsSlot(1, 0));
+  EXPECT_FALSE(t.HoldsSlot(2, 0));
+  EXPECT_TRUE(t.HoldsSlot(0, 16383));
+  EXPECT_EQ(t.ReplicaRangesOf(0), (std::vector<std::pair<int, int>>{{10923, 16383}}));
+  EXPECT_EQ(t.PrimarySlots(1) + t.ReplicaSlots(1), t.PrimarySlots(1) + t.PrimarySlots(0));
+  SlotTable all(3, 3);
+  for (int n = 0; n < 3; ++n) EXPECT_EQ(all.PrimarySlots(n) + all.ReplicaSlots(n), kSlots);
+  EXPECT_EQ(SlotTable(2, 5).replicas(), 2) << "clamped to the node count";
+  EXPECT_EQ(SlotTable(3).replicas(), 1);
+  EXPECT_EQ(SlotTable(3).ReplicaSlots(0), 0);
+}
+
 TEST(SlotsTest, RandomKeysSpreadEvenly) {
   SlotTable t(3);
   int count[3] = {0, 0, 0};
