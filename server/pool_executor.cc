@@ -41,4 +41,10 @@ std::vector<std::string_view> PoolExecutor::WriteKeys(const std::vector<std::str
   return CommandKeys(*spec, argv);
 }
 
+bool PoolExecutor::ReadsKeys(const std::vector<std::string_view>& argv) {
+  if (argv.empty()) return false;
+  const CommandSpec* spec = server_->commands().Find(argv[0]);
+  return spec != nullptr && (spec->flags & kCmdReadOnly) != 0 && !CommandKeys(*spec, argv).empty();
+}
+
 }  // namespace kvpool

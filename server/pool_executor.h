@@ -16,6 +16,7 @@ class PoolExecutor : public pool::CommandExecutor {
       int lane, int db, int resp, const std::vector<std::vector<std::string_view>>& cmds,
       const std::vector<std::pair<std::string_view, uint64_t>>& watched) override;
   std::vector<std::string_view> WriteKeys(const std::vector<std::string_view>& argv) override;
+  bool ReadsKeys(const std::vector<std::string_view>& argv) override;
 
  private:
   ServerContext* server_;

@@ -69,6 +69,7 @@ struct Fetch {
 struct GetOp : std::enable_shared_from_this<GetOp> {
   Pool* pool;
   transport::Transport* transport;
+  storage::Store* store;  // for a retry that lands on this node
   int lane, db;
   int64_t deadline;
   size_t chunk;
@@ -88,13 +89,43 @@ struct GetOp : std::enable_shared_from_this<GetOp> {
       results[idx[i]].remote.clear();
     }
   }
-  void SendGets(int node, std::vector<uint32_t> idx);
+  void SendGets(int node, std::vector<uint32_t> idx, bool retry = true);
+  // With replicas: keys whose read node failed are asked of another copy
+  // in sync, once; false if none is left for any of them.
+  bool Retry(int failed_node, const std::vector<uint32_t>& idx, size_t begin, size_t end);
   void FetchLarge(int node, uint32_t index, uint64_t total, uint64_t version, int attempts);
   // One chunk call of a fetch (or the loop issuing them) is done.
   void FetchPartDone(int node, uint32_t index, int attempts, Fetch& f);
 };
 
-void GetOp::SendGets(int node, std::vector<uint32_t> idx) {
+bool GetOp::Retry(int failed_node, const std::vector<uint32_t>& idx, size_t begin, size_t end) {
+  if (pool->replicas() == 1) return false;
+  std::vector<std::vector<uint32_t>> by_node(pool->nodes());
+  for (size_t i = begin; i < end; ++i) {
+    int node = pool->ReadNodeAfter(pool->OwnerOf(keys[idx[i]]), failed_node);
+    if (node < 0) return false;
+    by_node[node].push_back(idx[i]);
+  }
+  for (int node = 0; node < pool->nodes(); ++node) {
+    if (by_node[node].empty()) continue;
+    if (node != pool->self()) {
+      SendGets(node, std::move(by_node[node]), false);
+      continue;
+    }
+    std::vector<std::string_view> local;
+    for (uint32_t i : by_node[node]) local.push_back(keys[i]);
+    std::vector<storage::ItemRef> items = store->MultiGet(db, local, WallMs());
+    for (size_t i = 0; i < items.size(); ++i) {
+      GetResult& res = results[by_node[node][i]];
+      res.remote.clear();
+      res.state = items[i] ? GetResult::kFound : GetResult::kMissing;
+      res.local = std::move(items[i]);
+    }
+  }
+  return true;
+}
+
+void GetOp::SendGets(int node, std::vector<uint32_t> idx, bool retry) {
   auto self = shared_from_this();
   for (size_t begin = 0; begin < idx.size(); begin += max_keys) {
     size_t end = std::min(idx.size(), begin + max_keys);
@@ -105,7 +136,8 @@ void GetOp::SendGets(int node, std::vector<uint32_t> idx) {
     args.bulk_out_capacity = chunk;
     transport->Call(
         lane, node, std::move(args), RemainingMs(deadline),
-        [self, node, idx, begin, end](Status s, std::string_view reply, std::string_view bulk) {
+        [self, node, idx, begin, end, retry](Status s, std::string_view reply,
+                                             std::string_view bulk) {
           std::string_view payload;
           if (s.ok()) s = ParseReplyStatus(reply, &payload);
           // The whole reply is checked before any key is acted on, so a
@@ -126,7 +158,7 @@ void GetOp::SendGets(int node, std::vector<uint32_t> idx) {
             bytes += e.sent;
           }
           if (!s.ok()) {
-            self->Fail(idx, begin, end);
+            if (!retry || !self->Retry(node, idx, begin, end)) self->Fail(idx, begin, end);
             return self->Finish();
           }
           size_t off = 0;
@@ -256,6 +288,7 @@ void Pool::MultiGet(int lane, int db, std::span<const std::string_view> keys, in
   auto op = std::make_shared<GetOp>();
   op->pool = this;
   op->transport = transport_;
+  op->store = store_;
   op->lane = lane;
   op->db = db;
   op->deadline = WallMs() + options_.timeout_ms;

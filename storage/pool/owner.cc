@@ -56,11 +56,17 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
       bool syncing_now = syncing.load();
       w.U8(syncing_now ? 1 : 0);
       w.I64(syncing_now ? WallMs() - sync_stats_started_ms() : 0);
+      // Whether this node counts the caller up, i.e. sends it writes: a
+      // syncing caller scans only once every peer does.
+      int caller = call->peer();
+      w.U8(caller >= 0 && caller < pool->nodes() && health[caller].up.load() ? 1 : 0);
       return call->Reply(std::move(out));
     }
 
     case kOpMultiGet: {
       if (!ReadKeys(r, dbs, &db, &keys)) return call->Reply(ErrorReply(Malformed()));
+      // A syncing replica may lack keys: the requester asks another copy.
+      if (syncing.load()) return call->Reply(ErrorReply(Status::Unavailable("syncing")));
       std::vector<storage::ItemRef> items = store->MultiGet(db, keys, now);
       std::string out = OkReply();
       Writer w(&out);
@@ -284,6 +290,8 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
       std::vector<std::string_view> argv;
       if (!r.U32(&d) || d >= static_cast<uint32_t>(dbs) || !r.U8(&resp) || !ReadArgv(r, &argv))
         return call->Reply(ErrorReply(Malformed()));
+      if (syncing.load() && pool->executor_->ReadsKeys(argv))
+        return call->Reply(ErrorReply(Status::Unavailable("syncing")));
       NoteCommand(static_cast<int>(d), argv);
       std::string out = OkReply();
       out += pool->executor_->Execute(call->lane(), static_cast<int>(d), resp == 3 ? 3 : 2, argv);

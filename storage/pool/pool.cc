@@ -168,9 +168,10 @@ void Pool::Impl::Heartbeat() {
             uint64_t keys, used, maxmem;
             if (!r.U32(&node) || !r.U64(&keys) || !r.U64(&used) || !r.U64(&maxmem)) return;
             // Since replicas: whether it is catching up, and for how long.
-            uint8_t syncing = 0;
+            uint8_t syncing = 0, sees_me = 1;
             int64_t lag = 0;
-            if (r.U8(&syncing) && !r.I64(&lag)) lag = 0;
+            if (r.U8(&syncing) && r.I64(&lag) && !r.U8(&sees_me)) sees_me = 1;
+            h.sees_me_up.store(sees_me != 0);
             if (static_cast<int>(node) != n) {
               spdlog::warn("pool: {} answers as node {} but is node {} in pool-nodes",
                            self->pool->node(n).Addr(), node, n);

@@ -68,6 +68,8 @@ class CommandExecutor {
   virtual std::vector<std::string_view> WriteKeys(const std::vector<std::string_view>&) {
     return {};
   }
+  // Whether `argv` only reads keys (a syncing replica refuses those).
+  virtual bool ReadsKeys(const std::vector<std::string_view>&) { return false; }
 };
 
 // One key's answer in a batch read.
@@ -146,6 +148,9 @@ class Pool {
   // Where reads of keys whose primary is `owner` go: the first copy that is
   // serving; -1 if none is (with replicas() == 1: always `owner`).
   int ReadNode(int owner) const;
+  // The first copy serving other than `failed` (a read retried after a
+  // copy failed), -1 if none.
+  int ReadNodeAfter(int owner, int failed) const;
   // Where writes of keys whose primary is `owner` go: every copy that is up
   // (syncing ones too), primary first; empty if none is (with replicas() ==
   // 1: always {owner}, up or not).

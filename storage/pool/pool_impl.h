@@ -36,6 +36,7 @@ struct PeerHealth {
   std::atomic<uint64_t> keys{0}, used_memory{0}, maxmemory{0};
   std::atomic<bool> syncing{false};  // it said it is catching up (replicas)
   std::atomic<int64_t> lag_ms{0};    // for how long, as it said
+  std::atomic<bool> sees_me_up{false};  // it counts this node up (sends it writes)
   bool ping_in_flight = false;  // lane 0 only
 };
 
@@ -75,6 +76,7 @@ struct Pool::Impl {
   uint64_t flush_seq = 0;                             // guarded by sync_mu
   std::shared_ptr<SyncOp> sync_op;  // lane 0 only
   int64_t sync_retry_ms = 0;        // lane 0 only
+  int64_t sync_ready_ms = 0;        // lane 0 only: when every live peer saw this node up
 
   int64_t sync_stats_started_ms() const;
   // Call before a write of `key` is applied to this node's store.

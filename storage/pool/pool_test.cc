@@ -2376,5 +2376,48 @@ TEST_F(PoolReplicaTest, CatchUpStartsOverWhenItsSourceFails) {
   for (const auto& k : k0) EXPECT_EQ(PeekOn(1, k), ValueOf(k));
 }
 
+// A read whose copy fails before it is known down (or is a restarted node
+// still syncing) is asked of the next copy in sync, here or remote.
+TEST_F(PoolReplicaTest, ReadsRetryTheNextCopyWhenOneFails) {
+  BuildReplicas();
+  auto k0 = KeysOn(0, 30);
+  ASSERT_TRUE(Set(2, Pairs(k0, ValueOf)).status.ok());
+  net().SetDown(0, FakeNetwork::DownMode::kRefuse);
+  EXPECT_TRUE(pool(2).Serving(0)) << "not detected yet";
+  for (int from : {2, 1}) {
+    auto got = Get(from, k0);
+    for (size_t i = 0; i < k0.size(); ++i) {
+      EXPECT_EQ(got[i].state, GetResult::kFound) << from << " " << i;
+      EXPECT_EQ(got[i].value, ValueOf(k0[i]));
+    }
+  }
+  std::vector<std::string> args = {"GET", k0[0]};
+  auto argv = Views(args);
+  bool done = false;
+  pool(2).RunOnCopies(0, 0, 0, 2, argv, false, [&](Status s, std::string r) {
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(r, exec(1).reply) << "answered by the replica";
+    done = true;
+  });
+  ASSERT_TRUE(RunUntil([&] { return done; }));
+  net().SetUp(0);
+}
+
+TEST_F(PoolReplicaTest, ARestartedNodeRefusesReadsUntilInSync) {
+  BuildReplicas();
+  auto k1 = KeysOn(1, 30);
+  ASSERT_TRUE(Set(0, Pairs(k1, ValueOf)).status.ok());
+  Restart(1);
+  // Peers have not heard yet that node 1 restarted: they still read from
+  // it, it refuses, and the replica answers.
+  ASSERT_TRUE(pool(0).Serving(1));
+  auto got = Get(0, k1);
+  for (size_t i = 0; i < k1.size(); ++i) {
+    EXPECT_EQ(got[i].state, GetResult::kFound) << i;
+    EXPECT_EQ(got[i].value, ValueOf(k1[i]));
+  }
+  ASSERT_TRUE(RunUntil([&] { return pool(1).InSync(); }, 5000));
+}
+
 }  // namespace
 }  // namespace kvpool::pool

@@ -38,6 +38,14 @@ int Pool::ReadNode(int owner) const {
   return -1;
 }
 
+int Pool::ReadNodeAfter(int owner, int failed) const {
+  for (int i = 0; i < replicas(); ++i) {
+    int c = (owner + i) % nodes();
+    if (c != failed && Serving(c)) return c;
+  }
+  return -1;
+}
+
 std::vector<int> Pool::WriteNodes(int owner) const {
   if (replicas() == 1) return {owner};
   std::vector<int> out;
@@ -107,7 +115,19 @@ void Pool::RunOnCopies(int lane, int owner, int db, int resp,
     int node = write ? owner : ReadNode(owner);
     if (node == self) return done(Status::OK(), run_here());
     if (node < 0) return done(Status::Unavailable(NodeDownError(owner)), {});
-    return Forward(lane, node, db, resp, argv, std::move(done));
+    if (write || replicas() == 1) return Forward(lane, node, db, resp, argv, std::move(done));
+    // A read whose copy fails (dead, not yet known down, or syncing) is
+    // asked of the next copy in sync, once.
+    std::vector<std::string> copy(argv.begin(), argv.end());
+    return Forward(lane, node, db, resp, argv,
+                   [this, lane, owner, node, db, resp, copy = std::move(copy),
+                    done = std::move(done)](Status s, std::string r) mutable {
+                     int next = ReadNodeAfter(owner, node);
+                     if (s.ok() || next < 0) return done(std::move(s), std::move(r));
+                     std::vector<std::string_view> av(copy.begin(), copy.end());
+                     if (next != options_.self) return Forward(lane, next, db, resp, av, std::move(done));
+                     done(Status::OK(), executor_->Execute(lane, db, resp, av));
+                   });
   }
   std::vector<int> to = WriteNodes(owner);
   int acting = -1;
@@ -540,6 +560,20 @@ void Pool::Impl::SyncTick(int64_t now) {
     for (int n = 0; n < pool->nodes(); ++n)
       if (n != self && !health[n].up.load()) return;
   }
+  // Then every live peer must count this node up, so that the writes it
+  // coordinates reach this node too: a write that reached only the other
+  // copies after they were scanned would be missed. A heartbeat more lets
+  // writes sent before that finish. (Bounded: a peer that never says so
+  // does not block the catch-up forever.)
+  bool seen = true;
+  for (int n = 0; n < pool->nodes(); ++n)
+    if (n != self && health[n].up.load() && !health[n].sees_me_up.load()) seen = false;
+  if (!seen && now - started < 10 * int64_t{o.down_after_ms}) {
+    sync_ready_ms = 0;
+    return;
+  }
+  if (sync_ready_ms == 0) sync_ready_ms = now;
+  if (now - sync_ready_ms < o.heartbeat_ms) return;
   auto op = std::make_shared<SyncOp>();
   op->pool = pool;
   op->impl = this;
