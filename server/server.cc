@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <malloc.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -162,6 +163,7 @@ StatusOr<std::unique_ptr<Server>> Server::Create(Config* config, std::string con
                                                  std::string executable) {
   std::unique_ptr<Server> s(new Server());
   s->config_ = config;
+  RaiseOpenFilesLimit(*config);
   storage::StoreOptions so;
   so.maxmemory = EffectiveMaxMemory(*config);
   so.policy = static_cast<storage::EvictionPolicy>(config->Int("maxmemory-policy"));
@@ -247,9 +249,43 @@ Status Server::Listen() {
       if (optional) continue;
       return Status::IOError("could not listen on " + text + ": " + strerror(errno));
     }
+    evconnlistener_set_error_cb(l, &Server::OnAcceptError);
     listeners_.push_back(l);
   }
   return Status::OK();
+}
+
+void Server::RaiseOpenFilesLimit(const Config& config) {
+  // Clients, listeners, pool peers, log and metrics files, libevent's own.
+  constexpr rlim_t kReserved = 64;
+  rlim_t want = static_cast<rlim_t>(config.Int("maxclients")) + kReserved;
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want) return;
+  rlim_t target = rl.rlim_max == RLIM_INFINITY ? want : std::min(want, rl.rlim_max);
+  rlimit raised{target, rl.rlim_max};
+  if (target > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &raised) == 0) rl.rlim_cur = target;
+  if (rl.rlim_cur < want)
+    spdlog::warn("open files limit is {}: fewer than maxclients {} clients can connect (raise "
+                 "ulimit -n to at least {})", rl.rlim_cur, config.Int("maxclients"), want);
+}
+
+void Server::OnAcceptError(evconnlistener* l, void* arg) {
+  auto* self = static_cast<Server*>(arg);
+  int err = EVUTIL_SOCKET_ERROR();
+  if (!self->logged_accept_error_.exchange(true))
+    spdlog::warn("accept failed: {} (logged once; the listener pauses 100 ms after each failure)",
+                 strerror(err));
+  // The pending connection stays in the backlog and keeps the socket
+  // readable: without a pause the loop would spin (and log) at full speed.
+  evconnlistener_disable(l);
+  // Re-enables every listener still open (none once shutdown freed them).
+  timeval tv{0, 100 * 1000};
+  event_base_once(
+      self->base_, -1, EV_TIMEOUT,
+      [](evutil_socket_t, short, void* server) {
+        for (auto* listener : static_cast<Server*>(server)->listeners_) evconnlistener_enable(listener);
+      },
+      self, &tv);
 }
 
 void Server::OnAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg) {

@@ -47,6 +47,11 @@ class Server {
   // With two or more pool-nodes: this node's place, the transport, the pool.
   [[nodiscard]] Status SetUpPool();
   static void OnAccept(evconnlistener* l, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
+  // accept() failed (EMFILE...): pause the listener for a moment instead of
+  // spinning on a socket that stays readable.
+  static void OnAcceptError(evconnlistener* l, void* arg);
+  // As Redis: room for maxclients connections plus the server's own files.
+  static void RaiseOpenFilesLimit(const Config& config);
   static void OnSignal(evutil_socket_t sig, short, void* arg);
   static void OnCron(evutil_socket_t, short, void* arg);
   void Accept(int fd, sockaddr* addr, int len);
@@ -70,6 +75,7 @@ class Server {
   std::unique_ptr<pool::Pool> pool_;
   std::atomic<uint32_t> next_thread_{0};
   std::string pidfile_;
+  std::atomic<bool> logged_accept_error_{false};
 };
 
 }  // namespace kvpool

@@ -36,6 +36,7 @@ import os
 import resource
 import selectors
 import socket
+import subprocess
 import threading
 import time
 
@@ -494,3 +495,56 @@ def test_mset_flood_past_maxmemory(server_factory):
           f"({f1.errors}), allkeys-lru {t2 - t1:.1f}s ({evicted} evicted); peak RSS "
           f"{ {k: v >> 20 for k, v in f2.max_rss.items()} } MiB, baselines "
           f"{ {k: v >> 20 for k, v in base_rss.items()} } MiB")
+
+
+# --------------------------------------------------- file descriptors run out
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.kvpool_only
+def test_out_of_file_descriptors_does_not_spin(server_factory):
+    """The process's open-files limit, not maxclients, runs out: accept()
+    fails with EMFILE. The server must not spin on its listening socket (nor
+    log each failed accept): it pauses accepting, serves the clients it
+    has, and takes the waiting ones once descriptors are free again."""
+    srv = server_factory(name="emfile", pool=False)
+    limit = 128
+    p = subprocess.run(["prlimit", "--pid", str(srv.proc.pid), f"--nofile={limit}:{limit}"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, f"prlimit failed: {p.stderr}"
+    log_before = os.path.getsize(srv.log_path)
+    socks = []
+    try:
+        for _ in range(limit + 100):
+            socks.append(connect(srv))
+        time.sleep(1.0)
+        cpu0 = _cpu_seconds(srv.proc.pid)
+        time.sleep(2.0)
+        busy = _cpu_seconds(srv.proc.pid) - cpu0
+        assert busy < 0.5, f"with no free descriptor the idle server burnt {busy:.2f} s of CPU in 2 s"
+        grown = os.path.getsize(srv.log_path) - log_before
+        assert grown < 4096, f"the log grew by {grown} bytes while accept() failed"
+        # Those accepted are served.
+        for i, s in enumerate(socks[:limit - 40]):
+            _served(s, i)
+        # Closing them frees descriptors: the waiting clients get in.
+        for s in socks[:limit - 40]:
+            s.close()
+        for i, s in enumerate(socks[limit - 40:limit + 40]):
+            _served(s, 1000 + i)
+    finally:
+        for s in socks:
+            s.close()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            assert_alive(srv, "after the descriptors were freed")
+            return
+        except (AssertionError, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
