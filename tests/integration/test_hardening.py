@@ -58,7 +58,7 @@ OUTPUT_LIMIT = "normal 8mb 4mb 2"
 def _is_asan(path: str) -> bool:
     try:
         with open(path, "rb") as f:
-            return b"AddressSanitizer" in f.read()
+            return b"__asan_init" in f.read()  # gcc links libasan dynamically
     except OSError:
         return False
 
