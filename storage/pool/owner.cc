@@ -59,7 +59,13 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
       // Whether this node counts the caller up, i.e. sends it writes: a
       // syncing caller scans only once every peer does.
       int caller = call->peer();
-      w.U8(caller >= 0 && caller < pool->nodes() && health[caller].up.load() ? 1 : 0);
+      bool known = caller >= 0 && caller < pool->nodes() && caller != pool->self();
+      w.U8(known && health[caller].up.load() ? 1 : 0);
+      w.U64(sync_gen.load());
+      uint8_t stale;
+      uint64_t gen;
+      if (known && pool->replicas() > 1 && r.U8(&stale) && r.U64(&gen))
+        NoteStaleFlag(caller, stale != 0, gen);
       return call->Reply(std::move(out));
     }
 

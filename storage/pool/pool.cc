@@ -99,6 +99,7 @@ Pool::Pool(PoolOptions options, storage::Store* store, transport::Transport* tra
   int64_t now = WallMs();
   for (size_t i = 0; i < options_.nodes.size(); ++i) impl_->health[i].last_ok_ms.store(now);
   impl_->chunk_bytes = transport_->max_bulk_per_call();
+  impl_->beat_ms.store(now);
   // A node that starts with copies to hold starts empty: it catches up
   // before it serves reads of them.
   if (slots_.replicas() > 1) {
@@ -145,8 +146,13 @@ void Pool::Impl::Heartbeat() {
   if (last_heartbeat_ms != 0 && now - last_heartbeat_ms > 2 * int64_t{o.heartbeat_ms}) {
     int64_t stall = now - last_heartbeat_ms - o.heartbeat_ms;
     for (int n = 0; n < pool->nodes(); ++n) health[n].last_ok_ms.fetch_add(stall);
+    // Its peers, meanwhile, may have counted this node down and written
+    // without it.
+    if (pool->replicas() > 1 && stall > o.down_after_ms)
+      BeginResync("this node stalled for " + std::to_string(stall) + " ms");
   }
   last_heartbeat_ms = now;
+  beat_ms.store(now, std::memory_order_relaxed);
   for (int n = 0; n < pool->nodes(); ++n) {
     if (n == o.self) continue;
     PeerHealth& h = health[n];
@@ -154,6 +160,10 @@ void Pool::Impl::Heartbeat() {
       h.ping_in_flight = true;
       transport::CallArgs args;
       args.opcode = kOpPing;
+      // Tells the peer whether this node counts it stale (replicas).
+      Writer pw(&args.body);
+      pw.U8(h.stale.load() ? 1 : 0);
+      pw.U64(h.stale_gen);
       Impl* self = this;
       pool->transport_->Call(
           0, n, std::move(args), std::max(o.down_after_ms / 2, 1),
@@ -172,6 +182,12 @@ void Pool::Impl::Heartbeat() {
             int64_t lag = 0;
             if (r.U8(&syncing) && r.I64(&lag) && !r.U8(&sees_me)) sees_me = 1;
             h.sees_me_up.store(sees_me != 0);
+            bool was_up = h.up.load();
+            uint64_t gen;
+            if (r.U64(&gen)) {
+              h.gen.store(gen);
+              if (h.stale.load() && gen != h.stale_gen) h.stale.store(false);
+            }
             if (static_cast<int>(node) != n) {
               spdlog::warn("pool: {} answers as node {} but is node {} in pool-nodes",
                            self->pool->node(n).Addr(), node, n);
@@ -186,20 +202,45 @@ void Pool::Impl::Heartbeat() {
             h.lag_ms.store(lag, std::memory_order_relaxed);
             h.last_ok_ms.store(WallMs(), std::memory_order_relaxed);
             if (!h.up.exchange(true)) spdlog::info("pool: node {} is up", self->pool->node(n).Addr());
+            if (self->pool->replicas() > 1 && (!was_up || sees_me == 0 || self->counted_down.load()))
+              self->CheckMajority();
           });
     }
     if (h.up.load() && now - h.last_ok_ms.load() > o.down_after_ms) {
+      if (pool->replicas() > 1) {
+        h.stale_gen = h.gen.load();
+        h.stale.store(true);
+      }
       h.up.store(false);
       spdlog::warn("pool: node {} is down (no heartbeat answered for {} ms)",
                    pool->node(n).Addr(), now - h.last_ok_ms.load());
     }
   }
+  if (pool->replicas() > 1) CheckMajority();
   if (syncing.load()) SyncTick(now);
   // Large puts whose requester went away are dropped after a while.
   std::lock_guard<std::mutex> l(puts_mu);
   for (auto it = puts.begin(); it != puts.end();) {
     if (now - it->second->started_ms > 4 * int64_t{o.timeout_ms} + 1000) it = puts.erase(it);
     else ++it;
+  }
+}
+
+void Pool::Impl::CheckMajority() {
+  // A node cut off from most of the pool may miss writes the others take;
+  // when it is back with a majority, it catches up.
+  int up = 0, not_seen = 0;
+  for (int n = 0; n < pool->nodes(); ++n) {
+    if (!pool->NodeUp(n)) continue;
+    ++up;
+    not_seen += n != pool->self() && !health[n].sees_me_up.load();
+  }
+  counted_down.store(2 * not_seen > pool->nodes() - 1);
+  if (2 * up <= pool->nodes()) {
+    lost_majority = true;
+  } else if (lost_majority) {
+    lost_majority = false;
+    BeginResync("back with a majority of the pool");
   }
 }
 

@@ -37,6 +37,12 @@ struct PeerHealth {
   std::atomic<bool> syncing{false};  // it said it is catching up (replicas)
   std::atomic<int64_t> lag_ms{0};    // for how long, as it said
   std::atomic<bool> sees_me_up{false};  // it counts this node up (sends it writes)
+  // Replicas: marked down since it last synced, so it may have missed
+  // writes; not read from until it reports a newer sync generation.
+  std::atomic<bool> stale{false};
+  std::atomic<uint64_t> gen{0};       // its sync generation, as it last said
+  uint64_t stale_gen = 0;             // lane 0: its generation when marked stale
+  std::atomic<bool> flags_me{false};  // its pings say this node is stale
   bool ping_in_flight = false;  // lane 0 only
 };
 
@@ -77,6 +83,11 @@ struct Pool::Impl {
   std::shared_ptr<SyncOp> sync_op;  // lane 0 only
   int64_t sync_retry_ms = 0;        // lane 0 only
   int64_t sync_ready_ms = 0;        // lane 0 only: when every live peer saw this node up
+  // Bumped by every finished catch-up (a wall-clock ms, growing).
+  std::atomic<uint64_t> sync_gen{0};
+  // A catch-up after being away (not a fresh start): keys of slots with a
+  // source are dropped first, so deletes made meanwhile are not undone.
+  std::atomic<bool> purge_first{false};
 
   int64_t sync_stats_started_ms() const;
   // Call before a write of `key` is applied to this node's store.
@@ -87,6 +98,22 @@ struct Pool::Impl {
   // Lane 0, every heartbeat while syncing: starts (or retries) the catch-up.
   void SyncTick(int64_t now);
   void SyncDone(bool ok);
+  // A ping from `caller` said whether it counts this node stale (at which
+  // generation); most peers saying so starts a catch-up (any lane).
+  void NoteStaleFlag(int caller, bool stale, uint64_t gen);
+  // Starts a catch-up of a node that was in sync (any lane).
+  void BeginResync(const std::string& why);
+  // Replicas: when the heartbeat loop last ran (read by Serving), and
+  // whether this node saw no majority of the pool up (lane 0).
+  std::atomic<int64_t> beat_ms{0};
+  bool lost_majority = false;
+  // Most peers that answer say they count this node down (lane 0 writes).
+  std::atomic<bool> counted_down{false};
+  // Lane 0, after a ping answer: counted_down, and a catch-up when this
+  // node is back with a majority after having lost it.
+  void CheckMajority();
+  // Drops this node's keys of slots that have a source (lane 0).
+  void Purge(const std::vector<int>& slot_source);
   // Owner side of kOpSyncScan / kOpSyncKeys.
   void HandleSync(std::unique_ptr<transport::IncomingCall> call);
 

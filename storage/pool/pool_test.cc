@@ -2419,5 +2419,55 @@ TEST_F(PoolReplicaTest, ARestartedNodeRefusesReadsUntilInSync) {
   ASSERT_TRUE(RunUntil([&] { return pool(1).InSync(); }, 5000));
 }
 
+// A node cut off (calls to it fail) while it stays up in its own eyes
+// misses writes and deletes; back, it is told so by its peers' pings, is
+// not read from meanwhile, drops the keys its peers hold and catches up.
+TEST_F(PoolReplicaTest, ANodeBackFromAPartitionCatchesUpAndServesNothingStale) {
+  BuildReplicas(kDownAfterMs);
+  auto k0 = KeysOn(0, 60), k1 = KeysOn(1, 60);
+  auto all = Interleave({k0, k1});
+  ASSERT_TRUE(Set(2, Pairs(all, ValueOf)).status.ok());
+  net().SetDown(1, FakeNetwork::DownMode::kRefuse);
+  ASSERT_TRUE(RunUntil([&] { return !pool(0).NodeUp(1) && !pool(2).NodeUp(1); }, 3000));
+  std::map<std::string, std::string> want;
+  for (const auto& k : all) want[k] = ValueOf(k);
+  std::vector<std::string> upd;
+  for (int i = 0; i < 20; ++i) {
+    upd.insert(upd.end(), {k0[i], "new"});
+    upd.insert(upd.end(), {k1[i], "new"});
+    want[k0[i]] = want[k1[i]] = "new";
+  }
+  ASSERT_TRUE(Set(0, upd).status.ok());
+  std::vector<std::string> gone;
+  for (int i = 20; i < 30; ++i) {
+    gone.push_back(k0[i]);
+    gone.push_back(k1[i]);
+    want[k0[i]] = want[k1[i]] = "<nil>";
+  }
+  EXPECT_EQ(Del(2, gone), std::vector<int8_t>(gone.size(), 1));
+  EXPECT_EQ(PeekOn(1, k1[0]), ValueOf(k1[0])) << "node 1 missed it";
+  net().SetUp(1);
+  // From now on every read, through any node, sees the new state.
+  auto check = [&](const char* when) {
+    for (int from = 0; from < 3; ++from) {
+      auto got = Get(from, all);
+      for (size_t i = 0; i < all.size(); ++i) {
+        std::string v = got[i].state == GetResult::kFound ? got[i].value : "<nil>";
+        EXPECT_EQ(v, want[all[i]]) << when << ", through node " << from << ": " << all[i];
+      }
+    }
+  };
+  ASSERT_TRUE(RunUntil([&] {
+    check("while node 1 comes back");
+    return pool(1).InSync() && pool(0).Serving(1) && pool(2).Serving(1) && pool(1).Serving(1);
+  }, 5000));
+  EXPECT_GE(pool(1).sync_stats().attempts, 2u) << "caught up again";
+  for (const auto& [k, v] : want) EXPECT_EQ(PeekOn(1, k), v) << k;
+  check("after");
+  // Nodes 0 and 2, which saw node 1 away, did not catch up themselves.
+  EXPECT_EQ(pool(0).sync_stats().attempts, 1u);
+  EXPECT_EQ(pool(2).sync_stats().attempts, 1u);
+}
+
 }  // namespace
 }  // namespace kvpool::pool

@@ -22,9 +22,24 @@ namespace kvpool::pool {
 // ------------------------------------------------------------- placement
 
 bool Pool::Serving(int node) const {
-  if (node == options_.self) return !impl_->syncing.load(std::memory_order_relaxed);
+  if (node == options_.self) {
+    if (impl_->syncing.load(std::memory_order_relaxed)) return false;
+    if (replicas() == 1) return true;
+    // A node whose heartbeat loop has not run for long was paused (or
+    // starved): its peers may have counted it down; it serves nothing
+    // until its next heartbeat has had a chance to learn so. Nor does a
+    // node that a peer counts stale, or most peers count down.
+    if (WallMs() - impl_->beat_ms.load(std::memory_order_relaxed) >= options_.down_after_ms)
+      return false;
+    if (impl_->counted_down.load(std::memory_order_relaxed)) return false;
+    for (int n = 0; n < nodes(); ++n)
+      if (n != node && impl_->health[n].flags_me.load(std::memory_order_relaxed)) return false;
+    return true;
+  }
   if (!NodeUp(node)) return false;
-  return replicas() == 1 || !impl_->health[node].syncing.load(std::memory_order_relaxed);
+  const PeerHealth& h = impl_->health[node];
+  return replicas() == 1 || (!h.syncing.load(std::memory_order_relaxed) &&
+                             !h.stale.load(std::memory_order_relaxed));
 }
 
 bool Pool::InSync() const { return !impl_->syncing.load(); }
@@ -99,6 +114,56 @@ void Pool::Impl::NoteCommand(int db, const std::vector<std::string_view>& argv) 
     return;
   }
   for (std::string_view k : pool->executor_->WriteKeys(argv)) Touch(db, k);
+}
+
+// A node that was away (partitioned, paused) while it stayed up in its own
+// eyes may hold values overwritten or deleted meanwhile. Its peers marked
+// it down, and so stale; their pings say so (with the sync generation they
+// saw). When more than half of its peers say so, it was the one away: it
+// catches up again, dropping first the keys of slots another copy holds.
+// A node flagged by a minority (it saw the others as away) does not.
+void Pool::Impl::NoteStaleFlag(int caller, bool stale, uint64_t gen) {
+  health[caller].flags_me.store(stale && gen == sync_gen.load());
+  if (syncing.load()) return;
+  int flagged = 0;
+  for (int n = 0; n < pool->nodes(); ++n) flagged += n != pool->self() && health[n].flags_me.load();
+  if (2 * flagged <= pool->nodes() - 1) return;
+  BeginResync(std::to_string(flagged) + " of " + std::to_string(pool->nodes() - 1) +
+              " peers counted this node down");
+}
+
+void Pool::Impl::BeginResync(const std::string& why) {
+  std::lock_guard<std::mutex> l(sync_mu);
+  if (syncing.load()) return;
+  spdlog::warn("pool: {}: catching up again", why);
+  touched.clear();
+  purge_first.store(true);
+  syncing.store(true, std::memory_order_release);
+  sync.in_sync = false;
+  sync.started_ms = WallMs();
+  // It was the one away: the peers it saw down were not.
+  for (int n = 0; n < pool->nodes(); ++n) {
+    health[n].stale.store(false);
+    health[n].flags_me.store(false);
+  }
+}
+
+void Pool::Impl::Purge(const std::vector<int>& slot_source) {
+  storage::Store* store = pool->store_;
+  const int64_t now = WallMs();
+  size_t dropped = 0;
+  for (int db = 0; db < store->databases(); ++db) {
+    uint64_t cursor = 0;
+    do {
+      storage::ScanResult sr = store->Scan(
+          db, cursor, 1024, [&](std::string_view k) { return slot_source[KeySlot(k)] >= 0; }, now);
+      cursor = sr.next_cursor;
+      std::lock_guard<std::mutex> l(sync_mu);
+      for (const auto& k : sr.keys)
+        if (!touched.count(KeyId(db, k))) dropped += store->Del(db, k, now);
+    } while (cursor != 0);
+  }
+  spdlog::info("pool: dropped {} keys before catching up again", dropped);
 }
 
 // ----------------------------------------------------- commands on copies
@@ -604,6 +669,7 @@ void Pool::Impl::SyncTick(int64_t now) {
   std::string from;
   for (const auto& src : op->sources) from += (from.empty() ? "" : ", ") + pool->node(src.node).Addr();
   spdlog::info("pool: catching up from {}", from.empty() ? "no one (no other copy is in sync)" : from);
+  if (purge_first.load()) Purge(op->slot_source);
   sync_op = op;
   for (size_t i = 0; i < op->sources.size(); ++i) op->Scan(i);
   op->Done();
@@ -617,7 +683,10 @@ void Pool::Impl::SyncDone(bool ok) {
     sync_retry_ms = WallMs() + pool->options_.heartbeat_ms * 2;
     return;
   }
+  sync_ready_ms = 0;
+  purge_first.store(false);
   std::lock_guard<std::mutex> l(sync_mu);
+  sync_gen.store(std::max<uint64_t>(sync_gen.load() + 1, WallMs()));
   // Under the lock: no touch is recorded after the flag drops, and none is
   // needed (this node is a full copy from here on).
   syncing.store(false, std::memory_order_release);
