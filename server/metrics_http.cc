@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+#include "storage/pool/pool.h"
+
 namespace kvpool {
 
 namespace {
@@ -20,6 +22,36 @@ void Metric(std::string* out, const char* name, const char* type, const char* he
   *out += "\n";
   *out += name;
   *out += " " + std::to_string(v) + "\n";
+}
+
+// Replicas: per node (as this node sees it) slots as primary and replica,
+// state and lag, and this node's catch-up.
+void PoolReplicaMetrics(std::string* out, const pool::Pool& p) {
+  if (p.replicas() < 2) return;
+  auto nodes = p.Nodes();
+  auto family = [&](const char* name, const char* help, auto value) {
+    *out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n";
+    for (int n = 0; n < p.nodes(); ++n)
+      *out += std::string(name) + "{node=\"" + std::to_string(n) + "\",addr=\"" +
+              p.node(n).Addr() + "\"} " + std::to_string(value(n)) + "\n";
+  };
+  family("kvpool_pool_node_slots_primary", "Slots the node holds as primary.",
+         [&](int n) { return p.slots().PrimarySlots(n); });
+  family("kvpool_pool_node_slots_replica", "Slots the node holds as replica.",
+         [&](int n) { return p.slots().ReplicaSlots(n); });
+  family("kvpool_pool_node_state", "0 down, 1 up (in sync), 2 syncing.", [&](int n) {
+    return nodes[n].state == pool::NodeState::kUp ? 1 : nodes[n].state == pool::NodeState::kSyncing ? 2 : 0;
+  });
+  family("kvpool_pool_node_lag_ms",
+         "How far behind the node may be: 0 in sync, else since it started syncing or was last heard.",
+         [&](int n) { return nodes[n].lag_ms; });
+  pool::SyncStats ss = p.sync_stats();
+  Metric(out, "kvpool_pool_in_sync", "gauge", "1 once this node holds all its slots' keys.",
+         ss.in_sync ? 1 : 0);
+  Metric(out, "kvpool_pool_sync_keys_pulled_total", "counter",
+         "Keys copied from other copies by catch-ups.", ss.keys_pulled);
+  Metric(out, "kvpool_pool_replica_write_errors_total", "counter",
+         "Writes a live copy did not take (the client got an error).", ss.replica_write_errors);
 }
 
 }  // namespace
@@ -55,6 +87,7 @@ std::string RenderMetrics(ServerContext& server) {
          ld(s.net_input_bytes));
   Metric(&out, "kvpool_net_output_bytes_total", "counter", "Bytes written to clients.",
          ld(s.net_output_bytes));
+  if (server.pool() != nullptr) PoolReplicaMetrics(&out, *server.pool());
   return out;
 }
 
