@@ -403,8 +403,8 @@ std::string ExecuteWith(CommandHarness& h, RecordingSink& sink, std::vector<std:
 
 TEST_F(StringFamilyTest, LargeValuesAreSentByReference) {
   std::string big = PatternValue(1 << 20);
-  std::string edge(4096, 'e');   // at the threshold: by reference
-  std::string below(4095, 'b');  // below it: copied
+  std::string edge(16 * 1024, 'e');       // at the threshold: by reference
+  std::string below(16 * 1024 - 1, 'b');  // below it: copied
   h.Run({"SET", "big", big});
   h.Run({"SET", "edge", edge});
   h.Run({"SET", "below", below});
