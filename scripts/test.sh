@@ -5,7 +5,8 @@
 #      kvpool-server processes), on one node and on a three-node pool;
 #   2. the unit tests and the integration suite again with ASan + UBSan;
 #   3. the integration suite with the server under TSan and io-threads 2;
-#   4. the fuzzers (RESP parser, node-to-node messages) for FUZZ_SECONDS each;
+#   4. the fuzzers: RESP parser (FUZZ_SECONDS, 60), peer frames and the
+#      pool owner side (FUZZ_PEER_SECONDS, 30 each);
 #   5. the RDMA tests against real verbs (Soft-RoCE guest, or the machine's
 #      own RDMA device).
 # Installs what is missing first. Exit status 0 = everything passed.
@@ -47,7 +48,8 @@ step "integration: the same suite against a three-node pool"
 KVPOOL_SERVER=$ROOT/build/server/kvpool-server KVPOOL_POOL_NODES=3 "${PYTEST[@]}"
 
 step "build with ASan + UBSan"
-cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKVPOOL_SANITIZE=ON >/dev/null
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKVPOOL_SANITIZE=ON -DKVPOOL_BENCH=OFF \
+  -DKVPOOL_RDMA_TESTS=OFF >/dev/null
 ninja -C build-asan
 
 step "unit tests under ASan + UBSan"
@@ -74,8 +76,10 @@ TSAN_OPTIONS=halt_on_error=0:log_path=$reports/tsan KVPOOL_SERVER_ARGS="--io-thr
 KVPOOL_SERVER=$ROOT/build-tsan/server/kvpool-server "${PYTEST[@]}" -k "not 64mib"
 check_reports "$reports"
 
-step "fuzzers (${FUZZ_SECONDS:-60}s each)"
-tests/fuzz/build_and_run.sh "$ROOT/build-fuzz"
+step "fuzzers: RESP parser ${FUZZ_SECONDS:-60}s, peer frames and pool owner ${FUZZ_PEER_SECONDS:-30}s each"
+FUZZ_SECONDS=${FUZZ_SECONDS:-60} FUZZ_TARGETS=resp_parser_fuzz tests/fuzz/build_and_run.sh "$ROOT/build-fuzz"
+FUZZ_SECONDS=${FUZZ_PEER_SECONDS:-30} FUZZ_TARGETS="peer_frame_fuzz peer_owner_fuzz" \
+  tests/fuzz/build_and_run.sh "$ROOT/build-fuzz"
 
 step "RDMA: transport and pool against real verbs"
 tests/rdma/run.sh "$ROOT/build"
