@@ -6,6 +6,9 @@ BUILD=$1
 cd "$(dirname "$0")/../.."
 echo "=== rdma_transport_test ($RXE_IP)"
 "$BUILD/storage/transport/rdma_transport_test"
+echo "=== transport benchmark over rdma (proves it runs; TCG numbers mean nothing)"
+"$BUILD/storage/transport/rdma_transport_bench" --transport rdma --host "$RXE_IP" --seconds 1 \
+  --sizes 4K,4M
 echo "=== the pool suite over rdma"
 # Small segments: each node registers (pins) all of its segment at start.
 # Under TCG a 64 MiB value takes seconds to cross: a long pool timeout.
