@@ -8,7 +8,7 @@ PKGS=(
   libevent-dev libspdlog-dev libfmt-dev libhiredis-dev
   libibverbs-dev librdmacm-dev rdma-core ibverbs-providers ibverbs-utils
   googletest libgtest-dev libgmock-dev
-  python3 python3-redis python3-pytest
+  python3 python3-redis python3-hiredis python3-pytest
   redis-tools redis-server
   clang-14 libclang-rt-14-dev
   iperf3 procps iproute2
