@@ -2,6 +2,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <random>
 #include <set>
 
@@ -405,6 +406,13 @@ struct ScanOp : std::enable_shared_from_this<ScanOp> {
     if (!s.ok() || v.type != RespValue::kArray || v.elements.size() != 2)
       return Answer(n, 0, nullptr);  // node down: skip it
     uint64_t next = strtoull(v.elements[0].str.c_str(), nullptr, 10);
+    if (p->replicas() > 1) {
+      // A key is on several nodes: listed by the one that answers its reads.
+      auto& keys = v.elements[1].elements;
+      keys.erase(std::remove_if(keys.begin(), keys.end(),
+                                [&](const RespValue& k) { return p->ReadNode(p->OwnerOf(k.str)) != n; }),
+                 keys.end());
+    }
     Answer(n, next, &v.elements[1]);
   }
 

@@ -31,7 +31,7 @@ import pytest
 import redis
 
 from conftest import HOST, Pool, pick_free_ports, stop_all
-from util import wait_until
+from util import scan_all, wait_until
 
 pytestmark = pytest.mark.kvpool_only
 
@@ -180,6 +180,11 @@ def test_paused_node_comes_back_without_stale_values(pool):
     keys = list(expected)
     for n, part in enumerate(_chunks(keys, BATCH)):
         assert c[n % 3].mset({k: expected[k] for k in part})
+    # SCAN and KEYS list each key once, though two nodes hold it.
+    with p.nodes[2].raw() as raw:
+        _, scanned = scan_all(raw, "COUNT", 1000)
+    assert len(scanned) == len(set(scanned)) == len(expected)
+    assert len(c[0].keys("pk:*")) == len(expected)
     attempts = _node_info(p, 1)["pool_sync_attempts"]
     os.kill(p.nodes[1].proc.pid, signal.SIGSTOP)
     try:
