@@ -4,6 +4,7 @@
 
 #include "server/command_table.h"
 #include "server/dispatcher.h"
+#include "server/pool_executor.h"
 #include "server/util/strings.h"
 #include "storage/pool/pool.h"
 
@@ -140,15 +141,135 @@ bool RouteByKeys(ServerContext& server, ClientState& client, protocol::ReplyBuil
   return true;
 }
 
+namespace {
+
+bool Aborted(const std::string& r) {
+  return r.empty() || r[0] == '_' || r[0] == '-' || r.compare(0, 3, "*-1") == 0;
+}
+
+// With replicas, a transaction whose keys' primary is `owner`: run with its
+// watches on the first copy in sync (here through the client's own EXEC),
+// then, if it ran and wrote, as a plain transaction on every other copy
+// that is up; answered with the first copy's reply once all are done.
+bool RouteExecToCopies(ServerContext& server, ClientState& client, protocol::ReplyBuilder& reply,
+                       int owner, bool writes) {
+  pool::Pool* p = server.pool();
+  int acting = p->ReadNode(owner);
+  std::vector<int> others;
+  if (writes)
+    for (int c : p->WriteNodes(owner))
+      if (c != acting) others.push_back(c);
+  if (acting == p->self() && others.empty() && client.remote_watches.empty()) return false;
+  std::shared_ptr<ReplySlot> slot = client.defer ? client.defer() : nullptr;
+  auto reset = [&] {
+    client.in_multi = false;
+    client.multi_error = false;
+    client.queued.clear();
+    client.info->multi_queued.store(-1, std::memory_order_relaxed);
+    client.remote_watches.clear();
+    if (client.watch) {
+      server.store().Unwatch(client.watch);
+      client.watch.reset();
+    }
+  };
+  if (acting < 0 || !slot) {
+    reply.Error(acting < 0 ? "EXECABORT " + p->NodeDownError(owner)
+                           : "ERR this transaction's keys live on pool node " + p->node(owner).Addr());
+    reset();
+    return true;
+  }
+  auto cmds = std::make_shared<std::vector<std::vector<std::string>>>(client.queued);
+  int lane = client.lane, db = client.db, resp = client.resp;
+  ServerContext* srv = &server;
+  // The other copies, once the first one ran it.
+  auto replicate = [p, srv, slot, cmds, others, lane, db, resp](std::string r) {
+    if (Aborted(r) || others.empty()) return slot->Finish(r);
+    struct State {
+      int pending;
+      std::string reply, error;
+    };
+    auto st = std::make_shared<State>();
+    st->pending = static_cast<int>(others.size()) + 1;
+    st->reply = std::move(r);
+    auto finish = [st, slot] {
+      if (--st->pending > 0) return;
+      slot->Finish(st->error.empty() ? st->reply : ErrorLine(st->error));
+    };
+    for (int c : others) {
+      if (c == p->self()) {
+        std::vector<std::vector<std::string_view>> views;
+        for (const auto& cmd : *cmds) views.emplace_back(cmd.begin(), cmd.end());
+        PoolExecutor(srv).ExecuteTransaction(lane, db, resp, views, {});
+        finish();
+        continue;
+      }
+      p->ForwardTransaction(lane, c, db, resp, *cmds, {}, [st, finish, p, c](Status s, std::string) {
+        if (!s.ok())
+          st->error = "ERR pool: the transaction ran but its copy on " + p->node(c).Addr() +
+                      " did not take it (" + s.message() + ")";
+        finish();
+      });
+    }
+    finish();
+  };
+  if (acting == p->self()) {
+    std::string r;
+    if (!client.remote_watches.empty()) {
+      // Versions watched on another copy mean nothing here: abort, as a
+      // changed key would.
+      reset();
+      r = resp == 3 ? "_\r\n" : "*-1\r\n";
+    } else {
+      protocol::StringSink sink;
+      protocol::ReplyBuilder rb(&sink, resp);
+      std::vector<std::string_view> exec{"EXEC"};
+      server.gate().LockExclusive();
+      Execute(server, client, rb, exec, NowMs());
+      server.gate().UnlockExclusive();
+      r = std::move(sink.out);
+    }
+    replicate(std::move(r));
+    return true;
+  }
+  std::vector<std::pair<std::string, uint64_t>> watched;
+  for (const auto& w : client.remote_watches) {
+    // Versions are per node: watched elsewhere, they cannot hold here.
+    watched.emplace_back(w.key, w.node == acting ? w.version : ~uint64_t{0});
+  }
+  // Keys watched here while this node answered their reads: it no longer
+  // does, so they cannot be checked where the transaction runs.
+  bool local_watch = client.watch != nullptr;
+  reset();
+  if (local_watch) {
+    replicate(resp == 3 ? "_\r\n" : "*-1\r\n");
+    return true;
+  }
+  p->ForwardTransaction(lane, acting, db, resp, *cmds, watched,
+                        [replicate](Status s, std::string r) {
+                          replicate(s.ok() ? r : ErrorLine("EXECABORT " + s.message()));
+                        });
+  return true;
+}
+
+}  // namespace
+
 bool RouteExec(ServerContext& server, ClientState& client, protocol::ReplyBuilder& reply) {
   pool::Pool* p = server.pool();
   if (!client.in_multi || client.multi_error) return false;
   std::set<int> owners;
+  bool writes = false;
   for (const auto& cmd : client.queued) {
     const CommandSpec* spec = server.commands().Find(cmd[0]);
     if (spec == nullptr) continue;
+    writes |= (spec->flags & kCmdWrite) != 0;
     std::vector<std::string_view> argv(cmd.begin(), cmd.end());
     for (std::string_view k : CommandKeys(*spec, argv)) owners.insert(p->OwnerOf(k));
+  }
+  if (p->replicas() > 1) {
+    // Watches count by the keys' primary: the copy watched may differ.
+    for (const auto& w : client.remote_watches) owners.insert(p->OwnerOf(w.key));
+    if (owners.size() == 1) return RouteExecToCopies(server, client, reply, *owners.begin(), writes);
+    if (owners.empty()) return false;
   }
   for (const auto& w : client.remote_watches) owners.insert(w.node);
   if (client.watch) owners.insert(p->self());
@@ -211,6 +332,8 @@ bool RouteWatch(ServerContext& server, ClientState& client, protocol::ReplyBuild
   std::vector<std::string_view> local{args[0]};
   for (size_t i = 1; i < args.size(); ++i) {
     int o = p->OwnerOf(args[i]);
+    // With replicas, versions come from the copy that answers reads.
+    if (p->replicas() > 1 && p->ReadNode(o) >= 0) o = p->ReadNode(o);
     if (o == p->self()) local.push_back(args[i]);
     else remote[o].push_back(args[i]);
   }

@@ -214,6 +214,40 @@ def test_paused_node_comes_back_without_stale_values(pool):
     _read_all([c[1], c[2]], expected, absent, set())
 
 
+def test_transactions_reach_every_copy(pool):
+    p = pool
+    c = [n.client() for n in p.nodes]
+    primary = [f"{n.host}:{n.port}" for n in p.nodes].index(c[0].execute_command("POOL", "KEYNODE", "{tx}").decode())
+    for i in range(3):
+        with c[i].pipeline(transaction=True) as tx:
+            tx.set("{tx}a", f"a{i}")
+            tx.incr("{tx}n")
+            tx.set("{tx}ttl", "t", ex=3600)
+            assert tx.execute() == [True, i + 1, True]
+    # WATCH through a node that is not a copy: a write between WATCH and
+    # EXEC aborts, and nothing of the transaction reaches any copy.
+    other = next(i for i in range(3) if i not in (primary, (primary + 1) % 3))
+    with c[other].pipeline(transaction=True) as tx:
+        tx.watch("{tx}a")
+        c[primary].set("{tx}a", "changed")
+        tx.multi()
+        tx.set("{tx}a", "lost")
+        with pytest.raises(redis.WatchError):
+            tx.execute()
+    p.kill(primary)
+    p.wait_state(primary, "down", timeout=10)
+    live = [c[i] for i in range(3) if i != primary]
+    for cl in live:
+        assert cl.get("{tx}a") == b"changed"
+        assert cl.get("{tx}n") == b"3"
+        assert 0 < cl.pttl("{tx}ttl") <= 3_600_000
+    # With the primary down, the replica runs them.
+    with live[0].pipeline(transaction=True) as tx:
+        tx.incr("{tx}n")
+        assert tx.execute() == [4]
+    assert live[1].get("{tx}n") == b"4"
+
+
 class _Client(threading.Thread):
     """Writes and reads its own keys through one node (others when it is
     down), recording what was acknowledged."""
