@@ -356,14 +356,14 @@ void CmdMSetNx(CommandContext& cx) {
 // probe must not change eviction order or TTLs.
 void CmdMExists(CommandContext& cx) {
   if (PoolMExists(cx)) return;
-  storage::Store& store = StoreOf(cx);
+  std::vector<std::string_view> keys(cx.args().begin() + 1, cx.args().end());
+  std::vector<uint8_t> found = StoreOf(cx).MultiExists(cx.db(), keys, cx.now_ms());
   ReplyBuilder& rb = cx.reply();
-  rb.ArrayHeader(cx.argc() - 1);
+  rb.ArrayHeader(found.size());
   uint64_t hits = 0;
-  for (size_t i = 1; i < cx.argc(); ++i) {
-    bool found = static_cast<bool>(store.Peek(cx.db(), cx.arg(i), cx.now_ms()));
-    hits += found;
-    rb.Integer(found ? 1 : 0);
+  for (uint8_t f : found) {
+    hits += f;
+    rb.Integer(f);
   }
   ServerStats& st = cx.server().stats();
   st.keyspace_hits.fetch_add(hits, std::memory_order_relaxed);

@@ -180,13 +180,9 @@ bool Store::Exists(int db, std::string_view key, int64_t now_ms) {
   return impl_->Lookup(db, key, now_ms, /*touch_lru=*/false, /*pin=*/false) != nullptr;
 }
 
-std::vector<ItemRef> Store::MultiGet(int db, const std::vector<std::string_view>& keys,
-                                     int64_t now_ms) {
-  std::vector<ItemRef> out(keys.size());
-  if (keys.size() == 1) {
-    out[0] = Get(db, keys[0], now_ms);
-    return out;
-  }
+template <typename OnLive>
+void Store::ForEachLive(int db, const std::vector<std::string_view>& keys, int64_t now_ms,
+                        OnLive&& on_live) {
   Index& idx = *impl_->dbs[db];
   std::vector<uint64_t> hashes(keys.size());
   ShardSet shards;
@@ -195,7 +191,6 @@ std::vector<ItemRef> Store::MultiGet(int db, const std::vector<std::string_view>
     shards.Add(Index::ShardOf(hashes[i]));
   }
   std::vector<Item*> dead;
-  const uint32_t clock = LruClock(now_ms);
   shards.ForEach([&](uint32_t si) { idx.shard(si).mu.lock(); });
   for (size_t i = 0; i < keys.size(); ++i)
     Index::PrefetchBucket(idx.shard(Index::ShardOf(hashes[i])), hashes[i]);
@@ -210,13 +205,37 @@ std::vector<ItemRef> Store::MultiGet(int db, const std::vector<std::string_view>
       dead.push_back(impl_->RemoveLocked(db, idx, s, pos, Removal::kExpired));
       continue;
     }
-    it->SetLru(clock);
-    it->Pin();
-    out[i] = ItemRef(it);
+    on_live(i, it);
   }
   if (!dead.empty()) shards.ForEach([&](uint32_t si) { idx.MaybeShrink(idx.shard(si)); });
   shards.ForEach([&](uint32_t si) { idx.shard(si).mu.unlock(); });
   for (Item* it : dead) impl_->Release(it);
+}
+
+std::vector<ItemRef> Store::MultiGet(int db, const std::vector<std::string_view>& keys,
+                                     int64_t now_ms) {
+  std::vector<ItemRef> out(keys.size());
+  if (keys.size() == 1) {
+    out[0] = Get(db, keys[0], now_ms);
+    return out;
+  }
+  const uint32_t clock = LruClock(now_ms);
+  ForEachLive(db, keys, now_ms, [&](size_t i, Item* it) {
+    it->SetLru(clock);
+    it->Pin();
+    out[i] = ItemRef(it);
+  });
+  return out;
+}
+
+std::vector<uint8_t> Store::MultiExists(int db, const std::vector<std::string_view>& keys,
+                                        int64_t now_ms) {
+  std::vector<uint8_t> out(keys.size(), 0);
+  if (keys.size() == 1) {
+    out[0] = Exists(db, keys[0], now_ms);
+    return out;
+  }
+  ForEachLive(db, keys, now_ms, [&](size_t i, Item*) { out[i] = 1; });
   return out;
 }
 

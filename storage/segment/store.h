@@ -185,6 +185,10 @@ class Store {
   // One pin per key, aligned with `keys` (empty where absent), taken
   // atomically with respect to MultiSet.
   std::vector<ItemRef> MultiGet(int db, const std::vector<std::string_view>& keys, int64_t now_ms);
+  // 1 where the key is live, 0 where absent or expired, aligned with `keys`;
+  // no pin, no effect on LRU or TTL (MEXISTS). One lock per shard touched.
+  std::vector<uint8_t> MultiExists(int db, const std::vector<std::string_view>& keys,
+                                   int64_t now_ms);
 
   // ---- writes ----
   // kOutOfMemory if the value cannot be placed within maxmemory;
@@ -263,6 +267,11 @@ class Store {
  private:
   struct Impl;
   explicit Store(std::unique_ptr<Impl> impl);
+  // Looks `keys` up with each shard locked once (buckets prefetched first),
+  // removes expired items, and calls on_live(i, item) under the locks.
+  template <typename OnLive>
+  void ForEachLive(int db, const std::vector<std::string_view>& keys, int64_t now_ms,
+                   OnLive&& on_live);
   std::unique_ptr<Impl> impl_;
 };
 

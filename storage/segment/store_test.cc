@@ -227,6 +227,20 @@ TEST_F(StoreTest, MultiGetAlignsWithKeys) {
   EXPECT_EQ(s_->MultiGet(0, {"c"}, kT0)[0].value(), "3");
 }
 
+TEST_F(StoreTest, MultiExistsAlignsWithKeys) {
+  MustSet(*s_, 0, "a", "1");
+  MustSet(*s_, 0, "c", "3");
+  MustSet(*s_, 0, "t", "x");
+  ASSERT_TRUE(s_->SetExpire(0, "t", kT0 + 10, ExpireCondition::kAlways, kT0));
+  MustSet(*s_, 1, "b", "other db");
+  std::vector<std::string_view> keys = {"a", "b", "c", "a", "t"};
+  EXPECT_EQ(s_->MultiExists(0, keys, kT0), (std::vector<uint8_t>{1, 0, 1, 1, 1}));
+  EXPECT_EQ(s_->MultiExists(0, keys, kT0 + 10), (std::vector<uint8_t>{1, 0, 1, 1, 0}));
+  EXPECT_FALSE(s_->Exists(0, "t", kT0));  // the expired key was removed
+  EXPECT_EQ(s_->MultiExists(1, {"b"}, kT0), (std::vector<uint8_t>{1}));
+  EXPECT_TRUE(s_->MultiExists(0, {}, kT0).empty());
+}
+
 TEST_F(StoreTest, MultiSetAndMsetnxAtomicity) {
   bool written = false;
   ASSERT_TRUE(s_->MultiSet(0, {"a", "1", "b", "2", "a", "3"}, false, kT0, &written).ok());
