@@ -69,8 +69,12 @@ bool RouteToCopies(ServerContext& server, ClientState& client, protocol::ReplyBu
   pool::Pool* p = server.pool();
   if (read_only) {
     int node = p->ReadNode(owner);
-    // No copy in sync: answered here, as a key on a down node ("missing").
-    if (node == p->self() || node < 0) return false;
+    if (node == p->self()) return false;
+    if (node < 0) {
+      // This node's copy, if any, may be stale: no answer rather than that.
+      reply.Error("ERR pool: no copy of these keys is in sync (" + p->NodeDownError(owner) + ")");
+      return true;
+    }
   } else {
     std::vector<int> to = p->WriteNodes(owner);
     if (to.empty()) {

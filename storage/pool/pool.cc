@@ -236,7 +236,12 @@ void Pool::Impl::CheckMajority() {
     not_seen += n != pool->self() && !health[n].sees_me_up.load();
   }
   counted_down.store(2 * not_seen > pool->nodes() - 1);
-  if (2 * up <= pool->nodes()) {
+  bool few = 2 * up < pool->nodes();
+  if (few && !minority.load())
+    spdlog::warn("pool: only {} of {} nodes up: no reads or writes here until more are back", up,
+                 pool->nodes());
+  minority.store(few);
+  if (few) {
     lost_majority = true;
   } else if (lost_majority) {
     lost_majority = false;

@@ -152,8 +152,9 @@ class Pool {
   // copy failed), -1 if none.
   int ReadNodeAfter(int owner, int failed) const;
   // Where writes of keys whose primary is `owner` go: every copy that is up
-  // (syncing ones too), primary first; empty if none is (with replicas() ==
-  // 1: always {owner}, up or not).
+  // (syncing ones too), primary first; empty if none is, or if this node
+  // sees fewer than half of the nodes up (with replicas() == 1: always
+  // {owner}, up or not).
   std::vector<int> WriteNodes(int owner) const;
   SyncStats sync_stats() const;
   std::vector<NodeStatus> Nodes() const;

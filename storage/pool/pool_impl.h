@@ -107,6 +107,10 @@ struct Pool::Impl {
   // whether this node saw no majority of the pool up (lane 0).
   std::atomic<int64_t> beat_ms{0};
   bool lost_majority = false;
+  // Fewer than half of the nodes are up in this node's eyes: it may be the
+  // minority side of a partition, so it serves no reads and takes no writes
+  // (the majority side's writes win).
+  std::atomic<bool> minority{false};
   // Most peers that answer say they count this node down (lane 0 writes).
   std::atomic<bool> counted_down{false};
   // Lane 0, after a ping answer: counted_down, and a catch-up when this

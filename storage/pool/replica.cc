@@ -32,6 +32,7 @@ bool Pool::Serving(int node) const {
     if (WallMs() - impl_->beat_ms.load(std::memory_order_relaxed) >= options_.down_after_ms)
       return false;
     if (impl_->counted_down.load(std::memory_order_relaxed)) return false;
+    if (impl_->minority.load(std::memory_order_relaxed)) return false;
     for (int n = 0; n < nodes(); ++n)
       if (n != node && impl_->health[n].flags_me.load(std::memory_order_relaxed)) return false;
     return true;
@@ -64,6 +65,7 @@ int Pool::ReadNodeAfter(int owner, int failed) const {
 std::vector<int> Pool::WriteNodes(int owner) const {
   if (replicas() == 1) return {owner};
   std::vector<int> out;
+  if (impl_->minority.load(std::memory_order_relaxed)) return out;
   for (int i = 0; i < replicas(); ++i) {
     int c = (owner + i) % nodes();
     if (NodeUp(c)) out.push_back(c);

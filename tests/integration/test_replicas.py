@@ -11,6 +11,10 @@ says).
   writes and deletes; resumed, it serves nothing stale through any node,
   catches up again (dropping what its peers hold), and holds the pool's
   state alone once another node is killed.
+- A partition made with network namespaces (each node in its own, joined
+  by veth pairs to a bridge; one node's link taken down and brought back):
+  the majority side's writes win, and the returning node serves no stale
+  value (needs root and `ip netns`; skipped without them).
 - The same under load: clients write and read their own keys continuously
   while a node is killed and restarted; errors and misses are counted and
   allowed only while the dead node is not yet detected; no read ever returns
@@ -22,7 +26,9 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
+import subprocess
 import threading
 import time
 import urllib.request
@@ -30,7 +36,8 @@ import urllib.request
 import pytest
 import redis
 
-from conftest import HOST, Pool, pick_free_ports, stop_all
+from conftest import (EXTRA_SERVER_ARGS, HOST, SERVER_BINARY, Pool, ServerProcess, parse_pool_nodes,
+                      pick_free_ports, stop_all)
 from util import scan_all, wait_until
 
 pytestmark = pytest.mark.kvpool_only
@@ -376,3 +383,128 @@ def test_kill_and_restart_under_load():
         verify([conns[1], conns[2]])
     finally:
         stop_all(p.nodes)
+
+
+# ------------------------------------------------------------------ partition
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+
+class _NsNode(ServerProcess):
+    """A node running in its own network namespace, at its own address."""
+
+    def __init__(self, ns: str, host: str, name: str):
+        super().__init__(name=name)
+        self.ns = ns
+        self.host = host
+
+    def argv(self) -> list[str]:
+        return (["ip", "netns", "exec", self.ns, SERVER_BINARY, "--port", str(self.port), "--bind",
+                 self.host, "--protected-mode", "no"] + EXTRA_SERVER_ARGS + self.extra_args +
+                self.pool_args)
+
+
+def _can_netns() -> bool:
+    return os.geteuid() == 0 and shutil.which("ip") is not None
+
+
+@pytest.mark.skipif(not _can_netns(), reason="needs root and ip netns")
+def test_partition_majority_wins_nothing_stale_after_heal():
+    tag = os.getpid() % 100000
+    net = f"10.231.{tag % 200 + 20}"
+    bridge, nss, links = f"kvr{tag}b", [f"kvr{tag}n{i}" for i in range(3)], [f"kvr{tag}h{i}" for i in range(3)]
+    nodes: list[_NsNode] = []
+    try:
+        _ip("link", "add", bridge, "type", "bridge")
+        _ip("addr", "add", f"{net}.254/24", "dev", bridge)
+        _ip("link", "set", bridge, "up")
+        for i in range(3):
+            _ip("netns", "add", nss[i])
+            _ip("link", "add", links[i], "type", "veth", "peer", "name", "eth0", "netns", nss[i])
+            _ip("link", "set", links[i], "master", bridge)
+            _ip("link", "set", links[i], "up")
+            _ip("-n", nss[i], "addr", "add", f"{net}.{i + 1}/24", "dev", "eth0")
+            _ip("-n", nss[i], "link", "set", "eth0", "up")
+            _ip("-n", nss[i], "link", "set", "lo", "up")
+        port = 7001
+        pool_nodes = " ".join(f"{net}.{i + 1}:{port}" for i in range(3))
+        secret = "part-" + str(tag)
+        for i in range(3):
+            n = _NsNode(nss[i], f"{net}.{i + 1}", f"part-n{i + 1}")
+            n.extra_args = [a for k, v in OPTS.items() for a in ("--" + k, str(v))]
+            n.pool_args = ["--pool-nodes", pool_nodes, "--pool-secret", secret]
+            nodes.append(n)
+            n.spawn(port)
+        for n in nodes:
+            n.wait_ready()
+
+        def states(i):
+            with nodes[i].raw() as c:
+                return [d["state"] for d in parse_pool_nodes(c.execute("POOL", "NODES"))]
+
+        def in_sync(i):
+            return nodes[i].client().info("pool").get("pool_sync_state") == "in_sync"
+
+        wait_until(lambda: all(states(i) == ["up"] * 3 and in_sync(i) for i in range(3)), timeout=60,
+                   what="the pool up and in sync")
+        c = [n.client() for n in nodes]
+        expected = {f"nk:{i}": f"v1:{i}" for i in range(20_000)}
+        keys = list(expected)
+        for n, part in enumerate(_chunks(keys, BATCH)):
+            assert c[n % 3].mset({k: expected[k] for k in part})
+
+        attempts = c[2].info("pool")["pool_sync_attempts"]
+        _ip("link", "set", links[2], "down")  # node 3 is cut off from everyone
+        wait_until(lambda: states(0)[2] == "down" and states(1)[2] == "down", timeout=20,
+                   what="node 3 down on the majority side")
+        rnd = random.Random(8)
+        over = rnd.sample(keys, 5_000)
+        for n, part in enumerate(_chunks(over, BATCH)):
+            upd = {k: "v2:" + k for k in part}
+            assert c[n % 2].mset(upd)
+            expected.update(upd)
+        absent = set(rnd.sample(keys, 1_000))
+        for n, part in enumerate(_chunks(sorted(absent), 500)):
+            c[n % 2].delete(*part)
+        for k in absent:
+            del expected[k]
+        for n, part in enumerate(_chunks([f"nn:{i}" for i in range(2_000)], BATCH)):
+            upd = {k: "n:" + k for k in part}
+            assert c[n % 2].mset(upd)
+            expected.update(upd)
+        time.sleep(DOWN_AFTER_MS / 1000)  # node 3 sees itself alone too
+
+        _ip("link", "set", links[2], "up")
+        # From the moment the link is back, no read through any node returns
+        # an overwritten or deleted value (node 3 may answer nil until it is
+        # in sync: it then has no copy it trusts).
+        c[2] = nodes[2].client()
+        deadline = time.monotonic() + 60
+        while True:
+            done = in_sync(2) and all(states(i)[2] == "up" for i in range(3))
+            for cl in (c[2], c[0]):
+                for part in _chunks(rnd.sample(keys, 2_000), 500):
+                    got = cl.mget(part)
+                    bad = [(k, v) for k, v in zip(part, got)
+                           if v is not None and v.decode() != expected.get(k)]
+                    assert not bad, f"stale after the heal: {bad[:5]}"
+            if done:
+                break
+            assert time.monotonic() < deadline, "node 3 never caught up after the heal"
+            time.sleep(0.05)
+        assert c[2].info("pool")["pool_sync_attempts"] > attempts
+        # Node 3 alone with node 1 (node 2 killed): the majority side's state.
+        nodes[1].kill()
+        wait_until(lambda: states(0)[1] == "down" and states(2)[1] == "down", timeout=20,
+                   what="node 2 down")
+        _read_all([c[2], c[0]], expected, absent, set())
+    finally:
+        stop_all(nodes)
+        # The host ends first: a namespace outlives its deletion while its
+        # sockets linger, and its veth pair with it.
+        for link in links:
+            subprocess.run(["ip", "link", "del", link], capture_output=True, timeout=10)
+        for ns in nss:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True, timeout=10)
