@@ -2469,5 +2469,29 @@ TEST_F(PoolReplicaTest, ANodeBackFromAPartitionCatchesUpAndServesNothingStale) {
   EXPECT_EQ(pool(2).sync_stats().attempts, 1u);
 }
 
+// A node that sees fewer than half of the nodes up may be the minority side
+// of a partition: it neither serves reads nor takes writes.
+TEST_F(PoolReplicaTest, AMinorityNodeNeitherReadsNorWrites) {
+  BuildReplicas(kDownAfterMs);
+  auto k0 = KeysOn(0, 5);
+  ASSERT_TRUE(Set(0, Pairs(k0, ValueOf)).status.ok());
+  net().SetDown(1, FakeNetwork::DownMode::kRefuse);
+  net().SetDown(2, FakeNetwork::DownMode::kRefuse);
+  ASSERT_TRUE(RunUntil([&] { return !pool(0).NodeUp(1) && !pool(0).NodeUp(2); }, 3000));
+  EXPECT_FALSE(pool(0).Serving(0));
+  EXPECT_TRUE(pool(0).WriteNodes(0).empty());
+  EXPECT_EQ(pool(0).ReadNode(0), -1);
+  auto out = Set(0, {k0[0], "minority"});
+  EXPECT_EQ(out.failed_keys, 1u);
+  EXPECT_EQ(Get(0, {k0[0]})[0].state, GetResult::kUnavailable);
+  EXPECT_EQ(PeekOn(0, k0[0]), ValueOf(k0[0]));
+  net().SetUp(1);
+  net().SetUp(2);
+  // Back with a majority: it catches up, then serves again.
+  ASSERT_TRUE(RunUntil([&] { return pool(0).Serving(0) && pool(1).Serving(0); }, 5000));
+  EXPECT_GE(pool(0).sync_stats().attempts, 2u);
+  EXPECT_EQ(Get(1, {k0[0]})[0].value, ValueOf(k0[0]));
+}
+
 }  // namespace
 }  // namespace kvpool::pool
