@@ -63,6 +63,15 @@ def _is_asan(path: str) -> bool:
         return False
 
 
+def _is_sanitized(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        return b"__asan_init" in data or b"__tsan_init" in data
+    except OSError:
+        return False
+
+
 def rss_bytes(srv: ServerProcess) -> int:
     with open(f"/proc/{srv.proc.pid}/status") as f:
         for line in f:
@@ -745,15 +754,18 @@ PATHOLOGICAL = [
 
 @pytest.mark.parametrize("pattern", PATHOLOGICAL, ids=["stars-a", "a-stars-q", "1000-stars", "brackets", "open-range"])
 def test_keys_pathological_pattern_is_fast(srv, pattern):
-    with srv.raw(timeout=60) as c:
+    # Backtracking blow-up would take minutes; matching is linear in the
+    # pattern per key. An -O0 ASan build is ~10x slower than release.
+    limit = 3 * (8 if _is_sanitized(SERVER_BINARY) else 1)
+    with srv.raw(timeout=60 * 8) as c:
         t0 = time.monotonic()
         reply = c.execute("KEYS", pattern)
         took = time.monotonic() - t0
         assert isinstance(reply, list), reply
-        assert took < 3, f"KEYS {pattern[:30]!r}... took {took:.1f}s on {POPULATED_KEYS} keys"
+        assert took < limit, f"KEYS {pattern[:30]!r}... took {took:.1f}s on {POPULATED_KEYS} keys"
         t0 = time.monotonic()
         reply = c.execute("SCAN", "0", "MATCH", pattern, "COUNT", "100000")
-        assert isinstance(reply, list) and time.monotonic() - t0 < 3
+        assert isinstance(reply, list) and time.monotonic() - t0 < limit
 
 
 # ------------------------------------------------------------- odd commands
