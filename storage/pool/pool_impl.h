@@ -28,6 +28,9 @@ std::string ErrorReply(const Status& s);
 // Splits a reply body; on OK, *payload is what follows the status byte.
 Status ParseReplyStatus(std::string_view body, std::string_view* payload);
 
+// A key of one db as one string (replica.cc): the touched set's key.
+std::string KeyId(int db, std::string_view key);
+
 struct PeerHealth {
   // Down until the peer has answered a heartbeat (so a node that is not
   // running, or cannot authenticate, is never shown up).
