@@ -310,7 +310,11 @@ void BroadcastAndMerge(CommandContext& cx, std::shared_ptr<ReplySlot> slot,
 bool PoolDbSize(CommandContext& cx) {
   std::shared_ptr<ReplySlot> slot;
   if (!Begin(cx, {}, &slot)) return false;
-  BroadcastAndMerge(cx, slot, {"DBSIZE"},
+  // With replicas each node counts only the keys it answers reads for, so
+  // a key held by several nodes counts once.
+  std::vector<std::string_view> argv{"DBSIZE"};
+  if (cx.pool()->replicas() > 1) argv = {"POOL", "DBSIZE"};
+  BroadcastAndMerge(cx, slot, argv,
                     [](std::vector<RespValue>& v, std::vector<int>&, protocol::ReplyBuilder& rb) {
                       int64_t n = 0;
                       for (auto& x : v) n += x.type == RespValue::kInteger ? x.integer : 0;

@@ -77,12 +77,31 @@ void CmdPool(CommandContext& cx) {
     return cx.reply().Bulk(p->node(p->OwnerOf(cx.arg(2))).Addr());
   }
   if (sub == "mexists" && cx.argc() >= 3) return PoolMExistsTriState(cx);
+  if (sub == "dbsize" && cx.argc() == 2) {
+    // Keys of this db this node answers reads for (with replicas a key is
+    // on several nodes; this counts it on one). A full scan: O(keys).
+    pool::Pool* p = cx.server().pool();
+    if (p == nullptr || p->replicas() == 1)
+      return cx.reply().Integer(static_cast<int64_t>(cx.store().DbSize(cx.db())));
+    int64_t n = 0;
+    uint64_t cursor = 0;
+    do {
+      storage::ScanResult r = cx.store().Scan(
+          cx.db(), cursor, 1024,
+          [&](std::string_view k) { return p->ReadNode(p->OwnerOf(k)) == p->self(); }, cx.now_ms());
+      cursor = r.next_cursor;
+      n += static_cast<int64_t>(r.keys.size());
+    } while (cursor != 0);
+    return cx.reply().Integer(n);
+  }
   if (sub == "help") {
-    cx.reply().ArrayHeader(4);
+    cx.reply().ArrayHeader(5);
     cx.reply().SimpleString("POOL NODES -- every node: address, state, slots, keys, memory.");
     cx.reply().SimpleString("POOL KEYNODE <key> -- the node that owns <key>.");
     cx.reply().SimpleString(
         "POOL MEXISTS <key> [<key> ...] -- 1/0 per key as MEXISTS, -1 where its node is down.");
+    cx.reply().SimpleString(
+        "POOL DBSIZE -- keys of this db this node answers reads for (DBSIZE's part with replicas).");
     cx.reply().SimpleString("POOL HELP");
     return;
   }
