@@ -328,71 +328,117 @@ void Pool::MultiGet(int lane, int db, std::span<const std::string_view> keys, in
 
 namespace {
 
-// Exists: asked of the node that answers reads. Del: sent to every copy
+// Exists: asked of the node that answers reads (with replicas, a failed
+// call is asked of the next copy in sync, once). Del: sent to every copy
 // that takes writes; a key reads as removed if a copy removed it, and as
 // failed (-1) if any copy could not answer. `touch` runs before a local
 // delete (a syncing replica keeps track of what it was told).
+struct FlagsOp : std::enable_shared_from_this<FlagsOp> {
+  Pool* pool;
+  transport::Transport* transport;
+  storage::Store* store;
+  uint16_t opcode;
+  int lane, db;
+  int64_t now_ms, deadline;
+  size_t max_keys;
+  std::vector<std::string_view> keys;  // views: the caller keeps them until done
+  std::function<void(int, std::string_view)> touch;
+  std::vector<int8_t> results;
+  int pending = 1;
+  Pool::ExistsDone done;
+
+  void Finish() {
+    if (--pending == 0) done(results);
+  }
+  // One copy's answer for key i: a failure sticks.
+  static void Merge(int8_t& r, int8_t v) {
+    if (r >= 0) r = v < 0 ? -1 : std::max(r, v);
+  }
+  void Local(const std::vector<uint32_t>& idx) {
+    for (uint32_t i : idx) {
+      if (opcode == kOpMultiExists) {
+        // Peek: an existence check never touches LRU or TTL.
+        Merge(results[i], store->Peek(db, keys[i], now_ms) ? 1 : 0);
+      } else {
+        touch(db, keys[i]);
+        Merge(results[i], store->Del(db, keys[i], now_ms) ? 1 : 0);
+      }
+    }
+  }
+  void Send(int node, const std::vector<uint32_t>& idx, bool retry);
+  // Exists with replicas: keys whose copy failed go to the next copy in sync.
+  void Retry(int failed, const std::vector<uint32_t>& part);
+};
+
+void FlagsOp::Send(int node, const std::vector<uint32_t>& idx, bool retry) {
+  auto self = shared_from_this();
+  for (size_t begin = 0; begin < idx.size(); begin += max_keys) {
+    size_t end = std::min(idx.size(), begin + max_keys);
+    std::vector<uint32_t> part(idx.begin() + begin, idx.begin() + end);
+    transport::CallArgs args;
+    args.opcode = opcode;
+    args.body = KeysBody(db, keys, idx, begin, end);
+    ++pending;
+    transport->Call(lane, node, std::move(args), RemainingMs(deadline),
+                    [self, node, part, retry](Status s, std::string_view reply, std::string_view) {
+                      std::string_view payload;
+                      if (s.ok()) s = ParseReplyStatus(reply, &payload);
+                      if (s.ok() && payload.size() != part.size())
+                        s = Status::Internal("malformed reply");
+                      if (!s.ok() && retry && self->opcode == kOpMultiExists &&
+                          self->pool->replicas() > 1) {
+                        self->Retry(node, part);
+                        return self->Finish();
+                      }
+                      for (size_t i = 0; i < part.size(); ++i)
+                        Merge(self->results[part[i]], s.ok() ? (payload[i] ? 1 : 0) : -1);
+                      self->Finish();
+                    });
+  }
+}
+
+void FlagsOp::Retry(int failed, const std::vector<uint32_t>& part) {
+  std::vector<std::vector<uint32_t>> by_node(pool->nodes());
+  for (uint32_t i : part) {
+    int node = pool->ReadNodeAfter(pool->OwnerOf(keys[i]), failed);
+    if (node < 0) results[i] = -1;
+    else by_node[node].push_back(i);
+  }
+  for (int node = 0; node < pool->nodes(); ++node) {
+    if (by_node[node].empty()) continue;
+    if (node == pool->self()) Local(by_node[node]);
+    else Send(node, by_node[node], false);
+  }
+}
+
 void KeyFlags(Pool* pool, transport::Transport* transport, storage::Store* store,
               uint16_t opcode, int lane, int db, std::span<const std::string_view> keys,
               int64_t now_ms, int timeout_ms, size_t max_keys,
-              const std::function<void(int, std::string_view)>& touch, Pool::ExistsDone done) {
-  struct Op {
-    std::vector<int8_t> results;
-    int pending = 1;
-    Pool::ExistsDone done;
-    void Finish() {
-      if (--pending == 0) done(results);
-    }
-  };
-  auto op = std::make_shared<Op>();
+              std::function<void(int, std::string_view)> touch, Pool::ExistsDone done) {
+  auto op = std::make_shared<FlagsOp>();
+  op->pool = pool;
+  op->transport = transport;
+  op->store = store;
+  op->opcode = opcode;
+  op->lane = lane;
+  op->db = db;
+  op->now_ms = now_ms;
+  op->deadline = WallMs() + timeout_ms;
+  op->max_keys = max_keys;
+  op->keys.assign(keys.begin(), keys.end());
+  op->touch = std::move(touch);
   op->results.assign(keys.size(), 0);
   op->done = std::move(done);
   auto parts = opcode == kOpMultiExists ? GroupForRead(*pool, keys) : GroupForWrite(*pool, keys);
-  // Merges one copy's answer for key i: a failure sticks.
-  auto merge = [](int8_t& r, int8_t v) {
-    if (r >= 0) r = v < 0 ? -1 : std::max(r, v);
-  };
-  int64_t deadline = WallMs() + timeout_ms;
   for (int node = 0; node <= pool->nodes(); ++node) {
     auto& idx = parts[node];
     if (idx.empty()) continue;
-    if (node == pool->nodes()) {
+    if (node == pool->nodes() || (node != pool->self() && !pool->NodeUp(node))) {
       for (uint32_t i : idx) op->results[i] = -1;
-      continue;
-    }
-    if (node == pool->self()) {
-      for (uint32_t i : idx) {
-        if (opcode == kOpMultiExists) {
-          // Peek: an existence check never touches LRU or TTL.
-          merge(op->results[i], store->Peek(db, keys[i], now_ms) ? 1 : 0);
-        } else {
-          touch(db, keys[i]);
-          merge(op->results[i], store->Del(db, keys[i], now_ms) ? 1 : 0);
-        }
-      }
-      continue;
-    }
-    if (!pool->NodeUp(node)) {
-      for (uint32_t i : idx) op->results[i] = -1;
-      continue;
-    }
-    for (size_t begin = 0; begin < idx.size(); begin += max_keys) {
-      size_t end = std::min(idx.size(), begin + max_keys);
-      std::vector<uint32_t> part(idx.begin() + begin, idx.begin() + end);
-      transport::CallArgs args;
-      args.opcode = opcode;
-      args.body = KeysBody(db, keys, idx, begin, end);
-      ++op->pending;
-      transport->Call(lane, node, std::move(args), RemainingMs(deadline),
-                      [op, part, merge](Status s, std::string_view reply, std::string_view) {
-                        std::string_view payload;
-                        if (s.ok()) s = ParseReplyStatus(reply, &payload);
-                        if (s.ok() && payload.size() != part.size())
-                          s = Status::Internal("malformed reply");
-                        for (size_t i = 0; i < part.size(); ++i)
-                          merge(op->results[part[i]], s.ok() ? (payload[i] ? 1 : 0) : -1);
-                        op->Finish();
-                      });
+    } else if (node == pool->self()) {
+      op->Local(idx);
+    } else {
+      op->Send(node, idx, true);
     }
   }
   op->Finish();

@@ -269,6 +269,9 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
     case kOpMultiExists:
     case kOpMultiDel: {
       if (!ReadKeys(r, dbs, &db, &keys)) return call->Reply(ErrorReply(Malformed()));
+      // A syncing replica may lack keys: the requester asks another copy.
+      if (call->opcode() == kOpMultiExists && syncing.load())
+        return call->Reply(ErrorReply(Status::Unavailable("syncing")));
       std::string out = OkReply();
       for (std::string_view k : keys) {
         if (call->opcode() == kOpMultiDel) Touch(db, k);

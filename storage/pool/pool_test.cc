@@ -2390,6 +2390,7 @@ TEST_F(PoolReplicaTest, ReadsRetryTheNextCopyWhenOneFails) {
       EXPECT_EQ(got[i].state, GetResult::kFound) << from << " " << i;
       EXPECT_EQ(got[i].value, ValueOf(k0[i]));
     }
+    EXPECT_EQ(Exists(from, k0), std::vector<int8_t>(k0.size(), 1)) << from;
   }
   std::vector<std::string> args = {"GET", k0[0]};
   auto argv = Views(args);
@@ -2411,11 +2412,21 @@ TEST_F(PoolReplicaTest, ARestartedNodeRefusesReadsUntilInSync) {
   // Peers have not heard yet that node 1 restarted: they still read from
   // it, it refuses, and the replica answers.
   ASSERT_TRUE(pool(0).Serving(1));
+  ASSERT_TRUE(pool(2).Serving(1));
+  std::vector<int8_t> exists;
+  bool exists_done = false;
+  auto views = Views(k1);
+  pool(2).MultiExists(0, 0, views, WallMs(), [&](std::vector<int8_t>& r) {
+    exists = r;
+    exists_done = true;
+  });
   auto got = Get(0, k1);
   for (size_t i = 0; i < k1.size(); ++i) {
     EXPECT_EQ(got[i].state, GetResult::kFound) << i;
     EXPECT_EQ(got[i].value, ValueOf(k1[i]));
   }
+  ASSERT_TRUE(RunUntil([&] { return exists_done; }));
+  EXPECT_EQ(exists, std::vector<int8_t>(k1.size(), 1)) << "answered here, node 2 being a copy";
   ASSERT_TRUE(RunUntil([&] { return pool(1).InSync(); }, 5000));
 }
 

@@ -305,6 +305,16 @@ class _Client(threading.Thread):
                 for k in batch:
                     self.acked[k] = self.seq
                     self.unsure.pop(k, None)
+            elif rnd.random() < 0.3:
+                # MEXISTS: every acknowledged key exists.
+                t0 = time.monotonic()
+                want = {k: self.acked.get(k) for k in batch}
+                try:
+                    got = self._client().execute_command("MEXISTS", *batch)
+                except (redis.RedisError, OSError) as e:
+                    self._failed("mexists", e)
+                    continue
+                self.misses += [(t0, k) for k, v in zip(batch, got) if want[k] and v != 1]
             else:
                 t0 = time.monotonic()
                 want = {k: self.acked.get(k) for k in batch}
