@@ -364,7 +364,11 @@ bool PoolFlush(CommandContext& cx) {
                         protocol::ReplyBuilder& rb) {
                       for (auto& x : v)
                         if (x.type == RespValue::kError) return rb.Error(x.str);
-                      if (!down.empty()) {
+                      // With replicas, fewer nodes down than copies leaves
+                      // every slot a flushed copy; a node that comes back
+                      // catches up from those.
+                      bool covered = static_cast<int>(down.size()) < p->replicas();
+                      if (!down.empty() && !covered) {
                         std::string names;
                         for (int n : down) names += (names.empty() ? "" : ", ") + p->node(n).Addr();
                         return rb.Error("ERR pool node(s) " + names +

@@ -182,6 +182,15 @@ def test_kill_restart_kill_loses_nothing(pool):
     # And the pool still takes writes for every slot.
     assert c[1].mset({f"after:{i}": "a" for i in range(1000)})
     assert c[0].mget([f"after:{i}" for i in range(1000)]) == [b"a"] * 1000
+    # FLUSHALL with a node down: every slot has a flushed copy; the node
+    # that comes back catches up to an empty pool.
+    assert c[0].flushall()
+    assert c[1].dbsize() == 0
+    p.nodes[2].restart_same_port()
+    _wait_in_sync(p, 2)
+    c[2] = p.nodes[2].client()
+    assert c[2].dbsize() == 0
+    assert c[2].mget(keys[:1000]) == [None] * 1000
 
 
 def test_paused_node_comes_back_without_stale_values(pool):
