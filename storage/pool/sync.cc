@@ -410,9 +410,11 @@ void Pool::Impl::SyncTick(int64_t now) {
   }
   // Then every live peer must count this node up, so that the writes it
   // coordinates reach this node too: a write that reached only the other
-  // copies after they were scanned would be missed. A heartbeat more lets
-  // writes sent before that finish. (Bounded: a peer that never says so
-  // does not block the catch-up forever.)
+  // copies after they were scanned would be missed. Writes a peer began
+  // before it counted this node up end (acknowledged or failed) within
+  // pool-timeout-ms, so the scan waits that long more: a heartbeat was not
+  // enough on a loaded machine (a load test read values two writes old).
+  // (Bounded: a peer that never says so does not block the catch-up forever.)
   bool seen = true;
   for (int n = 0; n < pool->nodes(); ++n)
     if (n != self && health[n].up.load() && !health[n].sees_me_up.load()) seen = false;
@@ -421,7 +423,7 @@ void Pool::Impl::SyncTick(int64_t now) {
     return;
   }
   if (sync_ready_ms == 0) sync_ready_ms = now;
-  if (now - sync_ready_ms < o.heartbeat_ms) return;
+  if (now - sync_ready_ms < std::max<int64_t>(o.heartbeat_ms, o.timeout_ms)) return;
   auto op = std::make_shared<SyncOp>();
   op->pool = pool;
   op->impl = this;

@@ -169,10 +169,15 @@ def test_kill_restart_kill_loses_nothing(pool):
     info1 = _node_info(p, 1)
     assert info1["pool_sync_keys_pulled"] > 0, info1
     print(f"node 2 caught up in {took:.2f}s: {info1['pool_sync_keys_pulled']} keys pulled")
-    m = _metrics(p, 1)
-    assert "kvpool_pool_in_sync 1" in m, m
-    for n in range(3):
-        assert f'kvpool_pool_node_state{{node="{n}",addr="{HOST}:{p.ports[n]}"}} 1' in m, m
+    # Its view of the others' sync state comes with their next heartbeats.
+    want = [f'kvpool_pool_node_state{{node="{n}",addr="{HOST}:{p.ports[n]}"}} 1' for n in range(3)]
+    deadline = time.monotonic() + 30
+    while True:
+        m = _metrics(p, 1)
+        if "kvpool_pool_in_sync 1" in m and all(w in m for w in want):
+            break
+        assert time.monotonic() < deadline, m
+        time.sleep(0.1)
     assert f'kvpool_pool_node_slots_replica{{node="1",addr="{HOST}:{p.ports[1]}"}} 5461' in m, m
     _read_all([c[1]], expected, absent, ttl_keys)
 
