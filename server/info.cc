@@ -1,5 +1,6 @@
 #include "server/info.h"
 
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -8,7 +9,6 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <iterator>
 #include <random>
 #include <type_traits>
@@ -672,10 +672,18 @@ std::string BytesToHuman(uint64_t n) {
   return std::to_string(n) + "B";
 }
 
+// open/read rather than a stream: called once a second by the cron, and
+// it must fail quietly (0) when the process is out of file descriptors.
 uint64_t ResidentSetBytes() {
-  std::ifstream in("/proc/self/statm");
-  uint64_t size = 0, resident = 0;
-  if (!(in >> size >> resident)) return 0;
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[128];
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  unsigned long long size = 0, resident = 0;
+  if (sscanf(buf, "%llu %llu", &size, &resident) != 2) return 0;
   long page = sysconf(_SC_PAGE_SIZE);
   return page > 0 ? resident * static_cast<uint64_t>(page) : 0;
 }
