@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from util import err
+from util import err, parse_info
 
 pytestmark = pytest.mark.slow
 
@@ -25,13 +25,7 @@ OOM = "OOM command not allowed when used memory > 'maxmemory'."
 
 
 def mem(c) -> dict:
-    text = c.execute("INFO", "memory") + c.execute("INFO", "stats")
-    out = {}
-    for line in text.decode().splitlines():
-        if ":" in line and not line.startswith("#"):
-            k, v = line.split(":", 1)
-            out[k] = v
-    return out
+    return parse_info(c.execute("INFO", "memory") + c.execute("INFO", "stats"))
 
 
 def node_mems(srv) -> list:

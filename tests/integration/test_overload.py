@@ -43,6 +43,7 @@ import time
 import pytest
 
 from conftest import POOL_MODE, SERVER_BINARY, ServerProcess, USE_REDIS
+from util import parse_info
 from resp import RespConnection, RespError, encode_command
 
 MiB = 1024 * 1024
@@ -117,12 +118,7 @@ def info(srv: ServerProcess, section: str) -> dict:
     with srv.raw(timeout=30) as c:
         text = c.execute("INFO", section)
     assert isinstance(text, bytes), f"INFO {section} on {srv.name}: {text!r}"
-    out = {}
-    for line in text.decode().splitlines():
-        if ":" in line and not line.startswith("#"):
-            k, v = line.split(":", 1)
-            out[k] = v
-    return out
+    return parse_info(text)
 
 
 def assert_alive(srv: ServerProcess, what: str) -> None:

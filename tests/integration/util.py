@@ -68,3 +68,13 @@ def scan_all(conn: RespConnection, *args: Any, max_calls: int = 10_000) -> tuple
         if cursor == b"0":
             return calls, keys
         assert calls < max_calls, "SCAN did not terminate"
+
+
+def parse_info(text: bytes) -> dict:
+    """INFO's "key:value" lines as a dict of strings (section headers skipped)."""
+    out = {}
+    for line in text.decode().splitlines():
+        if ":" in line and not line.startswith("#"):
+            k, v = line.split(":", 1)
+            out[k] = v
+    return out
