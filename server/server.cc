@@ -384,12 +384,20 @@ void Server::OnCron(evutil_socket_t, short, void* arg) {
   // there is much of it (main.cc keeps large freed buffers for reuse).
   if (++self->cron_ticks_ >= hz) {
     self->cron_ticks_ = 0;
-    // Trimmed pages stay counted as free: trim again only when RSS grew.
+    // Trimmed pages stay counted as free, so trim only when RSS or the free
+    // bytes grew by a slack over their lowest since the last trim. Lowest,
+    // not "at the trim": a trim while big buffers were still in use would
+    // otherwise set a mark that later growth never passes.
     constexpr size_t kSlack = 32 << 20;
     size_t rss = ResidentSetBytes();
-    if (rss > self->rss_after_trim_ + kSlack && mallinfo2().fordblks > kSlack) {
+    size_t free_bytes = mallinfo2().fordblks;
+    self->trim_rss_low_ = std::min(self->trim_rss_low_, rss);
+    self->trim_free_low_ = std::min(self->trim_free_low_, free_bytes);
+    if (free_bytes > kSlack && (rss > self->trim_rss_low_ + kSlack ||
+                                free_bytes > self->trim_free_low_ + kSlack)) {
       malloc_trim(0);
-      self->rss_after_trim_ = ResidentSetBytes();
+      self->trim_rss_low_ = ResidentSetBytes();
+      self->trim_free_low_ = mallinfo2().fordblks;
     }
   }
 }

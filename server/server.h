@@ -68,7 +68,8 @@ class Server {
   std::vector<std::unique_ptr<std::pair<IoThread*, ServerContext*>>> cron_holders_;
   std::vector<event*> events_;  // signals and cron on base_
   int cron_ticks_ = 0;
-  size_t rss_after_trim_ = 0;
+  size_t trim_rss_low_ = 0;   // lowest RSS since the last malloc_trim
+  size_t trim_free_low_ = 0;  // lowest glibc free bytes since then
   std::unique_ptr<MetricsHttp> metrics_;
   std::unique_ptr<PoolExecutor> executor_;
   std::unique_ptr<transport::Transport> transport_;
