@@ -52,6 +52,11 @@ void PoolReplicaMetrics(std::string* out, const pool::Pool& p) {
          "Keys copied from other copies by catch-ups.", ss.keys_pulled);
   Metric(out, "kvpool_pool_replica_write_errors_total", "counter",
          "Writes a live copy did not take (the client got an error).", ss.replica_write_errors);
+  Metric(out, "kvpool_pool_catch_up_sent_total", "counter",
+         "Copies told to fetch keys again after a write to them failed in transit.",
+         ss.catch_ups_sent);
+  Metric(out, "kvpool_pool_catch_up_received_total", "counter",
+         "Times this node was told to fetch keys again.", ss.catch_ups_received);
 }
 
 }  // namespace

@@ -149,6 +149,10 @@ std::string PoolInfoSection(ServerContext& s) {
            std::to_string(ss.in_sync ? ss.finished_ms - ss.started_ms : nodes[p->self()].lag_ms) +
            "\r\n";
     out += "pool_replica_write_errors:" + std::to_string(ss.replica_write_errors) + "\r\n";
+    // Writes that failed in transit to a copy: copies told to fetch those
+    // keys again, and times this node was told so.
+    out += "pool_catch_up_sent:" + std::to_string(ss.catch_ups_sent) + "\r\n";
+    out += "pool_catch_up_received:" + std::to_string(ss.catch_ups_received) + "\r\n";
     // Per node, as this node sees it: slots held as primary and as replica,
     // state and lag (0 when up and in sync).
     for (int n = 0; n < p->nodes(); ++n)

@@ -382,6 +382,11 @@ void FlagsOp::Send(int node, const std::vector<uint32_t>& idx, bool retry) {
     transport->Call(lane, node, std::move(args), RemainingMs(deadline),
                     [self, node, part, retry](Status s, std::string_view reply, std::string_view) {
                       std::string_view payload;
+                      if (!s.ok() && self->opcode == kOpMultiDel) {
+                        std::vector<std::string_view> ks;
+                        for (uint32_t i : part) ks.push_back(self->keys[i]);
+                        self->pool->NoteWriteFailed(self->lane, node, self->db, ks, s);
+                      }
                       if (s.ok()) s = ParseReplyStatus(reply, &payload);
                       if (s.ok() && payload.size() != part.size())
                         s = Status::Internal("malformed reply");
@@ -491,6 +496,12 @@ struct SetOp : std::enable_shared_from_this<SetOp> {
     if (--pending > 0) return;
     done(first_error, static_cast<size_t>(std::count(failed.begin(), failed.end(), 1)));
   }
+  // A call to `node` carrying these pairs failed: it may take them late.
+  void Missed(int node, std::span<const uint32_t> pairs, const Status& s) {
+    std::vector<std::string_view> keys;
+    for (uint32_t p : pairs) keys.push_back(kvs[p]);
+    pool->NoteWriteFailed(lane, node, db, keys, s);
+  }
   // pairs: indices of keys in kvs (values at +1).
   void SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin, size_t end);
   void SendLarge(int node, uint32_t pair);
@@ -518,7 +529,8 @@ void SetOp::SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin,
                   [self, node, part = std::move(part)](Status s, std::string_view reply,
                                                        std::string_view) {
                     std::string_view payload;
-                    if (s.ok()) s = ParseReplyStatus(reply, &payload);
+                    if (!s.ok()) self->Missed(node, part, s);
+                    else s = ParseReplyStatus(reply, &payload);
                     if (!s.ok()) self->Failed(node, part, s);
                     self->Finish();
                   });
@@ -546,6 +558,7 @@ void SetOp::SendLarge(int node, uint32_t pair) {
                     const uint32_t one[] = {pair};
                     if (!s.ok()) {
                       self->Failed(node, one, s);
+                      self->Missed(node, one, s);
                       return self->Finish();
                     }
                     struct Chunks {
@@ -567,7 +580,10 @@ void SetOp::SendLarge(int node, uint32_t pair) {
                             if (s.ok()) s = ParseReplyStatus(reply, &payload);
                             if (!c->error.ok()) s = c->error;
                             const uint32_t one[] = {pair};
-                            if (!s.ok()) self->Failed(node, one, s);
+                            if (!s.ok()) {
+                              self->Failed(node, one, s);
+                              self->Missed(node, one, s);
+                            }
                             self->Finish();
                           });
                     };

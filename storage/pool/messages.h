@@ -46,6 +46,11 @@ enum Opcode : uint16_t {
   kOpSyncScan = 13,
   // {n u32, n x (db u32, key)} -> {n x entry}: the current state of keys.
   kOpSyncKeys = 14,
+  // {} -> {}: a write the caller sent to this node failed in transit (timed
+  // out, or the link broke) while other copies may have taken it. This node
+  // may miss it, or take it late, after a newer write of the same key: it
+  // catches up again from the other copies (replica.cc).
+  kOpCatchUp = 15,
 };
 
 // Per-key states in replies.

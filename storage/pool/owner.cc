@@ -330,6 +330,14 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
     case kOpSyncKeys:
       return HandleSync(std::move(call));
 
+    case kOpCatchUp: {
+      if (!ReadKeys(r, dbs, &db, &keys)) return call->Reply(ErrorReply(Malformed()));
+      int caller = call->peer();
+      if (pool->replicas() > 1 && caller >= 0 && caller < pool->nodes() && caller != pool->self())
+        CatchUpKeys(caller, db, keys);
+      return call->Reply(OkReply());
+    }
+
     default:
       return call->Reply(ErrorReply(Status::InvalidArgument("unknown opcode")));
   }

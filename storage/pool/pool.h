@@ -106,6 +106,8 @@ struct SyncStats {
   uint64_t keys_pulled = 0;   // values copied from peers
   uint64_t keys_rechecked = 0;  // keys written meanwhile, fetched again at the end
   uint64_t replica_write_errors = 0;  // writes a live copy did not take
+  uint64_t catch_ups_sent = 0;    // copies told to catch up after a write failed in transit
+  uint64_t catch_ups_received = 0;    // times this node was told so
 };
 
 // The outcome of one command run on every node (broadcast).
@@ -209,6 +211,13 @@ class Pool {
   // Forward to the owner, or the executor when the owner is this node.
   void RunOnCopies(int lane, int owner, int db, int resp, std::span<const std::string_view> argv,
                    bool write, ReplyDone done);
+
+  // A write of `keys` to `copy` failed with `s`. When it failed in transit
+  // (timeout, broken link) the copy may miss the write or apply it late,
+  // out of order: with replicas it is told to fetch those keys again
+  // (kOpCatchUp, sent on `lane` after the write). Lane thread.
+  void NoteWriteFailed(int lane, int copy, int db, std::span<const std::string_view> keys,
+                       const Status& s);
 
   // Error text for a write that could not reach `node`.
   std::string NodeDownError(int node) const;

@@ -91,6 +91,8 @@ struct Pool::Impl {
   // A catch-up after being away (not a fresh start): keys of slots with a
   // source are dropped first, so deletes made meanwhile are not undone.
   std::atomic<bool> purge_first{false};
+  // The catch-up only fetches the touched keys again (CatchUpKeys): no scan.
+  std::atomic<bool> keys_only{false};
 
   int64_t sync_stats_started_ms() const;
   // Call before a write of `key` is applied to this node's store.
@@ -104,8 +106,13 @@ struct Pool::Impl {
   // A ping from `caller` said whether it counts this node stale (at which
   // generation); most peers saying so starts a catch-up (any lane).
   void NoteStaleFlag(int caller, bool stale, uint64_t gen);
-  // Starts a catch-up of a node that was in sync (any lane).
+  // Starts a catch-up of a node that was in sync (any lane). A catch-up of
+  // keys only in progress becomes a whole one.
   void BeginResync(const std::string& why);
+  // `caller` could not tell whether its write of `keys` reached this node
+  // (kOpCatchUp): they are fetched again, exactly, from another copy, after
+  // writes in flight have ended; reads go to other copies meanwhile.
+  void CatchUpKeys(int caller, int db, std::span<const std::string_view> keys);
   // Replicas: when the heartbeat loop last ran (read by Serving), and
   // whether this node saw no majority of the pool up (lane 0).
   std::atomic<int64_t> beat_ms{0};

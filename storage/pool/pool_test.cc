@@ -2191,6 +2191,42 @@ TEST_F(PoolReplicaTest, OneFailingCopyFailsTheWriteOncePerKey) {
   EXPECT_NE(out.status.message().find(Addr(1)), std::string::npos) << out.status.message();
 }
 
+// A write that fails in transit to one copy (the others took it) leaves
+// that copy behind, or lets it take the write late: the coordinator tells
+// it, and it fetches exactly those keys again, sets and deletes alike.
+TEST_F(PoolReplicaTest, ACopyAWriteFailedToReachFetchesItsKeysAgain) {
+  BuildReplicas();
+  auto k0 = KeysOn(0, 10);
+  ASSERT_TRUE(Set(2, Pairs(k0, [](const std::string& k) { return k + "@1"; })).status.ok());
+  RecordCalls([](int, int to, const CallArgs& a) {
+    return (a.opcode == kOpMultiSet || a.opcode == kOpMultiDel) && to == 1
+               ? Status::Timeout("injected")
+               : Status::OK();
+  });
+  auto out = Set(2, Pairs(k0, [](const std::string& k) { return k + "@2"; }));
+  EXPECT_FALSE(out.status.ok());
+  EXPECT_EQ(Del(2, {k0[9]}), (std::vector<int8_t>{-1}));
+  EXPECT_EQ(PeekOn(0, k0[0]), k0[0] + "@2");
+  EXPECT_EQ(PeekOn(0, k0[9]), "<nil>");
+  EXPECT_EQ(CountSent(kOpCatchUp, 1, 2), 2u) << "one per failed call";
+  RecordCalls();
+  ASSERT_TRUE(RunUntil([&] {
+    if (!pool(1).InSync() || pool(1).sync_stats().catch_ups_received < 2) return false;
+    for (size_t i = 0; i + 1 < k0.size(); ++i)
+      if (PeekOn(1, k0[i]) != k0[i] + "@2") return false;
+    return PeekOn(1, k0[9]) == "<nil>";
+  }, 10000)) << "node 1: " << PeekOn(1, k0[0]) << ", " << PeekOn(1, k0[9]);
+  EXPECT_GE(pool(2).sync_stats().catch_ups_sent, 2u);
+  EXPECT_EQ(pool(1).sync_stats().keys_pulled, 0u) << "fetched only the keys, no scan";
+  // An error reply (not a failure in transit) tells no one.
+  uint64_t sent = pool(2).sync_stats().catch_ups_sent;
+  RecordCalls([](int, int to, const CallArgs& a) {
+    return a.opcode == kOpMultiSet && to == 1 ? Status::OutOfMemory("injected") : Status::OK();
+  });
+  EXPECT_FALSE(Set(2, Pairs(k0, ValueOf)).status.ok());
+  EXPECT_EQ(pool(2).sync_stats().catch_ups_sent, sent);
+}
+
 TEST_F(PoolReplicaTest, ReadsAndWritesFailOverToTheReplica) {
   BuildReplicas(kDownAfterMs);
   auto k0 = KeysOn(0, 40);

@@ -127,8 +127,10 @@ void Pool::Impl::NoteStaleFlag(int caller, bool stale, uint64_t gen) {
 
 void Pool::Impl::BeginResync(const std::string& why) {
   std::lock_guard<std::mutex> l(sync_mu);
-  if (syncing.load()) return;
+  if (syncing.load() && !keys_only.load()) return;
   spdlog::warn("pool: {}: catching up again", why);
+  if (syncing.load()) ++flush_seq;  // the keys-only pass in progress starts over, whole
+  keys_only.store(false);
   touched.clear();
   purge_first.store(true);
   syncing.store(true, std::memory_order_release);
@@ -141,6 +143,57 @@ void Pool::Impl::BeginResync(const std::string& why) {
   }
 }
 
+
+// A write that failed in transit to a copy may still reach it, late: after
+// a newer write of the same key, sent by another node on another link, has
+// been applied there. Or it never does, while the other copies took it.
+// Either way the copies could disagree, so the copy is told to fetch those
+// keys again (kOpCatchUp, on the same lane as the write: over an unbroken
+// link it arrives after the write).
+void Pool::NoteWriteFailed(int lane, int copy, int db, std::span<const std::string_view> keys,
+                           const Status& s) {
+  if (replicas() == 1 || copy == options_.self || copy < 0 || copy >= nodes() || keys.empty())
+    return;
+  if (s.code() != Code::kTimeout && s.code() != Code::kUnavailable) return;
+  {
+    std::lock_guard<std::mutex> l(impl_->sync_mu);
+    ++impl_->sync.catch_ups_sent;
+  }
+  const size_t max_keys = std::max<size_t>(1, options_.max_batch_keys);
+  for (size_t begin = 0; begin < keys.size(); begin += max_keys) {
+    size_t end = std::min(keys.size(), begin + max_keys);
+    transport::CallArgs args;
+    args.opcode = kOpCatchUp;
+    Writer w(&args.body);
+    w.U32(static_cast<uint32_t>(db));
+    w.U32(static_cast<uint32_t>(end - begin));
+    for (size_t i = begin; i < end; ++i) w.Bytes(keys[i]);
+    std::string addr = node(copy).Addr();
+    transport_->Call(lane, copy, std::move(args), options_.timeout_ms,
+                     [addr](Status s, std::string_view reply, std::string_view) {
+                       std::string_view payload;
+                       if (s.ok()) s = ParseReplyStatus(reply, &payload);
+                       // Unreachable: it is counted down soon, and stale.
+                       if (!s.ok())
+                         spdlog::warn("pool: could not tell {} to catch up: {}", addr, s.ToString());
+                     });
+  }
+}
+
+void Pool::Impl::CatchUpKeys(int caller, int db, std::span<const std::string_view> keys) {
+  std::lock_guard<std::mutex> l(sync_mu);
+  ++sync.catch_ups_received;
+  // Touched: fetched again at the end of a catch-up (this one, or the one in
+  // progress; with exact state, so a missed delete is one too).
+  for (std::string_view k : keys) touched[KeyId(db, k)] = ++touch_seq;
+  if (syncing.load()) return;
+  spdlog::warn("pool: a write of {} key(s) from {} may not have reached this node in time: "
+               "fetching them again", keys.size(), pool->node(caller).Addr());
+  keys_only.store(true);
+  syncing.store(true, std::memory_order_release);
+  sync.in_sync = false;
+  sync.started_ms = WallMs();
+}
 
 // ----------------------------------------------------- commands on copies
 
@@ -188,9 +241,14 @@ void Pool::RunOnCopies(int lane, int owner, int db, int resp,
     int acting;
     std::vector<Status> status;
     std::vector<std::string> reply;
+    std::vector<std::string> keys;  // written keys (a copy that fails is told them)
     ReplyDone done;
   };
   auto st = std::make_shared<State>();
+  {
+    std::vector<std::string_view> v(argv.begin(), argv.end());
+    for (std::string_view k : executor_->WriteKeys(v)) st->keys.emplace_back(k);
+  }
   st->pending = static_cast<int>(to.size()) + 1;
   st->acting = acting;
   st->status.resize(nodes());
@@ -220,7 +278,11 @@ void Pool::RunOnCopies(int lane, int owner, int db, int resp,
       finish();
       continue;
     }
-    Forward(lane, c, db, resp, argv, [st, c, finish](Status s, std::string r) {
+    Forward(lane, c, db, resp, argv, [this, st, lane, db, c, finish](Status s, std::string r) {
+      if (!s.ok()) {
+        std::vector<std::string_view> keys(st->keys.begin(), st->keys.end());
+        NoteWriteFailed(lane, c, db, keys, s);
+      }
       st->status[c] = std::move(s);
       st->reply[c] = std::move(r);
       finish();

@@ -335,9 +335,10 @@ void SyncOp::NextRound() {
   constexpr int kMaxRounds = 4;
   uint64_t since = round_seq;
   std::vector<std::pair<int, std::string>> keys;  // (db, key)
+  bool restart;
   {
     std::lock_guard<std::mutex> l(impl->sync_mu);
-    if (impl->flush_seq != flush_seq) return impl->SyncDone(false);
+    restart = impl->flush_seq != flush_seq;
     for (const auto& [id, seq] : impl->touched) {
       if (seq <= since) continue;
       Reader r(id);
@@ -347,6 +348,7 @@ void SyncOp::NextRound() {
     }
     round_seq = impl->touch_seq;
   }
+  if (restart) return impl->SyncDone(false);
   if (keys.empty() || round >= kMaxRounds) return impl->SyncDone(true);
   ++round;
   const size_t max_keys = std::max<size_t>(1, pool->options_.max_batch_keys);
@@ -453,24 +455,28 @@ void Pool::Impl::SyncTick(int64_t now) {
   }
   std::string from;
   for (const auto& src : op->sources) from += (from.empty() ? "" : ", ") + pool->node(src.node).Addr();
-  spdlog::info("pool: catching up from {}", from.empty() ? "no one (no other copy is in sync)" : from);
+  spdlog::info("pool: catching up{} from {}", keys_only.load() ? " (some keys)" : "",
+               from.empty() ? "no one (no other copy is in sync)" : from);
   if (purge_first.load()) Purge(op->slot_source);
   sync_op = op;
-  for (size_t i = 0; i < op->sources.size(); ++i) op->Scan(i);
+  if (!keys_only.load())
+    for (size_t i = 0; i < op->sources.size(); ++i) op->Scan(i);
   op->Done();
 }
 
 void Pool::Impl::SyncDone(bool ok) {
   std::shared_ptr<SyncOp> op = std::move(sync_op);
   sync_op.reset();
-  if (!ok) {
+  std::lock_guard<std::mutex> l(sync_mu);
+  // A flush, or a whole catch-up asked for, since the pass's last check.
+  if (!ok || (op && op->flush_seq != flush_seq)) {
     spdlog::warn("pool: catch-up did not finish; starting over");
     sync_retry_ms = WallMs() + pool->options_.heartbeat_ms * 2;
     return;
   }
   sync_ready_ms = 0;
   purge_first.store(false);
-  std::lock_guard<std::mutex> l(sync_mu);
+  keys_only.store(false);
   sync_gen.store(std::max<uint64_t>(sync_gen.load() + 1, WallMs()));
   // Under the lock: no touch is recorded after the flag drops, and none is
   // needed (this node is a full copy from here on).
