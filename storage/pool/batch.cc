@@ -355,14 +355,18 @@ struct FlagsOp : std::enable_shared_from_this<FlagsOp> {
     if (r >= 0) r = v < 0 ? -1 : std::max(r, v);
   }
   void Local(const std::vector<uint32_t>& idx) {
+    if (opcode == kOpMultiExists) {
+      // Never touches LRU or TTL; one lock per shard.
+      std::vector<std::string_view> ks;
+      ks.reserve(idx.size());
+      for (uint32_t i : idx) ks.push_back(keys[i]);
+      std::vector<uint8_t> yes = store->MultiExists(db, ks, now_ms);
+      for (size_t j = 0; j < idx.size(); ++j) Merge(results[idx[j]], yes[j] ? 1 : 0);
+      return;
+    }
     for (uint32_t i : idx) {
-      if (opcode == kOpMultiExists) {
-        // Peek: an existence check never touches LRU or TTL.
-        Merge(results[i], store->Peek(db, keys[i], now_ms) ? 1 : 0);
-      } else {
-        touch(db, keys[i]);
-        Merge(results[i], store->Del(db, keys[i], now_ms) ? 1 : 0);
-      }
+      touch(db, keys[i]);
+      Merge(results[i], store->Del(db, keys[i], now_ms) ? 1 : 0);
     }
   }
   void Send(int node, const std::vector<uint32_t>& idx, bool retry);

@@ -273,11 +273,14 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
       if (call->opcode() == kOpMultiExists && syncing.load())
         return call->Reply(ErrorReply(Status::Unavailable("syncing")));
       std::string out = OkReply();
+      if (call->opcode() == kOpMultiExists) {
+        // One lock per shard, buckets prefetched, no pin per key.
+        for (uint8_t yes : store->MultiExists(db, keys, now)) out.push_back(yes ? 1 : 0);
+        return call->Reply(std::move(out));
+      }
       for (std::string_view k : keys) {
-        if (call->opcode() == kOpMultiDel) Touch(db, k);
-        bool yes = call->opcode() == kOpMultiExists ? static_cast<bool>(store->Peek(db, k, now))
-                                                    : store->Del(db, k, now);
-        out.push_back(yes ? 1 : 0);
+        Touch(db, k);
+        out.push_back(store->Del(db, k, now) ? 1 : 0);
       }
       return call->Reply(std::move(out));
     }
