@@ -153,6 +153,10 @@ std::string PoolInfoSection(ServerContext& s) {
     // keys again, and times this node was told so.
     out += "pool_catch_up_sent:" + std::to_string(ss.catch_ups_sent) + "\r\n";
     out += "pool_catch_up_received:" + std::to_string(ss.catch_ups_received) + "\r\n";
+    // Keys dropped here because another copy evicted them; evictions here
+    // the other copies could not be told of.
+    out += "pool_evictions_applied:" + std::to_string(ss.evictions_applied) + "\r\n";
+    out += "pool_evictions_unsent:" + std::to_string(ss.evictions_unsent) + "\r\n";
     // Per node, as this node sees it: slots held as primary and as replica,
     // state and lag (0 when up and in sync).
     for (int n = 0; n < p->nodes(); ++n)

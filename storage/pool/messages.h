@@ -51,6 +51,9 @@ enum Opcode : uint16_t {
   // may miss it, or take it late, after a newer write of the same key: it
   // catches up again from the other copies (replica.cc).
   kOpCatchUp = 15,
+  // {db u32, n u32, n x (key, len u64, fingerprint u64)} -> {}: the caller
+  // evicted these keys (evict.cc); a copy holding the same value drops it.
+  kOpEvicted = 16,
 };
 
 // Per-key states in replies.

@@ -333,6 +333,9 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
     case kOpSyncKeys:
       return HandleSync(std::move(call));
 
+    case kOpEvicted:
+      return HandleEvicted(std::move(call));
+
     case kOpCatchUp: {
       if (!ReadKeys(r, dbs, &db, &keys)) return call->Reply(ErrorReply(Malformed()));
       int caller = call->peer();

@@ -106,10 +106,15 @@ Pool::Pool(PoolOptions options, storage::Store* store, transport::Transport* tra
     impl_->syncing.store(true);
     impl_->sync.in_sync = false;
     impl_->sync.started_ms = now;
+    Impl* impl = impl_.get();
+    store_->SetEvictionListener([impl](int db, std::string_view key, std::string_view value) {
+      impl->NoteEvicted(db, key, value);
+    });
   }
 }
 
 Pool::~Pool() {
+  if (slots_.replicas() > 1) store_->SetEvictionListener(nullptr);
   if (impl_->heartbeat) event_free(impl_->heartbeat);
 }
 
@@ -218,6 +223,7 @@ void Pool::Impl::Heartbeat() {
   }
   if (pool->replicas() > 1) CheckMajority();
   if (syncing.load()) SyncTick(now);
+  if (pool->replicas() > 1) SendEvictions();
   // Large puts whose requester went away are dropped after a while.
   std::lock_guard<std::mutex> l(puts_mu);
   for (auto it = puts.begin(); it != puts.end();) {

@@ -30,6 +30,8 @@ Status ParseReplyStatus(std::string_view body, std::string_view* payload);
 
 // A key of one db as one string (replica.cc): the touched set's key.
 std::string KeyId(int db, std::string_view key);
+// Which value a copy evicted (evict.cc): its length and a hash of its ends.
+uint64_t ValueFingerprint(std::string_view value);
 
 struct PeerHealth {
   // Down until the peer has answered a heartbeat (so a node that is not
@@ -130,6 +132,23 @@ struct Pool::Impl {
   void Purge(const std::vector<int>& slot_source);
   // Owner side of kOpSyncScan / kOpSyncKeys.
   void HandleSync(std::unique_ptr<transport::IncomingCall> call);
+
+  // ---- eviction on copies (evict.cc) ----
+  struct EvictedKey {
+    int db;
+    std::string key;
+    uint64_t len, fingerprint;
+  };
+  mutable std::mutex evicted_mu;
+  std::vector<EvictedKey> evicted_q;  // guarded by evicted_mu
+  uint64_t evictions_unsent = 0;      // guarded: over the queue bound, or the call failed
+  uint64_t evictions_applied = 0;     // guarded: keys dropped here for a copy's eviction
+  // The store's eviction listener (under a shard lock: queues only).
+  void NoteEvicted(int db, std::string_view key, std::string_view value);
+  // Lane 0, every heartbeat: sends the queue to the keys' other copies.
+  void SendEvictions();
+  // Owner side of kOpEvicted.
+  void HandleEvicted(std::unique_ptr<transport::IncomingCall> call);
 
   void Heartbeat();
   void HandleCall(std::unique_ptr<transport::IncomingCall> call);

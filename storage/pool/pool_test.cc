@@ -2227,6 +2227,62 @@ TEST_F(PoolReplicaTest, ACopyAWriteFailedToReachFetchesItsKeysAgain) {
   EXPECT_EQ(pool(2).sync_stats().catch_ups_sent, sent);
 }
 
+// Each copy evicts on its own under maxmemory; what one copy evicted the
+// others drop too, unless they hold a newer value by then.
+TEST_F(PoolReplicaTest, AKeyEvictedOnOneCopyIsDroppedFromTheOthers) {
+  ClusterOptions o;
+  o.replicas = 2;
+  o.maxmemory = 8 * kMiB;
+  Build(o);
+  ASSERT_TRUE(RunUntil([&] {
+    for (int n = 0; n < 3; ++n)
+      for (int m = 0; m < 3; ++m)
+        if (!pool(n).Serving(m)) return false;
+    return true;
+  }));
+  auto k0 = KeysOn(0, 1200);
+  for (size_t begin = 0; begin < k0.size(); begin += 100) {
+    std::vector<std::string> part(k0.begin() + begin, k0.begin() + begin + 100);
+    auto out = Set(2, Pairs(part, [](const std::string& k) { return Pattern(16 * kKiB, k.size()) + k; }));
+    ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+  }
+  ASSERT_GT(store(0).GetStats().evicted_keys + store(1).GetStats().evicted_keys, 0u);
+  size_t differ = 0;
+  ASSERT_TRUE(RunUntil([&] {
+    differ = 0;
+    for (const auto& k : k0) differ += PeekOn(0, k) != PeekOn(1, k);
+    return differ == 0;
+  }, 5000)) << differ << " keys differ between the copies";
+  EXPECT_GT(pool(0).sync_stats().evictions_applied + pool(1).sync_stats().evictions_applied, 0u);
+  size_t kept = 0;
+  for (const auto& k : k0) kept += PeekOn(0, k) != "<nil>";
+  EXPECT_GT(kept, 0u);
+  EXPECT_LT(kept, k0.size());
+  // A newer value is kept: a copy told of an eviction of another value.
+  std::string live;
+  for (const auto& k : k0)
+    if (PeekOn(1, k) != "<nil>") live = k;
+  ASSERT_FALSE(live.empty());
+  auto told = [&](uint64_t fingerprint) {
+    CallArgs a;
+    a.opcode = kOpEvicted;
+    Writer w(&a.body);
+    w.U32(0), w.U32(1), w.Bytes(live), w.U64(PeekOn(1, live).size()), w.U64(fingerprint);
+    auto done = std::make_shared<std::optional<Status>>();
+    hook(0).Call(0, 1, std::move(a), 2000, [done](Status st, std::string_view reply, std::string_view) {
+      std::string_view payload;
+      if (st.ok()) st = ParseReplyStatus(reply, &payload);
+      *done = st;
+    });
+    EXPECT_TRUE(RunUntil([&] { return done->has_value(); }));
+    EXPECT_TRUE(done->value_or(Status::Internal("hung")).ok());
+  };
+  told(ValueFingerprint(PeekOn(1, live)) + 1);
+  EXPECT_NE(PeekOn(1, live), "<nil>") << "dropped a value it was not told of";
+  told(ValueFingerprint(PeekOn(1, live)));
+  EXPECT_EQ(PeekOn(1, live), "<nil>") << "kept the value another copy evicted";
+}
+
 TEST_F(PoolReplicaTest, ReadsAndWritesFailOverToTheReplica) {
   BuildReplicas(kDownAfterMs);
   auto k0 = KeysOn(0, 40);

@@ -64,8 +64,15 @@ std::vector<int> Pool::WriteNodes(int owner) const {
 }
 
 SyncStats Pool::sync_stats() const {
-  std::lock_guard<std::mutex> l(impl_->sync_mu);
-  return impl_->sync;
+  SyncStats s;
+  {
+    std::lock_guard<std::mutex> l(impl_->sync_mu);
+    s = impl_->sync;
+  }
+  std::lock_guard<std::mutex> l(impl_->evicted_mu);
+  s.evictions_applied = impl_->evictions_applied;
+  s.evictions_unsent = impl_->evictions_unsent;
+  return s;
 }
 
 int64_t Pool::Impl::sync_stats_started_ms() const {

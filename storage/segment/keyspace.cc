@@ -184,6 +184,7 @@ void Store::Unwatch(const std::shared_ptr<WatchToken>& token) {
 void Store::SetMaxMemory(size_t bytes) { impl_->maxmemory.store(bytes); }
 void Store::SetPolicy(EvictionPolicy p) { impl_->policy.store(static_cast<int>(p)); }
 void Store::SetMaxMemorySamples(int n) { impl_->samples.store(std::clamp(n, 1, 64)); }
+void Store::SetEvictionListener(EvictionListener listener) { impl_->on_evict = std::move(listener); }
 
 StoreStats Store::GetStats() const {
   const Impl& im = *impl_;

@@ -95,7 +95,10 @@ size_t Store::segment_size() const { return impl_->region.size(); }
 Item* Store::Impl::RemoveLocked(int db, Index& idx, Shard& s, Item** pos, Removal why) {
   Item* it = idx.Unlink(s, pos);
   if (why == Removal::kExpired) expired.fetch_add(1, std::memory_order_relaxed);
-  if (why == Removal::kEvicted) evicted.fetch_add(1, std::memory_order_relaxed);
+  if (why == Removal::kEvicted) {
+    evicted.fetch_add(1, std::memory_order_relaxed);
+    if (on_evict) on_evict(db, it->key(), it->value());
+  }
   TouchLocked(db, s, it->key());
   return it;
 }

@@ -257,6 +257,12 @@ class Store {
   void SetMaxMemory(size_t bytes);
   void SetPolicy(EvictionPolicy p);
   void SetMaxMemorySamples(int n);
+  // Called for every key evicted under maxmemory (not expired, not
+  // deleted), with its value, under the key's shard lock: it must be quick
+  // and must not call into the store. Set before the store is shared.
+  using EvictionListener =
+      std::function<void(int db, std::string_view key, std::string_view value)>;
+  void SetEvictionListener(EvictionListener listener);
   StoreStats GetStats() const;
   void ResetStats();  // evicted/expired counters
 

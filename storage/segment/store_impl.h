@@ -121,6 +121,7 @@ struct Store::Impl {
   std::atomic<int> samples;
   std::atomic<uint64_t> version{0};
   std::atomic<uint64_t> evicted{0};
+  Store::EvictionListener on_evict;  // set before the store is shared
   std::atomic<uint64_t> expired{0};
   WatchRegistry watches;
   EvictionPool pool;
