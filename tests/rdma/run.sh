@@ -3,7 +3,8 @@
 #   - the transport's own suite (rdma_transport_test);
 #   - the pool integration suite with `transport rdma` (three nodes, MSET
 #     through one, MGET/MEXISTS through the others, kill -9 and restart), and
-#     a check that values really moved one-sided (test_pool_rdma.py).
+#     a check that values really moved one-sided (test_pool_rdma.py);
+#   - the replica suite with `transport rdma` (kill and restart under load).
 # On a machine with an active RDMA device and KVPOOL_RDMA_IP set to an
 # address on it, they run directly. Otherwise they run inside the Soft-RoCE
 # guest (tests/rdma/vm; first use installs qemu and a Debian kernel).
