@@ -54,6 +54,9 @@ enum Opcode : uint16_t {
   // {db u32, n u32, n x (key, len u64, fingerprint u64)} -> {}: the caller
   // evicted these keys (evict.cc); a copy holding the same value drops it.
   kOpEvicted = 16,
+  // {} -> {}: the caller took writes of this node's slots without it while
+  // it counted it down: it catches up again, whole (replica.cc).
+  kOpResync = 17,
 };
 
 // Per-key states in replies.

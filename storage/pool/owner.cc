@@ -336,6 +336,13 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
     case kOpEvicted:
       return HandleEvicted(std::move(call));
 
+    case kOpResync: {
+      int caller = call->peer();
+      if (pool->replicas() > 1 && caller >= 0 && caller < pool->nodes() && caller != pool->self())
+        BeginResync(pool->node(caller).Addr() + " took writes without this node");
+      return call->Reply(OkReply());
+    }
+
     case kOpCatchUp: {
       if (!ReadKeys(r, dbs, &db, &keys)) return call->Reply(ErrorReply(Malformed()));
       int caller = call->peer();

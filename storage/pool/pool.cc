@@ -191,7 +191,12 @@ void Pool::Impl::Heartbeat() {
             uint64_t gen;
             if (r.U64(&gen)) {
               h.gen.store(gen);
-              if (h.stale.load() && gen != h.stale_gen) h.stale.store(false);
+              if (h.stale.load() && gen != h.stale_gen) {
+                // It caught up since: with the writes taken without it.
+                h.stale.store(false);
+                h.wrote_without.store(false);
+                h.resync_owed = false;
+              }
             }
             if (static_cast<int>(node) != n) {
               spdlog::warn("pool: {} answers as node {} but is node {} in pool-nodes",
@@ -207,6 +212,7 @@ void Pool::Impl::Heartbeat() {
             h.lag_ms.store(lag, std::memory_order_relaxed);
             h.last_ok_ms.store(WallMs(), std::memory_order_relaxed);
             if (!h.up.exchange(true)) spdlog::info("pool: node {} is up", self->pool->node(n).Addr());
+            if (was_up && h.stale.load() && self->pool->replicas() > 1) self->SettleStale(n);
             if (self->pool->replicas() > 1 && (!was_up || sees_me == 0 || self->counted_down.load()))
               self->CheckMajority();
           });

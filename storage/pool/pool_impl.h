@@ -48,6 +48,11 @@ struct PeerHealth {
   std::atomic<uint64_t> gen{0};       // its sync generation, as it last said
   uint64_t stale_gen = 0;             // lane 0: its generation when marked stale
   std::atomic<bool> flags_me{false};  // its pings say this node is stale
+  // A write of its slots went to the other copies only (it was down): set
+  // by WriteNodes on any lane, taken by lane 0 once it is back.
+  std::atomic<bool> wrote_without{false};
+  bool resync_owed = false;       // lane 0: it must be told to catch up (kOpResync)
+  bool resync_in_flight = false;  // lane 0
   bool ping_in_flight = false;  // lane 0 only
 };
 
@@ -108,6 +113,10 @@ struct Pool::Impl {
   // A ping from `caller` said whether it counts this node stale (at which
   // generation); most peers saying so starts a catch-up (any lane).
   void NoteStaleFlag(int caller, bool stale, uint64_t gen);
+  // Lane 0, at each answered ping of a peer this node counts stale: it
+  // writes to it again; if writes were taken without it, it is told to
+  // catch up (until its generation changes); if none were, it is not stale.
+  void SettleStale(int n);
   // Starts a catch-up of a node that was in sync (any lane). A catch-up of
   // keys only in progress becomes a whole one.
   void BeginResync(const std::string& why);

@@ -2283,6 +2283,40 @@ TEST_F(PoolReplicaTest, AKeyEvictedOnOneCopyIsDroppedFromTheOthers) {
   EXPECT_EQ(PeekOn(1, live), "<nil>") << "kept the value another copy evicted";
 }
 
+// One node loses a peer for a moment (the others do not): the peer is not
+// flagged by a majority, so it learns from that node whether it missed
+// writes. None: it is read from again as it was. Some: it catches up.
+TEST_F(PoolReplicaTest, APeerOneNodeLostForAMomentCatchesUpOnlyIfItMissedWrites) {
+  BuildReplicas(kDownAfterMs);
+  auto k1 = KeysOn(1, 20);  // copies on 1 and 2
+  ASSERT_TRUE(Set(0, Pairs(k1, [](const std::string& k) { return k + "@1"; })).status.ok());
+  auto cut = [&] {
+    RecordCalls([](int from, int to, const CallArgs&) {
+      return from == 0 && to == 2 ? Status::Unavailable("cut") : Status::OK();
+    });
+    ASSERT_TRUE(RunUntil([&] { return !pool(0).NodeUp(2); }, 5000));
+  };
+  cut();
+  uint64_t attempts = pool(2).sync_stats().attempts;
+  RecordCalls();
+  ASSERT_TRUE(RunUntil([&] { return pool(0).Serving(2); }, 5000))
+      << "counted stale for good although nothing was written without it";
+  EXPECT_EQ(pool(2).sync_stats().attempts, attempts) << "caught up for nothing";
+
+  cut();
+  auto out = Set(0, Pairs(k1, [](const std::string& k) { return k + "@2"; }));
+  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+  EXPECT_EQ(PeekOn(2, k1[0]), k1[0] + "@1") << "the write reached the node it counted down";
+  RecordCalls();
+  ASSERT_TRUE(RunUntil([&] {
+    if (!pool(0).Serving(2) || !pool(2).InSync() || pool(2).sync_stats().attempts == attempts)
+      return false;
+    for (const auto& k : k1)
+      if (PeekOn(2, k) != k + "@2") return false;
+    return true;
+  }, 10000)) << "node 2: " << PeekOn(2, k1[0]) << ", attempts " << pool(2).sync_stats().attempts;
+}
+
 TEST_F(PoolReplicaTest, ReadsAndWritesFailOverToTheReplica) {
   BuildReplicas(kDownAfterMs);
   auto k0 = KeysOn(0, 40);

@@ -59,6 +59,7 @@ std::vector<int> Pool::WriteNodes(int owner) const {
   for (int i = 0; i < replicas(); ++i) {
     int c = (owner + i) % nodes();
     if (NodeUp(c)) out.push_back(c);
+    else impl_->health[c].wrote_without.store(true, std::memory_order_relaxed);
   }
   return out;
 }
@@ -132,6 +133,35 @@ void Pool::Impl::NoteStaleFlag(int caller, bool stale, uint64_t gen) {
               " peers counted this node down");
 }
 
+// A peer counted down and back may have missed writes this node took
+// meanwhile; it learns so from this node (the majority rule in
+// NoteStaleFlag covers the node that was away from most of the pool, not
+// a peer that only this node lost for a moment).
+void Pool::Impl::SettleStale(int n) {
+  PeerHealth& h = health[n];
+  if (h.wrote_without.exchange(false)) h.resync_owed = true;
+  if (!h.resync_owed) {
+    // Nothing was written without it (checked one heartbeat after it came
+    // back, so a write that chose its copies just before has said so).
+    h.stale.store(false);
+    return;
+  }
+  if (h.resync_in_flight || h.syncing.load()) return;
+  h.resync_in_flight = true;
+  transport::CallArgs args;
+  args.opcode = kOpResync;
+  Impl* self = this;
+  pool->transport_->Call(0, n, std::move(args), pool->options_.timeout_ms,
+                         [self, n](Status s, std::string_view reply, std::string_view) {
+                           PeerHealth& h = self->health[n];
+                           h.resync_in_flight = false;
+                           std::string_view payload;
+                           if (s.ok()) s = ParseReplyStatus(reply, &payload);
+                           // Stale until its generation changes (the ping).
+                           if (s.ok()) h.resync_owed = false;
+                         });
+}
+
 void Pool::Impl::BeginResync(const std::string& why) {
   std::lock_guard<std::mutex> l(sync_mu);
   if (syncing.load() && !keys_only.load()) return;
@@ -147,6 +177,7 @@ void Pool::Impl::BeginResync(const std::string& why) {
   for (int n = 0; n < pool->nodes(); ++n) {
     health[n].stale.store(false);
     health[n].flags_me.store(false);
+    health[n].wrote_without.store(false);
   }
 }
 
