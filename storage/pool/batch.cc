@@ -466,7 +466,7 @@ void Pool::MultiDel(int lane, int db, std::span<const std::string_view> keys, in
   Impl* impl = impl_.get();
   KeyFlags(this, transport_, store_, kOpMultiDel, lane, db, keys, now_ms, options_.timeout_ms,
            std::max<size_t>(1, options_.max_batch_keys),
-           [impl](int d, std::string_view k) { impl->Touch(d, k); }, std::move(done));
+           [impl](int d, std::string_view k) { impl->Touch(d, k, true); }, std::move(done));
 }
 
 // ---------------------------------------------------------------- MultiSet
@@ -644,13 +644,16 @@ void Pool::MultiSet(int lane, int db, std::span<const std::string_view> kvs, int
       std::vector<std::string_view> local;
       local.reserve(pairs.size() * 2);
       for (uint32_t p : pairs) {
-        impl_->Touch(db, kvs[p]);
+        impl_->Touch(db, kvs[p], true);
         local.push_back(kvs[p]);
         local.push_back(kvs[p + 1]);
       }
       bool written = false;
       Status s = store_->MultiSet(db, local, false, now_ms, &written);
-      if (!s.ok()) op->Failed(node, pairs, s);
+      if (!s.ok()) {
+        for (uint32_t p : pairs) impl_->Touch(db, kvs[p]);  // not applied: fetched again
+        op->Failed(node, pairs, s);
+      }
       continue;
     }
     if (!NodeUp(node)) {

@@ -108,7 +108,7 @@ void Pool::Impl::HandleEvicted(std::unique_ptr<transport::IncomingCall> call) {
       storage::ItemRef it = store->Peek(static_cast<int>(db), key, now);
       if (!it || it.value().size() != len || ValueFingerprint(it.value()) != fingerprint) continue;
     }
-    Touch(static_cast<int>(db), key);
+    Touch(static_cast<int>(db), key, true);
     dropped += store->Del(static_cast<int>(db), key, now) ? 1 : 0;
   }
   {

@@ -174,17 +174,24 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
             len > call->bulk_in_size() - off)
           return call->Reply(ErrorReply(Malformed()));
         auto item = store->Prepare(key, len, now);
-        if (!item.ok()) return call->Reply(ErrorReply(item.status()));
-        Touch(put->db, key);
+        if (!item.ok()) {
+          for (const auto& it : put->items) Touch(put->db, it.key());  // not applied
+          Touch(put->db, key);
+          return call->Reply(ErrorReply(item.status()));
+        }
+        Touch(put->db, key, true);
         put->items.push_back(std::move(item.value()));
         parts.push_back({off, len});
       }
       IncomingCall* c = call.get();
       put->call = std::move(call);
-      auto finish = [put, store] {
+      auto finish = [this, put, store] {
         if (--put->pending > 0) return;
         Status st = put->error;
         if (st.ok()) st = store->Publish(put->db, &put->items, WallMs());
+        // Not applied here: fetched again if this node is catching up.
+        if (!st.ok())
+          for (const auto& it : put->items) Touch(put->db, it.key());
         put->call->Reply(st.ok() ? OkReply() : ErrorReply(st));
       };
       for (size_t i = 0; i < parts.size(); ++i) {
@@ -208,7 +215,7 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
         return call->Reply(ErrorReply(Malformed()));
       auto item = store->Prepare(key, total, now);
       if (!item.ok()) return call->Reply(ErrorReply(item.status()));
-      Touch(static_cast<int>(d), key);
+      Touch(static_cast<int>(d), key, true);  // a put that does not end: kOpCatchUp
       uint64_t handle;
       {
         std::lock_guard<std::mutex> l(puts_mu);
@@ -279,7 +286,7 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
         return call->Reply(std::move(out));
       }
       for (std::string_view k : keys) {
-        Touch(db, k);
+        Touch(db, k, true);
         out.push_back(store->Del(db, k, now) ? 1 : 0);
       }
       return call->Reply(std::move(out));

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "storage/pool/codec.h"
@@ -88,6 +89,11 @@ struct Pool::Impl {
   // catch-up never overwrites them with what it pulls, and fetches their
   // final state again at its end. A flush restarts the catch-up.
   std::unordered_map<std::string, uint64_t> touched;  // guarded by sync_mu
+  // Touched keys whose state here may be wrong: a read-modify-write run on
+  // what this node held, a write that failed here, a write another node
+  // could not deliver (kOpCatchUp). Only these are fetched again at the
+  // end; a blind write (MSET, DEL) that was applied here is as new as any.
+  std::unordered_set<std::string> recheck;  // guarded by sync_mu
   uint64_t touch_seq = 0;                             // guarded by sync_mu
   uint64_t flush_seq = 0;                             // guarded by sync_mu
   std::shared_ptr<SyncOp> sync_op;  // lane 0 only
@@ -102,8 +108,10 @@ struct Pool::Impl {
   std::atomic<bool> keys_only{false};
 
   int64_t sync_stats_started_ms() const;
-  // Call before a write of `key` is applied to this node's store.
-  void Touch(int db, std::string_view key);
+  // Call before a write of `key` is applied to this node's store. blind: it
+  // sets the whole state of the key (MSET, DEL), and was applied (else
+  // Touch again without).
+  void Touch(int db, std::string_view key, bool blind = false);
   // Call before running a forwarded or local command: its write keys are
   // touched, a flush restarts a catch-up in progress.
   void NoteCommand(int db, const std::vector<std::string_view>& argv);

@@ -101,10 +101,13 @@ std::string KeyId(int db, std::string_view key) {
   return id;
 }
 
-void Pool::Impl::Touch(int db, std::string_view key) {
+void Pool::Impl::Touch(int db, std::string_view key, bool blind) {
   if (!syncing.load(std::memory_order_acquire)) return;
+  std::string id = KeyId(db, key);
   std::lock_guard<std::mutex> l(sync_mu);
-  touched[KeyId(db, key)] = ++touch_seq;
+  touched[id] = ++touch_seq;
+  if (blind) recheck.erase(id);
+  else recheck.insert(std::move(id));
 }
 
 void Pool::Impl::NoteCommand(int db, const std::vector<std::string_view>& argv) {
@@ -169,6 +172,7 @@ void Pool::Impl::BeginResync(const std::string& why) {
   if (syncing.load()) ++flush_seq;  // the keys-only pass in progress starts over, whole
   keys_only.store(false);
   touched.clear();
+  recheck.clear();
   purge_first.store(true);
   syncing.store(true, std::memory_order_release);
   sync.in_sync = false;
@@ -206,14 +210,21 @@ void Pool::NoteWriteFailed(int lane, int copy, int db, std::span<const std::stri
     w.U32(static_cast<uint32_t>(db));
     w.U32(static_cast<uint32_t>(end - begin));
     for (size_t i = begin; i < end; ++i) w.Bytes(keys[i]);
-    std::string addr = node(copy).Addr();
+    Impl* impl = impl_.get();
     transport_->Call(lane, copy, std::move(args), options_.timeout_ms,
-                     [addr](Status s, std::string_view reply, std::string_view) {
+                     [this, impl, copy](Status s, std::string_view reply, std::string_view) {
                        std::string_view payload;
                        if (s.ok()) s = ParseReplyStatus(reply, &payload);
-                       // Unreachable: it is counted down soon, and stale.
-                       if (!s.ok())
-                         spdlog::warn("pool: could not tell {} to catch up: {}", addr, s.ToString());
+                       if (s.ok()) return;
+                       // Unreachable (a dead node refuses every write until it
+                       // is counted down): once a second in the log.
+                       static std::atomic<int64_t> last_log{0};
+                       int64_t now = WallMs(), last = last_log.load();
+                       if (now - last >= 1000 && last_log.compare_exchange_strong(last, now))
+                         spdlog::warn("pool: could not tell {} to catch up: {}", node(copy).Addr(),
+                                      s.ToString());
+                       // If it is counted down later, it catches up when back.
+                       impl->health[copy].wrote_without.store(true);
                      });
   }
 }
@@ -223,7 +234,11 @@ void Pool::Impl::CatchUpKeys(int caller, int db, std::span<const std::string_vie
   ++sync.catch_ups_received;
   // Touched: fetched again at the end of a catch-up (this one, or the one in
   // progress; with exact state, so a missed delete is one too).
-  for (std::string_view k : keys) touched[KeyId(db, k)] = ++touch_seq;
+  for (std::string_view k : keys) {
+    std::string id = KeyId(db, k);
+    touched[id] = ++touch_seq;
+    recheck.insert(std::move(id));
+  }
   if (syncing.load()) return;
   spdlog::warn("pool: a write of {} key(s) from {} may not have reached this node in time: "
                "fetching them again", keys.size(), pool->node(caller).Addr());

@@ -263,7 +263,9 @@ void SyncOp::FetchLarge(int node, Entry e, std::shared_ptr<std::string> buf, uin
                       // Changed at the source: skipped here, unless the
                       // change reaches this node too (then it is touched).
                       std::lock_guard<std::mutex> l(self->impl->sync_mu);
-                      self->impl->touched.try_emplace(KeyId(e.db, e.key), 1);
+                      std::string id = KeyId(e.db, e.key);
+                      self->impl->touched.try_emplace(id, 1);
+                      self->impl->recheck.insert(std::move(id));
                     } else {
                       self->failed = true;  // the last pass must see it whole
                     }
@@ -340,7 +342,7 @@ void SyncOp::NextRound() {
     std::lock_guard<std::mutex> l(impl->sync_mu);
     restart = impl->flush_seq != flush_seq;
     for (const auto& [id, seq] : impl->touched) {
-      if (seq <= since) continue;
+      if (seq <= since || !impl->recheck.count(id)) continue;
       Reader r(id);
       uint32_t db;
       if (!r.U32(&db)) continue;
@@ -482,6 +484,7 @@ void Pool::Impl::SyncDone(bool ok) {
   // needed (this node is a full copy from here on).
   syncing.store(false, std::memory_order_release);
   touched.clear();
+  recheck.clear();
   sync.in_sync = true;
   sync.finished_ms = WallMs();
   spdlog::info("pool: in sync ({} keys pulled, {} rechecked, {} ms)", sync.keys_pulled,
