@@ -2092,7 +2092,10 @@ class PoolReplicaTest : public PoolTest {
     o.timeout_ms = 1000;
     o.latency_ms = latency_ms;
     Build(o);
-    // Every node starts syncing (from no one: the pool is new).
+    WaitAllServing();
+  }
+  // Every node starts syncing (from no one: the pool is new).
+  void WaitAllServing() {
     ASSERT_TRUE(RunUntil([&] {
       for (int n = 0; n < 3; ++n)
         for (int m = 0; m < 3; ++m)
@@ -2234,12 +2237,7 @@ TEST_F(PoolReplicaTest, AKeyEvictedOnOneCopyIsDroppedFromTheOthers) {
   o.replicas = 2;
   o.maxmemory = 8 * kMiB;
   Build(o);
-  ASSERT_TRUE(RunUntil([&] {
-    for (int n = 0; n < 3; ++n)
-      for (int m = 0; m < 3; ++m)
-        if (!pool(n).Serving(m)) return false;
-    return true;
-  }));
+  WaitAllServing();
   auto k0 = KeysOn(0, 1200);
   for (size_t begin = 0; begin < k0.size(); begin += 100) {
     std::vector<std::string> part(k0.begin() + begin, k0.begin() + begin + 100);
