@@ -149,6 +149,7 @@ void Connection::OnWritable(evutil_socket_t, short, void* arg) {
 
 void Connection::ResumeReading() {
   if (closed_ || reading_ || closing_ || waiting_ || OutputBytes() >= kOutputPauseBytes) return;
+  output_paused_ = false;
   event_add(read_ev_, nullptr);
   reading_ = true;
   ProcessInput();
@@ -233,6 +234,7 @@ void Connection::ProcessInput() {
         event_del(read_ev_);
         reading_ = false;
       }
+      output_paused_ = true;
       break;
     }
     bool authed = client_.authenticated || !server_->hot().requirepass_set.load();
@@ -366,10 +368,11 @@ void Connection::Flush() {
     return;
   }
   bool drained = evbuffer_get_length(out_) == 0;
-  if (!drained && !write_armed_) {
+  bool want_write = !drained || output_paused_;
+  if (want_write && !write_armed_) {
     event_add(write_ev_, nullptr);
     write_armed_ = true;
-  } else if (drained && write_armed_) {
+  } else if (!want_write && write_armed_) {
     event_del(write_ev_);
     write_armed_ = false;
   }

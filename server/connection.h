@@ -73,6 +73,11 @@ class Connection : private protocol::ReplySink {
   event* write_ev_ = nullptr;
   bool closed_ = false;
   bool reading_ = false;       // read event armed
+  // Requests are held back until the client reads its replies. While set,
+  // the write event stays armed even with the output drained: its callback
+  // is where reading resumes, and a Flush can drain everything at once when
+  // the client reads as fast as the socket is written.
+  bool output_paused_ = false;
   bool write_armed_ = false;   // write event armed
   bool closing_ = false;       // close once output drains
   bool waiting_ = false;       // a deferred reply is outstanding: requests wait
