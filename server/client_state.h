@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "protocol/deferred_reply.h"
 #include "storage/segment/store.h"
 
 namespace kvpool {
@@ -38,13 +39,22 @@ struct ClientInfo {
   std::string lib_name, lib_ver; // CLIENT SETINFO; guarded by mu
 };
 
+// Values at least this long go to the socket by reference (a pinned item, a
+// value a peer sent) rather than copied into the output buffer. A reference
+// costs a chain entry and a cleanup callback in the connection's output
+// buffer (plus, for an item, two atomic pin operations, and its memory is not
+// reused until the bytes reach the socket); below 16 KiB a copy costs less.
+inline constexpr size_t kZeroCopyMinBytes = 16 * 1024;
+
 // A reply that a handler completes later, once the pool has answered.
 // Finish() is called at most once, on the client's thread, with the encoded
-// reply; if the client has gone meanwhile it does nothing.
+// reply; if the client has gone meanwhile it does nothing (a DeferredReply's
+// references are then released).
 class ReplySlot {
  public:
   virtual ~ReplySlot() = default;
   virtual void Finish(std::string_view encoded) = 0;
+  virtual void Finish(protocol::DeferredReply&& reply) = 0;
   // False once the client is gone: a completion must then not touch the
   // ClientState it was started for.
   virtual bool alive() const = 0;

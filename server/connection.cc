@@ -23,13 +23,13 @@ constexpr uint64_t kUnauthedMaxBulk = 16 * 1024;
 struct RefRelease {
   void (*release)(void*);
   void* ctx;
-  size_t len;
-  std::shared_ptr<size_t> ref_bytes;  // the connection's count of referenced bytes
+  size_t store_bytes;                 // what this reference added to ref_bytes
+  std::shared_ptr<size_t> ref_bytes;  // the connection's count of referenced store bytes
 };
 
 void ReleaseRef(const void*, size_t, void* extra) {
   auto* r = static_cast<RefRelease*>(extra);
-  *r->ref_bytes -= r->len;
+  *r->ref_bytes -= r->store_bytes;
   r->release(r->ctx);
   delete r;
 }
@@ -43,6 +43,11 @@ class Connection::Slot : public ReplySlot {
     if (finished_) return;
     finished_ = true;
     if (*conn_ != nullptr) (*conn_)->DeferredDone(encoded);
+  }
+  void Finish(protocol::DeferredReply&& reply) override {
+    if (finished_) return;
+    finished_ = true;
+    if (*conn_ != nullptr) (*conn_)->DeferredDone(std::move(reply));
   }
   bool alive() const override { return *conn_ != nullptr; }
 
@@ -158,6 +163,19 @@ void Connection::ResumeReading() {
 
 void Connection::DeferredDone(std::string_view encoded) {
   pending_.append(encoded);
+  AfterDeferred();
+}
+
+void Connection::DeferredDone(protocol::DeferredReply&& reply) {
+  if (reply.text_only() && pending_.empty()) {
+    pending_.swap(reply.text());  // adopted, not copied
+  } else {
+    reply.ReplayInto(*this);  // values a peer sent stay references
+  }
+  AfterDeferred();
+}
+
+void Connection::AfterDeferred() {
   waiting_ = false;
   if (in_dispatch_) return;  // finished at once: the dispatch loop goes on
   PublishInfo(NowMs());
@@ -315,7 +333,7 @@ size_t Connection::OutputBytes() const { return pending_.size() + evbuffer_get_l
 void Connection::Write(const char* data, size_t len) { pending_.append(data, len); }
 
 void Connection::WriteRef(const char* data, size_t len, void (*release)(void*), void* ctx) {
-  if (len < kReferenceBytes) {
+  if (len < kZeroCopyMinBytes) {
     pending_.append(data, len);
     release(ctx);
     return;
@@ -324,8 +342,12 @@ void Connection::WriteRef(const char* data, size_t len, void (*release)(void*), 
     evbuffer_add(out_, pending_.data(), pending_.size());
     pending_.clear();
   }
-  *ref_bytes_ += len;
-  evbuffer_add_reference(out_, data, len, &ReleaseRef, new RefRelease{release, ctx, len, ref_bytes_});
+  // A value a peer sent (a string the reply owns) is not store memory: it
+  // counts against client-output-buffer-limit like a copy.
+  size_t store_bytes = release == &protocol::DeleteString ? 0 : len;
+  *ref_bytes_ += store_bytes;
+  evbuffer_add_reference(out_, data, len, &ReleaseRef,
+                         new RefRelease{release, ctx, store_bytes, ref_bytes_});
 }
 
 void Connection::Flush() {

@@ -43,13 +43,13 @@ class Connection : private protocol::ReplySink {
   // Bytes held for a pipelined reply before the socket is tried; above it,
   // requests stay unparsed until the client reads (back-pressure).
   static constexpr size_t kOutputPauseBytes = 16u << 20;
-  // Values at least this large are sent by reference rather than copied.
-  static constexpr size_t kReferenceBytes = 16 * 1024;
   static constexpr size_t kReadChunk = 16 * 1024;
 
   class Slot;
   // The reply of a deferred command (see ReplySlot) arrived.
   void DeferredDone(std::string_view encoded);
+  void DeferredDone(protocol::DeferredReply&& reply);
+  void AfterDeferred();
   void ResumeReading();
 
   static void OnReadable(evutil_socket_t fd, short what, void* arg);

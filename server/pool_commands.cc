@@ -67,6 +67,20 @@ bool Begin(CommandContext& cx, std::span<const std::string_view> keys,
   return *slot != nullptr;
 }
 
+// A found value: a large one goes to the reply by reference, never copied
+// into it: the pinned item if local, else the string a peer's bytes were
+// received into (the reply takes it over).
+void ReplyFound(protocol::ReplyBuilder& rb, pool::GetResult& r) {
+  std::string_view v = r.value();
+  if (v.size() < kZeroCopyMinBytes) return rb.Bulk(v);
+  if (r.local) {
+    rb.BulkRef(v.data(), v.size(), &storage::ItemRef::ReleasePin, r.local.ReleaseToToken());
+    return;
+  }
+  auto* owned = new std::string(std::move(r.remote));
+  rb.BulkRef(owned->data(), owned->size(), &protocol::DeleteString, owned);
+}
+
 void CountHits(ServerContext& s, uint64_t hits, uint64_t misses) {
   s.stats().keyspace_hits.fetch_add(hits, std::memory_order_relaxed);
   s.stats().keyspace_misses.fetch_add(misses, std::memory_order_relaxed);
@@ -97,19 +111,20 @@ bool PoolMGet(CommandContext& cx) {
   int resp = cx.client().resp;
   cx.pool()->MultiGet(cx.lane(), cx.db(), keys, cx.now_ms(),
                       [slot, srv, resp](std::vector<pool::GetResult>& results) {
-                        Encoded e(resp);
-                        e.rb().ArrayHeader(results.size());
+                        protocol::DeferredReply reply;
+                        protocol::ReplyBuilder rb(&reply, resp);
+                        rb.ArrayHeader(results.size());
                         uint64_t hits = 0;
                         for (auto& r : results) {
                           if (r.state == pool::GetResult::kFound) {
                             ++hits;
-                            e.rb().Bulk(r.value());
+                            ReplyFound(rb, r);
                           } else {
-                            e.rb().Null();
+                            rb.Null();
                           }
                         }
                         CountHits(*srv, hits, results.size() - hits);
-                        slot->Finish(e.out());
+                        slot->Finish(std::move(reply));
                       });
   return true;
 }

@@ -27,15 +27,6 @@ using storage::SetCondition;
 using storage::SetOptions;
 using storage::SetResult;
 
-// Values at least this long are sent by reference to the pinned item
-// (BulkRef) instead of being copied into the output buffer. A reference
-// costs a chain entry and a cleanup callback in the connection's output
-// buffer plus two atomic pin operations, and it keeps the item's segment
-// memory from being reused until the bytes reach the socket; below 16 KiB
-// a copy costs less. The same bound as Connection::kReferenceBytes, which
-// copies anything shorter anyway (pinning first was wasted work).
-constexpr size_t kZeroCopyMinBytes = 16 * 1024;
-
 // Replies value[offset, offset+len) of a pinned item, by reference when large.
 void ReplyValueRange(ReplyBuilder& rb, ItemRef ref, size_t offset, size_t len) {
   std::string_view v = ref.value().substr(offset, len);
