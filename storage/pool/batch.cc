@@ -42,15 +42,10 @@ int RemainingMs(int64_t deadline) {
   return static_cast<int>(std::max<int64_t>(1, deadline - WallMs()));
 }
 
-// A key list body: {db u32, n u32, key*n}.
+// The key list body of keys[idx[begin]] .. keys[idx[end - 1]].
 std::string KeysBody(int db, std::span<const std::string_view> keys,
                      const std::vector<uint32_t>& idx, size_t begin, size_t end) {
-  std::string body;
-  Writer w(&body);
-  w.U32(static_cast<uint32_t>(db));
-  w.U32(static_cast<uint32_t>(end - begin));
-  for (size_t i = begin; i < end; ++i) w.Bytes(keys[idx[i]]);
-  return body;
+  return pool::KeysBody(db, end - begin, [&](size_t i) { return keys[idx[begin + i]]; });
 }
 
 }  // namespace
@@ -236,8 +231,8 @@ void GetOp::FetchLarge(int node, uint32_t index, uint64_t total, uint64_t versio
           std::string_view payload;
           if (s.ok()) s = ParseReplyStatus(reply, &payload);
           Reader r(payload);
-          uint8_t state;
-          uint64_t total, version;
+          uint8_t state = 0;
+          uint64_t total = 0, version = 0;
           if (s.ok() && (!r.U8(&state) || !r.U64(&total) || !r.U64(&version)))
             s = Status::Internal("malformed chunk reply");
           GetResult& res = self->results[index];

@@ -35,6 +35,17 @@ class Writer {
   std::string* out_;
 };
 
+// A key list body, {db u32, n u32, key*n}, of key_at(0) .. key_at(n-1).
+template <typename KeyAt>
+std::string KeysBody(int db, size_t n, KeyAt key_at) {
+  std::string body;
+  Writer w(&body);
+  w.U32(static_cast<uint32_t>(db));
+  w.U32(static_cast<uint32_t>(n));
+  for (size_t i = 0; i < n; ++i) w.Bytes(key_at(i));
+  return body;
+}
+
 class Reader {
  public:
   explicit Reader(std::string_view in) : in_(in) {}

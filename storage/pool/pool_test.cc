@@ -2401,10 +2401,12 @@ TEST_F(PoolReplicaTest, RestartedNodeCatchesUpBeforeServing) {
   // TTLs, and a key in another db, written on both copies.
   int64_t at = WallMs() + 600000;
   for (int n = 0; n < 3; ++n) {
-    if (pool(0).slots().HoldsSlot(n, KeySlot(all[7])))
+    if (pool(0).slots().HoldsSlot(n, KeySlot(all[7]))) {
       ASSERT_TRUE(store(n).SetExpire(0, all[7], at, storage::ExpireCondition::kAlways, WallMs()));
-    if (pool(0).slots().HoldsSlot(n, KeySlot("db3key")))
+    }
+    if (pool(0).slots().HoldsSlot(n, KeySlot("db3key"))) {
       ASSERT_TRUE(store(n).Set(3, "db3key", "three", {}, WallMs(), nullptr).ok());
+    }
   }
   Restart(1);
   EXPECT_FALSE(pool(1).InSync());
@@ -2425,8 +2427,12 @@ TEST_F(PoolReplicaTest, RestartedNodeCatchesUpBeforeServing) {
     EXPECT_EQ(PeekOn(1, k), ValueOf(k)) << k;
   }
   EXPECT_EQ(ss.keys_pulled, held + (pool(0).slots().HoldsSlot(1, KeySlot("db3key")) ? 1 : 0));
-  if (pool(0).slots().HoldsSlot(1, KeySlot(all[7]))) EXPECT_EQ(ExpireOn(1, all[7]), at);
-  if (pool(0).slots().HoldsSlot(1, KeySlot("db3key"))) EXPECT_EQ(PeekOn(1, "db3key", 3), "three");
+  if (pool(0).slots().HoldsSlot(1, KeySlot(all[7]))) {
+    EXPECT_EQ(ExpireOn(1, all[7]), at);
+  }
+  if (pool(0).slots().HoldsSlot(1, KeySlot("db3key"))) {
+    EXPECT_EQ(PeekOn(1, "db3key", 3), "three");
+  }
   // Node 1 serves its slots again; with its primary down, its replica
   // slots are read from it.
   auto k0 = KeysOn(0, 20);

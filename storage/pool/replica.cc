@@ -206,10 +206,7 @@ void Pool::NoteWriteFailed(int lane, int copy, int db, std::span<const std::stri
     size_t end = std::min(keys.size(), begin + max_keys);
     transport::CallArgs args;
     args.opcode = kOpCatchUp;
-    Writer w(&args.body);
-    w.U32(static_cast<uint32_t>(db));
-    w.U32(static_cast<uint32_t>(end - begin));
-    for (size_t i = begin; i < end; ++i) w.Bytes(keys[i]);
+    args.body = KeysBody(db, end - begin, [&](size_t i) { return keys[begin + i]; });
     Impl* impl = impl_.get();
     transport_->Call(lane, copy, std::move(args), options_.timeout_ms,
                      [this, impl, copy](Status s, std::string_view reply, std::string_view) {
