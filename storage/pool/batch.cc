@@ -503,14 +503,18 @@ struct SetOp : std::enable_shared_from_this<SetOp> {
   }
   // pairs: indices of keys in kvs (values at +1).
   void SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin, size_t end);
+  // A node's part that needs several calls (cuts: where each call starts),
+  // published at once: staged call by call, then published whole.
+  void SendStaged(int node, std::vector<uint32_t> pairs, std::vector<size_t> cuts);
   void SendLarge(int node, uint32_t pair);
+  // The entries and values of pairs[begin, end) (kOpMultiSet, kOpStageSet).
+  void AddPairs(transport::CallArgs* args, const std::vector<uint32_t>& pairs, size_t begin,
+                size_t end);
 };
 
-void SetOp::SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin, size_t end) {
-  transport::CallArgs args;
-  args.opcode = kOpMultiSet;
-  Writer w(&args.body);
-  w.U32(static_cast<uint32_t>(db));
+void SetOp::AddPairs(transport::CallArgs* args, const std::vector<uint32_t>& pairs, size_t begin,
+                     size_t end) {
+  Writer w(&args->body);
   w.U32(static_cast<uint32_t>(end - begin));
   uint64_t off = 0;
   for (size_t i = begin; i < end; ++i) {
@@ -519,8 +523,15 @@ void SetOp::SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin,
     w.U64(v.size());
     w.U64(off);
     off += v.size();
-    if (!v.empty()) args.bulk_in.push_back({const_cast<char*>(v.data()), v.size()});
+    if (!v.empty()) args->bulk_in.push_back({const_cast<char*>(v.data()), v.size()});
   }
+}
+
+void SetOp::SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin, size_t end) {
+  transport::CallArgs args;
+  args.opcode = kOpMultiSet;
+  Writer(&args.body).U32(static_cast<uint32_t>(db));
+  AddPairs(&args, pairs, begin, end);
   ++pending;
   std::vector<uint32_t> part(pairs.begin() + begin, pairs.begin() + end);
   auto self = shared_from_this();
@@ -533,6 +544,73 @@ void SetOp::SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin,
                     if (!s.ok()) self->Failed(node, part, s);
                     self->Finish();
                   });
+}
+
+void SetOp::SendStaged(int node, std::vector<uint32_t> pairs, std::vector<size_t> cuts) {
+  auto self = shared_from_this();
+  transport::CallArgs args;
+  args.opcode = kOpStageBegin;
+  Writer(&args.body).U32(static_cast<uint32_t>(db));
+  ++pending;
+  auto all = std::make_shared<std::vector<uint32_t>>(std::move(pairs));
+  transport->Call(
+      lane, node, std::move(args), RemainingMs(deadline),
+      [self, node, all, cuts = std::move(cuts)](Status s, std::string_view reply,
+                                                std::string_view) {
+        std::string_view payload;
+        if (s.ok()) s = ParseReplyStatus(reply, &payload);
+        uint64_t handle = 0;
+        Reader r(payload);
+        if (s.ok() && !r.U64(&handle)) s = Status::Internal("malformed stage reply");
+        if (!s.ok()) {  // nothing is staged: nothing to catch up on
+          self->Failed(node, *all, s);
+          return self->Finish();
+        }
+        struct Stage {
+          int pending = 1;  // calls in flight, plus the loop issuing them
+          Status error;
+        };
+        auto st = std::make_shared<Stage>();
+        // Published only if every part arrived; dropped otherwise.
+        auto end_stage = [self, node, all, handle, st] {
+          transport::CallArgs a;
+          a.opcode = kOpPutEnd;
+          Writer w(&a.body);
+          w.U64(handle);
+          w.U8(st->error.ok() ? 1 : 0);
+          self->transport->Call(
+              self->lane, node, std::move(a), RemainingMs(self->deadline),
+              [self, node, all, st](Status s, std::string_view reply, std::string_view) {
+                std::string_view payload;
+                bool publishing = st->error.ok();
+                // Only a publish lost in transit may still land.
+                if (!s.ok() && publishing) self->Missed(node, *all, s);
+                if (s.ok()) s = ParseReplyStatus(reply, &payload);
+                if (!publishing) s = st->error;
+                if (!s.ok()) self->Failed(node, *all, s);
+                self->Finish();
+              });
+        };
+        for (size_t c = 0; c < cuts.size(); ++c) {
+          size_t begin = cuts[c], end = c + 1 < cuts.size() ? cuts[c + 1] : all->size();
+          transport::CallArgs a;
+          a.opcode = kOpStageSet;
+          Writer(&a.body).U64(handle);
+          self->AddPairs(&a, *all, begin, end);
+          ++st->pending;
+          self->transport->Call(self->lane, node, std::move(a), RemainingMs(self->deadline),
+                                [st, end_stage](Status s, std::string_view reply,
+                                                std::string_view) {
+                                  std::string_view payload;
+                                  if (s.ok()) s = ParseReplyStatus(reply, &payload);
+                                  if (!s.ok() && st->error.ok()) st->error = s;
+                                  if (--st->pending == 0) end_stage();
+                                });
+        }
+        // A call may fail before Call returns: the stage ends once, after
+        // the loop too.
+        if (--st->pending == 0) end_stage();
+      });
 }
 
 // One value larger than a call carries: begin, every chunk in flight at
@@ -663,17 +741,18 @@ void Pool::MultiSet(int lane, int db, std::span<const std::string_view> kvs, int
       else small.push_back(p);
     }
     const size_t max_keys = std::max<size_t>(1, options_.max_batch_keys);
-    size_t begin = 0, bytes = 0;
+    std::vector<size_t> cuts;  // where each call starts
+    size_t bytes = 0;
     for (size_t i = 0; i < small.size(); ++i) {
       size_t v = kvs[small[i] + 1].size();
-      if (i > begin && (bytes + v > op->chunk || i - begin >= max_keys)) {
-        op->SendSets(node, small, begin, i);
-        begin = i;
+      if (cuts.empty() || bytes + v > op->chunk || i - cuts.back() >= max_keys) {
+        cuts.push_back(i);
         bytes = 0;
       }
       bytes += v;
     }
-    if (begin < small.size()) op->SendSets(node, small, begin, small.size());
+    if (cuts.size() == 1) op->SendSets(node, small, 0, small.size());
+    else if (cuts.size() > 1) op->SendStaged(node, std::move(small), std::move(cuts));
   }
   op->Finish();
 }

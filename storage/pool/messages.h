@@ -57,6 +57,13 @@ enum Opcode : uint16_t {
   // {} -> {}: the caller took writes of this node's slots without it while
   // it counted it down: it catches up again, whole (replica.cc).
   kOpResync = 17,
+  // An MSET part too large for one call, published at once (batch.cc):
+  // {db u32} -> {handle u64}: an empty staged batch; then kOpStageSet calls
+  // fill it, and kOpPutEnd {handle, publish} publishes (or drops) it whole.
+  kOpStageBegin = 18,
+  // {handle u64, n u32, n x (key, len u64, bulk_offset u64)} -> {}: values
+  // read from bulk_in into the batch, invisible until it is published.
+  kOpStageSet = 19,
 };
 
 // Per-key states in replies.

@@ -145,13 +145,28 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
       return call->Reply(std::move(out));
     }
 
-    case kOpMultiSet: {
+    case kOpMultiSet:
+    case kOpStageSet: {
+      // kOpStageSet: into a staged batch, published later by kOpPutEnd.
+      std::shared_ptr<PendingPut> batch;
       uint32_t d, n;
-      if (!r.U32(&d) || d >= static_cast<uint32_t>(dbs) || !r.Count(&n, 20))
+      if (call->opcode() == kOpStageSet) {
+        uint64_t handle;
+        if (!r.U64(&handle)) return call->Reply(ErrorReply(Malformed()));
+        {
+          std::lock_guard<std::mutex> l(puts_mu);
+          auto it = puts.find(handle);
+          if (it != puts.end() && it->second->staged) batch = it->second;
+        }
+        if (!batch) return call->Reply(ErrorReply(Status::NotFound("no such put")));
+        d = static_cast<uint32_t>(batch->db);
+      } else if (!r.U32(&d) || d >= static_cast<uint32_t>(dbs)) {
         return call->Reply(ErrorReply(Malformed()));
+      }
+      if (!r.Count(&n, 20)) return call->Reply(ErrorReply(Malformed()));
       // Phase one: space for every value, invisible to readers; phase two:
       // the values are pulled straight into it (RDMA READ); phase three:
-      // all published at once.
+      // all published at once (or, staged, handed to the batch).
       struct Put {
         std::unique_ptr<IncomingCall> call;
         int db;
@@ -185,9 +200,16 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
       }
       IncomingCall* c = call.get();
       put->call = std::move(call);
-      auto finish = [this, put, store] {
+      auto finish = [this, put, store, batch] {
         if (--put->pending > 0) return;
         Status st = put->error;
+        if (st.ok() && batch) {
+          {
+            std::lock_guard<std::mutex> l(puts_mu);
+            for (auto& it : put->items) batch->items.push_back(std::move(it));
+          }
+          return put->call->Reply(OkReply());
+        }
         if (st.ok()) st = store->Publish(put->db, &put->items, WallMs());
         // Not applied here: fetched again if this node is catching up.
         if (!st.ok())
@@ -220,8 +242,11 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
       {
         std::lock_guard<std::mutex> l(puts_mu);
         handle = next_put++;
-        puts.emplace(handle, std::make_shared<PendingPut>(
-                                 PendingPut{static_cast<int>(d), std::move(item.value()), now}));
+        auto put = std::make_shared<PendingPut>();
+        put->db = static_cast<int>(d);
+        put->items.push_back(std::move(item.value()));
+        put->started_ms = now;
+        puts.emplace(handle, std::move(put));
       }
       std::string out = OkReply();
       Writer w(&out);
@@ -236,14 +261,14 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
       {
         std::lock_guard<std::mutex> l(puts_mu);
         auto it = puts.find(handle);
-        if (it != puts.end() && off <= it->second->item.value_size() &&
-            call->bulk_in_size() <= it->second->item.value_size() - off)
+        if (it != puts.end() && !it->second->staged && off <= it->second->items[0].value_size() &&
+            call->bulk_in_size() <= it->second->items[0].value_size() - off)
           put = it->second;
       }
       if (!put) return call->Reply(ErrorReply(Status::NotFound("no such put")));
       // The read holds the pending item: a PutEnd that drops it, or the
       // sweep, cannot free the memory while bytes may still land in it.
-      char* dst = put->item.value_data() + off;
+      char* dst = put->items[0].value_data() + off;
       IncomingCall* c = call.get();
       auto holder = std::make_shared<std::unique_ptr<IncomingCall>>(std::move(call));
       c->ReadBulk(0, c->bulk_in_size(), dst, [holder, put](Status s) {
@@ -264,13 +289,41 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
         p = std::move(it->second);
         puts.erase(it);
       }
-      if (!publish) return call->Reply(OkReply());
-      if (p.use_count() > 1)  // a chunk is still being read into it
+      // Not applied: fetched again if this node is catching up.
+      auto untouch = [&] {
+        if (p->staged)
+          for (const auto& it : p->items) Touch(p->db, it.key());
+      };
+      if (!publish) {
+        untouch();
+        return call->Reply(OkReply());
+      }
+      if (p.use_count() > 1) {  // a chunk is still being read into it
+        untouch();
         return call->Reply(ErrorReply(Status::Aborted("put still receiving chunks")));
-      std::vector<storage::PendingItem> items;
-      items.push_back(std::move(p->item));
-      Status s = store->Publish(p->db, &items, WallMs());
+      }
+      Status s = store->Publish(p->db, &p->items, WallMs());
+      if (!s.ok()) untouch();
       return call->Reply(s.ok() ? OkReply() : ErrorReply(s));
+    }
+
+    case kOpStageBegin: {
+      uint32_t d;
+      if (!r.U32(&d) || d >= static_cast<uint32_t>(dbs)) return call->Reply(ErrorReply(Malformed()));
+      auto batch = std::make_shared<PendingPut>();
+      batch->db = static_cast<int>(d);
+      batch->started_ms = now;
+      batch->staged = true;
+      uint64_t handle;
+      {
+        std::lock_guard<std::mutex> l(puts_mu);
+        handle = next_put++;
+        puts.emplace(handle, std::move(batch));
+      }
+      std::string out = OkReply();
+      Writer w(&out);
+      w.U64(handle);
+      return call->Reply(std::move(out));
     }
 
     case kOpMultiExists:

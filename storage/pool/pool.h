@@ -177,14 +177,14 @@ class Pool {
   // Per key: 1 removed, 0 absent, -1 the owner could not answer.
   void MultiDel(int lane, int db, std::span<const std::string_view> keys, int64_t now_ms,
                 ExistsDone done);
-  // kvs = k1, v1, k2, v2... (an even count). Atomic on each node when that
-  // node's part fits one call (pool-max-batch keys, max_bulk_per_call()
-  // bytes, which is 64 MiB over TCP); a larger part is published call by
-  // call, and a value larger than one call on its own. On failure,
-  // `failed_keys` counts keys not stored and the status names a node that
-  // failed. Values
-  // may be sent by reference: `owner` keeps their memory alive until no
-  // transport needs it (which may be after done).
+  // kvs = k1, v1, k2, v2... (an even count). Atomic on each node: a node's
+  // part larger than one call (pool-max-batch keys, max_bulk_per_call()
+  // bytes, which is 64 MiB over TCP) is staged there call by call and
+  // published at once; only a value larger than one call is stored on its
+  // own. On failure, `failed_keys` counts keys not stored and the status
+  // names a node that failed. Values may be sent by reference: `owner`
+  // keeps their memory alive until no transport needs it (which may be
+  // after done).
   using SetDone = std::function<void(Status status, size_t failed_keys)>;
   void MultiSet(int lane, int db, std::span<const std::string_view> kvs, int64_t now_ms,
                 std::shared_ptr<const void> owner, SetDone done);

@@ -57,11 +57,14 @@ struct PeerHealth {
   bool ping_in_flight = false;  // lane 0 only
 };
 
-// A value being received in chunks (kOpPutBegin .. kOpPutEnd).
+// Items received but not yet visible, published together by kOpPutEnd: one
+// value received in chunks (kOpPutBegin, kOpPutChunk), or a staged batch
+// (kOpStageBegin, kOpStageSet).
 struct PendingPut {
   int db;
-  storage::PendingItem item;
+  std::vector<storage::PendingItem> items;
   int64_t started_ms;
+  bool staged = false;  // a batch: filled by kOpStageSet, not by chunks
 };
 
 struct Pool::Impl {

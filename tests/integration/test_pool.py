@@ -277,6 +277,21 @@ def test_10000_random_keys_spread_evenly(pool, nodes, raws):
     assert nodes[2].execute_command("MEXISTS", *probe) == [0 if k.startswith("missing") else 1 for k in probe]
 
 
+def test_mset_larger_than_one_call_per_node_is_published_whole(pool_factory):
+    # pool-max-batch 100: each node's ~330 keys go as 4 staged calls, then
+    # one publish (atomic on the node); every key arrives, byte for byte.
+    p = pool_factory(3, name="staged", pool_max_batch=100)
+    c1, c2 = p.nodes[0].client(), p.nodes[1].client()
+    kvs = {f"staged:{i}": os.urandom(1 + i % 700) for i in range(1000)}
+    assert c1.mset(kvs) is True
+    assert c2.mget(list(kvs)) == list(kvs.values())
+    assert sum(local_keys(n) for n in p.nodes) == 1000
+    # Overwritten the same way, the new values win everywhere.
+    kvs = {k: v[::-1] + b"!" for k, v in kvs.items()}
+    assert c2.mset(kvs) is True
+    assert c1.mget(list(kvs)) == list(kvs.values())
+
+
 def test_concurrent_batches_through_every_node(pool, nodes):
     # Many clients at once, each through its own node: every reply carries
     # that client's own values in its own key order.
