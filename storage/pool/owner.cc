@@ -200,16 +200,24 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
       }
       IncomingCall* c = call.get();
       put->call = std::move(call);
+      if (batch) {
+        std::lock_guard<std::mutex> l(puts_mu);
+        ++batch->receiving;
+      }
       auto finish = [this, put, store, batch] {
         if (--put->pending > 0) return;
         Status st = put->error;
-        if (st.ok() && batch) {
-          {
-            std::lock_guard<std::mutex> l(puts_mu);
+        if (batch) {
+          // Done with the batch before the reply: the caller's publish may
+          // follow at once. A batch already ended (published, dropped or
+          // swept) takes nothing more.
+          std::lock_guard<std::mutex> l(puts_mu);
+          --batch->receiving;
+          if (st.ok() && batch->ended) st = Status::Aborted("staged batch already ended");
+          if (st.ok())
             for (auto& it : put->items) batch->items.push_back(std::move(it));
-          }
-          return put->call->Reply(OkReply());
         }
+        if (st.ok() && batch) return put->call->Reply(OkReply());
         if (st.ok()) st = store->Publish(put->db, &put->items, WallMs());
         // Not applied here: fetched again if this node is catching up.
         if (!st.ok())
@@ -282,12 +290,16 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
       uint8_t publish;
       if (!r.U64(&handle) || !r.U8(&publish)) return call->Reply(ErrorReply(Malformed()));
       std::shared_ptr<PendingPut> p;
+      bool receiving;
       {
         std::lock_guard<std::mutex> l(puts_mu);
         auto it = puts.find(handle);
         if (it == puts.end()) return call->Reply(ErrorReply(Status::NotFound("no such put")));
         p = std::move(it->second);
         puts.erase(it);
+        p->ended = true;
+        // A chunk still being read holds the put; a batch counts its calls.
+        receiving = p->staged ? p->receiving > 0 : p.use_count() > 1;
       }
       // Not applied: fetched again if this node is catching up.
       auto untouch = [&] {
@@ -298,7 +310,7 @@ void Pool::Impl::HandleCall(std::unique_ptr<IncomingCall> call) {
         untouch();
         return call->Reply(OkReply());
       }
-      if (p.use_count() > 1) {  // a chunk is still being read into it
+      if (receiving) {
         untouch();
         return call->Reply(ErrorReply(Status::Aborted("put still receiving chunks")));
       }

@@ -233,8 +233,12 @@ void Pool::Impl::Heartbeat() {
   // Large puts whose requester went away are dropped after a while.
   std::lock_guard<std::mutex> l(puts_mu);
   for (auto it = puts.begin(); it != puts.end();) {
-    if (now - it->second->started_ms > 4 * int64_t{o.timeout_ms} + 1000) it = puts.erase(it);
-    else ++it;
+    if (now - it->second->started_ms > 4 * int64_t{o.timeout_ms} + 1000) {
+      it->second->ended = true;
+      it = puts.erase(it);
+    } else {
+      ++it;
+    }
   }
 }
 

@@ -65,6 +65,10 @@ struct PendingPut {
   std::vector<storage::PendingItem> items;
   int64_t started_ms;
   bool staged = false;  // a batch: filled by kOpStageSet, not by chunks
+  // Guarded by puts_mu: kOpStageSet calls still reading into the batch;
+  // set once kOpPutEnd or the sweep took it (nothing is added after).
+  int receiving = 0;
+  bool ended = false;
 };
 
 struct Pool::Impl {
