@@ -503,9 +503,17 @@ struct SetOp : std::enable_shared_from_this<SetOp> {
   }
   // pairs: indices of keys in kvs (values at +1).
   void SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin, size_t end);
-  // A node's part that needs several calls (cuts: where each call starts),
-  // published at once: staged call by call, then published whole.
+  // Stores `pairs` on `node` in steps, published there at once: `begin`
+  // (its reply: a handle), the calls parts(handle) makes, all in flight
+  // together, then kOpPutEnd, which publishes if every part arrived and
+  // drops otherwise.
+  void SendInSteps(int node, std::vector<uint32_t> pairs, transport::CallArgs begin,
+                   std::function<std::vector<transport::CallArgs>(uint64_t handle)> parts);
+  // A node's part that needs several calls (cuts: where each call starts):
+  // staged call by call (kOpStageSet).
   void SendStaged(int node, std::vector<uint32_t> pairs, std::vector<size_t> cuts);
+  // A value larger than a call carries, in chunks (kOpPutChunk). Not atomic
+  // with the rest of its MSET.
   void SendLarge(int node, uint32_t pair);
   // The entries and values of pairs[begin, end) (kOpMultiSet, kOpStageSet).
   void AddPairs(transport::CallArgs* args, const std::vector<uint32_t>& pairs, size_t begin,
@@ -546,33 +554,31 @@ void SetOp::SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin,
                   });
 }
 
-void SetOp::SendStaged(int node, std::vector<uint32_t> pairs, std::vector<size_t> cuts) {
+void SetOp::SendInSteps(int node, std::vector<uint32_t> pairs, transport::CallArgs begin,
+                        std::function<std::vector<transport::CallArgs>(uint64_t)> parts) {
   auto self = shared_from_this();
-  transport::CallArgs args;
-  args.opcode = kOpStageBegin;
-  Writer(&args.body).U32(static_cast<uint32_t>(db));
-  ++pending;
   auto all = std::make_shared<std::vector<uint32_t>>(std::move(pairs));
+  ++pending;
   transport->Call(
-      lane, node, std::move(args), RemainingMs(deadline),
-      [self, node, all, cuts = std::move(cuts)](Status s, std::string_view reply,
-                                                std::string_view) {
+      lane, node, std::move(begin), RemainingMs(deadline),
+      [self, node, all, parts = std::move(parts)](Status s, std::string_view reply,
+                                                  std::string_view) {
         std::string_view payload;
         if (s.ok()) s = ParseReplyStatus(reply, &payload);
         uint64_t handle = 0;
         Reader r(payload);
-        if (s.ok() && !r.U64(&handle)) s = Status::Internal("malformed stage reply");
-        if (!s.ok()) {  // nothing is staged: nothing to catch up on
+        if (s.ok() && !r.U64(&handle)) s = Status::Internal("malformed put reply");
+        if (!s.ok()) {  // nothing there can ever be published
           self->Failed(node, *all, s);
           return self->Finish();
         }
-        struct Stage {
-          int pending = 1;  // calls in flight, plus the loop issuing them
+        struct Steps {
+          int pending = 1;  // part calls in flight, plus the loop issuing them
           Status error;
         };
-        auto st = std::make_shared<Stage>();
+        auto st = std::make_shared<Steps>();
         // Published only if every part arrived; dropped otherwise.
-        auto end_stage = [self, node, all, handle, st] {
+        auto end = [self, node, all, handle, st] {
           transport::CallArgs a;
           a.opcode = kOpPutEnd;
           Writer w(&a.body);
@@ -583,7 +589,7 @@ void SetOp::SendStaged(int node, std::vector<uint32_t> pairs, std::vector<size_t
               [self, node, all, st](Status s, std::string_view reply, std::string_view) {
                 std::string_view payload;
                 bool publishing = st->error.ok();
-                // Only a publish lost in transit may still land.
+                // Only a publish lost in transit may still land there.
                 if (!s.ok() && publishing) self->Missed(node, *all, s);
                 if (s.ok()) s = ParseReplyStatus(reply, &payload);
                 if (!publishing) s = st->error;
@@ -591,101 +597,61 @@ void SetOp::SendStaged(int node, std::vector<uint32_t> pairs, std::vector<size_t
                 self->Finish();
               });
         };
-        for (size_t c = 0; c < cuts.size(); ++c) {
-          size_t begin = cuts[c], end = c + 1 < cuts.size() ? cuts[c + 1] : all->size();
-          transport::CallArgs a;
-          a.opcode = kOpStageSet;
-          Writer(&a.body).U64(handle);
-          self->AddPairs(&a, *all, begin, end);
+        for (transport::CallArgs& a : parts(handle)) {
           ++st->pending;
           self->transport->Call(self->lane, node, std::move(a), RemainingMs(self->deadline),
-                                [st, end_stage](Status s, std::string_view reply,
-                                                std::string_view) {
+                                [st, end](Status s, std::string_view reply, std::string_view) {
                                   std::string_view payload;
                                   if (s.ok()) s = ParseReplyStatus(reply, &payload);
                                   if (!s.ok() && st->error.ok()) st->error = s;
-                                  if (--st->pending == 0) end_stage();
+                                  if (--st->pending == 0) end();
                                 });
         }
-        // A call may fail before Call returns: the stage ends once, after
-        // the loop too.
-        if (--st->pending == 0) end_stage();
+        // A part may fail before Call returns: the steps end once, after the
+        // loop too.
+        if (--st->pending == 0) end();
       });
 }
 
-// One value larger than a call carries: begin, every chunk in flight at
-// once, end (publish). Not atomic with the rest of its MSET.
+void SetOp::SendStaged(int node, std::vector<uint32_t> pairs, std::vector<size_t> cuts) {
+  transport::CallArgs begin;
+  begin.opcode = kOpStageBegin;
+  Writer(&begin.body).U32(static_cast<uint32_t>(db));
+  auto kept = std::make_shared<std::vector<uint32_t>>(pairs);
+  SendInSteps(node, std::move(pairs), std::move(begin),
+              [self = shared_from_this(), kept, cuts = std::move(cuts)](uint64_t handle) {
+                std::vector<transport::CallArgs> calls(cuts.size());
+                for (size_t c = 0; c < cuts.size(); ++c) {
+                  calls[c].opcode = kOpStageSet;
+                  Writer(&calls[c].body).U64(handle);
+                  size_t end = c + 1 < cuts.size() ? cuts[c + 1] : kept->size();
+                  self->AddPairs(&calls[c], *kept, cuts[c], end);
+                }
+                return calls;
+              });
+}
+
 void SetOp::SendLarge(int node, uint32_t pair) {
-  auto self = shared_from_this();
   std::string_view key = kvs[pair], value = kvs[pair + 1];
-  transport::CallArgs args;
-  args.opcode = kOpPutBegin;
-  Writer w(&args.body);
+  transport::CallArgs begin;
+  begin.opcode = kOpPutBegin;
+  Writer w(&begin.body);
   w.U32(static_cast<uint32_t>(db));
   w.Bytes(key);
   w.U64(value.size());
-  ++pending;
-  transport->Call(lane, node, std::move(args), RemainingMs(deadline),
-                  [self, node, pair, value](Status s, std::string_view reply, std::string_view) {
-                    std::string_view payload;
-                    if (s.ok()) s = ParseReplyStatus(reply, &payload);
-                    uint64_t handle = 0;
-                    Reader r(payload);
-                    if (s.ok() && !r.U64(&handle)) s = Status::Internal("malformed put reply");
-                    const uint32_t one[] = {pair};
-                    if (!s.ok()) {
-                      self->Failed(node, one, s);
-                      self->Missed(node, one, s);
-                      return self->Finish();
-                    }
-                    struct Chunks {
-                      int pending = 1;  // chunk calls in flight, plus the loop issuing them
-                      Status error;
-                    };
-                    auto c = std::make_shared<Chunks>();
-                    auto end_put = [self, node, pair, handle, c] {
-                      transport::CallArgs a;
-                      a.opcode = kOpPutEnd;
-                      Writer w(&a.body);
-                      w.U64(handle);
-                      w.U8(c->error.ok() ? 1 : 0);
-                      self->transport->Call(
-                          self->lane, node, std::move(a), RemainingMs(self->deadline),
-                          [self, node, pair, c](Status s, std::string_view reply,
-                                                std::string_view) {
-                            std::string_view payload;
-                            if (s.ok()) s = ParseReplyStatus(reply, &payload);
-                            if (!c->error.ok()) s = c->error;
-                            const uint32_t one[] = {pair};
-                            if (!s.ok()) {
-                              self->Failed(node, one, s);
-                              self->Missed(node, one, s);
-                            }
-                            self->Finish();
-                          });
-                    };
-                    for (uint64_t off = 0; off < value.size(); off += self->chunk) {
-                      size_t len = std::min<uint64_t>(self->chunk, value.size() - off);
-                      transport::CallArgs a;
-                      a.opcode = kOpPutChunk;
-                      Writer w(&a.body);
-                      w.U64(handle);
-                      w.U64(off);
-                      a.bulk_in.push_back({const_cast<char*>(value.data() + off), len});
-                      ++c->pending;
-                      self->transport->Call(
-                          self->lane, node, std::move(a), RemainingMs(self->deadline),
-                          [c, end_put](Status s, std::string_view reply, std::string_view) {
-                            std::string_view payload;
-                            if (s.ok()) s = ParseReplyStatus(reply, &payload);
-                            if (!s.ok() && c->error.ok()) c->error = s;
-                            if (--c->pending == 0) end_put();
-                          });
-                    }
-                    // A chunk call may fail before Call returns: the put
-                    // ends once, after the loop too.
-                    if (--c->pending == 0) end_put();
-                  });
+  SendInSteps(node, {pair}, std::move(begin), [value, chunk = chunk](uint64_t handle) {
+    std::vector<transport::CallArgs> calls;
+    for (uint64_t off = 0; off < value.size(); off += chunk) {
+      size_t len = std::min<uint64_t>(chunk, value.size() - off);
+      transport::CallArgs& a = calls.emplace_back();
+      a.opcode = kOpPutChunk;
+      Writer w(&a.body);
+      w.U64(handle);
+      w.U64(off);
+      a.bulk_in.push_back({const_cast<char*>(value.data() + off), len});
+    }
+    return calls;
+  });
 }
 
 }  // namespace
