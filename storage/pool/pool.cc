@@ -256,13 +256,16 @@ void Pool::Impl::CheckMajority() {
   if (few && !minority.load())
     spdlog::warn("pool: only {} of {} nodes up: no reads or writes here until more are back", up,
                  pool->nodes());
-  minority.store(few);
   if (few) {
     lost_majority = true;
   } else if (lost_majority) {
     lost_majority = false;
+    // Syncing before it stops counting itself the minority: in between, a
+    // read here would be served from copies the others overwrote (seen in
+    // CI: a stale read right as a partition healed).
     BeginResync("back with a majority of the pool");
   }
+  minority.store(few);
 }
 
 bool Pool::AllLocal(std::span<const std::string_view> keys, bool write) const {

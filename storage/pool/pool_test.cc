@@ -14,6 +14,8 @@
 // consistency of a chunked get whose value changes midway.
 #include <event2/event.h>
 #include <gtest/gtest.h>
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
@@ -2709,10 +2711,38 @@ TEST_F(PoolReplicaTest, AMinorityNodeNeitherReadsNorWrites) {
   EXPECT_EQ(out.failed_keys, 1u);
   EXPECT_EQ(Get(0, {k0[0]})[0].state, GetResult::kUnavailable);
   EXPECT_EQ(PeekOn(0, k0[0]), ValueOf(k0[0]));
+  // The moment it starts catching up (it logs so), it must already have
+  // stopped serving: between "not the minority" and "syncing" a read here
+  // would see values the others overwrote.
+  class Watch : public spdlog::sinks::base_sink<std::mutex> {
+   public:
+    explicit Watch(std::function<void(std::string_view)> fn) : fn_(std::move(fn)) {}
+
+   protected:
+    void sink_it_(const spdlog::details::log_msg& m) override {
+      fn_(std::string_view(m.payload.data(), m.payload.size()));
+    }
+    void flush_() override {}
+
+   private:
+    std::function<void(std::string_view)> fn_;
+  };
+  std::atomic<int> resyncs{0}, served_while_resyncing{0};
+  auto watch = std::make_shared<Watch>([&](std::string_view line) {
+    if (line.find("back with a majority") == std::string_view::npos) return;
+    ++resyncs;
+    if (pool(0).Serving(0)) ++served_while_resyncing;
+  });
+  spdlog::default_logger()->sinks().push_back(watch);
   net().SetUp(1);
   net().SetUp(2);
   // Back with a majority: it catches up, then serves again.
-  ASSERT_TRUE(RunUntil([&] { return pool(0).Serving(0) && pool(1).Serving(0); }, 5000));
+  bool back = RunUntil([&] { return pool(0).Serving(0) && pool(1).Serving(0); }, 5000);
+  auto& sinks = spdlog::default_logger()->sinks();
+  sinks.erase(std::find(sinks.begin(), sinks.end(), watch));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(resyncs.load(), 1);
+  EXPECT_EQ(served_while_resyncing.load(), 0);
   EXPECT_GE(pool(0).sync_stats().attempts, 2u);
   EXPECT_EQ(Get(1, {k0[0]})[0].value, ValueOf(k0[0]));
 }

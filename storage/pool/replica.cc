@@ -168,13 +168,13 @@ void Pool::Impl::SettleStale(int n) {
 void Pool::Impl::BeginResync(const std::string& why) {
   std::lock_guard<std::mutex> l(sync_mu);
   if (syncing.load() && !keys_only.load()) return;
-  spdlog::warn("pool: {}: catching up again", why);
   if (syncing.load()) ++flush_seq;  // the keys-only pass in progress starts over, whole
   keys_only.store(false);
   touched.clear();
   recheck.clear();
   purge_first.store(true);
   syncing.store(true, std::memory_order_release);
+  spdlog::warn("pool: {}: catching up again", why);
   sync.in_sync = false;
   sync.started_ms = WallMs();
   // It was the one away: the peers it saw down were not.
