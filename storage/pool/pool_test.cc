@@ -200,6 +200,15 @@ class PoolTest : public ::testing::Test {
     size_t failed_keys = 0;
   };
 
+  // A pool whose heartbeat sweeps abandoned puts after 4 x 50 ms + 1 s;
+  // returns node 1's used memory before any put.
+  uint64_t BuildWithQuickSweep() {
+    ClusterOptions o;
+    o.timeout_ms = 50;
+    o.heartbeat_ms = 50;
+    Build(o);
+    return store(1).GetStats().used_memory;
+  }
   void Build(ClusterOptions o = {}) {
     opts_ = o;
     base_ = event_base_new();
@@ -1911,11 +1920,7 @@ TEST_F(PoolMalformedTest, LargePutProtocolByHand) {
 // A put whose requester never ends it is dropped by the heartbeat sweep
 // (after 4 x timeout + 1 s) and its space given back.
 TEST_F(PoolTest, AbandonedLargePutIsSwept) {
-  ClusterOptions o;
-  o.timeout_ms = 50;  // swept after 1.2 s
-  o.heartbeat_ms = 50;
-  Build(o);
-  const uint64_t used = store(1).GetStats().used_memory;
+  const uint64_t used = BuildWithQuickSweep();
   CallArgs a;
   a.opcode = kOpPutBegin;
   Writer w(&a.body);
@@ -1941,11 +1946,7 @@ TEST_F(PoolTest, AbandonedLargePutIsSwept) {
 // The same for a staged MSET batch whose publish never comes; chunks of a
 // large put cannot be written into it.
 TEST_F(PoolTest, AbandonedStagedBatchIsSwept) {
-  ClusterOptions o;
-  o.timeout_ms = 50;  // swept after 1.2 s
-  o.heartbeat_ms = 50;
-  Build(o);
-  const uint64_t used = store(1).GetStats().used_memory;
+  const uint64_t used = BuildWithQuickSweep();
   // One call from node 0 to node 1; the reply's payload in *out.
   auto call = [&](uint16_t opcode, const std::function<void(Writer&)>& fill,
                   const std::string& bulk, std::string* out) {
