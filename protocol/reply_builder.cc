@@ -92,6 +92,12 @@ void ReplyBuilder::SimpleString(std::string_view s) { Line('+', s); }
 
 void ReplyBuilder::Error(std::string_view msg) { Line('-', msg); }
 
+std::string EncodeError(std::string_view msg) {
+  StringSink sink;
+  ReplyBuilder(&sink).Error(msg);
+  return std::move(sink.out);
+}
+
 void ReplyBuilder::Integer(int64_t v) {
   char buf[1 + 20 + 2];
   char* const end = buf + sizeof(buf);

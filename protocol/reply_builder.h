@@ -34,6 +34,11 @@ class StringSink : public ReplySink {
   std::string out;
 };
 
+
+// One error reply's bytes ("-msg\r\n", the same in RESP2 and RESP3), for a
+// reply finished later as bytes (a deferred reply).
+std::string EncodeError(std::string_view msg);
+
 class ReplyBuilder {
  public:
   explicit ReplyBuilder(ReplySink* sink, int resp = 2) : sink_(sink), resp_(resp) {}
