@@ -66,7 +66,7 @@ void SetResp(CommandContext& cx, int resp) {
 
 void CmdPing(CommandContext& cx) {
   if (cx.argc() > 2) {
-    cx.reply().Error("ERR wrong number of arguments for 'ping' command");
+    cx.reply().Error(errors::WrongArity("ping"));
     return;
   }
   if (cx.argc() == 2) {
@@ -285,12 +285,11 @@ void CmdClientSetInfo(CommandContext& cx) {
   std::string_view attr = cx.arg(2), value = cx.arg(3);
   bool lib_name = EqualsIgnoreCase(attr, "lib-name");
   if (!lib_name && !EqualsIgnoreCase(attr, "lib-ver")) {
-    cx.reply().Error("ERR Unrecognized option '" + std::string(attr) + "'");
+    cx.reply().Error(errors::UnrecognizedOption(attr));
     return;
   }
   if (!ValidClientAttr(value)) {
-    cx.reply().Error("ERR " + std::string(attr) +
-                     " cannot contain spaces, newlines or special characters.");
+    cx.reply().Error(errors::ClientAttrInvalid(attr));
     return;
   }
   {

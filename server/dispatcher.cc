@@ -31,8 +31,7 @@ std::string UnknownCommandError(std::span<const std::string_view> args) {
     size_t room = 128 - preview.size();
     preview += "'" + std::string(args[i].substr(0, room)) + "' ";
   }
-  return "ERR unknown command '" + std::string(args[0].substr(0, 128)) +
-         "', with args beginning with: " + preview;
+  return errors::UnknownCommand(args[0], preview);
 }
 
 bool ArityOk(const CommandSpec& spec, size_t argc) {
@@ -70,7 +69,7 @@ void Dispatch(ServerContext& server, ClientState& client, protocol::ReplyBuilder
   }
   if (!ArityOk(*spec, args.size())) {
     if (client.in_multi) client.multi_error = true;
-    reply.Error("ERR wrong number of arguments for '" + std::string(spec->name) + "' command");
+    reply.Error(errors::WrongArity(spec->name));
     return;
   }
   if ((spec->flags & kCmdDenyOom) && server.hot().noeviction.load(std::memory_order_relaxed)) {

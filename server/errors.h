@@ -1,6 +1,18 @@
 // Every error text the server sends, in one place, worded as Redis words it
 // where clients parse it.
+//
+// Fixed texts are constants; texts that carry a name or a number are built by
+// the functions at the end. A handler never writes "ERR ..." itself (a test,
+// tests/lint/error_texts.sh, fails if a server source outside this header
+// holds an error literal), and never shows a Status's code name.
 #pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "storage/util/status.h"
 
 namespace kvpool::errors {
 
@@ -86,5 +98,120 @@ inline constexpr const char* kInvalidCommandSpecified = "ERR Invalid command spe
 inline constexpr const char* kInvalidNumberOfArgs =
     "ERR Invalid number of arguments specified for command";
 inline constexpr const char* kNoKeyArguments = "ERR The command has no key arguments";
+
+inline constexpr const char* kMaxClients = "-ERR max number of clients reached\r\n";
+// Sent to a refused connection before closing it, as Redis words it.
+inline constexpr const char* kProtectedMode =
+        "-DENIED Redis is running in protected mode because protected mode is enabled and no "
+        "password is set for the default user. In this mode connections are only accepted from "
+        "the loopback interface. If you want to connect from external computers to Redis you "
+        "may adopt one of the following solutions: 1) Just disable protected mode sending the "
+        "command 'CONFIG SET protected-mode no' from the loopback interface by connecting to "
+        "Redis from the same host the server is running, however MAKE SURE Redis is not "
+        "publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change "
+        "permanent. 2) Alternatively you can just disable the protected mode by editing the "
+        "Redis configuration file, and setting the protected mode option to 'no', and then "
+        "restarting the server. 3) If you started the server manually just for testing, "
+        "restart it with the '--protected-mode no' option. 4) Set up an authentication "
+        "password for the default user. NOTE: You only need to do one of the above things in "
+        "order for the server to start accepting connections from the outside.\r\n";
+inline constexpr const char* kNotACluster =
+    "ERR kvpool is not a Redis Cluster: only CLUSTER KEYSLOT is supported (see POOL NODES)";
+inline constexpr const char* kMSetNxUncheckable =
+    "ERR a pool node is unavailable: MSETNX could not check every key";
+
+// ---- texts with arguments ----
+
+// "ERR unknown command 'foo', with args beginning with: 'a' 'b' " as Redis 7
+// words it; `preview` is the quoted arguments.
+inline std::string UnknownCommand(std::string_view name, std::string_view preview) {
+  return "ERR unknown command '" + std::string(name.substr(0, 128)) +
+         "', with args beginning with: " + std::string(preview);
+}
+// "ERR wrong number of arguments for 'get' command" (`name` as the client
+// should see it: lower case, "parent|sub" for a subcommand).
+inline std::string WrongArity(std::string_view name) {
+  return "ERR wrong number of arguments for '" + std::string(name) + "' command";
+}
+// "ERR unknown subcommand 'x'. Try PARENT HELP."
+inline std::string UnknownSubcommand(std::string_view sub, std::string_view parent_upper) {
+  return "ERR unknown subcommand '" + std::string(sub.substr(0, 128)) + "'. Try " +
+         std::string(parent_upper) + " HELP.";
+}
+// "ERR unknown subcommand or wrong number of arguments for 'x'. Try PARENT HELP."
+inline std::string UnknownSubcommandOrArity(std::string_view sub, std::string_view parent_upper) {
+  return "ERR unknown subcommand or wrong number of arguments for '" +
+         std::string(sub.substr(0, 128)) + "'. Try " + std::string(parent_upper) + " HELP.";
+}
+inline std::string UnrecognizedOption(std::string_view opt) {
+  return "ERR Unrecognized option '" + std::string(opt) + "'";
+}
+inline std::string ClientAttrInvalid(std::string_view attr) {
+  return "ERR " + std::string(attr) + " cannot contain spaces, newlines or special characters.";
+}
+
+// A failed call's status as a client sees it: the message with Redis's
+// prefix, never the code's name ("ERR InvalidArgument: ..."). Out of memory
+// is Redis's OOM text.
+inline std::string FromStatus(const Status& s) {
+  if (s.code() == Code::kOutOfMemory) return kOom;
+  if (!s.message().empty()) return "ERR " + s.message();
+  switch (s.code()) {
+    case Code::kTimeout: return "ERR the request timed out";
+    case Code::kUnavailable: return "ERR a pool node is unavailable";
+    case Code::kNotFound: return kNoSuchKey;
+    default: return "ERR internal error";
+  }
+}
+// The same for EXEC, whose failures Redis prefixes EXECABORT.
+inline std::string ExecAbortFromStatus(const Status& s) {
+  return "EXECABORT " + (s.message().empty() ? std::string("the transaction did not run")
+                                             : s.message());
+}
+
+// ---- the pool ----
+
+// A write that could not reach `down_error` (pool::Pool::NodeDownError).
+inline std::string PoolNodeDown(std::string_view down_error) {
+  return "ERR " + std::string(down_error);
+}
+inline std::string PoolNoCopyInSync(std::string_view down_error) {
+  return "ERR pool: no copy of these keys is in sync (" + std::string(down_error) + ")";
+}
+inline std::string PoolKeysOnNodes(std::string_view command, std::string_view nodes) {
+  return "ERR the keys of '" + std::string(command) + "' live on different pool nodes (" +
+         std::string(nodes) + ") and it cannot be split; use keys with a common {hashtag}";
+}
+inline std::string PoolExecAcrossNodes(std::string_view nodes) {
+  return "ERR MULTI/EXEC across pool nodes is not supported: the keys of this transaction "
+         "live on " + std::string(nodes) + "; put them on one node with a common {hashtag}";
+}
+inline std::string PoolExecKeysOn(std::string_view node) {
+  return "ERR this transaction's keys live on pool node " + std::string(node);
+}
+inline std::string PoolExecNoCopy(std::string_view down_error) {
+  return "EXECABORT " + std::string(down_error);
+}
+inline std::string PoolExecCopyMissed(std::string_view node, const Status& s) {
+  return "ERR pool: the transaction ran but its copy on " + std::string(node) +
+         " did not take it (" + s.message() + ")";
+}
+inline std::string PoolWatchFailed(const Status& s) {
+  return "ERR cannot WATCH keys on pool node: " + s.message();
+}
+// MSET / MSETNX of `total` keys, `failed` of them not stored.
+inline std::string PoolNotStored(const Status& s, size_t failed, size_t total) {
+  return "ERR " + s.message() + ": " + std::to_string(failed) + " of " + std::to_string(total) +
+         " keys were not stored";
+}
+inline std::string PoolNotDeleted(std::string_view node, size_t failed, size_t total,
+                                  int64_t removed) {
+  return "ERR pool node " + std::string(node) + " is unavailable: " + std::to_string(failed) +
+         " of " + std::to_string(total) + " keys were not deleted (" + std::to_string(removed) +
+         " deleted)";
+}
+inline std::string PoolNotFlushed(std::string_view nodes) {
+  return "ERR pool node(s) " + std::string(nodes) + " unavailable: their keys were not flushed";
+}
 
 }  // namespace kvpool::errors

@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <unordered_map>
 
+#include "server/errors.h"
 #include "server/util/strings.h"
 
 namespace kvpool {
@@ -579,8 +580,7 @@ void RunSubcommand(CommandContext& cx, std::span<const CommandSpec> subs) {
     bool arity_ok = s.arity >= 0 ? argc == static_cast<size_t>(s.arity)
                                  : argc >= static_cast<size_t>(-s.arity);
     if (!arity_ok) {
-      cx.reply().Error("ERR wrong number of arguments for '" + std::string(s.name) +
-                       "' command");
+      cx.reply().Error(errors::WrongArity(s.name));
       return;
     }
     s.handler(cx);
@@ -588,8 +588,7 @@ void RunSubcommand(CommandContext& cx, std::span<const CommandSpec> subs) {
   }
   std::string parent(cx.arg(0));
   for (char& c : parent) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
-  cx.reply().Error("ERR unknown subcommand '" + std::string(sub.substr(0, 128)) + "'. Try " +
-                   parent + " HELP.");
+  cx.reply().Error(errors::UnknownSubcommand(sub, parent));
 }
 
 const CommandSpec* FindCommandOrSubcommand(const CommandTable& table, std::string_view name) {

@@ -15,6 +15,7 @@
 #include "server/command.h"
 #include "server/command_table.h"
 #include "server/errors.h"
+#include "server/key_access.h"
 #include "server/pool_commands.h"
 #include "server/server_context.h"
 #include "server/util/strings.h"
@@ -45,11 +46,7 @@ void CountLookup(CommandContext& cx, bool hit) {
 }
 
 void ReplyStoreError(CommandContext& cx, const Status& s) {
-  if (s.code() == Code::kOutOfMemory) {
-    cx.reply().Error(errors::kOom);
-  } else {
-    cx.reply().Error("ERR " + s.ToString());
-  }
+  cx.reply().Error(errors::FromStatus(s));
 }
 
 // A database index argument as SELECT/MOVE/COPY parse it (Redis
@@ -75,31 +72,41 @@ bool ParseDbIndex(CommandContext& cx, std::string_view text, int* db) {
 // ---- deletion and existence ----
 
 // DEL and UNLINK: the Store frees memory without blocking either way.
+// A key whose node could not answer fails the reply, naming that node and
+// how many keys were and were not deleted.
 void CmdDel(CommandContext& cx) {
-  if (PoolDel(cx)) return;
-  storage::Store& store = StoreOf(cx);
-  int64_t deleted = 0;
-  for (size_t i = 1; i < cx.argc(); ++i) deleted += store.Del(cx.db(), cx.arg(i), cx.now_ms());
-  cx.reply().Integer(deleted);
+  keys::MultiDel(cx, cx.args().subspan(1),
+                 [](ReplyBuilder& rb, std::vector<int8_t>& flags, std::string_view failed_node) {
+                   int64_t removed = 0;
+                   size_t failed = 0;
+                   for (int8_t f : flags) {
+                     removed += f == 1;
+                     failed += f < 0;
+                   }
+                   if (failed == 0) return rb.Integer(removed);
+                   rb.Error(errors::PoolNotDeleted(failed_node, failed, flags.size(), removed));
+                 });
 }
 
 // EXISTS counts a key once per time it is named. Peek: no LRU touch, as
 // Redis's LOOKUP_NOTOUCH.
+// A key whose node could not answer counts as absent.
 void CmdExists(CommandContext& cx) {
-  if (PoolExists(cx)) return;
-  storage::Store& store = StoreOf(cx);
-  int64_t count = 0;
-  for (size_t i = 1; i < cx.argc(); ++i) {
-    bool found = static_cast<bool>(store.Peek(cx.db(), cx.arg(i), cx.now_ms()));
-    CountLookup(cx, found);
-    count += found;
-  }
-  cx.reply().Integer(count);
+  ServerStats* stats = &cx.server().stats();
+  keys::MultiExists(cx, cx.args().subspan(1),
+                    [stats](ReplyBuilder& rb, std::vector<int8_t>& flags, std::string_view) {
+                      int64_t count = 0;
+                      for (int8_t f : flags) count += f == 1;
+                      stats->keyspace_hits.fetch_add(count, std::memory_order_relaxed);
+                      stats->keyspace_misses.fetch_add(flags.size() - count,
+                                                       std::memory_order_relaxed);
+                      rb.Integer(count);
+                    });
 }
 
 // TOUCH: a read of each key (updates LRU), counting the ones that exist.
 void CmdTouch(CommandContext& cx) {
-  if (PoolExists(cx)) return;
+  if (PoolTouch(cx)) return;
   storage::Store& store = StoreOf(cx);
   int64_t count = 0;
   for (size_t i = 1; i < cx.argc(); ++i) {

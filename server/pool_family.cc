@@ -3,6 +3,7 @@
 
 #include "server/command_table.h"
 #include "server/errors.h"
+#include "server/key_access.h"
 #include "server/pool_commands.h"
 #include "server/server_context.h"
 #include "server/util/strings.h"
@@ -76,7 +77,16 @@ void CmdPool(CommandContext& cx) {
     if (p == nullptr) return cx.reply().Bulk(SelfAddr(cx.server()));
     return cx.reply().Bulk(p->node(p->OwnerOf(cx.arg(2))).Addr());
   }
-  if (sub == "mexists" && cx.argc() >= 3) return PoolMExistsTriState(cx);
+  if (sub == "mexists" && cx.argc() >= 3) {
+    // As MEXISTS, but -1 for a key whose node could not answer (the LLM
+    // client's batch_is_exist tells "absent" from "unknown").
+    return keys::MultiExists(cx, cx.args().subspan(2),
+                             [](protocol::ReplyBuilder& rb, std::vector<int8_t>& flags,
+                                std::string_view) {
+                               rb.ArrayHeader(flags.size());
+                               for (int8_t f : flags) rb.Integer(f);
+                             });
+  }
   if (sub == "dbsize" && cx.argc() == 2) {
     // Keys of this db this node answers reads for (with replicas a key is
     // on several nodes; this counts it on one). A full scan: O(keys).
@@ -105,15 +115,13 @@ void CmdPool(CommandContext& cx) {
     cx.reply().SimpleString("POOL HELP");
     return;
   }
-  cx.reply().Error("ERR unknown subcommand or wrong number of arguments for '" +
-                   std::string(cx.arg(1)) + "'. Try POOL HELP.");
+  cx.reply().Error(errors::UnknownSubcommandOrArity(cx.arg(1), "POOL"));
 }
 
 void CmdCluster(CommandContext& cx) {
   std::string sub = ToLower(cx.arg(1));
   if (sub == "keyslot" && cx.argc() == 3) return cx.reply().Integer(pool::KeySlot(cx.arg(2)));
-  cx.reply().Error("ERR kvpool is not a Redis Cluster: only CLUSTER KEYSLOT is supported (see "
-                   "POOL NODES)");
+  cx.reply().Error(errors::kNotACluster);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "server/command_table.h"
 #include "server/dispatcher.h"
+#include "server/errors.h"
 #include "server/pool_executor.h"
 #include "server/util/strings.h"
 #include "storage/pool/pool.h"
@@ -44,13 +45,6 @@ std::string RunLocally(ServerContext& server, int lane, int db, int resp,
 
 namespace {
 
-std::string ErrorLine(std::string_view msg) {
-  std::string out = "-";
-  for (char ch : msg) out.push_back(ch == '\r' || ch == '\n' ? ' ' : ch);
-  out += "\r\n";
-  return out;
-}
-
 std::string NodeList(const pool::Pool& p, const std::set<int>& nodes) {
   std::string out;
   for (int n : nodes) out += (out.empty() ? "" : ", ") + p.node(n).Addr();
@@ -72,13 +66,13 @@ bool RouteToCopies(ServerContext& server, ClientState& client, protocol::ReplyBu
     if (node == p->self()) return false;
     if (node < 0) {
       // This node's copy, if any, may be stale: no answer rather than that.
-      reply.Error("ERR pool: no copy of these keys is in sync (" + p->NodeDownError(owner) + ")");
+      reply.Error(errors::PoolNoCopyInSync(p->NodeDownError(owner)));
       return true;
     }
   } else {
     std::vector<int> to = p->WriteNodes(owner);
     if (to.empty()) {
-      reply.Error("ERR " + p->NodeDownError(owner));
+      reply.Error(errors::PoolNodeDown(p->NodeDownError(owner)));
       return true;
     }
     if (to.size() == 1 && to[0] == p->self() && p->Serving(p->self())) return false;
@@ -96,7 +90,7 @@ bool RouteToCopies(ServerContext& server, ClientState& client, protocol::ReplyBu
                      std::vector<std::string_view> argv(copy.begin(), copy.end());
                      return slot->Finish(RunLocally(*srv, lane, db, resp, argv));
                    }
-                   slot->Finish(ErrorLine("ERR " + s.message()));
+                   slot->Finish(protocol::EncodeError(errors::FromStatus(s)));
                  });
   return true;
 }
@@ -111,9 +105,7 @@ bool RouteByKeys(ServerContext& server, ClientState& client, protocol::ReplyBuil
   std::set<int> owners;
   for (std::string_view k : keys) owners.insert(p->OwnerOf(k));
   if (owners.size() > 1) {
-    reply.Error("ERR the keys of '" + std::string(spec.name) +
-                "' live on different pool nodes (" + NodeList(*p, owners) +
-                ") and it cannot be split; use keys with a common {hashtag}");
+    reply.Error(errors::PoolKeysOnNodes(spec.name, NodeList(*p, owners)));
     return true;
   }
   int owner = *owners.begin();
@@ -124,7 +116,7 @@ bool RouteByKeys(ServerContext& server, ClientState& client, protocol::ReplyBuil
     // Reads of keys on a down node answer as if the key were missing;
     // writes say which node could not take them.
     if (read_only) return false;
-    reply.Error("ERR " + p->NodeDownError(owner));
+    reply.Error(errors::PoolNodeDown(p->NodeDownError(owner)));
     return true;
   }
   std::shared_ptr<ReplySlot> slot = client.defer ? client.defer() : nullptr;
@@ -140,7 +132,7 @@ bool RouteByKeys(ServerContext& server, ClientState& client, protocol::ReplyBuil
                  std::vector<std::string_view> argv(copy.begin(), copy.end());
                  return slot->Finish(RunLocally(*srv, lane, db, resp, argv));
                }
-               slot->Finish(ErrorLine("ERR " + s.message()));
+               slot->Finish(protocol::EncodeError(errors::FromStatus(s)));
              });
   return true;
 }
@@ -177,8 +169,8 @@ bool RouteExecToCopies(ServerContext& server, ClientState& client, protocol::Rep
     }
   };
   if (acting < 0 || !slot) {
-    reply.Error(acting < 0 ? "EXECABORT " + p->NodeDownError(owner)
-                           : "ERR this transaction's keys live on pool node " + p->node(owner).Addr());
+    reply.Error(acting < 0 ? errors::PoolExecNoCopy(p->NodeDownError(owner))
+                           : errors::PoolExecKeysOn(p->node(owner).Addr()));
     reset();
     return true;
   }
@@ -197,7 +189,7 @@ bool RouteExecToCopies(ServerContext& server, ClientState& client, protocol::Rep
     st->reply = std::move(r);
     auto finish = [st, slot] {
       if (--st->pending > 0) return;
-      slot->Finish(st->error.empty() ? st->reply : ErrorLine(st->error));
+      slot->Finish(st->error.empty() ? st->reply : protocol::EncodeError(st->error));
     };
     for (int c : others) {
       if (c == p->self()) {
@@ -209,8 +201,7 @@ bool RouteExecToCopies(ServerContext& server, ClientState& client, protocol::Rep
       }
       p->ForwardTransaction(lane, c, db, resp, *cmds, {}, [st, finish, p, c](Status s, std::string) {
         if (!s.ok())
-          st->error = "ERR pool: the transaction ran but its copy on " + p->node(c).Addr() +
-                      " did not take it (" + s.message() + ")";
+          st->error = errors::PoolExecCopyMissed(p->node(c).Addr(), s);
         finish();
       });
     }
@@ -250,7 +241,7 @@ bool RouteExecToCopies(ServerContext& server, ClientState& client, protocol::Rep
   }
   p->ForwardTransaction(lane, acting, db, resp, *cmds, watched,
                         [replicate](Status s, std::string r) {
-                          replicate(s.ok() ? r : ErrorLine("EXECABORT " + s.message()));
+                          replicate(s.ok() ? r : protocol::EncodeError(errors::ExecAbortFromStatus(s)));
                         });
   return true;
 }
@@ -291,16 +282,14 @@ bool RouteExec(ServerContext& server, ClientState& client, protocol::ReplyBuilde
     }
   };
   if (owners.size() > 1) {
-    reply.Error("ERR MULTI/EXEC across pool nodes is not supported: the keys of this "
-                "transaction live on " + NodeList(*p, owners) +
-                "; put them on one node with a common {hashtag}");
+    reply.Error(errors::PoolExecAcrossNodes(NodeList(*p, owners)));
     reset();
     return true;
   }
   int owner = *owners.begin();
   std::shared_ptr<ReplySlot> slot = client.defer ? client.defer() : nullptr;
   if (!slot) {
-    reply.Error("ERR this transaction's keys live on pool node " + p->node(owner).Addr());
+    reply.Error(errors::PoolExecKeysOn(p->node(owner).Addr()));
     reset();
     return true;
   }
@@ -322,7 +311,7 @@ bool RouteExec(ServerContext& server, ClientState& client, protocol::ReplyBuilde
                           if (s.ok() && slot->alive() && !r.empty() && r[0] != '_' &&
                               r.compare(0, 3, "*-1") != 0 && r[0] != '-')
                             cl->db = final_db;
-                          slot->Finish(s.ok() ? r : ErrorLine("EXECABORT " + s.message()));
+                          slot->Finish(s.ok() ? r : protocol::EncodeError(errors::ExecAbortFromStatus(s)));
                         });
   reset();
   return true;
@@ -360,7 +349,7 @@ bool RouteWatch(ServerContext& server, ClientState& client, protocol::ReplyBuild
   st->client = &client;
   auto finish = [st] {
     if (--st->pending > 0) return;
-    st->slot->Finish(st->error.empty() ? "+OK\r\n" : ErrorLine(st->error));
+    st->slot->Finish(st->error.empty() ? "+OK\r\n" : protocol::EncodeError(st->error));
   };
   for (int n = 0; n < p->nodes(); ++n) {
     if (remote[n].empty()) continue;
@@ -369,7 +358,7 @@ bool RouteWatch(ServerContext& server, ClientState& client, protocol::ReplyBuild
     p->Versions(client.lane, n, client.db, remote[n],
                 [st, n, keys, finish](Status s, std::vector<uint64_t>& versions) {
                   if (!s.ok()) {
-                    st->error = "ERR cannot WATCH keys on pool node: " + s.message();
+                    st->error = errors::PoolWatchFailed(s);
                   } else if (st->slot->alive()) {
                     for (size_t i = 0; i < keys.size(); ++i)
                       st->client->remote_watches.push_back({n, keys[i], versions[i]});

@@ -17,6 +17,7 @@
 
 #include "server/connection.h"
 #include "server/dispatcher.h"
+#include "server/errors.h"
 #include "server/logging.h"
 #include "server/metrics_http.h"
 #include "server/pool_executor.h"
@@ -295,8 +296,8 @@ void Server::OnAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int l
 void Server::Accept(int fd, sockaddr* addr, int) {
   ServerStats& stats = ctx_->stats();
   if (ctx_->clients().Count() >= static_cast<size_t>(config_->Int("maxclients"))) {
-    static const char kErr[] = "-ERR max number of clients reached\r\n";
-    ssize_t ignored = send(fd, kErr, sizeof(kErr) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t ignored =
+        send(fd, errors::kMaxClients, strlen(errors::kMaxClients), MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)ignored;  // best effort, as Redis
     close(fd);
     stats.rejected_connections.fetch_add(1, std::memory_order_relaxed);
@@ -304,21 +305,8 @@ void Server::Accept(int fd, sockaddr* addr, int) {
     return;
   }
   if (ProtectedModeRefuses(addr)) {
-    static const char kDenied[] =
-        "-DENIED Redis is running in protected mode because protected mode is enabled and no "
-        "password is set for the default user. In this mode connections are only accepted from "
-        "the loopback interface. If you want to connect from external computers to Redis you "
-        "may adopt one of the following solutions: 1) Just disable protected mode sending the "
-        "command 'CONFIG SET protected-mode no' from the loopback interface by connecting to "
-        "Redis from the same host the server is running, however MAKE SURE Redis is not "
-        "publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change "
-        "permanent. 2) Alternatively you can just disable the protected mode by editing the "
-        "Redis configuration file, and setting the protected mode option to 'no', and then "
-        "restarting the server. 3) If you started the server manually just for testing, "
-        "restart it with the '--protected-mode no' option. 4) Set up an authentication "
-        "password for the default user. NOTE: You only need to do one of the above things in "
-        "order for the server to start accepting connections from the outside.\r\n";
-    ssize_t ignored = send(fd, kDenied, sizeof(kDenied) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t ignored = send(fd, errors::kProtectedMode, strlen(errors::kProtectedMode),
+                           MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)ignored;  // best effort, as Redis
     close(fd);
     stats.protected_mode_rejections.fetch_add(1, std::memory_order_relaxed);

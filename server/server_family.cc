@@ -558,8 +558,7 @@ void CmdDebug(CommandContext& cx) {
     ReplyHelp(cx, kHelp);
     return;
   }
-  cx.reply().Error("ERR unknown subcommand or wrong number of arguments for '" +
-                   std::string(sub.substr(0, 128)) + "'. Try DEBUG HELP.");
+  cx.reply().Error(errors::UnknownSubcommandOrArity(sub, "DEBUG"));
 }
 
 }  // namespace

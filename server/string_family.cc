@@ -9,9 +9,11 @@
 #include <string_view>
 #include <vector>
 
+#include "protocol/deferred_reply.h"
 #include "server/command.h"
 #include "server/command_table.h"
 #include "server/errors.h"
+#include "server/key_access.h"
 #include "server/pool_commands.h"
 #include "server/server_context.h"
 #include "server/util/strings.h"
@@ -51,11 +53,7 @@ void CountLookup(CommandContext& cx, bool hit) {
 
 // A failed Store write: OOM as Redis words it, anything else as an ERR.
 void ReplyStoreError(CommandContext& cx, const Status& s) {
-  if (s.code() == Code::kOutOfMemory) {
-    cx.reply().Error(errors::kOom);
-  } else {
-    cx.reply().Error("ERR " + s.ToString());
-  }
+  cx.reply().Error(errors::FromStatus(s));
 }
 
 void ReplyInvalidExpireTime(CommandContext& cx) {
@@ -296,30 +294,44 @@ void CmdGetEx(CommandContext& cx) {
   }
 }
 
+// A found value: a large one goes to the reply by reference, never copied
+// into it: the pinned item if it is held here, else the string a peer's
+// bytes were received into (the reply takes it over).
+void ReplyFound(ReplyBuilder& rb, pool::GetResult& r) {
+  if (r.local) return ReplyValue(rb, std::move(r.local));
+  if (r.remote.size() < kZeroCopyMinBytes) return rb.Bulk(r.remote);
+  auto* owned = new std::string(std::move(r.remote));
+  rb.BulkRef(owned->data(), owned->size(), &protocol::DeleteString, owned);
+}
+
+void CountHits(ServerContext& server, uint64_t hits, uint64_t misses) {
+  server.stats().keyspace_hits.fetch_add(hits, std::memory_order_relaxed);
+  server.stats().keyspace_misses.fetch_add(misses, std::memory_order_relaxed);
+}
+
+// MGET key [key ...]: a key whose node could not answer reads as a miss.
 void CmdMGet(CommandContext& cx) {
-  if (PoolMGet(cx)) return;
-  std::vector<std::string_view> keys(cx.args().begin() + 1, cx.args().end());
-  std::vector<ItemRef> refs = StoreOf(cx).MultiGet(cx.db(), keys, cx.now_ms());
-  ReplyBuilder& rb = cx.reply();
-  rb.ArrayHeader(refs.size());
-  uint64_t hits = 0;
-  for (ItemRef& ref : refs) {
-    if (ref) {
-      ++hits;
-      ReplyValue(rb, std::move(ref));
-    } else {
-      rb.Null();
-    }
-  }
-  ServerStats& st = cx.server().stats();
-  st.keyspace_hits.fetch_add(hits, std::memory_order_relaxed);
-  st.keyspace_misses.fetch_add(refs.size() - hits, std::memory_order_relaxed);
+  ServerContext* srv = &cx.server();
+  keys::MultiGet(cx, cx.args().subspan(1),
+                 [srv](ReplyBuilder& rb, std::vector<pool::GetResult>& results) {
+                   rb.ArrayHeader(results.size());
+                   uint64_t hits = 0;
+                   for (pool::GetResult& r : results) {
+                     if (r.state != pool::GetResult::kFound) {
+                       rb.Null();
+                       continue;
+                     }
+                     ++hits;
+                     ReplyFound(rb, r);
+                   }
+                   CountHits(*srv, hits, results.size() - hits);
+                 });
 }
 
 // MSET / MSETNX: key value pairs; an odd count is an arity error naming the command.
 bool MultiSetArgs(CommandContext& cx, bool if_none_exist, bool* written) {
   if (cx.argc() % 2 == 0) {
-    cx.reply().Error("ERR wrong number of arguments for '" + ToLower(cx.arg(0)) + "' command");
+    cx.reply().Error(errors::WrongArity(ToLower(cx.arg(0))));
     return false;
   }
   std::vector<std::string_view> kvs(cx.args().begin() + 1, cx.args().end());
@@ -331,10 +343,18 @@ bool MultiSetArgs(CommandContext& cx, bool if_none_exist, bool* written) {
   return true;
 }
 
+// MSET: atomic on each node. A failure names how many keys were not stored
+// (Redis's OOM text when none was, for want of memory).
 void CmdMSet(CommandContext& cx) {
-  if (PoolMSet(cx)) return;
-  bool written = false;
-  if (MultiSetArgs(cx, false, &written)) cx.reply().Ok();
+  if (cx.argc() % 2 == 0) return cx.reply().Error(errors::WrongArity(ToLower(cx.arg(0))));
+  size_t total = (cx.argc() - 1) / 2;
+  keys::MultiSet(cx, cx.args().subspan(1),
+                 [total](ReplyBuilder& rb, const Status& s, size_t failed) {
+                   if (s.ok()) return rb.Ok();
+                   if (s.code() == Code::kOutOfMemory && failed == total)
+                     return rb.Error(errors::kOom);
+                   rb.Error(errors::PoolNotStored(s, failed, total));
+                 });
 }
 
 void CmdMSetNx(CommandContext& cx) {
@@ -345,20 +365,19 @@ void CmdMSetNx(CommandContext& cx) {
 
 // MEXISTS key [key ...] -> one 1/0 per key, in key order. Peek: an existence
 // probe must not change eviction order or TTLs.
+// A key whose node could not answer reads as absent (0).
 void CmdMExists(CommandContext& cx) {
-  if (PoolMExists(cx)) return;
-  std::vector<std::string_view> keys(cx.args().begin() + 1, cx.args().end());
-  std::vector<uint8_t> found = StoreOf(cx).MultiExists(cx.db(), keys, cx.now_ms());
-  ReplyBuilder& rb = cx.reply();
-  rb.ArrayHeader(found.size());
-  uint64_t hits = 0;
-  for (uint8_t f : found) {
-    hits += f;
-    rb.Integer(f);
-  }
-  ServerStats& st = cx.server().stats();
-  st.keyspace_hits.fetch_add(hits, std::memory_order_relaxed);
-  st.keyspace_misses.fetch_add(cx.argc() - 1 - hits, std::memory_order_relaxed);
+  ServerContext* srv = &cx.server();
+  keys::MultiExists(cx, cx.args().subspan(1),
+                    [srv](ReplyBuilder& rb, std::vector<int8_t>& flags, std::string_view) {
+                      rb.ArrayHeader(flags.size());
+                      uint64_t hits = 0;
+                      for (int8_t f : flags) {
+                        hits += f == 1;
+                        rb.Integer(f == 1 ? 1 : 0);
+                      }
+                      CountHits(*srv, hits, flags.size() - hits);
+                    });
 }
 
 // ---- in-place edits ----

@@ -1,0 +1,136 @@
+#include "server/key_access.h"
+
+#include <memory>
+#include <utility>
+
+#include "protocol/deferred_reply.h"
+#include "server/server_context.h"
+
+namespace kvpool::keys {
+
+namespace {
+
+// The pool to send a command's keys through, or null: this node's Store
+// answers (no pool, a command a peer forwarded here, or a caller that
+// cannot wait for a later answer).
+pool::Pool* PoolFor(CommandContext& cx) {
+  pool::Pool* p = cx.pool();
+  return p != nullptr && cx.client().defer ? p : nullptr;
+}
+
+// Where a reply goes: the client's builder while the handler still runs,
+// else the deferred slot reserved when the handler returned first.
+class Answer {
+ public:
+  // Runs start(answer), which hands `answer` to a pool call's completion.
+  template <typename Start>
+  static void Run(CommandContext& cx, Start&& start) {
+    auto a = std::make_shared<Answer>(cx);
+    start(a);
+    if (a->written_) return;
+    a->cx_ = nullptr;
+    a->slot_ = cx.Defer();
+  }
+
+  explicit Answer(CommandContext& cx) : cx_(&cx), resp_(cx.client().resp) {}
+
+  template <typename Fn>
+  void Write(Fn&& fn) {
+    if (cx_ != nullptr) {
+      written_ = true;
+      fn(cx_->reply());
+      return;
+    }
+    protocol::DeferredReply out;
+    protocol::ReplyBuilder rb(&out, resp_);
+    fn(rb);
+    slot_->Finish(std::move(out));
+  }
+
+ private:
+  CommandContext* cx_;  // null once the handler returned
+  int resp_;
+  bool written_ = false;
+  std::shared_ptr<ReplySlot> slot_;
+};
+
+}  // namespace
+
+void MultiGet(CommandContext& cx, std::span<const std::string_view> keys, GetReply reply) {
+  pool::Pool* p = PoolFor(cx);
+  if (p == nullptr) {
+    std::vector<std::string_view> list(keys.begin(), keys.end());
+    std::vector<storage::ItemRef> refs = cx.store().MultiGet(cx.db(), list, cx.now_ms());
+    std::vector<pool::GetResult> results(refs.size());
+    for (size_t i = 0; i < refs.size(); ++i) {
+      if (!refs[i]) continue;
+      results[i].state = pool::GetResult::kFound;
+      results[i].local = std::move(refs[i]);
+    }
+    return reply(cx.reply(), results);
+  }
+  Answer::Run(cx, [&](std::shared_ptr<Answer> a) {
+    p->MultiGet(cx.lane(), cx.db(), keys, cx.now_ms(),
+                [a, reply = std::move(reply)](std::vector<pool::GetResult>& results) {
+                  a->Write([&](protocol::ReplyBuilder& rb) { reply(rb, results); });
+                });
+  });
+}
+
+void MultiExists(CommandContext& cx, std::span<const std::string_view> keys, FlagsReply reply) {
+  pool::Pool* p = PoolFor(cx);
+  if (p == nullptr) {
+    std::vector<std::string_view> list(keys.begin(), keys.end());
+    std::vector<uint8_t> found = cx.store().MultiExists(cx.db(), list, cx.now_ms());
+    std::vector<int8_t> flags(found.begin(), found.end());
+    return reply(cx.reply(), flags, {});
+  }
+  Answer::Run(cx, [&](std::shared_ptr<Answer> a) {
+    p->MultiExists(cx.lane(), cx.db(), keys, cx.now_ms(),
+                   [a, reply = std::move(reply)](std::vector<int8_t>& flags) {
+                     a->Write([&](protocol::ReplyBuilder& rb) { reply(rb, flags, {}); });
+                   });
+  });
+}
+
+void MultiDel(CommandContext& cx, std::span<const std::string_view> keys, FlagsReply reply) {
+  pool::Pool* p = PoolFor(cx);
+  if (p == nullptr) {
+    std::vector<int8_t> flags(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i)
+      flags[i] = cx.store().Del(cx.db(), keys[i], cx.now_ms()) ? 1 : 0;
+    return reply(cx.reply(), flags, {});
+  }
+  // The error of a failed delete names a node that failed: the keys'
+  // primaries, kept by index (the keys themselves may be gone by then).
+  std::vector<int> owners(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) owners[i] = p->OwnerOf(keys[i]);
+  Answer::Run(cx, [&](std::shared_ptr<Answer> a) {
+    p->MultiDel(cx.lane(), cx.db(), keys, cx.now_ms(),
+                [a, p, owners = std::move(owners), reply = std::move(reply)](
+                    std::vector<int8_t>& flags) {
+                  std::string failed;
+                  for (size_t i = 0; i < flags.size(); ++i)
+                    if (flags[i] < 0) failed = p->node(owners[i]).Addr();
+                  a->Write([&](protocol::ReplyBuilder& rb) { reply(rb, flags, failed); });
+                });
+  });
+}
+
+void MultiSet(CommandContext& cx, std::span<const std::string_view> kvs, SetReply reply) {
+  pool::Pool* p = PoolFor(cx);
+  if (p == nullptr) {
+    std::vector<std::string_view> pairs(kvs.begin(), kvs.end());
+    bool written = false;
+    Status s = cx.store().MultiSet(cx.db(), pairs, false, cx.now_ms(), &written);
+    return reply(cx.reply(), s, s.ok() ? 0 : kvs.size() / 2);
+  }
+  Answer::Run(cx, [&](std::shared_ptr<Answer> a) {
+    p->MultiSet(cx.lane(), cx.db(), kvs, cx.now_ms(), cx.client().args_owner,
+                [a, reply = std::move(reply)](Status s, size_t failed) {
+                  a->Write([&](protocol::ReplyBuilder& rb) { reply(rb, s, failed); });
+                });
+  });
+}
+
+}  // namespace kvpool::keys

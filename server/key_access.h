@@ -1,0 +1,46 @@
+// How the multi-key commands (MGET, MSET, MEXISTS, EXISTS, DEL/UNLINK) reach
+// their keys: the one place that chooses between this node's Store and the
+// pool. A family handler parses its arguments, calls one of these with a
+// function that writes its reply from per-key results, and returns.
+//
+// With a pool, the call goes through pool::Pool, which answers the keys held
+// here at once and sends the rest to their nodes. Without one (a single
+// node), or for a command a peer forwarded here, the Store answers. Either
+// way results are in the caller's key order, and `reply` runs exactly once:
+// before the call returns when every key was answered here (it writes into
+// the client's reply builder), or later on the client's thread (into a
+// deferred reply; it must then touch only what it captured by value).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "protocol/reply_builder.h"
+#include "server/command.h"
+#include "storage/pool/pool.h"
+
+namespace kvpool::keys {
+
+using GetReply = std::function<void(protocol::ReplyBuilder&, std::vector<pool::GetResult>&)>;
+// Per key: 1 present (or removed), 0 absent, -1 its node could not answer.
+// `failed_node` names a node that could not answer ("" if every one did).
+using FlagsReply = std::function<void(protocol::ReplyBuilder&, std::vector<int8_t>& flags,
+                                      std::string_view failed_node)>;
+// `failed` keys were not stored; `status` says why (OK when none failed).
+using SetReply = std::function<void(protocol::ReplyBuilder&, const Status& status, size_t failed)>;
+
+// Values of `keys` (GetResult::kFound, kMissing, or kUnavailable when the
+// node holding the key could not answer).
+void MultiGet(CommandContext& cx, std::span<const std::string_view> keys, GetReply reply);
+// Presence of `keys`; never refreshes a TTL or changes eviction order.
+void MultiExists(CommandContext& cx, std::span<const std::string_view> keys, FlagsReply reply);
+// Removes `keys`.
+void MultiDel(CommandContext& cx, std::span<const std::string_view> keys, FlagsReply reply);
+// Stores kvs = k1, v1, k2, v2 ... (an even count), with no expiry. Atomic on
+// each node (pool::Pool::MultiSet).
+void MultiSet(CommandContext& cx, std::span<const std::string_view> kvs, SetReply reply);
+
+}  // namespace kvpool::keys
