@@ -10,6 +10,7 @@
 
 #include "server/dispatcher.h"
 #include "server/io_thread.h"
+#include "server/util/strings.h"
 
 namespace kvpool {
 
@@ -244,6 +245,16 @@ void Connection::HandleRead() {
   Flush();
 }
 
+namespace {
+
+// Redis's securityWarningCommand: the first line of an HTTP request, or one
+// of its headers, read as an inline command.
+bool CrossProtocolAttack(std::string_view command) {
+  return EqualsIgnoreCase(command, "post") || EqualsIgnoreCase(command, "host:");
+}
+
+}  // namespace
+
 void Connection::ProcessInput() {
   while (!closed_ && !closing_ && !waiting_ && in_begin_ < in_end_) {
     if (OutputBytes() >= kOutputPauseBytes) {
@@ -273,6 +284,16 @@ void Connection::ProcessInput() {
     }
     in_begin_ += consumed;
     if (args_.empty()) continue;
+    if (CrossProtocolAttack(args_[0])) {
+      // An HTTP request (a browser page posting to the cache) is not run,
+      // line by line, as inline commands: as Redis, close without a reply.
+      LogLimitOnce(server_->stats().logged_cross_protocol,
+                   "possible SECURITY ATTACK from " + client_.info->addr +
+                       ": it sent POST or Host: (cross protocol scripting); connection closed");
+      in_begin_ = in_end_;
+      closing_ = true;
+      break;
+    }
     int64_t now = NowMs();
     client_.args_owner = in_;
     in_dispatch_ = true;

@@ -44,7 +44,8 @@ struct ServerStats {
   Counter output_buffer_limit_disconnections;
   Counter idle_timeout_disconnections;
   std::atomic<bool> logged_maxclients{false}, logged_protected_mode{false},
-      logged_query_buffer{false}, logged_output_buffer{false}, logged_protocol{false};
+      logged_query_buffer{false}, logged_output_buffer{false}, logged_protocol{false},
+      logged_cross_protocol{false};
   void Reset();
 };
 

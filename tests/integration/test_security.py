@@ -20,6 +20,9 @@ disabled commands.
   `rename-command NAME ""` (config file) or `disable-commands` answer Redis's
   "ERR unknown command '...', with args beginning with: ..." in any case,
   also inside MULTI (then EXEC aborts), and the data is untouched.
+- cross-protocol scripting: an HTTP request (POST, or a Host: header line)
+  closes the connection unanswered; commands in its body never run; the
+  attempt is logged once.
 
 Node-to-node authentication (pool-secret: a fake peer without the secret
 can neither join, nor read a value, nor learn the secret) is covered by
@@ -423,3 +426,55 @@ def test_disabled_commands_are_unknown(locked):
         assert b"maxmemory:" in c.execute("INFO", "memory")
         assert c.execute("FLUSHDB") == "OK"  # not disabled
         assert c.execute("DBSIZE") == 0
+
+
+# ---------------------------------------------------------------------------
+# cross-protocol scripting (issue 13): a browser page that POSTs to the
+# cache's port sends an HTTP request whose lines would each run as an inline
+# command. As Redis, a command POST or Host: closes the connection unanswered,
+# so the body's commands never run; it is logged once per process.
+# ---------------------------------------------------------------------------
+
+def _send_and_read_all(srv: ServerProcess, payload: bytes, timeout: float = 5.0) -> bytes:
+    import socket
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=timeout)
+    try:
+        s.sendall(payload)
+        out = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out  # closed by the server
+            out += chunk
+        raise AssertionError(f"the server kept the connection open; it answered {out!r:.200}")
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("first_line", [b"POST / HTTP/1.1", b"post /x HTTP/1.0", b"Host: 127.0.0.1"])
+def test_http_request_closes_the_connection_and_runs_nothing(server, r, first_line):
+    key = "xproto:" + os.urandom(4).hex()
+    body = f"SET {key} pwned\r\nFLUSHALL\r\n".encode()
+    request = (first_line + b"\r\nHost: 127.0.0.1:6379\r\nContent-Type: text/plain\r\n"
+               b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    r.set("xproto:kept", "1")
+    out = _send_and_read_all(server, request)
+    assert out == b"", f"answered an HTTP request with {out!r:.200}"
+    assert r.get(key) is None, "a command in the HTTP body ran"
+    assert r.get("xproto:kept") == b"1", "FLUSHALL in the HTTP body ran"
+    assert r.ping()
+    if not USE_REDIS:
+        logs = "".join(n.log_tail(2000) for n in server.nodes)
+        assert logs.count("possible SECURITY ATTACK") == 1, "not logged, or logged more than once"
+
+
+def test_http_request_after_commands_runs_them_then_closes(server, r):
+    # Commands before the POST line run (kvpool answers them; redis-server
+    # 7.0 drops their pending replies as it frees the client); nothing after
+    # it runs.
+    out = _send_and_read_all(server, encode_command("SET", "xproto:before", "1") +
+                             b"POST / HTTP/1.1\r\n" + encode_command("SET", "xproto:after", "1"))
+    assert out == (b"" if USE_REDIS else b"+OK\r\n")
+    assert r.get("xproto:before") == b"1"
+    assert r.get("xproto:after") is None
