@@ -37,10 +37,11 @@ std::vector<OptionSpec> BuildSpecs() {
        "Most arguments in one request (*<count>); more is a protocol error.", 1, 1 << 30},
       {"proto-inline-max-len", T::kMemory, "64kb", true,
        "Longest inline command line (and *, $ header line).", 64, 1 << 30},
-      {"client-output-buffer-limit", T::kString, "normal 256mb 64mb 60", true,
+      {"client-output-buffer-limit", T::kString, "normal 0 0 0", true,
        "For normal clients: <hard> <soft> <soft-seconds>. A client whose unsent replies "
-       "(copies; values sent by reference from the store do not count) exceed hard, or stay "
-       "over soft for soft-seconds, is closed. 0 = no limit."},
+       "(copies; values sent by reference, from the store or as a peer sent them, do not "
+       "count) exceed hard, or stay over soft for soft-seconds, is closed. 0 = no limit, "
+       "Redis's default."},
       // ---- memory ----
       {"maxmemory", T::kMemory, "0", true,
        "Bound on memory used by keys and values; 0 = a quarter of the machine's RAM. The "

@@ -24,13 +24,13 @@ constexpr uint64_t kUnauthedMaxBulk = 16 * 1024;
 struct RefRelease {
   void (*release)(void*);
   void* ctx;
-  size_t store_bytes;                 // what this reference added to ref_bytes
+  size_t bytes;                       // what this reference added to ref_bytes
   std::shared_ptr<size_t> ref_bytes;  // the connection's count of referenced store bytes
 };
 
 void ReleaseRef(const void*, size_t, void* extra) {
   auto* r = static_cast<RefRelease*>(extra);
-  *r->ref_bytes -= r->store_bytes;
+  *r->ref_bytes -= r->bytes;
   r->release(r->ctx);
   delete r;
 }
@@ -332,8 +332,8 @@ void Connection::PublishInfo(int64_t now_ms) {
   if (reply_.resp() != client_.resp) reply_.set_resp(client_.resp);
 }
 
-// Replies held as copies (values sent by reference are the store's memory,
-// already counted under maxmemory) against client-output-buffer-limit.
+// Replies held as copies (values sent by reference, the store's or a
+// peer's, do not count) against client-output-buffer-limit.
 bool Connection::OverOutputLimit() {
   const HotOptions& hot = server_->hot();
   size_t copied = OutputBytes() - std::min(OutputBytes(), *ref_bytes_);
@@ -363,12 +363,11 @@ void Connection::WriteRef(const char* data, size_t len, void (*release)(void*), 
     evbuffer_add(out_, pending_.data(), pending_.size());
     pending_.clear();
   }
-  // A value a peer sent (a string the reply owns) is not store memory: it
-  // counts against client-output-buffer-limit like a copy.
-  size_t store_bytes = release == &protocol::DeleteString ? 0 : len;
-  *ref_bytes_ += store_bytes;
-  evbuffer_add_reference(out_, data, len, &ReleaseRef,
-                         new RefRelease{release, ctx, store_bytes, ref_bytes_});
+  // A value sent by reference is not a copy made for this client: the
+  // store's item, or the string a peer's bytes were received into (issue
+  // 13: a large value fetched from a peer must not get its reader closed).
+  *ref_bytes_ += len;
+  evbuffer_add_reference(out_, data, len, &ReleaseRef, new RefRelease{release, ctx, len, ref_bytes_});
 }
 
 void Connection::Flush() {

@@ -45,6 +45,17 @@ std::string RunLocally(ServerContext& server, int lane, int db, int resp,
 
 namespace {
 
+// A reply a peer sent for a forwarded command, handed to the client whole:
+// a large one (a value) by reference, never copied into its output nor
+// counted there as a copy (client-output-buffer-limit).
+void FinishForwarded(ReplySlot& slot, std::string reply) {
+  if (reply.size() < kZeroCopyMinBytes) return slot.Finish(reply);
+  protocol::DeferredReply out;
+  auto* owned = new std::string(std::move(reply));
+  out.WriteRef(owned->data(), owned->size(), &protocol::DeleteString, owned);
+  slot.Finish(std::move(out));
+}
+
 std::string NodeList(const pool::Pool& p, const std::set<int>& nodes) {
   std::string out;
   for (int n : nodes) out += (out.empty() ? "" : ", ") + p.node(n).Addr();
@@ -85,7 +96,7 @@ bool RouteToCopies(ServerContext& server, ClientState& client, protocol::ReplyBu
   p->RunOnCopies(lane, owner, db, resp, args, !read_only,
                  [slot, srv, lane, db, resp, read_only, copy = std::move(copy)](Status s,
                                                                                 std::string r) {
-                   if (s.ok()) return slot->Finish(r);
+                   if (s.ok()) return FinishForwarded(*slot, std::move(r));
                    if (read_only) {
                      std::vector<std::string_view> argv(copy.begin(), copy.end());
                      return slot->Finish(RunLocally(*srv, lane, db, resp, argv));
@@ -127,7 +138,7 @@ bool RouteByKeys(ServerContext& server, ClientState& client, protocol::ReplyBuil
   p->Forward(lane, owner, db, resp, args,
              [slot, srv, lane, db, resp, read_only, copy = std::move(copy)](Status s,
                                                                             std::string r) {
-               if (s.ok()) return slot->Finish(r);
+               if (s.ok()) return FinishForwarded(*slot, std::move(r));
                if (read_only) {
                  std::vector<std::string_view> argv(copy.begin(), copy.end());
                  return slot->Finish(RunLocally(*srv, lane, db, resp, argv));
