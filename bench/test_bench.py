@@ -367,3 +367,23 @@ def test_run_sh_rejects_bad_options():
         assert p.returncode == 2, (args, p.stdout, p.stderr)
     p = subprocess.run([run, "--help"], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0 and "--rounds" in p.stdout
+
+
+def test_hotkey_cpu_sh(kvpool_binary):
+    script = os.path.join(ROOT, "bench", "hotkey_cpu.sh")
+    for args in (["--rounds", "0"], ["--requests", "x"], ["--server", "/nonexistent"], ["--bogus"]):
+        p = subprocess.run([script, *args], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 2, (args, p.stdout, p.stderr)
+    p = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and "--rounds" in p.stdout
+    if not all(os.access(f"/usr/bin/{t}", os.X_OK)
+               for t in ("redis-server", "redis-benchmark", "redis-cli")):
+        pytest.skip("redis-server, redis-benchmark or redis-cli is not installed")
+    p = subprocess.run([script, "--server", kvpool_binary, "--rounds", "1", "--requests", "2000"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    lines = p.stdout.splitlines()
+    runs = [l for l in lines if l.startswith("round 1 ")]
+    assert sorted(l.split()[2] for l in runs) == ["kvpool-io1", "kvpool-io2", "redis"], p.stdout
+    assert any(l.strip().startswith("kvpool-io2") and "x redis" in l for l in lines), p.stdout
+    assert any("io2 / io1:" in l for l in lines), p.stdout
