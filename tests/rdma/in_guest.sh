@@ -16,7 +16,8 @@ KVPOOL_SERVER="$BUILD/server/kvpool-server" KVPOOL_TEST_HOST="$RXE_IP" \
 KVPOOL_POOL_TRANSPORT=rdma KVPOOL_SERVER_ARGS="--maxmemory 128mb --pool-timeout-ms 60000" \
 KVPOOL_HIREDIS_CLIENT="$BUILD/tests/clients/hiredis_client" \
   /usr/bin/python3 -m pytest -q -p no:cacheprovider \
-  tests/integration/test_pool_rdma.py tests/integration/test_pool.py
+  tests/integration/test_pool_rdma.py tests/integration/test_pool.py \
+  tests/integration/test_pool_failure.py
 echo "=== the replica suite over rdma (kill and restart; the partition test needs network namespaces)"
 # Under TCG a write can take seconds: a pool timeout well above that.
 KVPOOL_SERVER="$BUILD/server/kvpool-server" KVPOOL_TEST_HOST="$RXE_IP" \
