@@ -91,25 +91,26 @@ void Pool::Impl::SendEvictions() {
   }
 }
 
-void Pool::Impl::HandleEvicted(std::unique_ptr<transport::IncomingCall> call) {
+void Pool::Impl::OnEvicted(InCall call) {
   storage::Store* store = pool->store_;
   Reader r(call->body());
-  uint32_t db, n;
-  if (!r.U32(&db) || db >= static_cast<uint32_t>(store->databases()) || !r.Count(&n, 20))
-    return call->Reply(ErrorReply(Status::InvalidArgument("malformed request")));
+  int db;
+  uint32_t n;
+  if (!ReadDb(r, store->databases(), &db) || !r.Count(&n, 20))
+    return call->Reply(ErrorReply(MalformedRequest()));
   const int64_t now = WallMs();
   uint64_t dropped = 0;
   for (uint32_t i = 0; i < n; ++i) {
     std::string_view key;
     uint64_t len, fingerprint;
     if (!r.Bytes(&key) || !r.U64(&len) || !r.U64(&fingerprint))
-      return call->Reply(ErrorReply(Status::InvalidArgument("malformed request")));
+      return call->Reply(ErrorReply(MalformedRequest()));
     {
-      storage::ItemRef it = store->Peek(static_cast<int>(db), key, now);
+      storage::ItemRef it = store->Peek(db, key, now);
       if (!it || it.value().size() != len || ValueFingerprint(it.value()) != fingerprint) continue;
     }
-    Touch(static_cast<int>(db), key, true);
-    dropped += store->Del(static_cast<int>(db), key, now) ? 1 : 0;
+    Touch(db, key, true);
+    dropped += store->Del(db, key, now) ? 1 : 0;
   }
   {
     std::lock_guard<std::mutex> l(evicted_mu);

@@ -29,6 +29,15 @@ std::string ErrorReply(const Status& s);
 // Splits a reply body; on OK, *payload is what follows the status byte.
 Status ParseReplyStatus(std::string_view body, std::string_view* payload);
 
+// Owner side (owner.cc): the error of a body that does not decode.
+Status MalformedRequest();
+// A db index u32 below `databases`.
+[[nodiscard]] bool ReadDb(Reader& r, int databases, int* db);
+// Writes the item's value to the call's bulk_out if it fits in *room (the
+// pin travels with the bytes and is dropped once they are gone); returns
+// the bytes sent: the value's length, or 0 (fetched later by kOpGetChunk).
+uint64_t SendValue(transport::IncomingCall* call, storage::ItemRef& item, size_t* room);
+
 // A key of one db as one string (replica.cc): the touched set's key.
 std::string KeyId(int db, std::string_view key);
 // Which value a copy evicted (evict.cc): its length and a hash of its ends.
@@ -154,8 +163,6 @@ struct Pool::Impl {
   void CheckMajority();
   // Drops this node's keys of slots that have a source (lane 0).
   void Purge(const std::vector<int>& slot_source);
-  // Owner side of kOpSyncScan / kOpSyncKeys.
-  void HandleSync(std::unique_ptr<transport::IncomingCall> call);
 
   // ---- eviction on copies (evict.cc) ----
   struct EvictedKey {
@@ -171,11 +178,46 @@ struct Pool::Impl {
   void NoteEvicted(int db, std::string_view key, std::string_view value);
   // Lane 0, every heartbeat: sends the queue to the keys' other copies.
   void SendEvictions();
-  // Owner side of kOpEvicted.
-  void HandleEvicted(std::unique_ptr<transport::IncomingCall> call);
 
   void Heartbeat();
-  void HandleCall(std::unique_ptr<transport::IncomingCall> call);
+
+  // ---- owner side: calls from peers ----
+  // Answers `call` with the handler of its opcode (messages.h), found in a
+  // table (owner.cc); an unknown opcode is answered InvalidArgument
+  // "unknown opcode". Each handler decodes its body, runs it against this
+  // node's Store (or the CommandExecutor) and replies exactly once, maybe
+  // later from a bulk read's callback. Any lane.
+  using InCall = std::unique_ptr<transport::IncomingCall>;
+  void HandleCall(InCall call);
+  // owner.cc: membership, reads, deletes, whole commands, catch-up notices.
+  void OnPing(InCall call);
+  void OnMultiGet(InCall call);
+  void OnGetChunk(InCall call);
+  void OnMultiExists(InCall call);
+  void OnMultiDel(InCall call);
+  void OnVersions(InCall call);
+  void OnCommand(InCall call);
+  void OnTransaction(InCall call);
+  void OnResync(InCall call);
+  void OnCatchUp(InCall call);
+  // owner_put.cc: writes, whole (kOpMultiSet), in chunks (kOpPutBegin,
+  // kOpPutChunk, kOpPutEnd) or staged (kOpStageBegin, kOpStageSet).
+  void OnMultiSet(InCall call);
+  void OnStageSet(InCall call);
+  void OnPutBegin(InCall call);
+  void OnPutChunk(InCall call);
+  void OnPutEnd(InCall call);
+  void OnStageBegin(InCall call);
+  // The rest of a kOpMultiSet / kOpStageSet body, {n u32, n x (key, len
+  // u64, bulk_offset u64)}, read from `r`: values read from bulk_in into
+  // space prepared in the Store, then published (batch null) or added to
+  // `batch`.
+  void ReceiveSet(InCall call, Reader& r, int db, std::shared_ptr<PendingPut> batch);
+  // sync.cc: a syncing copy's catch-up reads.
+  void OnSyncScan(InCall call);
+  void OnSyncKeys(InCall call);
+  // evict.cc
+  void OnEvicted(InCall call);
 };
 
 }  // namespace kvpool::pool

@@ -40,8 +40,6 @@ void Pool::Impl::Purge(const std::vector<int>& slot_source) {
 
 namespace {
 
-void ReleaseToken(void* token) { storage::ItemRef::ReleasePin(token); }
-
 // One entry of a sync reply; the value goes to bulk_out when it fits.
 void WriteEntry(Writer& w, transport::IncomingCall* call, storage::ItemRef& it, size_t* room) {
   if (!it) {
@@ -54,18 +52,8 @@ void WriteEntry(Writer& w, transport::IncomingCall* call, storage::ItemRef& it, 
   }
   size_t len = it.value().size();
   int64_t expire = it.expire_at_ms();
-  uint64_t version = it.version(), sent = 0;
-  if (len <= *room) {
-    const char* p = it.value().data();
-    size_t off;
-    void* token = it.ReleaseToToken();
-    if (call->WriteBulk(p, len, &ReleaseToken, token, &off).ok()) {
-      sent = len;
-      *room -= len;
-    } else {
-      storage::ItemRef::ReleasePin(token);
-    }
-  }
+  uint64_t version = it.version();
+  uint64_t sent = SendValue(call, it, room);
   w.U8(kKeyFound);
   w.I64(expire);
   w.U64(len);
@@ -75,35 +63,38 @@ void WriteEntry(Writer& w, transport::IncomingCall* call, storage::ItemRef& it, 
 
 }  // namespace
 
-void Pool::Impl::HandleSync(std::unique_ptr<transport::IncomingCall> call) {
+void Pool::Impl::OnSyncKeys(InCall call) {
   storage::Store* store = pool->store_;
   const int64_t now = WallMs();
   Reader r(call->body());
   std::string out = OkReply();
   Writer w(&out);
   size_t room = call->bulk_out_capacity();
-  auto malformed = [&] {
-    call->Reply(ErrorReply(Status::InvalidArgument("malformed request")));
-  };
-  if (call->opcode() == kOpSyncKeys) {
-    uint32_t n;
-    if (!r.Count(&n, 8)) return malformed();
-    for (uint32_t i = 0; i < n; ++i) {
-      uint32_t db;
-      std::string_view key;
-      if (!r.U32(&db) || db >= static_cast<uint32_t>(store->databases()) || !r.Bytes(&key))
-        return malformed();
-      storage::ItemRef it = store->Peek(static_cast<int>(db), key, now);
-      WriteEntry(w, call.get(), it, &room);
-    }
-    return call->Reply(std::move(out));
+  uint32_t n;
+  if (!r.Count(&n, 8)) return call->Reply(ErrorReply(MalformedRequest()));
+  for (uint32_t i = 0; i < n; ++i) {
+    int db;
+    std::string_view key;
+    if (!ReadDb(r, store->databases(), &db) || !r.Bytes(&key))
+      return call->Reply(ErrorReply(MalformedRequest()));
+    storage::ItemRef it = store->Peek(db, key, now);
+    WriteEntry(w, call.get(), it, &room);
   }
-  uint32_t db, max_keys;
+  call->Reply(std::move(out));
+}
+
+void Pool::Impl::OnSyncScan(InCall call) {
+  storage::Store* store = pool->store_;
+  Reader r(call->body());
+  int db;
+  uint32_t max_keys;
   uint64_t cursor;
   std::string_view bitmap;
-  if (!r.U32(&db) || db >= static_cast<uint32_t>(store->databases()) || !r.U64(&cursor) ||
-      !r.U32(&max_keys) || !r.Bytes(&bitmap) || bitmap.size() != kSlots / 8)
-    return malformed();
+  if (!ReadDb(r, store->databases(), &db) || !r.U64(&cursor) || !r.U32(&max_keys) ||
+      !r.Bytes(&bitmap) || bitmap.size() != kSlots / 8)
+    return call->Reply(ErrorReply(MalformedRequest()));
+  const int64_t now = WallMs();
+  size_t room = call->bulk_out_capacity();
   auto wanted = [&](std::string_view key) {
     int s = KeySlot(key);
     return (static_cast<uint8_t>(bitmap[s / 8]) >> (s % 8)) & 1;
@@ -113,18 +104,20 @@ void Pool::Impl::HandleSync(std::unique_ptr<transport::IncomingCall> call) {
   std::vector<std::string> keys;
   size_t bytes = 0;
   do {
-    storage::ScanResult sr = store->Scan(static_cast<int>(db), cursor, 256, wanted, now);
+    storage::ScanResult sr = store->Scan(db, cursor, 256, wanted, now);
     cursor = sr.next_cursor;
     for (auto& k : sr.keys) keys.push_back(std::move(k));
     bytes = 0;
     for (const auto& k : keys) bytes += k.size();
   } while (cursor != 0 && keys.size() < max_keys && bytes < room && WallMs() - now < 20);
+  std::string out = OkReply();
+  Writer w(&out);
   w.U64(cursor);
   std::string entries;
   Writer we(&entries);
   uint32_t n = 0;
   for (const auto& k : keys) {
-    storage::ItemRef it = store->Peek(static_cast<int>(db), k, now);
+    storage::ItemRef it = store->Peek(db, k, now);
     if (!it) continue;  // gone since the scan step
     we.Bytes(k);
     WriteEntry(we, call.get(), it, &room);
