@@ -38,9 +38,18 @@ std::vector<std::vector<uint32_t>> GroupForWrite(const Pool& pool,
   return parts;
 }
 
-int RemainingMs(int64_t deadline) {
-  return static_cast<int>(std::max<int64_t>(1, deadline - WallMs()));
-}
+// When a request must end, on the pool's monotonic clock: a step of the
+// wall clock neither cuts its calls short nor lets them outlive it.
+struct Deadline {
+  const PoolOptions* options = nullptr;
+  int64_t at_ms = 0;
+  static Deadline After(const PoolOptions& o, int ms) { return {&o, o.mono_ms() + ms}; }
+  // What the next call may take: at least 1 ms (a call past the deadline
+  // fails quickly rather than not at all).
+  int RemainingMs() const {
+    return static_cast<int>(std::max<int64_t>(1, at_ms - options->mono_ms()));
+  }
+};
 
 // The key list body of keys[idx[begin]] .. keys[idx[end - 1]].
 std::string KeysBody(int db, std::span<const std::string_view> keys,
@@ -66,7 +75,7 @@ struct GetOp : std::enable_shared_from_this<GetOp> {
   transport::Transport* transport;
   storage::Store* store;  // for a retry that lands on this node
   int lane, db;
-  int64_t deadline;
+  Deadline deadline;
   size_t chunk;
   size_t max_keys;  // per call (pool-max-batch)
   std::vector<std::string_view> keys;
@@ -109,7 +118,7 @@ bool GetOp::Retry(int failed_node, const std::vector<uint32_t>& idx, size_t begi
     }
     std::vector<std::string_view> local;
     for (uint32_t i : by_node[node]) local.push_back(keys[i]);
-    std::vector<storage::ItemRef> items = store->MultiGet(db, local, WallMs());
+    std::vector<storage::ItemRef> items = store->MultiGet(db, local, deadline.options->wall_ms());
     for (size_t i = 0; i < items.size(); ++i) {
       GetResult& res = results[by_node[node][i]];
       res.remote.clear();
@@ -130,7 +139,7 @@ void GetOp::SendGets(int node, std::vector<uint32_t> idx, bool retry) {
     args.body = KeysBody(db, keys, idx, begin, end);
     args.bulk_out_capacity = chunk;
     transport->Call(
-        lane, node, std::move(args), RemainingMs(deadline),
+        lane, node, std::move(args), deadline.RemainingMs(),
         [self, node, idx, begin, end, retry](Status s, std::string_view reply,
                                              std::string_view bulk) {
           std::string_view payload;
@@ -225,7 +234,7 @@ void GetOp::FetchLarge(int node, uint32_t index, uint64_t total, uint64_t versio
     args.bulk_out_capacity = len;
     ++f->pending;
     transport->Call(
-        lane, node, std::move(args), RemainingMs(deadline),
+        lane, node, std::move(args), deadline.RemainingMs(),
         [self, f, node, index, off, len, attempts](Status s, std::string_view reply,
                                                    std::string_view bulk) {
           std::string_view payload;
@@ -286,7 +295,7 @@ void Pool::MultiGet(int lane, int db, std::span<const std::string_view> keys, in
   op->store = store_;
   op->lane = lane;
   op->db = db;
-  op->deadline = WallMs() + options_.timeout_ms;
+  op->deadline = Deadline::After(options_, options_.timeout_ms);
   op->chunk = impl_->chunk_bytes;
   op->max_keys = std::max<size_t>(1, options_.max_batch_keys);
   op->keys.assign(keys.begin(), keys.end());
@@ -334,7 +343,8 @@ struct FlagsOp : std::enable_shared_from_this<FlagsOp> {
   storage::Store* store;
   uint16_t opcode;
   int lane, db;
-  int64_t now_ms, deadline;
+  int64_t now_ms;
+  Deadline deadline;
   size_t max_keys;
   std::vector<std::string_view> keys;  // views: the caller keeps them until done
   std::function<void(int, std::string_view)> touch;
@@ -378,7 +388,7 @@ void FlagsOp::Send(int node, const std::vector<uint32_t>& idx, bool retry) {
     args.opcode = opcode;
     args.body = KeysBody(db, keys, idx, begin, end);
     ++pending;
-    transport->Call(lane, node, std::move(args), RemainingMs(deadline),
+    transport->Call(lane, node, std::move(args), deadline.RemainingMs(),
                     [self, node, part, retry](Status s, std::string_view reply, std::string_view) {
                       std::string_view payload;
                       if (!s.ok() && self->opcode == kOpMultiDel) {
@@ -417,7 +427,7 @@ void FlagsOp::Retry(int failed, const std::vector<uint32_t>& part) {
 
 void KeyFlags(Pool* pool, transport::Transport* transport, storage::Store* store,
               uint16_t opcode, int lane, int db, std::span<const std::string_view> keys,
-              int64_t now_ms, int timeout_ms, size_t max_keys,
+              int64_t now_ms, Deadline deadline, size_t max_keys,
               std::function<void(int, std::string_view)> touch, Pool::ExistsDone done) {
   auto op = std::make_shared<FlagsOp>();
   op->pool = pool;
@@ -427,7 +437,7 @@ void KeyFlags(Pool* pool, transport::Transport* transport, storage::Store* store
   op->lane = lane;
   op->db = db;
   op->now_ms = now_ms;
-  op->deadline = WallMs() + timeout_ms;
+  op->deadline = deadline;
   op->max_keys = max_keys;
   op->keys.assign(keys.begin(), keys.end());
   op->touch = std::move(touch);
@@ -452,14 +462,16 @@ void KeyFlags(Pool* pool, transport::Transport* transport, storage::Store* store
 
 void Pool::MultiExists(int lane, int db, std::span<const std::string_view> keys, int64_t now_ms,
                        ExistsDone done) {
-  KeyFlags(this, transport_, store_, kOpMultiExists, lane, db, keys, now_ms, options_.timeout_ms,
+  KeyFlags(this, transport_, store_, kOpMultiExists, lane, db, keys, now_ms,
+           Deadline::After(options_, options_.timeout_ms),
            std::max<size_t>(1, options_.max_batch_keys), nullptr, std::move(done));
 }
 
 void Pool::MultiDel(int lane, int db, std::span<const std::string_view> keys, int64_t now_ms,
                     ExistsDone done) {
   Impl* impl = impl_.get();
-  KeyFlags(this, transport_, store_, kOpMultiDel, lane, db, keys, now_ms, options_.timeout_ms,
+  KeyFlags(this, transport_, store_, kOpMultiDel, lane, db, keys, now_ms,
+           Deadline::After(options_, options_.timeout_ms),
            std::max<size_t>(1, options_.max_batch_keys),
            [impl](int d, std::string_view k) { impl->Touch(d, k, true); }, std::move(done));
 }
@@ -472,7 +484,7 @@ struct SetOp : std::enable_shared_from_this<SetOp> {
   Pool* pool;
   transport::Transport* transport;
   int lane, db;
-  int64_t deadline;
+  Deadline deadline;
   size_t chunk;
   std::vector<std::string_view> kvs;
   std::shared_ptr<const void> owner;  // keeps kvs' memory alive
@@ -543,7 +555,7 @@ void SetOp::SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin,
   ++pending;
   std::vector<uint32_t> part(pairs.begin() + begin, pairs.begin() + end);
   auto self = shared_from_this();
-  transport->Call(lane, node, std::move(args), RemainingMs(deadline),
+  transport->Call(lane, node, std::move(args), deadline.RemainingMs(),
                   [self, node, part = std::move(part)](Status s, std::string_view reply,
                                                        std::string_view) {
                     std::string_view payload;
@@ -560,7 +572,7 @@ void SetOp::SendInSteps(int node, std::vector<uint32_t> pairs, transport::CallAr
   auto all = std::make_shared<std::vector<uint32_t>>(std::move(pairs));
   ++pending;
   transport->Call(
-      lane, node, std::move(begin), RemainingMs(deadline),
+      lane, node, std::move(begin), deadline.RemainingMs(),
       [self, node, all, parts = std::move(parts)](Status s, std::string_view reply,
                                                   std::string_view) {
         std::string_view payload;
@@ -585,7 +597,7 @@ void SetOp::SendInSteps(int node, std::vector<uint32_t> pairs, transport::CallAr
           w.U64(handle);
           w.U8(st->error.ok() ? 1 : 0);
           self->transport->Call(
-              self->lane, node, std::move(a), RemainingMs(self->deadline),
+              self->lane, node, std::move(a), self->deadline.RemainingMs(),
               [self, node, all, st](Status s, std::string_view reply, std::string_view) {
                 std::string_view payload;
                 bool publishing = st->error.ok();
@@ -599,7 +611,7 @@ void SetOp::SendInSteps(int node, std::vector<uint32_t> pairs, transport::CallAr
         };
         for (transport::CallArgs& a : parts(handle)) {
           ++st->pending;
-          self->transport->Call(self->lane, node, std::move(a), RemainingMs(self->deadline),
+          self->transport->Call(self->lane, node, std::move(a), self->deadline.RemainingMs(),
                                 [st, end](Status s, std::string_view reply, std::string_view) {
                                   std::string_view payload;
                                   if (s.ok()) s = ParseReplyStatus(reply, &payload);
@@ -663,7 +675,7 @@ void Pool::MultiSet(int lane, int db, std::span<const std::string_view> kvs, int
   op->transport = transport_;
   op->lane = lane;
   op->db = db;
-  op->deadline = WallMs() + options_.timeout_ms;
+  op->deadline = Deadline::After(options_, options_.timeout_ms);
   op->chunk = impl_->chunk_bytes;
   op->kvs.assign(kvs.begin(), kvs.end());
   op->done = std::move(done);

@@ -98,7 +98,7 @@ void Pool::Impl::OnEvicted(InCall call) {
   uint32_t n;
   if (!ReadDb(r, store->databases(), &db) || !r.Count(&n, 20))
     return call->Reply(ErrorReply(MalformedRequest()));
-  const int64_t now = WallMs();
+  const int64_t now = pool->WallNow();
   uint64_t dropped = 0;
   for (uint32_t i = 0; i < n; ++i) {
     std::string_view key;

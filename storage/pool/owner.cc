@@ -123,7 +123,7 @@ void Pool::Impl::OnPing(InCall call) {
   w.U64(st.maxmemory);
   bool syncing_now = syncing.load();
   w.U8(syncing_now ? 1 : 0);
-  w.I64(syncing_now ? WallMs() - sync_stats_started_ms() : 0);
+  w.I64(syncing_now ? pool->MonoNow() - sync_stats_started_ms() : 0);
   // Whether this node counts the caller up, i.e. sends it writes: a
   // syncing caller scans only once every peer does.
   int caller = call->peer();
@@ -143,7 +143,7 @@ void Pool::Impl::OnMultiGet(InCall call) {
   if (!l) return;
   // A syncing replica may lack keys: the requester asks another copy.
   if (syncing.load()) return call->Reply(ErrorReply(Status::Unavailable("syncing")));
-  std::vector<storage::ItemRef> items = store->MultiGet(l->db, l->keys, WallMs());
+  std::vector<storage::ItemRef> items = store->MultiGet(l->db, l->keys, pool->WallNow());
   std::string out = OkReply();
   Writer w(&out);
   size_t room = call->bulk_out_capacity();
@@ -168,7 +168,7 @@ void Pool::Impl::OnGetChunk(InCall call) {
   if (!ReadDb(r, store->databases(), &db) || !r.Bytes(&key) || !r.U64(&version) || !r.U64(&off) ||
       !r.U64(&len))
     return call->Reply(ErrorReply(MalformedRequest()));
-  storage::ItemRef it = store->Get(db, key, WallMs());
+  storage::ItemRef it = store->Get(db, key, pool->WallNow());
   std::string out = OkReply();
   Writer w(&out);
   if (!it) {
@@ -206,7 +206,7 @@ void Pool::Impl::OnMultiExists(InCall call) {
   if (syncing.load()) return call->Reply(ErrorReply(Status::Unavailable("syncing")));
   std::string out = OkReply();
   // One lock per shard, buckets prefetched, no pin per key.
-  for (uint8_t yes : store->MultiExists(l->db, l->keys, WallMs())) out.push_back(yes ? 1 : 0);
+  for (uint8_t yes : store->MultiExists(l->db, l->keys, pool->WallNow())) out.push_back(yes ? 1 : 0);
   call->Reply(std::move(out));
 }
 
@@ -214,7 +214,7 @@ void Pool::Impl::OnMultiDel(InCall call) {
   storage::Store* store = pool->store_;
   auto l = KeyListOf(*call, store->databases());
   if (!l) return;
-  const int64_t now = WallMs();
+  const int64_t now = pool->WallNow();
   std::string out = OkReply();
   for (std::string_view k : l->keys) {
     Touch(l->db, k, true);
@@ -227,7 +227,7 @@ void Pool::Impl::OnVersions(InCall call) {
   storage::Store* store = pool->store_;
   auto l = KeyListOf(*call, store->databases());
   if (!l) return;
-  const int64_t now = WallMs();
+  const int64_t now = pool->WallNow();
   std::string out = OkReply();
   Writer w(&out);
   for (std::string_view k : l->keys) {

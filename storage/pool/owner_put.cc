@@ -35,7 +35,7 @@ void Pool::Impl::OnStageSet(InCall call) {
 
 void Pool::Impl::ReceiveSet(InCall call, Reader& r, int db, std::shared_ptr<PendingPut> batch) {
   storage::Store* store = pool->store_;
-  const int64_t now = WallMs();
+  const int64_t now = pool->WallNow();
   uint32_t n;
   if (!r.Count(&n, 20)) return call->Reply(ErrorReply(MalformedRequest()));
   // Phase one: space for every value, invisible to readers; phase two:
@@ -92,7 +92,7 @@ void Pool::Impl::ReceiveSet(InCall call, Reader& r, int db, std::shared_ptr<Pend
         for (auto& it : put->items) batch->items.push_back(std::move(it));
     }
     if (st.ok() && batch) return put->call->Reply(OkReply());
-    if (st.ok()) st = store->Publish(put->db, &put->items, WallMs());
+    if (st.ok()) st = store->Publish(put->db, &put->items, pool->WallNow());
     // Not applied here: fetched again if this node is catching up.
     if (!st.ok())
       for (const auto& it : put->items) Touch(put->db, it.key());
@@ -128,8 +128,7 @@ void Pool::Impl::OnPutBegin(InCall call) {
   uint64_t total;
   if (!ReadDb(r, store->databases(), &db) || !r.Bytes(&key) || !r.U64(&total))
     return call->Reply(ErrorReply(MalformedRequest()));
-  const int64_t now = WallMs();
-  auto item = store->Prepare(key, total, now);
+  auto item = store->Prepare(key, total, pool->WallNow());
   if (!item.ok()) return call->Reply(ErrorReply(item.status()));
   Touch(db, key, true);  // a put that does not end: kOpCatchUp
   uint64_t handle;
@@ -139,7 +138,7 @@ void Pool::Impl::OnPutBegin(InCall call) {
     auto put = std::make_shared<PendingPut>();
     put->db = db;
     put->items.push_back(std::move(item.value()));
-    put->started_ms = now;
+    put->started_ms = pool->MonoNow();
     puts.emplace(handle, std::move(put));
   }
   call->Reply(HandleReply(handle));
@@ -198,7 +197,7 @@ void Pool::Impl::OnPutEnd(InCall call) {
     untouch();
     return call->Reply(ErrorReply(Status::Aborted("put still receiving chunks")));
   }
-  Status s = pool->store_->Publish(p->db, &p->items, WallMs());
+  Status s = pool->store_->Publish(p->db, &p->items, pool->WallNow());
   if (!s.ok()) untouch();
   call->Reply(s.ok() ? OkReply() : ErrorReply(s));
 }
@@ -209,7 +208,7 @@ void Pool::Impl::OnStageBegin(InCall call) {
   if (!ReadDb(r, pool->store_->databases(), &db)) return call->Reply(ErrorReply(MalformedRequest()));
   auto batch = std::make_shared<PendingPut>();
   batch->db = db;
-  batch->started_ms = WallMs();
+  batch->started_ms = pool->MonoNow();
   batch->staged = true;
   uint64_t handle;
   {

@@ -8,11 +8,18 @@
 
 namespace kvpool::pool {
 
-int64_t WallMs() {
+namespace {
+
+int64_t ClockMs(clockid_t clock) {
   timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
+  clock_gettime(clock, &ts);
   return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
 }
+
+}  // namespace
+
+int64_t WallMs() { return ClockMs(CLOCK_REALTIME); }
+int64_t MonoMs() { return ClockMs(CLOCK_MONOTONIC); }
 
 std::string OkReply() { return std::string(1, '\0'); }
 
@@ -96,7 +103,7 @@ Pool::Pool(PoolOptions options, storage::Store* store, transport::Transport* tra
       impl_(std::make_unique<Impl>()) {
   impl_->pool = this;
   impl_->health = std::make_unique<PeerHealth[]>(options_.nodes.size());
-  int64_t now = WallMs();
+  int64_t now = MonoNow();
   for (size_t i = 0; i < options_.nodes.size(); ++i) impl_->health[i].last_ok_ms.store(now);
   impl_->chunk_bytes = transport_->max_bulk_per_call();
   impl_->beat_ms.store(now);
@@ -144,7 +151,7 @@ void Pool::StopLane(int lane) {
 }
 
 void Pool::Impl::Heartbeat() {
-  int64_t now = WallMs();
+  int64_t now = pool->MonoNow();
   const PoolOptions& o = pool->options_;
   // If this loop itself stalled (a long request, a paused process), peers
   // had no chance to be heard: the stall is not their silence.
@@ -210,7 +217,7 @@ void Pool::Impl::Heartbeat() {
             // from before it is known to be in sync.
             h.syncing.store(syncing != 0);
             h.lag_ms.store(lag, std::memory_order_relaxed);
-            h.last_ok_ms.store(WallMs(), std::memory_order_relaxed);
+            h.last_ok_ms.store(self->pool->MonoNow(), std::memory_order_relaxed);
             if (!h.up.exchange(true)) spdlog::info("pool: node {} is up", self->pool->node(n).Addr());
             if (was_up && h.stale.load() && self->pool->replicas() > 1) self->SettleStale(n);
             if (self->pool->replicas() > 1 && (!was_up || sees_me == 0 || self->counted_down.load()))
@@ -295,15 +302,17 @@ std::vector<NodeStatus> Pool::Nodes() const {
       s.keys = st.keys;
       s.used_memory = st.used_memory;
       s.maxmemory = st.maxmemory;
-      s.last_seen_ms = WallMs();
-      if (s.state == NodeState::kSyncing) s.lag_ms = s.last_seen_ms - sync_stats().started_ms;
+      s.last_seen_ms = WallNow();
+      if (s.state == NodeState::kSyncing) s.lag_ms = MonoNow() - sync_stats().started_ms;
     } else {
       const PeerHealth& h = impl_->health[n];
       s.keys = h.keys.load();
       s.used_memory = h.used_memory.load();
       s.maxmemory = h.maxmemory.load();
-      s.last_seen_ms = h.last_ok_ms.load();
-      if (s.state == NodeState::kDown) s.lag_ms = WallMs() - s.last_seen_ms;
+      // Heard that long ago (monotonic), said as a wall-clock time.
+      int64_t ago = MonoNow() - h.last_ok_ms.load();
+      s.last_seen_ms = WallNow() - ago;
+      if (s.state == NodeState::kDown) s.lag_ms = ago;
       else if (s.state == NodeState::kSyncing) s.lag_ms = h.lag_ms.load();
     }
     out.push_back(std::move(s));
@@ -381,7 +390,7 @@ void Pool::Versions(int lane, int node, int db, std::span<const std::string_view
                     VersionsDone done) {
   std::vector<uint64_t> versions(keys.size(), 0);
   if (node == options_.self) {
-    int64_t now = WallMs();
+    int64_t now = WallNow();
     for (size_t i = 0; i < keys.size(); ++i) {
       storage::ItemRef it = store_->Peek(db, keys[i], now);
       versions[i] = it ? it.version() : 0;

@@ -37,6 +37,13 @@ struct NodeSpec {
 // Parses "host:port[@poolport] ..." (space separated).
 [[nodiscard]] Status ParseNodes(std::string_view text, std::vector<NodeSpec>* out);
 
+// Milliseconds on CLOCK_REALTIME (absolute times a client sees: TTLs,
+// NodeStatus::last_seen_ms) and on CLOCK_MONOTONIC (every deadline,
+// timeout, heartbeat and liveness interval: a step of the wall clock moves
+// none of them).
+int64_t WallMs();
+int64_t MonoMs();
+
 struct PoolOptions {
   std::vector<NodeSpec> nodes;
   int self = 0;
@@ -48,6 +55,11 @@ struct PoolOptions {
   // With more, writes go to every copy that is up and are acknowledged once
   // all of them hold it; reads go to the first copy that is up and in sync.
   int replicas = 1;
+  // The clocks the pool reads, replaceable in tests (to step one of them).
+  // wall_ms: the now_ms the pool gives the Store and last_seen_ms; mono_ms:
+  // everything measured as an interval.
+  int64_t (*wall_ms)() = &WallMs;
+  int64_t (*mono_ms)() = &MonoMs;
 };
 
 // Runs commands that peers forward, on this node only (never re-routed).
@@ -92,7 +104,7 @@ struct NodeStatus {
   uint64_t keys;
   uint64_t used_memory;
   uint64_t maxmemory;
-  int64_t last_seen_ms;
+  int64_t last_seen_ms;  // wall clock (WallMs): when it last answered a ping
   // How far behind the node may be, in ms: 0 when up and in sync; while
   // syncing, since it started; while down, since it was last heard.
   int64_t lag_ms = 0;
@@ -101,6 +113,7 @@ struct NodeStatus {
 // This node's catch-up from the other copies of its slots (replicas only).
 struct SyncStats {
   bool in_sync = true;
+  // On the monotonic clock (MonoMs): only their difference means anything.
   int64_t started_ms = 0, finished_ms = 0;
   uint64_t attempts = 0;      // catch-ups begun (a failed one starts over)
   uint64_t keys_pulled = 0;   // values copied from peers
@@ -227,6 +240,8 @@ class Pool {
  private:
   friend struct SyncOp;
   struct Impl;
+  int64_t WallNow() const { return options_.wall_ms(); }
+  int64_t MonoNow() const { return options_.mono_ms(); }
   PoolOptions options_;
   SlotTable slots_;
   storage::Store* store_;

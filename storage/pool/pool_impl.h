@@ -20,8 +20,6 @@ namespace kvpool::pool {
 
 struct SyncOp;
 
-int64_t WallMs();
-
 // Reply bodies start with a status: 0 = OK and the payload follows, else a
 // kvpool::Code and a message.
 std::string OkReply();
@@ -47,7 +45,7 @@ struct PeerHealth {
   // Down until the peer has answered a heartbeat (so a node that is not
   // running, or cannot authenticate, is never shown up).
   std::atomic<bool> up{false};
-  std::atomic<int64_t> last_ok_ms{0};
+  std::atomic<int64_t> last_ok_ms{0};  // MonoMs
   std::atomic<uint64_t> keys{0}, used_memory{0}, maxmemory{0};
   std::atomic<bool> syncing{false};  // it said it is catching up (replicas)
   std::atomic<int64_t> lag_ms{0};    // for how long, as it said
@@ -72,7 +70,7 @@ struct PeerHealth {
 struct PendingPut {
   int db;
   std::vector<storage::PendingItem> items;
-  int64_t started_ms;
+  int64_t started_ms;  // MonoMs, for the sweep
   bool staged = false;  // a batch: filled by kOpStageSet, not by chunks
   // Guarded by puts_mu: kOpStageSet calls still reading into the batch;
   // set once kOpPutEnd or the sweep took it (nothing is added after).
@@ -85,6 +83,8 @@ struct Pool::Impl {
   std::vector<event_base*> lanes;
   std::unique_ptr<PeerHealth[]> health;
   event* heartbeat = nullptr;
+  // Every time below is on the monotonic clock (pool->MonoNow()) unless
+  // it says wall clock.
   int64_t last_heartbeat_ms = 0;  // lane 0 only
 
   std::mutex puts_mu;
@@ -115,7 +115,8 @@ struct Pool::Impl {
   std::shared_ptr<SyncOp> sync_op;  // lane 0 only
   int64_t sync_retry_ms = 0;        // lane 0 only
   int64_t sync_ready_ms = 0;        // lane 0 only: when every live peer saw this node up
-  // Bumped by every finished catch-up (a wall-clock ms, growing).
+  // Bumped by every finished catch-up (a wall-clock ms, growing: an
+  // identity peers compare, not an interval).
   std::atomic<uint64_t> sync_gen{0};
   // A catch-up after being away (not a fresh start): keys of slots with a
   // source are dropped first, so deletes made meanwhile are not undone.
@@ -131,7 +132,8 @@ struct Pool::Impl {
   // Call before running a forwarded or local command: its write keys are
   // touched, a flush restarts a catch-up in progress.
   void NoteCommand(int db, const std::vector<std::string_view>& argv);
-  // Lane 0, every heartbeat while syncing: starts (or retries) the catch-up.
+  // Lane 0, every heartbeat while syncing (now: MonoMs): starts (or
+  // retries) the catch-up.
   void SyncTick(int64_t now);
   void SyncDone(bool ok);
   // A ping from `caller` said whether it counts this node stale (at which

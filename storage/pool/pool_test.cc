@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -179,6 +180,7 @@ struct ClusterOptions {
   size_t maxmemory = 64 * kMiB;
   bool wait_until_up = true;  // Build returns once every peer answered
   int replicas = 1;           // pool-replicas
+  int64_t (*wall_ms)() = &WallMs;  // the wall clock every Pool reads
 };
 
 // One call as the network saw it (recorded by the call filter).
@@ -240,6 +242,7 @@ class PoolTest : public ::testing::Test {
       po.down_after_ms = o.down_after_ms;
       po.max_batch_keys = o.max_batch_keys;
       po.replicas = o.replicas;
+      po.wall_ms = o.wall_ms;
       pools_.push_back(
           std::make_unique<Pool>(po, stores_[i].get(), transports_[i].get(), execs_[i].get()));
     }
@@ -303,6 +306,7 @@ class PoolTest : public ::testing::Test {
     po.down_after_ms = opts_.down_after_ms;
     po.max_batch_keys = opts_.max_batch_keys;
     po.replicas = opts_.replicas;
+    po.wall_ms = opts_.wall_ms;
     pools_[i] = std::make_unique<Pool>(po, stores_[i].get(), transports_[i].get(), execs_[i].get());
     ASSERT_TRUE(pools_[i]->Start(std::vector<event_base*>(opts_.lanes, base_)).ok());
     pools_[i]->StartHeartbeats(base_);
@@ -1457,6 +1461,81 @@ TEST_F(PoolMembershipTest, RequestsToADownNodeFailAtOnce) {
   EXPECT_EQ(mixed[0].value, "one");
   EXPECT_EQ(mixed[1].state, GetResult::kUnavailable);
   EXPECT_EQ(mixed[2].value, "one");
+}
+
+// ================================================================= clocks
+
+// The pools' wall clock in these tests: CLOCK_REALTIME stepped by as much
+// as a test says (an NTP step, an operator setting the date).
+std::atomic<int64_t> wall_step_ms{0};
+int64_t SteppedWallMs() { return WallMs() + wall_step_ms.load(); }
+
+class PoolClockTest : public PoolTest {
+ protected:
+  void SetUp() override { wall_step_ms = 0; }
+  void TearDown() override {
+    PoolTest::TearDown();
+    wall_step_ms = 0;
+  }
+  // True if, while the loop runs for `ms`, some node counts a peer down.
+  bool AnyPeerSeenDown(int ms) {
+    bool down = false;
+    RunUntil(
+        [&] {
+          for (int a = 0; a < opts_.nodes; ++a)
+            for (int b = 0; b < opts_.nodes; ++b) down = down || !pool(a).NodeUp(b);
+          return down;
+        },
+        ms);
+    return down;
+  }
+};
+
+// A wall clock stepped an hour ahead in the middle of a request leaves its
+// deadline where it was: the chunk calls of a large value, sent after the
+// step, still have the request's time left (on the wall clock they would
+// have 1 ms, less than the network's latency, and fail). Nor does any
+// node count its peers down.
+TEST_F(PoolClockTest, AWallClockStepAheadMovesNoDeadlineAndDownsNoPeer) {
+  ClusterOptions o;
+  o.wall_ms = &SteppedWallMs;
+  o.max_bulk_per_call = 64 * kKiB;
+  o.latency_ms = 5;
+  o.timeout_ms = 2000;
+  o.down_after_ms = 500;
+  Build(o);
+  std::string k = KeysOn(2, 1)[0];
+  const std::string v = Pattern(300 * kKiB, 3);
+  Put(k, v);
+  hook(0).rewrite_reply = [&](uint16_t op, Status*, std::string*, std::string*) {
+    if (op == kOpMultiGet) wall_step_ms = 3600 * 1000;
+  };
+  auto got = Get(0, {k});
+  EXPECT_EQ(wall_step_ms.load(), 3600 * 1000) << "the clock was never stepped";
+  EXPECT_GE(CountSent(kOpGetChunk), 5u);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].state, GetResult::kFound);
+  EXPECT_TRUE(SameBytes(got[0].value, v));
+  EXPECT_FALSE(AnyPeerSeenDown(300));
+  // Times a client sees stay on the wall clock, stepped with it.
+  EXPECT_GT(pool(0).Nodes()[1].last_seen_ms, WallMs() + 3600 * 1000 - 1000);
+}
+
+// A wall clock stepped an hour back does not keep a silent peer up for an
+// hour: it is counted down after down_after_ms, as always.
+TEST_F(PoolClockTest, AWallClockStepBackStillDownsASilentPeer) {
+  ClusterOptions o;
+  o.wall_ms = &SteppedWallMs;
+  o.down_after_ms = 300;
+  o.timeout_ms = 1000;
+  Build(o);
+  RunFor(60);
+  wall_step_ms = -3600 * 1000;
+  net().SetDown(2, FakeNetwork::DownMode::kBlackhole);
+  EXPECT_TRUE(RunUntil([&] { return !pool(0).NodeUp(2) && !pool(1).NodeUp(2); }, 3000));
+  EXPECT_TRUE(pool(0).NodeUp(1));
+  net().SetUp(2);
+  EXPECT_TRUE(RunUntil([&] { return pool(0).NodeUp(2) && pool(1).NodeUp(2); }, 3000));
 }
 
 // ========================================================== whole commands

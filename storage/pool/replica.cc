@@ -19,7 +19,7 @@ bool Pool::Serving(int node) const {
     // starved): its peers may have counted it down; it serves nothing
     // until its next heartbeat has had a chance to learn so. Nor does a
     // node that a peer counts stale, or most peers count down.
-    if (WallMs() - impl_->beat_ms.load(std::memory_order_relaxed) >= options_.down_after_ms)
+    if (MonoNow() - impl_->beat_ms.load(std::memory_order_relaxed) >= options_.down_after_ms)
       return false;
     if (impl_->counted_down.load(std::memory_order_relaxed)) return false;
     if (impl_->minority.load(std::memory_order_relaxed)) return false;
@@ -176,7 +176,7 @@ void Pool::Impl::BeginResync(const std::string& why) {
   syncing.store(true, std::memory_order_release);
   spdlog::warn("pool: {}: catching up again", why);
   sync.in_sync = false;
-  sync.started_ms = WallMs();
+  sync.started_ms = pool->MonoNow();
   // It was the one away: the peers it saw down were not.
   for (int n = 0; n < pool->nodes(); ++n) {
     health[n].stale.store(false);
@@ -216,7 +216,7 @@ void Pool::NoteWriteFailed(int lane, int copy, int db, std::span<const std::stri
                        // Unreachable (a dead node refuses every write until it
                        // is counted down): once a second in the log.
                        static std::atomic<int64_t> last_log{0};
-                       int64_t now = WallMs(), last = last_log.load();
+                       int64_t now = MonoNow(), last = last_log.load();
                        if (now - last >= 1000 && last_log.compare_exchange_strong(last, now))
                          spdlog::warn("pool: could not tell {} to catch up: {}", node(copy).Addr(),
                                       s.ToString());
@@ -242,7 +242,7 @@ void Pool::Impl::CatchUpKeys(int caller, int db, std::span<const std::string_vie
   keys_only.store(true);
   syncing.store(true, std::memory_order_release);
   sync.in_sync = false;
-  sync.started_ms = WallMs();
+  sync.started_ms = pool->MonoNow();
 }
 
 // ----------------------------------------------------- commands on copies

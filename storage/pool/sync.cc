@@ -19,7 +19,7 @@ namespace kvpool::pool {
 
 void Pool::Impl::Purge(const std::vector<int>& slot_source) {
   storage::Store* store = pool->store_;
-  const int64_t now = WallMs();
+  const int64_t now = pool->WallNow();
   size_t dropped = 0;
   for (int db = 0; db < store->databases(); ++db) {
     uint64_t cursor = 0;
@@ -65,7 +65,7 @@ void WriteEntry(Writer& w, transport::IncomingCall* call, storage::ItemRef& it, 
 
 void Pool::Impl::OnSyncKeys(InCall call) {
   storage::Store* store = pool->store_;
-  const int64_t now = WallMs();
+  const int64_t now = pool->WallNow();
   Reader r(call->body());
   std::string out = OkReply();
   Writer w(&out);
@@ -93,7 +93,7 @@ void Pool::Impl::OnSyncScan(InCall call) {
   if (!ReadDb(r, store->databases(), &db) || !r.U64(&cursor) || !r.U32(&max_keys) ||
       !r.Bytes(&bitmap) || bitmap.size() != kSlots / 8)
     return call->Reply(ErrorReply(MalformedRequest()));
-  const int64_t now = WallMs();
+  const int64_t now = pool->WallNow(), started = pool->MonoNow();
   size_t room = call->bulk_out_capacity();
   auto wanted = [&](std::string_view key) {
     int s = KeySlot(key);
@@ -109,7 +109,8 @@ void Pool::Impl::OnSyncScan(InCall call) {
     for (auto& k : sr.keys) keys.push_back(std::move(k));
     bytes = 0;
     for (const auto& k : keys) bytes += k.size();
-  } while (cursor != 0 && keys.size() < max_keys && bytes < room && WallMs() - now < 20);
+  } while (cursor != 0 && keys.size() < max_keys && bytes < room &&
+           pool->MonoNow() - started < 20);
   std::string out = OkReply();
   Writer w(&out);
   w.U64(cursor);
@@ -178,7 +179,7 @@ struct SyncOp : std::enable_shared_from_this<SyncOp> {
 };
 
 void SyncOp::Apply(const Entry& e, std::string_view value, uint64_t since, bool exact) {
-  const int64_t now = WallMs();
+  const int64_t now = pool->WallNow();
   std::lock_guard<std::mutex> l(impl->sync_mu);
   if (impl->flush_seq != flush_seq) return;
   auto t = impl->touched.find(KeyId(e.db, e.key));
@@ -466,20 +467,20 @@ void Pool::Impl::SyncDone(bool ok) {
   // A flush, or a whole catch-up asked for, since the pass's last check.
   if (!ok || (op && op->flush_seq != flush_seq)) {
     spdlog::warn("pool: catch-up did not finish; starting over");
-    sync_retry_ms = WallMs() + pool->options_.heartbeat_ms * 2;
+    sync_retry_ms = pool->MonoNow() + pool->options_.heartbeat_ms * 2;
     return;
   }
   sync_ready_ms = 0;
   purge_first.store(false);
   keys_only.store(false);
-  sync_gen.store(std::max<uint64_t>(sync_gen.load() + 1, WallMs()));
+  sync_gen.store(std::max<uint64_t>(sync_gen.load() + 1, pool->WallNow()));
   // Under the lock: no touch is recorded after the flag drops, and none is
   // needed (this node is a full copy from here on).
   syncing.store(false, std::memory_order_release);
   touched.clear();
   recheck.clear();
   sync.in_sync = true;
-  sync.finished_ms = WallMs();
+  sync.finished_ms = pool->MonoNow();
   spdlog::info("pool: in sync ({} keys pulled, {} rechecked, {} ms)", sync.keys_pulled,
                sync.keys_rechecked, sync.finished_ms - sync.started_ms);
 }
