@@ -5,8 +5,8 @@
 // header.
 //
 // Threads: every object is touched only on its lane's thread, except
-// Lane::inbox (lane 0 hands accepted rdma_cm ids to other lanes through it,
-// under Lane::mu), the counters and the peer_up flags (atomics).
+// Lane::inbox (lane 0 hands accepted rdma_cm ids to other lanes through it),
+// the counters and the peer_up flags (atomics).
 //
 // Ownership: RdmaTransport owns the Device (PD), the region MRs and the
 // Lanes. A Lane owns its channels, its registered pools, one OutLink per
@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "storage/transport/auth.h"
+#include "storage/transport/outlink_base.h"
 #include "storage/transport/rdma_transport.h"
 #include "storage/transport/rdma_verbs.h"
 #include "storage/transport/rdma_wire.h"
@@ -51,9 +52,6 @@ struct OutCall;
 // bulk, one segment each.
 inline constexpr WireLimits kHandshakeLimits{256, 0};
 
-timeval MsToTimeval(int ms);
-// Numeric or named host (getaddrinfo). Empty host = 127.0.0.1.
-Status ResolveAddress(const std::string& host, int port, sockaddr_storage* out);
 bool IsWildcard(const sockaddr_storage& ss);
 
 // ---- registered buffers (rdma_pools.cc) ----
@@ -280,14 +278,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
 
 // ---- the requester's side (rdma_outlink.cc) ----
 
-struct OutCall {
-  ~OutCall() {
-    if (timer) event_free(timer);
-  }
-  OutLink* link = nullptr;
-  uint64_t id = 0;
-  CallDone done;
-  event* timer = nullptr;
+struct OutCall final : PendingCall {
   int timeout_ms = 0;
   uint16_t opcode = 0;
   std::string body;
@@ -309,13 +300,11 @@ struct OutCall {
 };
 
 // Calls from one lane to one peer over one QP, opened on demand.
-class OutLink final : public ConnOwner {
+class OutLink final : public OutLinkBase, public ConnOwner {
  public:
   OutLink(RdmaTransport* t, Lane* lane, int peer);
   ~OutLink() override;
   void Call(CallArgs args, int timeout_ms, CallDone done);
-  // Closes the link, fails its calls with `why`, frees its events (StopLane).
-  void Shutdown(const Status& why);
   // The lane granted `c` its staging buffers.
   void OnStaging(OutCall* c);
 
@@ -325,33 +314,24 @@ class OutLink final : public ConnOwner {
   void OnClosed(Conn* c, const Status& why) override;
 
  private:
-  Status Open();
-  void TrySend(OutCall* c);
-  void Send(OutCall* c);
-  void OnTimeout(OutCall* c);
+  bool connected() const override { return conn_ != nullptr; }
+  Status Open() override;
   // Drops the connection (QP destroyed first, so staging buffers are safe to
   // reuse) and fails every call with `why`; with `backoff`, Calls fail fast
   // with `why` for the reconnect backoff.
-  void Fail(Status why, bool backoff);
+  void Fail(Status why, bool backoff) override;
+  void OnTimeout(PendingCall* p) override;
+  void SendHandshake(FrameHeader h, std::string body) override;
+  void TrySend(OutCall* c);
+  void Send(OutCall* c);
   void Finish(std::unique_ptr<OutCall> c, const Status& st, std::string_view reply,
               std::string_view bulk);
   void Release(OutCall* c);
-  static void TimeoutCb(evutil_socket_t, short, void* arg);
-  static void HandshakeTimeoutCb(evutil_socket_t, short, void* arg);
 
   RdmaTransport* t_;
   Lane* lane_;
-  int peer_;
   std::shared_ptr<Conn> conn_;
   bool ready_ = false;
-  std::optional<auth::ClientHandshake> hs_;
-  bool challenged_ = false;
-  event* hs_timer_ = nullptr;
-  std::chrono::steady_clock::time_point failed_until_{};
-  Status fail_status_;
-  uint64_t next_id_ = 1;
-  std::unordered_map<uint64_t, std::unique_ptr<OutCall>> calls_;
-  std::vector<uint64_t> unsent_;  // ids with staging, waiting for the link, in order
 };
 
 // ---- the owner's side (rdma_incoming.cc) ----
@@ -434,7 +414,6 @@ struct Lane {
 
   event* cm_ev = nullptr;
   event* comp_ev = nullptr;
-  event* wake = nullptr;  // lane 0 filled the inbox
   event* reap = nullptr;  // graveyard non-empty
 
   std::list<OutCall*> staging_waiters;
@@ -442,9 +421,7 @@ struct Lane {
   bool bounce_draining = false;
   int pending_handshakes = 0;
 
-  std::mutex mu;
-  std::vector<Handoff> inbox;  // guarded by mu
-  bool inbox_closed = false;   // guarded by mu; set by StopLane
+  Inbox<Handoff> inbox;  // filled by lane 0, closed by StopLane
 
   // Destroyed first (declared last): they hold the connections.
   std::vector<std::shared_ptr<Conn>> graveyard;
@@ -457,28 +434,17 @@ struct Lane {
   void PumpStaging();
 };
 
-class RdmaTransport final : public Transport {
+class RdmaTransport final : public LanedTransport<Lane> {
  public:
   RdmaTransport(const TransportOptions& o, const RdmaTuning& tuning, std::unique_ptr<Device> dev);
   ~RdmaTransport() override;
 
   const char* name() const override { return "rdma"; }
-  Status Start(std::vector<event_base*> lanes, CallHandler handler) override;
-  void StopLane(int lane) override;
-  void Call(int lane, int peer, CallArgs args, int timeout_ms, CallDone done) override;
-  const PeerCounters& counters(int peer) const override;
   size_t max_bulk_per_call() const override { return o_.staging_bytes; }
-  bool peer_up(int peer) const override;
 
-  const TransportOptions& options() const { return o_; }
   const RdmaTuning& tuning() const { return tuning_; }
   const Device& dev() const { return *dev_; }
   RdmaStats& stats() const { return stats_; }
-  WireLimits limits() const { return {o_.max_body, o_.max_bulk}; }
-  PeerCounters& peer_counters(int peer) { return counters_[peer]; }
-  void SetPeerUp(int peer, bool up) { up_[peer].store(up, std::memory_order_relaxed); }
-  const CallHandler& handler() const { return handler_; }
-  int lane_count() const { return static_cast<int>(lanes_.size()); }
   // The region MR holding all of [p, p+len), or null.
   const ibv_mr* FindRegion(const void* p, size_t len) const;
 
@@ -488,17 +454,17 @@ class RdmaTransport final : public Transport {
   void Adopt(Lane& l, const Handoff& h);
 
  private:
-  Status StartLanes(const std::vector<event_base*>& bases);
-  void StopLaneImpl(Lane& l);
+  Status StartLanes(const std::vector<event_base*>& bases) override;
+  void StopLaneImpl(Lane& l) override;
+  void ForgetStart() override { regions_.clear(); }
+  // Over max_bulk_per_call: the caller must split it.
+  Status CheckBulk(int peer, uint64_t bulk, const CallArgs& args) override;
   static void WakeCb(evutil_socket_t, short, void* arg);
 
-  const TransportOptions o_;
   const RdmaTuning tuning_;
-  CallHandler handler_;
   mutable RdmaStats stats_;
-  std::unique_ptr<PeerCounters[]> counters_;
-  std::unique_ptr<std::atomic<bool>[]> up_;
-  // Teardown order: lanes, then region MRs, then the device (PD, contexts).
+  // Teardown order: lanes, then region MRs, then the device (PD, contexts);
+  // the destructor clears lanes_ (a base member) and regions_ first.
   std::unique_ptr<Device> dev_;
   struct RegionMr {
     const char* base;
@@ -506,7 +472,6 @@ class RdmaTransport final : public Transport {
     Mr mr;
   };
   std::vector<RegionMr> regions_;
-  std::vector<std::unique_ptr<Lane>> lanes_;
 };
 
 }  // namespace kvpool::transport::rdma

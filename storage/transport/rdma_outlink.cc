@@ -24,37 +24,17 @@
 
 namespace kvpool::transport::rdma {
 
-OutLink::OutLink(RdmaTransport* t, Lane* lane, int peer) : t_(t), lane_(lane), peer_(peer) {
-  hs_timer_ = evtimer_new(lane->base, &OutLink::HandshakeTimeoutCb, this);
-}
+OutLink::OutLink(RdmaTransport* t, Lane* lane, int peer)
+    : OutLinkBase(lane->base, t->peers(), t->options(), lane->index, peer,
+                  t->tuning().reconnect_backoff_ms, "connecting to"),
+      t_(t),
+      lane_(lane) {}
 
-OutLink::~OutLink() {
-  Fail(Status::Unavailable("transport destroyed"), false);
-  if (hs_timer_) event_free(hs_timer_);
-}
+OutLink::~OutLink() { Fail(Status::Unavailable("transport destroyed"), false); }
 
 void OutLink::Call(CallArgs args, int timeout_ms, CallDone done) {
-  PeerCounters& pc = t_->peer_counters(peer_);
-  if (lane_->stopped) {
-    pc.errors.fetch_add(1, std::memory_order_relaxed);
-    return done(Status::Unavailable("transport stopped"), {}, {});
-  }
-  if (!conn_) {
-    if (std::chrono::steady_clock::now() < failed_until_) {
-      pc.errors.fetch_add(1, std::memory_order_relaxed);
-      return done(fail_status_, {}, {});
-    }
-    Status st = Open();
-    if (!st.ok()) {
-      Fail(st, /*backoff=*/true);
-      pc.errors.fetch_add(1, std::memory_order_relaxed);
-      return done(st, {}, {});
-    }
-  }
+  if (!Admit(lane_->stopped, done)) return;
   auto c = std::make_unique<OutCall>();
-  OutCall* raw = c.get();
-  c->link = this;
-  c->id = next_id_++;
   c->done = std::move(done);
   c->timeout_ms = timeout_ms;
   c->opcode = args.opcode;
@@ -72,15 +52,7 @@ void OutLink::Call(CallArgs args, int timeout_ms, CallDone done) {
     c->need = (c->in_len ? 1 : 0) + (c->cap ? 1 : 0);
     c->out_off = 0;
   }
-  if (timeout_ms > 0) {
-    // Timers count from the loop's cached time; a caller that computed for a
-    // while in this callback would otherwise get a shorter timeout.
-    event_base_update_cache_time(lane_->base);
-    c->timer = evtimer_new(lane_->base, &OutLink::TimeoutCb, raw);
-    const timeval tv = MsToTimeval(timeout_ms);
-    if (c->timer) evtimer_add(c->timer, &tv);
-  }
-  calls_.emplace(raw->id, std::move(c));
+  auto* raw = static_cast<OutCall*>(Track(std::move(c), timeout_ms));
   if (raw->need == 0) {
     raw->state = OutCall::State::kConn;
     return TrySend(raw);
@@ -91,13 +63,9 @@ void OutLink::Call(CallArgs args, int timeout_ms, CallDone done) {
       return TrySend(raw);
     case StagingGrant::kQueued:
       return;  // OnStaging follows
-    case StagingGrant::kFull: {
-      auto it = calls_.find(raw->id);
-      std::unique_ptr<OutCall> p = std::move(it->second);
-      calls_.erase(it);
-      return Finish(std::move(p),
+    case StagingGrant::kFull:
+      return Finish(Take<OutCall>(raw->id),
                     Status::Unavailable("too many calls waiting for RDMA staging buffers"), {}, {});
-    }
   }
 }
 
@@ -130,8 +98,6 @@ Status OutLink::Open() {
   }
   conn_ = std::move(conn);
   ready_ = false;
-  challenged_ = false;
-  hs_.reset();
   const timeval tv =
       MsToTimeval(t_->tuning().resolve_timeout_ms + t_->tuning().handshake_timeout_ms);
   if (hs_timer_) evtimer_add(hs_timer_, &tv);
@@ -140,15 +106,12 @@ Status OutLink::Open() {
 
 void OutLink::OnConnected(Conn* c) {
   if (c != conn_.get()) return;
-  auth::Nonce nonce;
-  Status st = auth::RandomNonce(&nonce);
-  if (!st.ok()) return Fail(Status::Unavailable(st.message()), true);
-  const auth::Ids ids{static_cast<uint32_t>(t_->options().self), static_cast<uint32_t>(peer_),
-                      static_cast<uint32_t>(lane_->index)};
-  hs_.emplace(t_->options().secret, ids, nonce);
-  FrameHeader h;
-  h.kind = FrameKind::kHello;
-  conn_->QueueMessage(h, nullptr, hs_->HelloBody());
+  Status st = StartHandshake();
+  if (!st.ok()) return Fail(st, true);
+}
+
+void OutLink::SendHandshake(FrameHeader h, std::string body) {
+  conn_->QueueMessage(h, nullptr, std::move(body));
 }
 
 void OutLink::TrySend(OutCall* c) {
@@ -182,7 +145,7 @@ void OutLink::Send(OutCall* c) {
   c->body = std::string();
   c->bulk_in.clear();
   c->state = OutCall::State::kSent;
-  t_->peer_counters(peer_).bytes_out.fetch_add(c->in_len, std::memory_order_relaxed);
+  counters().bytes_out.fetch_add(c->in_len, std::memory_order_relaxed);
 }
 
 Status OutLink::OnHeader(Conn* c, const FrameHeader& h, bool* discard) {
@@ -190,25 +153,17 @@ Status OutLink::OnHeader(Conn* c, const FrameHeader& h, bool* discard) {
     *discard = true;
     return Status::OK();
   }
-  if (!ready_) {
-    if (h.kind == FrameKind::kChallenge && !challenged_ && h.body_len == auth::kChallengeSize)
-      return Status::OK();
-    if (h.kind == FrameKind::kAuthOk && challenged_ && h.body_len == 0) return Status::OK();
-    if (h.kind == FrameKind::kAuthFail && h.body_len <= auth::kMaxFailSize) return Status::OK();
-    return Status::Unavailable("unexpected frame during the handshake");
-  }
+  if (!ready_) return CheckHandshakeHeader(h);
   if (h.kind != FrameKind::kReply && h.kind != FrameKind::kErrorReply)
     return Status::Unavailable("unexpected frame kind from peer");
-  auto it = calls_.find(h.call_id);
-  if (it == calls_.end()) {
+  OutCall* call = Find<OutCall>(h.call_id);
+  if (!call) {
     *discard = true;  // a late reply to a call that timed out without buffers
     return Status::OK();
   }
-  OutCall* call = it->second.get();
   if (call->state == OutCall::State::kZombie) {
     // The late reply proves the owner is done with the buffers.
-    std::unique_ptr<OutCall> z = std::move(it->second);
-    calls_.erase(it);
+    std::unique_ptr<OutCall> z = Take<OutCall>(h.call_id);
     Release(z.get());
     *discard = true;
     return Status::OK();
@@ -222,56 +177,28 @@ Status OutLink::OnHeader(Conn* c, const FrameHeader& h, bool* discard) {
 
 void OutLink::OnMessage(Conn* c, const FrameHeader& h, const CallDesc&, std::string body) {
   if (c != conn_.get()) return;
-  switch (h.kind) {
-    case FrameKind::kChallenge: {
-      StatusOr<std::string> proof = hs_->OnChallenge(body);
-      if (!proof.ok()) return Fail(proof.status(), /*backoff=*/true);
-      challenged_ = true;
-      FrameHeader out;
-      out.kind = FrameKind::kProof;
-      conn_->QueueMessage(out, nullptr, std::move(proof.value()));
-      return;
+  if (h.kind != FrameKind::kReply && h.kind != FrameKind::kErrorReply) {
+    if (!OnHandshakeFrame(h, body)) return;
+    // AUTH_OK: send what waited for it.
+    ready_ = true;
+    conn_->SetLimits(t_->limits());
+    for (uint64_t id : Authenticated()) {
+      OutCall* call = Find<OutCall>(id);
+      if (!call || call->state != OutCall::State::kConn) continue;
+      Send(call);
     }
-    case FrameKind::kAuthOk: {
-      ready_ = true;
-      if (hs_timer_) event_del(hs_timer_);
-      hs_.reset();
-      conn_->SetLimits(t_->limits());
-      t_->SetPeerUp(peer_, true);
-      std::vector<uint64_t> ids;
-      ids.swap(unsent_);
-      for (uint64_t id : ids) {
-        auto it = calls_.find(id);
-        if (it == calls_.end() || it->second->state != OutCall::State::kConn) continue;
-        Send(it->second.get());
-      }
-      return;
-    }
-    case FrameKind::kAuthFail:
-      return Fail(Status::PermissionDenied("peer " + std::to_string(peer_) +
-                                           " rejected authentication: " + body),
-                  /*backoff=*/true);
-    case FrameKind::kReply:
-    case FrameKind::kErrorReply: {
-      auto it = calls_.find(h.call_id);
-      if (it == calls_.end()) return;
-      std::unique_ptr<OutCall> p = std::move(it->second);
-      calls_.erase(it);
-      if (h.kind == FrameKind::kReply) {
-        t_->peer_counters(peer_).bytes_in.fetch_add(h.bulk_len, std::memory_order_relaxed);
-        std::string_view bulk;
-        if (h.bulk_len)
-          bulk = std::string_view(lane_->staging.data(p->out_buf) + p->out_off, h.bulk_len);
-        return Finish(std::move(p), Status::OK(), body, bulk);
-      }
-      Code code = static_cast<Code>(h.opcode);
-      if (h.opcode == 0 || h.opcode > static_cast<uint16_t>(Code::kInternal))
-        code = Code::kInternal;
-      return Finish(std::move(p), Status(code, body), {}, {});
-    }
-    default:
-      return;  // OnHeader let nothing else through
+    return;
   }
+  std::unique_ptr<OutCall> p = Take<OutCall>(h.call_id);
+  if (!p) return;
+  if (h.kind == FrameKind::kReply) {
+    counters().bytes_in.fetch_add(h.bulk_len, std::memory_order_relaxed);
+    std::string_view bulk;
+    if (h.bulk_len)
+      bulk = std::string_view(lane_->staging.data(p->out_buf) + p->out_off, h.bulk_len);
+    return Finish(std::move(p), Status::OK(), body, bulk);
+  }
+  Finish(std::move(p), ErrorReplyStatus(h, body), {}, {});
 }
 
 void OutLink::OnClosed(Conn* c, const Status& why) {
@@ -285,25 +212,12 @@ void OutLink::Fail(Status why, bool backoff) {
   std::shared_ptr<Conn> conn = std::move(conn_);
   conn_.reset();
   if (conn) conn->Close(why, /*notify=*/false);
-  if (hs_timer_) event_del(hs_timer_);
-  hs_.reset();
   ready_ = false;
-  challenged_ = false;
-  if (backoff) {
-    failed_until_ = std::chrono::steady_clock::now() +
-                    std::chrono::milliseconds(t_->tuning().reconnect_backoff_ms);
-    fail_status_ = why;
-    t_->SetPeerUp(peer_, false);
-  }
-  std::vector<std::unique_ptr<OutCall>> failed;
-  failed.reserve(calls_.size());
-  for (auto& [id, c] : calls_) failed.push_back(std::move(c));
-  calls_.clear();
-  std::sort(failed.begin(), failed.end(),
-            [](const auto& a, const auto& b) { return a->id < b->id; });
+  ResetHandshake(why, backoff);
+  std::vector<std::unique_ptr<OutCall>> failed = TakeAll<OutCall>();
   // None of them may be granted buffers from here on.
   for (auto& c : failed) lane_->CancelStaging(c.get());
-  unsent_.clear();
+  unsent_.clear();  // what the cancelling granted: those calls are over
   // Zombies first: their buffers can serve the calls below if they retry.
   for (auto& c : failed)
     if (c->state == OutCall::State::kZombie) Release(c.get());
@@ -314,12 +228,7 @@ void OutLink::Fail(Status why, bool backoff) {
 
 void OutLink::Finish(std::unique_ptr<OutCall> c, const Status& st, std::string_view reply,
                      std::string_view bulk) {
-  if (c->timer) {
-    event_free(c->timer);
-    c->timer = nullptr;
-  }
-  if (!st.ok()) t_->peer_counters(peer_).errors.fetch_add(1, std::memory_order_relaxed);
-  CallDone done = std::move(c->done);
+  CallDone done = Conclude(c.get(), st);
   // Not queued any more, but the buffers stay ours until the callback has
   // seen bulk_out in place.
   lane_->CancelStaging(c.get());
@@ -332,9 +241,9 @@ void OutLink::Release(OutCall* c) {
   lane_->ReturnStaging(c);
 }
 
-void OutLink::OnTimeout(OutCall* c) {
-  auto it = calls_.find(c->id);
-  if (it == calls_.end()) return;
+void OutLink::OnTimeout(PendingCall* p) {
+  OutCall* c = Find<OutCall>(p->id);
+  if (!c) return;
   if (c->state == OutCall::State::kZombie) {
     // Grace is over and the owner still has not answered.
     t_->stats().zombie_resets.fetch_add(1, std::memory_order_relaxed);
@@ -346,7 +255,7 @@ void OutLink::OnTimeout(OutCall* c) {
   }
   const Status why = Status::Timeout("no reply from peer " + std::to_string(peer_));
   if (c->state == OutCall::State::kSent && c->need > 0) {
-    t_->peer_counters(peer_).errors.fetch_add(1, std::memory_order_relaxed);
+    counters().errors.fetch_add(1, std::memory_order_relaxed);
     c->state = OutCall::State::kZombie;
     CallDone done = std::move(c->done);
     const timeval tv = MsToTimeval(std::max(t_->tuning().zombie_grace_ms, c->timeout_ms));
@@ -354,28 +263,7 @@ void OutLink::OnTimeout(OutCall* c) {
     done(why, {}, {});
     return;
   }
-  std::unique_ptr<OutCall> p = std::move(it->second);
-  calls_.erase(it);
-  Finish(std::move(p), why, {}, {});
-}
-
-void OutLink::Shutdown(const Status& why) {
-  Fail(why, /*backoff=*/false);
-  if (hs_timer_) {
-    event_free(hs_timer_);
-    hs_timer_ = nullptr;
-  }
-}
-
-void OutLink::TimeoutCb(evutil_socket_t, short, void* arg) {
-  auto* c = static_cast<OutCall*>(arg);
-  c->link->OnTimeout(c);
-}
-
-void OutLink::HandshakeTimeoutCb(evutil_socket_t, short, void* arg) {
-  auto* l = static_cast<OutLink*>(arg);
-  l->Fail(Status::Unavailable("connecting to peer " + std::to_string(l->peer_) + " timed out"),
-          /*backoff=*/true);
+  Finish(Take<OutCall>(c->id), why, {}, {});
 }
 
 }  // namespace kvpool::transport::rdma

@@ -86,29 +86,6 @@ void RejectAndDestroy(rdma_cm_id* id) {
 
 }  // namespace
 
-timeval MsToTimeval(int ms) {
-  timeval tv;
-  tv.tv_sec = ms / 1000;
-  tv.tv_usec = (ms % 1000) * 1000;
-  return tv;
-}
-
-Status ResolveAddress(const std::string& host, int port, sockaddr_storage* out) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  const std::string h = host.empty() ? "127.0.0.1" : host;
-  int rc = getaddrinfo(h.c_str(), std::to_string(port).c_str(), &hints, &res);
-  if (rc != 0 || !res)
-    return Status::InvalidArgument("cannot resolve " + h + ": " + gai_strerror(rc));
-  std::memset(out, 0, sizeof(*out));
-  std::memcpy(out, res->ai_addr, res->ai_addrlen);
-  freeaddrinfo(res);
-  return Status::OK();
-}
-
 bool IsWildcard(const sockaddr_storage& ss) {
   if (ss.ss_family == AF_INET)
     return reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr.s_addr == htonl(INADDR_ANY);
@@ -165,7 +142,7 @@ void Lane::PumpStaging() {
     staging_waiters.pop_front();
     c->waiting = false;
     AssignStaging(c);
-    c->link->OnStaging(c);
+    static_cast<OutLink*>(c->link)->OnStaging(c);
   }
 }
 
@@ -281,13 +258,7 @@ void Lane::OnCompReadable() {
 
 RdmaTransport::RdmaTransport(const TransportOptions& o, const RdmaTuning& tuning,
                              std::unique_ptr<Device> dev)
-    : o_(o),
-      tuning_(tuning),
-      counters_(new PeerCounters[o.peers.size()]),
-      up_(new std::atomic<bool>[o.peers.size()]),
-      dev_(std::move(dev)) {
-  for (size_t i = 0; i < o.peers.size(); ++i) up_[i].store(true);
-}
+    : LanedTransport(o), tuning_(tuning), dev_(std::move(dev)) {}
 
 RdmaTransport::~RdmaTransport() {
   // Lanes not stopped by StopLane: their loops must no longer run.
@@ -302,20 +273,6 @@ const ibv_mr* RdmaTransport::FindRegion(const void* p, size_t len) const {
     if (c >= r.base && len <= r.len && static_cast<size_t>(c - r.base) <= r.len - len)
       return r.mr.get();
   return nullptr;
-}
-
-Status RdmaTransport::Start(std::vector<event_base*> bases, CallHandler handler) {
-  if (!lanes_.empty()) return Status::InvalidArgument("transport already started");
-  if (bases.empty()) return Status::InvalidArgument("transport needs at least one lane");
-  handler_ = std::move(handler);
-  Status st = StartLanes(bases);
-  if (!st.ok()) {
-    // Leave the transport as if Start had not run.
-    for (auto& l : lanes_) StopLaneImpl(*l);
-    lanes_.clear();
-    regions_.clear();
-  }
-  return st;
 }
 
 Status RdmaTransport::StartLanes(const std::vector<event_base*>& bases) {
@@ -363,9 +320,9 @@ Status RdmaTransport::StartLanes(const std::vector<event_base*>& bases) {
       lp->links.push_back(std::make_unique<OutLink>(this, lp, static_cast<int>(p)));
     lp->cm_ev = event_new(bases[i], ch->fd, EV_READ | EV_PERSIST, &CmCb, lp);
     lp->comp_ev = event_new(bases[i], cc->fd, EV_READ | EV_PERSIST, &CompCb, lp);
-    lp->wake = event_new(bases[i], -1, 0, &RdmaTransport::WakeCb, lp);
     lp->reap = event_new(bases[i], -1, 0, &ReapCb, lp);
-    if (!lp->cm_ev || !lp->comp_ev || !lp->wake || !lp->reap ||
+    if (!lp->inbox.Init(bases[i], &RdmaTransport::WakeCb, lp).ok() || !lp->cm_ev ||
+        !lp->comp_ev || !lp->reap ||
         event_add(lp->cm_ev, nullptr) != 0 || event_add(lp->comp_ev, nullptr) != 0)
       return Status::Internal("libevent: cannot create lane events");
   }
@@ -391,24 +348,10 @@ Status RdmaTransport::StartLanes(const std::vector<event_base*>& bases) {
   return Status::OK();
 }
 
-void RdmaTransport::StopLane(int lane) {
-  if (lane < 0 || lane >= static_cast<int>(lanes_.size())) return;
-  StopLaneImpl(*lanes_[lane]);
-}
-
 void RdmaTransport::StopLaneImpl(Lane& l) {
   if (l.stopped) return;
   l.stopped = true;
-  std::vector<Handoff> orphans;
-  {
-    std::lock_guard<std::mutex> lk(l.mu);
-    l.inbox_closed = true;
-    orphans.swap(l.inbox);
-  }
-  for (const Handoff& h : orphans) RejectAndDestroy(h.id);
-  // Safe: lane 0 only activates `wake` under mu while inbox_closed is false.
-  if (l.wake) event_free(l.wake);
-  l.wake = nullptr;
+  for (const Handoff& h : l.inbox.Close()) RejectAndDestroy(h.id);
   l.listener.reset();  // lane 0: no new requests
   const Status why = Status::Unavailable("transport stopped");
   for (auto& link : l.links) link->Shutdown(why);
@@ -430,41 +373,12 @@ void RdmaTransport::StopLaneImpl(Lane& l) {
   // destroyed: StopLane may run inside one of their callbacks.
 }
 
-void RdmaTransport::Call(int lane, int peer, CallArgs args, int timeout_ms, CallDone done) {
-  if (lanes_.empty()) return done(Status::Unavailable("transport not started"), {}, {});
-  if (lane < 0 || lane >= static_cast<int>(lanes_.size()))
-    return done(Status::InvalidArgument("no such lane"), {}, {});
-  if (peer < 0 || peer >= static_cast<int>(o_.peers.size()))
-    return done(Status::InvalidArgument("no such peer"), {}, {});
-  PeerCounters& pc = counters_[peer];
-  pc.calls.fetch_add(1, std::memory_order_relaxed);
-  uint64_t bulk = 0;
-  for (const iovec& v : args.bulk_in) bulk += v.iov_len;
-  if (args.body.size() > o_.max_body || bulk > o_.max_bulk ||
-      args.bulk_out_capacity > o_.max_bulk) {
-    pc.errors.fetch_add(1, std::memory_order_relaxed);
-    return done(Status::InvalidArgument("call exceeds max_body or max_bulk"), {}, {});
-  }
-  if (bulk > o_.staging_bytes || args.bulk_out_capacity > o_.staging_bytes) {
-    pc.errors.fetch_add(1, std::memory_order_relaxed);
-    return done(Status::InvalidArgument(
-                    "bulk of " + std::to_string(std::max<uint64_t>(bulk, args.bulk_out_capacity)) +
-                    " bytes exceeds max_bulk_per_call (" + std::to_string(o_.staging_bytes) +
-                    "); split it"),
-                {}, {});
-  }
-  lanes_[lane]->links[peer]->Call(std::move(args), timeout_ms, std::move(done));
-}
-
-const PeerCounters& RdmaTransport::counters(int peer) const {
-  static const PeerCounters kNone;
-  if (peer < 0 || peer >= static_cast<int>(o_.peers.size())) return kNone;
-  return counters_[peer];
-}
-
-bool RdmaTransport::peer_up(int peer) const {
-  if (peer < 0 || peer >= static_cast<int>(o_.peers.size())) return false;
-  return up_[peer].load(std::memory_order_relaxed);
+Status RdmaTransport::CheckBulk(int peer, uint64_t bulk, const CallArgs& args) {
+  if (bulk <= o_.staging_bytes && args.bulk_out_capacity <= o_.staging_bytes) return Status::OK();
+  peers_.at(peer).errors.fetch_add(1, std::memory_order_relaxed);
+  return Status::InvalidArgument(
+      "bulk of " + std::to_string(std::max<uint64_t>(bulk, args.bulk_out_capacity)) +
+      " bytes exceeds max_bulk_per_call (" + std::to_string(o_.staging_bytes) + "); split it");
 }
 
 void RdmaTransport::OnConnectRequest(const CmEvent& ev) {
@@ -487,21 +401,12 @@ void RdmaTransport::OnConnectRequest(const CmEvent& ev) {
                   std::min(ev.initiator_depth, dev_->rd_atomic)};
   const size_t target = req.lane % lanes_.size();
   if (target == 0) return Adopt(l0, h);
-  Lane& l = *lanes_[target];
-  std::lock_guard<std::mutex> lk(l.mu);
-  if (l.inbox_closed) return RejectAndDestroy(id);
-  l.inbox.push_back(h);
-  event_active(l.wake, EV_TIMEOUT, 0);
+  if (!lanes_[target]->inbox.Push(h)) RejectAndDestroy(id);
 }
 
 void RdmaTransport::WakeCb(evutil_socket_t, short, void* arg) {
   auto* l = static_cast<Lane*>(arg);
-  std::vector<Handoff> items;
-  {
-    std::lock_guard<std::mutex> lk(l->mu);
-    items.swap(l->inbox);
-  }
-  for (const Handoff& h : items) l->t->Adopt(*l, h);
+  for (const Handoff& h : l->inbox.Take()) l->t->Adopt(*l, h);
 }
 
 void RdmaTransport::Adopt(Lane& l, const Handoff& h) {

@@ -2,7 +2,6 @@
 // connections from lane 0 to the lane the connector asked for.
 #include "storage/transport/tcp_transport.h"
 
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <unistd.h>
@@ -27,54 +26,12 @@ StatusOr<std::unique_ptr<Transport>> CreateTcpTransport(const TransportOptions& 
 
 namespace tcp {
 
-timeval MsToTimeval(int ms) {
-  timeval tv;
-  tv.tv_sec = ms / 1000;
-  tv.tv_usec = (ms % 1000) * 1000;
-  return tv;
-}
-
-Status ResolveAddress(const std::string& host, int port, sockaddr_storage* out, socklen_t* len) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  const std::string h = host.empty() ? "127.0.0.1" : host;
-  int rc = getaddrinfo(h.c_str(), std::to_string(port).c_str(), &hints, &res);
-  if (rc != 0 || !res)
-    return Status::InvalidArgument("cannot resolve " + h + ": " + gai_strerror(rc));
-  std::memcpy(out, res->ai_addr, res->ai_addrlen);
-  *len = res->ai_addrlen;
-  freeaddrinfo(res);
-  return Status::OK();
-}
-
 TcpTransport::TcpTransport(const TransportOptions& o, const TcpTuning& tuning)
-    : o_(o),
-      tuning_(tuning),
-      counters_(new PeerCounters[o.peers.size()]),
-      up_(new std::atomic<bool>[o.peers.size()]) {
-  for (size_t i = 0; i < o.peers.size(); ++i) up_[i].store(true);
-}
+    : LanedTransport(o), tuning_(tuning) {}
 
 TcpTransport::~TcpTransport() {
   // Lanes not stopped by StopLane: their loops must no longer run.
   for (auto& l : lanes_) StopLaneImpl(*l);
-}
-
-Status TcpTransport::Start(std::vector<event_base*> bases, CallHandler handler) {
-  if (!lanes_.empty()) return Status::InvalidArgument("transport already started");
-  if (bases.empty()) return Status::InvalidArgument("transport needs at least one lane");
-  handler_ = std::move(handler);
-  Status st = StartLanes(bases);
-  if (!st.ok()) {
-    // Leave the transport as if Start had not run.
-    for (auto& l : lanes_) StopLaneImpl(*l);
-    lanes_.clear();
-    listener_ = nullptr;
-  }
-  return st;
 }
 
 Status TcpTransport::StartLanes(const std::vector<event_base*>& bases) {
@@ -86,9 +43,9 @@ Status TcpTransport::StartLanes(const std::vector<event_base*>& bases) {
     l->scratch.reset(new char[kScratchSize]);
     for (size_t p = 0; p < o_.peers.size(); ++p)
       l->links.push_back(std::make_unique<OutLink>(this, l.get(), static_cast<int>(p)));
-    l->wake = event_new(bases[i], -1, 0, &TcpTransport::WakeCb, l.get());
-    if (!l->wake) return Status::Internal("libevent: event_new");
+    Status st = l->inbox.Init(bases[i], &TcpTransport::WakeCb, l.get());
     lanes_.push_back(std::move(l));
+    if (!st.ok()) return st;
   }
   sockaddr_storage ss;
   socklen_t len;
@@ -106,24 +63,10 @@ Status TcpTransport::StartLanes(const std::vector<event_base*>& bases) {
   return Status::OK();
 }
 
-void TcpTransport::StopLane(int lane) {
-  if (lane < 0 || lane >= static_cast<int>(lanes_.size())) return;
-  StopLaneImpl(*lanes_[lane]);
-}
-
 void TcpTransport::StopLaneImpl(Lane& l) {
   if (l.stopped) return;
   l.stopped = true;
-  std::vector<Handoff> orphans;
-  {
-    std::lock_guard<std::mutex> lk(l.mu);
-    l.inbox_closed = true;
-    orphans.swap(l.inbox);
-  }
-  for (const Handoff& h : orphans) close(h.fd);
-  // Safe: lane 0 only activates `wake` under mu while inbox_closed is false.
-  if (l.wake) event_free(l.wake);
-  l.wake = nullptr;
+  for (const Handoff& h : l.inbox.Close()) close(h.fd);
   if (l.index == 0) {
     if (listener_) evconnlistener_free(listener_);
     listener_ = nullptr;
@@ -136,35 +79,6 @@ void TcpTransport::StopLaneImpl(Lane& l) {
   auto conns = std::move(l.incoming);
   l.incoming.clear();
   for (auto& [raw, c] : conns) c->Close();
-}
-
-void TcpTransport::Call(int lane, int peer, CallArgs args, int timeout_ms, CallDone done) {
-  if (lanes_.empty()) return done(Status::Unavailable("transport not started"), {}, {});
-  if (lane < 0 || lane >= static_cast<int>(lanes_.size()))
-    return done(Status::InvalidArgument("no such lane"), {}, {});
-  if (peer < 0 || peer >= static_cast<int>(o_.peers.size()))
-    return done(Status::InvalidArgument("no such peer"), {}, {});
-  PeerCounters& pc = counters_[peer];
-  pc.calls.fetch_add(1, std::memory_order_relaxed);
-  uint64_t bulk = 0;
-  for (const iovec& v : args.bulk_in) bulk += v.iov_len;
-  if (args.body.size() > o_.max_body || bulk > o_.max_bulk ||
-      args.bulk_out_capacity > o_.max_bulk) {
-    pc.errors.fetch_add(1, std::memory_order_relaxed);
-    return done(Status::InvalidArgument("call exceeds max_body or max_bulk"), {}, {});
-  }
-  lanes_[lane]->links[peer]->Call(std::move(args), timeout_ms, std::move(done));
-}
-
-const PeerCounters& TcpTransport::counters(int peer) const {
-  static const PeerCounters kNone;
-  if (peer < 0 || peer >= static_cast<int>(o_.peers.size())) return kNone;
-  return counters_[peer];
-}
-
-bool TcpTransport::peer_up(int peer) const {
-  if (peer < 0 || peer >= static_cast<int>(o_.peers.size())) return false;
-  return up_[peer].load(std::memory_order_relaxed);
 }
 
 void TcpTransport::AcceptCb(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
@@ -207,23 +121,12 @@ void TcpTransport::HandOff(int fd, int peer, uint32_t conn_lane) {
   const size_t target = conn_lane % lanes_.size();
   Lane& l = *lanes_[target];
   if (target == 0) return Adopt(l, fd, peer);
-  std::lock_guard<std::mutex> lk(l.mu);
-  if (l.inbox_closed) {
-    close(fd);
-    return;
-  }
-  l.inbox.push_back({fd, peer});
-  event_active(l.wake, EV_TIMEOUT, 0);
+  if (!l.inbox.Push({fd, peer})) close(fd);
 }
 
 void TcpTransport::WakeCb(evutil_socket_t, short, void* arg) {
   auto* l = static_cast<Lane*>(arg);
-  std::vector<Handoff> items;
-  {
-    std::lock_guard<std::mutex> lk(l->mu);
-    items.swap(l->inbox);
-  }
-  for (const Handoff& h : items) l->t->Adopt(*l, h.fd, h.peer);
+  for (const Handoff& h : l->inbox.Take()) l->t->Adopt(*l, h.fd, h.peer);
 }
 
 void TcpTransport::Adopt(Lane& l, int fd, int peer) {

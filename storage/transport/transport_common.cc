@@ -1,0 +1,67 @@
+#include "storage/transport/transport_common.h"
+
+#include <netdb.h>
+
+#include <cstring>
+
+namespace kvpool::transport {
+
+timeval MsToTimeval(int ms) {
+  timeval tv;
+  tv.tv_sec = ms / 1000;
+  tv.tv_usec = (ms % 1000) * 1000;
+  return tv;
+}
+
+Status ResolveAddress(const std::string& host, int port, sockaddr_storage* out, socklen_t* len) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  const std::string h = host.empty() ? "127.0.0.1" : host;
+  int rc = getaddrinfo(h.c_str(), std::to_string(port).c_str(), &hints, &res);
+  if (rc != 0 || !res)
+    return Status::InvalidArgument("cannot resolve " + h + ": " + gai_strerror(rc));
+  std::memset(out, 0, sizeof(*out));
+  std::memcpy(out, res->ai_addr, res->ai_addrlen);
+  if (len) *len = res->ai_addrlen;
+  freeaddrinfo(res);
+  return Status::OK();
+}
+
+PeerTable::PeerTable(size_t peers)
+    : size_(static_cast<int>(peers)),
+      counters_(new PeerCounters[peers]),
+      up_(new std::atomic<bool>[peers]) {
+  for (size_t i = 0; i < peers; ++i) up_[i].store(true);
+}
+
+const PeerCounters& PeerTable::counters(int peer) const {
+  static const PeerCounters kNone;
+  if (peer < 0 || peer >= size_) return kNone;
+  return counters_[peer];
+}
+
+bool PeerTable::up(int peer) const {
+  if (peer < 0 || peer >= size_) return false;
+  return up_[peer].load(std::memory_order_relaxed);
+}
+
+Status CheckCall(const TransportOptions& o, PeerTable& peers, size_t lanes, int lane, int peer,
+                 const CallArgs& args, uint64_t* bulk) {
+  if (lanes == 0) return Status::Unavailable("transport not started");
+  if (lane < 0 || lane >= static_cast<int>(lanes)) return Status::InvalidArgument("no such lane");
+  if (peer < 0 || peer >= peers.size()) return Status::InvalidArgument("no such peer");
+  PeerCounters& pc = peers.at(peer);
+  pc.calls.fetch_add(1, std::memory_order_relaxed);
+  *bulk = 0;
+  for (const iovec& v : args.bulk_in) *bulk += v.iov_len;
+  if (args.body.size() > o.max_body || *bulk > o.max_bulk || args.bulk_out_capacity > o.max_bulk) {
+    pc.errors.fetch_add(1, std::memory_order_relaxed);
+    return Status::InvalidArgument("call exceeds max_body or max_bulk");
+  }
+  return Status::OK();
+}
+
+}  // namespace kvpool::transport
