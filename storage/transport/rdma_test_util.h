@@ -65,49 +65,13 @@ class Region {
 };
 
 // A node: its lanes (one thread each) and its RDMA transport.
-class RdmaNode {
+class RdmaNode : public TestNode {
  public:
-  RdmaNode(const TransportOptions& o, int lanes, CallHandler handler, RdmaTuning tuning = {}) {
-    for (int i = 0; i < lanes; ++i) lanes_.push_back(std::make_unique<LoopThread>());
-    auto t = CreateRdmaTransport(o, tuning);
-    if (!t.ok()) {
-      start_ = t.status();
-      return;
-    }
-    t_ = std::move(t.value());
-    std::vector<event_base*> bases;
-    for (auto& l : lanes_) bases.push_back(l->base());
-    start_ = t_->Start(bases, std::move(handler));
-  }
-  ~RdmaNode() { Kill(); }
-  // Stops every lane on its thread, then destroys the transport.
-  void Kill() {
-    if (!t_) return;
-    for (size_t i = 0; i < lanes_.size(); ++i) lanes_[i]->Run([&] { t_->StopLane(int(i)); });
-    t_.reset();
-  }
-  const Status& start_status() const { return start_; }
-  Transport& t() { return *t_; }
-  const RdmaStats& stats() { return *GetRdmaStats(*t_); }
-  LoopThread& lane(int i) { return *lanes_[i]; }
-  int lanes() const { return static_cast<int>(lanes_.size()); }
-
-  CallResult CallSync(int lane, int peer, CallArgs args, int timeout_ms = 20000) {
-    std::promise<CallResult> p;
-    lanes_[lane]->Post([&, args = std::move(args)]() mutable {
-      t_->Call(
-          lane, peer, std::move(args), timeout_ms,
-          [&p](Status st, std::string_view reply, std::string_view bulk) {
-            p.set_value({st, std::string(reply), std::string(bulk), std::this_thread::get_id()});
-          });
-    });
-    return p.get_future().get();
-  }
-
- private:
-  std::vector<std::unique_ptr<LoopThread>> lanes_;
-  std::unique_ptr<Transport> t_;
-  Status start_ = Status::Internal("not started");
+  RdmaNode(const TransportOptions& o, int lanes, CallHandler handler, RdmaTuning tuning = {})
+      : TestNode(
+            lanes, [&] { return CreateRdmaTransport(o, tuning); }, std::move(handler),
+            /*call_timeout_ms=*/20000) {}
+  const RdmaStats& stats() { return *GetRdmaStats(t()); }
 };
 
 // Opcodes served from a registered region (no bounce copy on the owner).

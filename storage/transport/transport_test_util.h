@@ -118,16 +118,26 @@ struct CallResult {
 // A node: its lanes (one thread each) and its transport.
 class TestNode {
  public:
-  TestNode(const TransportOptions& o, int lanes, CallHandler handler, TcpTuning tuning = {}) {
+  TestNode(const TransportOptions& o, int lanes, CallHandler handler, TcpTuning tuning = {})
+      : TestNode(
+            lanes, [&] { return CreateTcpTransport(o, tuning); }, std::move(handler)) {}
+  // Any transport: `create` builds it once the lanes exist. CallSync waits
+  // `call_timeout_ms` unless told otherwise.
+  TestNode(int lanes, const std::function<StatusOr<std::unique_ptr<Transport>>()>& create,
+           CallHandler handler, int call_timeout_ms = 10000)
+      : call_timeout_ms_(call_timeout_ms) {
     for (int i = 0; i < lanes; ++i) lanes_.push_back(std::make_unique<LoopThread>());
-    auto t = CreateTcpTransport(o, tuning);
-    if (!t.ok()) return;
+    auto t = create();
+    if (!t.ok()) {
+      start_ = t.status();
+      return;
+    }
     t_ = std::move(t.value());
     std::vector<event_base*> bases;
     for (auto& l : lanes_) bases.push_back(l->base());
     start_ = t_->Start(bases, std::move(handler));
   }
-  ~TestNode() { Kill(); }
+  virtual ~TestNode() { Kill(); }
   // Stops every lane on its thread, then destroys the transport.
   void Kill() {
     if (!t_) return;
@@ -137,9 +147,11 @@ class TestNode {
   const Status& start_status() const { return start_; }
   Transport& t() { return *t_; }
   LoopThread& lane(int i) { return *lanes_[i]; }
+  int lanes() const { return static_cast<int>(lanes_.size()); }
 
   // Issues the call on `lane`'s thread and waits for its callback.
-  CallResult CallSync(int lane, int peer, CallArgs args, int timeout_ms = 10000) {
+  CallResult CallSync(int lane, int peer, CallArgs args, int timeout_ms = -1) {
+    if (timeout_ms < 0) timeout_ms = call_timeout_ms_;
     std::promise<CallResult> p;
     lanes_[lane]->Post([&, args = std::move(args)]() mutable {
       t_->Call(
@@ -152,6 +164,7 @@ class TestNode {
   }
 
  private:
+  const int call_timeout_ms_ = 10000;
   std::vector<std::unique_ptr<LoopThread>> lanes_;
   std::unique_ptr<Transport> t_;
   Status start_ = Status::Internal("not started");
