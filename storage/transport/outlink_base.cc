@@ -157,9 +157,9 @@ void OutLinkBase::TimeoutCb(evutil_socket_t, short, void* arg) {
 
 void OutLinkBase::HandshakeTimeoutCb(evutil_socket_t, short, void* arg) {
   auto* l = static_cast<OutLinkBase*>(arg);
-  l->Fail(Status::Unavailable(l->hs_timeout_what_ + " peer " + std::to_string(l->peer_) +
-                              " timed out"),
-          /*backoff=*/true);
+  l->Fail(
+      Status::Unavailable(l->hs_timeout_what_ + " peer " + std::to_string(l->peer_) + " timed out"),
+      /*backoff=*/true);
 }
 
 }  // namespace kvpool::transport

@@ -321,9 +321,8 @@ Status RdmaTransport::StartLanes(const std::vector<event_base*>& bases) {
     lp->cm_ev = event_new(bases[i], ch->fd, EV_READ | EV_PERSIST, &CmCb, lp);
     lp->comp_ev = event_new(bases[i], cc->fd, EV_READ | EV_PERSIST, &CompCb, lp);
     lp->reap = event_new(bases[i], -1, 0, &ReapCb, lp);
-    if (!lp->inbox.Init(bases[i], &RdmaTransport::WakeCb, lp).ok() || !lp->cm_ev ||
-        !lp->comp_ev || !lp->reap ||
-        event_add(lp->cm_ev, nullptr) != 0 || event_add(lp->comp_ev, nullptr) != 0)
+    if (!lp->inbox.Init(bases[i], &RdmaTransport::WakeCb, lp).ok() || !lp->cm_ev || !lp->comp_ev ||
+        !lp->reap || event_add(lp->cm_ev, nullptr) != 0 || event_add(lp->comp_ev, nullptr) != 0)
       return Status::Internal("libevent: cannot create lane events");
   }
 

@@ -64,7 +64,9 @@ Status OutLink::Open() {
   return Status::OK();
 }
 
-void OutLink::SendHandshake(FrameHeader h, std::string body) { conn_->QueueFrame(h, std::move(body)); }
+void OutLink::SendHandshake(FrameHeader h, std::string body) {
+  conn_->QueueFrame(h, std::move(body));
+}
 
 void OutLink::Send(Pending* p, CallArgs args) {
   uint64_t bulk = 0;
