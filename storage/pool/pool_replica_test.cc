@@ -1,0 +1,595 @@
+// Replicas: placement, writes to every copy, failover of reads and writes,
+// the catch-up of a restarted or partitioned node, eviction on copies, and
+// a minority node that neither reads nor writes.
+#include "storage/pool/pool_test_util.h"
+
+namespace kvpool::pool {
+namespace {
+
+// ================================================================ replicas
+
+class PoolReplicaTest : public PoolTest {
+ protected:
+  static constexpr int kDownAfterMs = 400;
+  void BuildReplicas(int down_after_ms = 60000, int latency_ms = 0) {
+    ClusterOptions o;
+    o.replicas = 2;
+    o.down_after_ms = down_after_ms;
+    o.timeout_ms = 1000;
+    o.latency_ms = latency_ms;
+    Build(o);
+    WaitAllServing();
+  }
+  // Every node starts syncing (from no one: the pool is new).
+  void WaitAllServing() {
+    ASSERT_TRUE(RunUntil([&] {
+      for (int n = 0; n < 3; ++n)
+        for (int m = 0; m < 3; ++m)
+          if (!pool(n).Serving(m)) return false;
+      return true;
+    })) << "a fresh pool never got in sync";
+  }
+  std::string PeekOn(int node, std::string_view key, int db = 0) {
+    storage::ItemRef it = store(node).Peek(db, key, WallMs());
+    return it ? std::string(it.value()) : std::string("<nil>");
+  }
+  int64_t ExpireOn(int node, std::string_view key) {
+    storage::ItemRef it = store(node).Peek(0, key, WallMs());
+    return it ? it.expire_at_ms() : -1;
+  }
+};
+
+TEST_F(PoolReplicaTest, PlacementIsPrimaryThenNextNode) {
+  BuildReplicas();
+  EXPECT_EQ(pool(0).replicas(), 2);
+  for (int owner = 0; owner < 3; ++owner) {
+    EXPECT_EQ(pool(2).ReadNode(owner), owner);
+    EXPECT_EQ(pool(2).WriteNodes(owner), (std::vector<int>{owner, (owner + 1) % 3}));
+  }
+  EXPECT_EQ(pool(1).slots().PrimarySlots(1) + pool(1).slots().ReplicaSlots(1),
+            pool(1).slots().PrimarySlots(1) + pool(1).slots().PrimarySlots(0));
+  auto nodes = pool(0).Nodes();
+  for (const auto& n : nodes) EXPECT_EQ(n.state, NodeState::kUp);
+}
+
+TEST_F(PoolReplicaTest, WritesReachEveryCopyAndNoOtherNode) {
+  BuildReplicas();
+  auto k0 = KeysOn(0, 50), k2 = KeysOn(2, 50);
+  for (int from = 0; from < 3; ++from) {
+    auto kvs = Pairs(Interleave({k0, k2}), [&](const std::string& k) { return k + "@" + std::to_string(from); });
+    auto out = Set(from, kvs);
+    ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+    for (const auto& k : k0) {
+      EXPECT_EQ(PeekOn(0, k), k + "@" + std::to_string(from));
+      EXPECT_EQ(PeekOn(1, k), k + "@" + std::to_string(from));
+      EXPECT_EQ(PeekOn(2, k), "<nil>");
+    }
+    for (const auto& k : k2) {
+      EXPECT_EQ(PeekOn(2, k), k + "@" + std::to_string(from));
+      EXPECT_EQ(PeekOn(0, k), k + "@" + std::to_string(from));
+      EXPECT_EQ(PeekOn(1, k), "<nil>");
+    }
+  }
+  // Reads go to the primary only.
+  sent_.clear();
+  auto got = Get(1, k0);
+  for (size_t i = 0; i < k0.size(); ++i) EXPECT_EQ(got[i].value, k0[i] + "@2");
+  EXPECT_EQ(CountSent(kOpMultiGet, 0), 1u);
+  EXPECT_EQ(CountSent(kOpMultiGet, 2), 0u);
+  // DEL reaches both copies; a key counts as removed once.
+  auto del = Del(2, {k0[0], k0[1], k2[0], "k:absent"});
+  EXPECT_EQ(del, (std::vector<int8_t>{1, 1, 1, 0}));
+  for (int n = 0; n < 3; ++n) {
+    EXPECT_EQ(PeekOn(n, k0[0]), "<nil>") << n;
+    EXPECT_EQ(PeekOn(n, k2[0]), "<nil>") << n;
+  }
+}
+
+TEST_F(PoolReplicaTest, LargeValuesReachEveryCopy) {
+  ClusterOptions o;
+  o.replicas = 2;
+  o.max_bulk_per_call = 64 * kKiB;
+  Build(o);
+  ASSERT_TRUE(RunUntil([&] { return pool(0).InSync() && pool(1).InSync() && pool(2).InSync(); }));
+  ASSERT_TRUE(RunUntil([&] { return pool(2).Serving(0) && pool(2).Serving(1); }));
+  auto k1 = KeysOn(1, 2);
+  std::string big = Pattern(300 * kKiB, 7);
+  auto out = Set(0, {k1[0], big, k1[1], "small"});
+  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+  EXPECT_TRUE(SameBytes(PeekOn(1, k1[0]), big));
+  EXPECT_TRUE(SameBytes(PeekOn(2, k1[0]), big));
+  EXPECT_EQ(PeekOn(2, k1[1]), "small");
+}
+
+TEST_F(PoolReplicaTest, OneFailingCopyFailsTheWriteOncePerKey) {
+  BuildReplicas();
+  auto k0 = KeysOn(0, 10);
+  RecordCalls([](int, int to, const CallArgs& a) {
+    return a.opcode == kOpMultiSet && (to == 0 || to == 1) ? Status::Unavailable("injected")
+                                                           : Status::OK();
+  });
+  auto out = Set(2, Pairs(k0, ValueOf));
+  EXPECT_FALSE(out.status.ok());
+  EXPECT_EQ(out.failed_keys, 10u);
+  RecordCalls([](int, int to, const CallArgs& a) {
+    return a.opcode == kOpMultiSet && to == 1 ? Status::Unavailable("injected") : Status::OK();
+  });
+  out = Set(2, Pairs(k0, ValueOf));
+  EXPECT_FALSE(out.status.ok()) << "acknowledged although a live copy did not take it";
+  EXPECT_EQ(out.failed_keys, 10u);
+  EXPECT_NE(out.status.message().find(Addr(1)), std::string::npos) << out.status.message();
+}
+
+// A write that fails in transit to one copy (the others took it) leaves
+// that copy behind, or lets it take the write late: the coordinator tells
+// it, and it fetches exactly those keys again, sets and deletes alike.
+TEST_F(PoolReplicaTest, ACopyAWriteFailedToReachFetchesItsKeysAgain) {
+  BuildReplicas();
+  auto k0 = KeysOn(0, 10);
+  ASSERT_TRUE(Set(2, Pairs(k0, [](const std::string& k) { return k + "@1"; })).status.ok());
+  RecordCalls([](int, int to, const CallArgs& a) {
+    return (a.opcode == kOpMultiSet || a.opcode == kOpMultiDel) && to == 1
+               ? Status::Timeout("injected")
+               : Status::OK();
+  });
+  auto out = Set(2, Pairs(k0, [](const std::string& k) { return k + "@2"; }));
+  EXPECT_FALSE(out.status.ok());
+  EXPECT_EQ(Del(2, {k0[9]}), (std::vector<int8_t>{-1}));
+  EXPECT_EQ(PeekOn(0, k0[0]), k0[0] + "@2");
+  EXPECT_EQ(PeekOn(0, k0[9]), "<nil>");
+  EXPECT_EQ(CountSent(kOpCatchUp, 1, 2), 2u) << "one per failed call";
+  RecordCalls();
+  ASSERT_TRUE(RunUntil([&] {
+    if (!pool(1).InSync() || pool(1).sync_stats().catch_ups_received < 2) return false;
+    for (size_t i = 0; i + 1 < k0.size(); ++i)
+      if (PeekOn(1, k0[i]) != k0[i] + "@2") return false;
+    return PeekOn(1, k0[9]) == "<nil>";
+  }, 10000)) << "node 1: " << PeekOn(1, k0[0]) << ", " << PeekOn(1, k0[9]);
+  EXPECT_GE(pool(2).sync_stats().catch_ups_sent, 2u);
+  EXPECT_EQ(pool(1).sync_stats().keys_pulled, 0u) << "fetched only the keys, no scan";
+  // An error reply (not a failure in transit) tells no one.
+  uint64_t sent = pool(2).sync_stats().catch_ups_sent;
+  RecordCalls([](int, int to, const CallArgs& a) {
+    return a.opcode == kOpMultiSet && to == 1 ? Status::OutOfMemory("injected") : Status::OK();
+  });
+  EXPECT_FALSE(Set(2, Pairs(k0, ValueOf)).status.ok());
+  EXPECT_EQ(pool(2).sync_stats().catch_ups_sent, sent);
+}
+
+// Each copy evicts on its own under maxmemory; what one copy evicted the
+// others drop too, unless they hold a newer value by then.
+TEST_F(PoolReplicaTest, AKeyEvictedOnOneCopyIsDroppedFromTheOthers) {
+  ClusterOptions o;
+  o.replicas = 2;
+  o.maxmemory = 8 * kMiB;
+  Build(o);
+  WaitAllServing();
+  auto k0 = KeysOn(0, 1200);
+  for (size_t begin = 0; begin < k0.size(); begin += 100) {
+    std::vector<std::string> part(k0.begin() + begin, k0.begin() + begin + 100);
+    auto out = Set(2, Pairs(part, [](const std::string& k) { return Pattern(16 * kKiB, k.size()) + k; }));
+    ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+  }
+  ASSERT_GT(store(0).GetStats().evicted_keys + store(1).GetStats().evicted_keys, 0u);
+  size_t differ = 0;
+  ASSERT_TRUE(RunUntil([&] {
+    differ = 0;
+    for (const auto& k : k0) differ += PeekOn(0, k) != PeekOn(1, k);
+    return differ == 0;
+  }, 5000)) << differ << " keys differ between the copies";
+  EXPECT_GT(pool(0).sync_stats().evictions_applied + pool(1).sync_stats().evictions_applied, 0u);
+  size_t kept = 0;
+  for (const auto& k : k0) kept += PeekOn(0, k) != "<nil>";
+  EXPECT_GT(kept, 0u);
+  EXPECT_LT(kept, k0.size());
+  // A newer value is kept: a copy told of an eviction of another value.
+  std::string live;
+  for (const auto& k : k0)
+    if (PeekOn(1, k) != "<nil>") live = k;
+  ASSERT_FALSE(live.empty());
+  auto told = [&](uint64_t fingerprint) {
+    CallArgs a;
+    a.opcode = kOpEvicted;
+    Writer w(&a.body);
+    w.U32(0), w.U32(1), w.Bytes(live), w.U64(PeekOn(1, live).size()), w.U64(fingerprint);
+    auto done = std::make_shared<std::optional<Status>>();
+    hook(0).Call(0, 1, std::move(a), 2000, [done](Status st, std::string_view reply, std::string_view) {
+      std::string_view payload;
+      if (st.ok()) st = ParseReplyStatus(reply, &payload);
+      *done = st;
+    });
+    EXPECT_TRUE(RunUntil([&] { return done->has_value(); }));
+    EXPECT_TRUE(done->value_or(Status::Internal("hung")).ok());
+  };
+  told(ValueFingerprint(PeekOn(1, live)) + 1);
+  EXPECT_NE(PeekOn(1, live), "<nil>") << "dropped a value it was not told of";
+  told(ValueFingerprint(PeekOn(1, live)));
+  EXPECT_EQ(PeekOn(1, live), "<nil>") << "kept the value another copy evicted";
+}
+
+// One node loses a peer for a moment (the others do not): the peer is not
+// flagged by a majority, so it learns from that node whether it missed
+// writes. None: it is read from again as it was. Some: it catches up.
+TEST_F(PoolReplicaTest, APeerOneNodeLostForAMomentCatchesUpOnlyIfItMissedWrites) {
+  BuildReplicas(kDownAfterMs);
+  auto k1 = KeysOn(1, 20);  // copies on 1 and 2
+  ASSERT_TRUE(Set(0, Pairs(k1, [](const std::string& k) { return k + "@1"; })).status.ok());
+  auto cut = [&] {
+    RecordCalls([](int from, int to, const CallArgs&) {
+      return from == 0 && to == 2 ? Status::Unavailable("cut") : Status::OK();
+    });
+    ASSERT_TRUE(RunUntil([&] { return !pool(0).NodeUp(2); }, 5000));
+  };
+  cut();
+  uint64_t attempts = pool(2).sync_stats().attempts;
+  RecordCalls();
+  ASSERT_TRUE(RunUntil([&] { return pool(0).Serving(2); }, 5000))
+      << "counted stale for good although nothing was written without it";
+  EXPECT_EQ(pool(2).sync_stats().attempts, attempts) << "caught up for nothing";
+
+  cut();
+  auto out = Set(0, Pairs(k1, [](const std::string& k) { return k + "@2"; }));
+  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+  EXPECT_EQ(PeekOn(2, k1[0]), k1[0] + "@1") << "the write reached the node it counted down";
+  RecordCalls();
+  ASSERT_TRUE(RunUntil([&] {
+    if (!pool(0).Serving(2) || !pool(2).InSync() || pool(2).sync_stats().attempts == attempts)
+      return false;
+    for (const auto& k : k1)
+      if (PeekOn(2, k) != k + "@2") return false;
+    return true;
+  }, 10000)) << "node 2: " << PeekOn(2, k1[0]) << ", attempts " << pool(2).sync_stats().attempts;
+}
+
+TEST_F(PoolReplicaTest, ReadsAndWritesFailOverToTheReplica) {
+  BuildReplicas(kDownAfterMs);
+  auto k0 = KeysOn(0, 40);
+  ASSERT_TRUE(Set(2, Pairs(k0, ValueOf)).status.ok());
+  net().SetDown(0, FakeNetwork::DownMode::kRefuse);
+  ASSERT_TRUE(RunUntil([&] { return !pool(1).NodeUp(0) && !pool(2).NodeUp(0); }, 3000));
+  EXPECT_EQ(pool(2).ReadNode(0), 1);
+  EXPECT_EQ(pool(2).WriteNodes(0), std::vector<int>{1});
+  auto got = Get(2, k0);
+  for (size_t i = 0; i < k0.size(); ++i) {
+    EXPECT_EQ(got[i].state, GetResult::kFound);
+    EXPECT_EQ(got[i].value, ValueOf(k0[i]));
+  }
+  EXPECT_EQ(Exists(2, {k0[0], "k:absent"}), (std::vector<int8_t>{1, 0}));
+  // Writes are taken by the replica, reads on it are local.
+  ASSERT_TRUE(Set(2, {k0[0], "new"}).status.ok());
+  EXPECT_EQ(PeekOn(1, k0[0]), "new");
+  bool sync = false;
+  auto local = Get(1, {k0[0]}, 0, &sync);
+  EXPECT_TRUE(sync);
+  EXPECT_EQ(local[0].value, "new");
+  EXPECT_EQ(Del(2, {k0[1]}), std::vector<int8_t>{1});
+  // Whole commands too: the replica runs them and answers.
+  std::vector<std::string> args = {"INCR", k0[2]};
+  auto argv = Views(args);
+  bool done = false;
+  std::string reply;
+  pool(2).RunOnCopies(0, 0, 0, 2, argv, true, [&](Status s, std::string r) {
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    reply = r;
+    done = true;
+  });
+  ASSERT_TRUE(RunUntil([&] { return done; }));
+  EXPECT_EQ(reply, exec(1).reply);
+  ASSERT_FALSE(exec(1).commands.empty());
+  EXPECT_EQ(exec(1).commands.back().argv, args);
+  // Both copies down: failures, named after the primary.
+  net().SetDown(1, FakeNetwork::DownMode::kRefuse);
+  ASSERT_TRUE(RunUntil([&] { return !pool(2).NodeUp(1); }, 3000));
+  EXPECT_EQ(Get(2, {k0[3]})[0].state, GetResult::kUnavailable);
+  auto out = Set(2, {k0[3], "x"});
+  EXPECT_EQ(out.failed_keys, 1u);
+  EXPECT_NE(out.status.message().find(Addr(0)), std::string::npos) << out.status.message();
+  EXPECT_EQ(Del(2, {k0[3]}), std::vector<int8_t>{-1});
+}
+
+TEST_F(PoolReplicaTest, WholeWritesRunOnEveryCopyReadsOnOne) {
+  BuildReplicas();
+  std::vector<std::string> args = {"SET", "k", "v"};
+  auto argv = Views(args);
+  for (bool write : {true, false}) {
+    for (auto* e : {&exec(0), &exec(1), &exec(2)}) e->commands.clear();
+    bool done = false;
+    std::string reply;
+    pool(2).RunOnCopies(0, 0, 3, 2, argv, write, [&](Status s, std::string r) {
+      EXPECT_TRUE(s.ok()) << s.ToString();
+      reply = r;
+      done = true;
+    });
+    ASSERT_TRUE(RunUntil([&] { return done; }));
+    EXPECT_EQ(reply, exec(0).reply) << "the primary answers";
+    EXPECT_EQ(exec(0).commands.size(), 1u);
+    EXPECT_EQ(exec(1).commands.size(), write ? 1u : 0u);
+    EXPECT_TRUE(exec(2).commands.empty());
+  }
+  // Run by a copy itself: its part through its own executor.
+  exec(1).commands.clear();
+  bool done = false;
+  pool(1).RunOnCopies(0, 0, 0, 2, argv, true, [&](Status s, std::string) {
+    EXPECT_TRUE(s.ok());
+    done = true;
+  });
+  ASSERT_TRUE(RunUntil([&] { return done; }));
+  EXPECT_EQ(exec(1).commands.size(), 1u);
+}
+
+// A node that restarts empty pulls the keys of the slots it holds (values
+// and TTLs) from the other copies before it serves reads of them.
+TEST_F(PoolReplicaTest, RestartedNodeCatchesUpBeforeServing) {
+  BuildReplicas();
+  std::vector<std::string> all;
+  for (int i = 0; i < 3000; ++i) all.push_back("sync:" + std::to_string(i));
+  ASSERT_TRUE(Set(0, Pairs(all, ValueOf)).status.ok());
+  // TTLs, and a key in another db, written on both copies.
+  int64_t at = WallMs() + 600000;
+  for (int n = 0; n < 3; ++n) {
+    if (pool(0).slots().HoldsSlot(n, KeySlot(all[7]))) {
+      ASSERT_TRUE(store(n).SetExpire(0, all[7], at, storage::ExpireCondition::kAlways, WallMs()));
+    }
+    if (pool(0).slots().HoldsSlot(n, KeySlot("db3key"))) {
+      ASSERT_TRUE(store(n).Set(3, "db3key", "three", {}, WallMs(), nullptr).ok());
+    }
+  }
+  Restart(1);
+  EXPECT_FALSE(pool(1).InSync());
+  EXPECT_EQ(pool(1).Nodes()[1].state, NodeState::kSyncing);
+  // Peers learn it from its heartbeat answers (it restarted faster than
+  // they could see it down).
+  ASSERT_TRUE(RunUntil([&] { return !pool(0).Serving(1) && !pool(2).Serving(1); }, 5000));
+  ASSERT_TRUE(RunUntil([&] { return pool(0).Serving(1) && pool(2).Serving(1); }, 5000));
+  EXPECT_TRUE(pool(1).InSync());
+  SyncStats ss = pool(1).sync_stats();
+  size_t held = 0;
+  for (const auto& k : all) {
+    if (!pool(0).slots().HoldsSlot(1, KeySlot(k))) {
+      EXPECT_EQ(PeekOn(1, k), "<nil>") << k;
+      continue;
+    }
+    ++held;
+    EXPECT_EQ(PeekOn(1, k), ValueOf(k)) << k;
+  }
+  EXPECT_EQ(ss.keys_pulled, held + (pool(0).slots().HoldsSlot(1, KeySlot("db3key")) ? 1 : 0));
+  if (pool(0).slots().HoldsSlot(1, KeySlot(all[7]))) {
+    EXPECT_EQ(ExpireOn(1, all[7]), at);
+  }
+  if (pool(0).slots().HoldsSlot(1, KeySlot("db3key"))) {
+    EXPECT_EQ(PeekOn(1, "db3key", 3), "three");
+  }
+  // Node 1 serves its slots again; with its primary down, its replica
+  // slots are read from it.
+  auto k0 = KeysOn(0, 20);
+  ASSERT_TRUE(Set(2, Pairs(k0, ValueOf)).status.ok());
+  for (const auto& k : k0) EXPECT_EQ(PeekOn(1, k), ValueOf(k));
+}
+
+TEST_F(PoolReplicaTest, CatchUpFromAPrimaryWithLargeValues) {
+  ClusterOptions o;
+  o.replicas = 2;
+  o.max_bulk_per_call = 64 * kKiB;
+  Build(o);
+  ASSERT_TRUE(RunUntil([&] { return pool(2).Serving(0) && pool(2).Serving(1) && pool(0).Serving(2); }));
+  auto k0 = KeysOn(0, 30);
+  std::vector<std::string> kvs;
+  for (size_t i = 0; i < k0.size(); ++i) {
+    kvs.push_back(k0[i]);
+    kvs.push_back(Pattern(i % 3 == 0 ? 150 * kKiB : 20 * kKiB, i));
+  }
+  ASSERT_TRUE(Set(2, kvs).status.ok());
+  Restart(1);
+  ASSERT_TRUE(RunUntil([&] { return pool(1).InSync(); }, 5000));
+  for (size_t i = 0; i < k0.size(); ++i) EXPECT_TRUE(SameBytes(PeekOn(1, k0[i]), kvs[2 * i + 1])) << i;
+}
+
+// Writes and deletes that reach the syncing node while it catches up win
+// over what it pulls, whatever the order of arrival.
+TEST_F(PoolReplicaTest, WritesDuringCatchUpAreNotOverwritten) {
+  BuildReplicas(60000, 2);
+  auto k0 = KeysOn(0, 300);
+  ASSERT_TRUE(Set(2, Pairs(k0, ValueOf)).status.ok());
+  Restart(1);
+  int scans = 0;
+  hook(0).after_handle = [&](uint16_t op, std::string_view) {
+    if (op != kOpSyncScan || scans++ > 0) return;
+    // After the source answered its first scan: overwrite some keys, delete
+    // others, through node 2 (to both copies).
+    auto out = std::make_shared<std::vector<std::string>>();
+    for (int i = 0; i < 100; ++i) {
+      out->push_back(k0[i]);
+      out->push_back("newer");
+    }
+    auto views = Views(*out);
+    pool(2).MultiSet(0, 0, views, WallMs(), out, [](Status s, size_t) { EXPECT_TRUE(s.ok()); });
+    std::vector<std::string_view> dels(k0.begin() + 100, k0.begin() + 150);
+    pool(2).MultiDel(0, 0, dels, WallMs(), [](std::vector<int8_t>&) {});
+  };
+  ASSERT_TRUE(RunUntil([&] { return pool(1).InSync(); }, 5000));
+  RunFor(50);
+  EXPECT_GE(scans, 1);
+  // Blind writes applied here are as new as any: not fetched again (a
+  // fetch could read the source before it applied the same write).
+  EXPECT_EQ(pool(1).sync_stats().keys_rechecked, 0u);
+  for (int i = 0; i < 300; ++i) {
+    std::string want = i < 100 ? "newer" : i < 150 ? "<nil>" : ValueOf(k0[i]);
+    EXPECT_EQ(PeekOn(1, k0[i]), want) << i;
+    EXPECT_EQ(PeekOn(0, k0[i]), want) << i;
+  }
+}
+
+TEST_F(PoolReplicaTest, CatchUpStartsOverWhenItsSourceFails) {
+  BuildReplicas();
+  auto k0 = KeysOn(0, 100);
+  ASSERT_TRUE(Set(2, Pairs(k0, ValueOf)).status.ok());
+  int failures = 0;
+  RecordCalls([&](int, int, const CallArgs& a) {
+    return a.opcode == kOpSyncScan && failures++ < 2 ? Status::Unavailable("injected")
+                                                     : Status::OK();
+  });
+  Restart(1);
+  ASSERT_TRUE(RunUntil([&] { return pool(1).InSync(); }, 5000));
+  // Both first scans (one per source) fail in the first attempt.
+  EXPECT_GE(pool(1).sync_stats().attempts, 2u);
+  for (const auto& k : k0) EXPECT_EQ(PeekOn(1, k), ValueOf(k));
+}
+
+// A read whose copy fails before it is known down (or is a restarted node
+// still syncing) is asked of the next copy in sync, here or remote.
+TEST_F(PoolReplicaTest, ReadsRetryTheNextCopyWhenOneFails) {
+  BuildReplicas();
+  auto k0 = KeysOn(0, 30);
+  ASSERT_TRUE(Set(2, Pairs(k0, ValueOf)).status.ok());
+  net().SetDown(0, FakeNetwork::DownMode::kRefuse);
+  EXPECT_TRUE(pool(2).Serving(0)) << "not detected yet";
+  for (int from : {2, 1}) {
+    auto got = Get(from, k0);
+    for (size_t i = 0; i < k0.size(); ++i) {
+      EXPECT_EQ(got[i].state, GetResult::kFound) << from << " " << i;
+      EXPECT_EQ(got[i].value, ValueOf(k0[i]));
+    }
+    EXPECT_EQ(Exists(from, k0), std::vector<int8_t>(k0.size(), 1)) << from;
+  }
+  std::vector<std::string> args = {"GET", k0[0]};
+  auto argv = Views(args);
+  bool done = false;
+  pool(2).RunOnCopies(0, 0, 0, 2, argv, false, [&](Status s, std::string r) {
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(r, exec(1).reply) << "answered by the replica";
+    done = true;
+  });
+  ASSERT_TRUE(RunUntil([&] { return done; }));
+  net().SetUp(0);
+}
+
+TEST_F(PoolReplicaTest, ARestartedNodeRefusesReadsUntilInSync) {
+  BuildReplicas();
+  auto k1 = KeysOn(1, 30);
+  ASSERT_TRUE(Set(0, Pairs(k1, ValueOf)).status.ok());
+  Restart(1);
+  // Peers have not heard yet that node 1 restarted: they still read from
+  // it, it refuses, and the replica answers.
+  ASSERT_TRUE(pool(0).Serving(1));
+  ASSERT_TRUE(pool(2).Serving(1));
+  std::vector<int8_t> exists;
+  bool exists_done = false;
+  auto views = Views(k1);
+  pool(2).MultiExists(0, 0, views, WallMs(), [&](std::vector<int8_t>& r) {
+    exists = r;
+    exists_done = true;
+  });
+  auto got = Get(0, k1);
+  for (size_t i = 0; i < k1.size(); ++i) {
+    EXPECT_EQ(got[i].state, GetResult::kFound) << i;
+    EXPECT_EQ(got[i].value, ValueOf(k1[i]));
+  }
+  ASSERT_TRUE(RunUntil([&] { return exists_done; }));
+  EXPECT_EQ(exists, std::vector<int8_t>(k1.size(), 1)) << "answered here, node 2 being a copy";
+  ASSERT_TRUE(RunUntil([&] { return pool(1).InSync(); }, 5000));
+}
+
+// A node cut off (calls to it fail) while it stays up in its own eyes
+// misses writes and deletes; back, it is told so by its peers' pings, is
+// not read from meanwhile, drops the keys its peers hold and catches up.
+TEST_F(PoolReplicaTest, ANodeBackFromAPartitionCatchesUpAndServesNothingStale) {
+  BuildReplicas(kDownAfterMs);
+  auto k0 = KeysOn(0, 60), k1 = KeysOn(1, 60);
+  auto all = Interleave({k0, k1});
+  ASSERT_TRUE(Set(2, Pairs(all, ValueOf)).status.ok());
+  net().SetDown(1, FakeNetwork::DownMode::kRefuse);
+  ASSERT_TRUE(RunUntil([&] { return !pool(0).NodeUp(1) && !pool(2).NodeUp(1); }, 3000));
+  std::map<std::string, std::string> want;
+  for (const auto& k : all) want[k] = ValueOf(k);
+  std::vector<std::string> upd;
+  for (int i = 0; i < 20; ++i) {
+    upd.insert(upd.end(), {k0[i], "new"});
+    upd.insert(upd.end(), {k1[i], "new"});
+    want[k0[i]] = want[k1[i]] = "new";
+  }
+  ASSERT_TRUE(Set(0, upd).status.ok());
+  std::vector<std::string> gone;
+  for (int i = 20; i < 30; ++i) {
+    gone.push_back(k0[i]);
+    gone.push_back(k1[i]);
+    want[k0[i]] = want[k1[i]] = "<nil>";
+  }
+  EXPECT_EQ(Del(2, gone), std::vector<int8_t>(gone.size(), 1));
+  EXPECT_EQ(PeekOn(1, k1[0]), ValueOf(k1[0])) << "node 1 missed it";
+  net().SetUp(1);
+  // From now on every read, through any node, sees the new state.
+  auto check = [&](const char* when) {
+    for (int from = 0; from < 3; ++from) {
+      auto got = Get(from, all);
+      for (size_t i = 0; i < all.size(); ++i) {
+        std::string v = got[i].state == GetResult::kFound ? got[i].value : "<nil>";
+        EXPECT_EQ(v, want[all[i]]) << when << ", through node " << from << ": " << all[i];
+      }
+    }
+  };
+  ASSERT_TRUE(RunUntil([&] {
+    check("while node 1 comes back");
+    return pool(1).InSync() && pool(0).Serving(1) && pool(2).Serving(1) && pool(1).Serving(1);
+  }, 5000));
+  EXPECT_GE(pool(1).sync_stats().attempts, 2u) << "caught up again";
+  for (const auto& [k, v] : want) EXPECT_EQ(PeekOn(1, k), v) << k;
+  check("after");
+  // Nodes 0 and 2, which saw node 1 away, did not catch up themselves.
+  EXPECT_EQ(pool(0).sync_stats().attempts, 1u);
+  EXPECT_EQ(pool(2).sync_stats().attempts, 1u);
+}
+
+// A node that sees fewer than half of the nodes up may be the minority side
+// of a partition: it neither serves reads nor takes writes.
+TEST_F(PoolReplicaTest, AMinorityNodeNeitherReadsNorWrites) {
+  BuildReplicas(kDownAfterMs);
+  auto k0 = KeysOn(0, 5);
+  ASSERT_TRUE(Set(0, Pairs(k0, ValueOf)).status.ok());
+  net().SetDown(1, FakeNetwork::DownMode::kRefuse);
+  net().SetDown(2, FakeNetwork::DownMode::kRefuse);
+  ASSERT_TRUE(RunUntil([&] { return !pool(0).NodeUp(1) && !pool(0).NodeUp(2); }, 3000));
+  EXPECT_FALSE(pool(0).Serving(0));
+  EXPECT_TRUE(pool(0).WriteNodes(0).empty());
+  EXPECT_EQ(pool(0).ReadNode(0), -1);
+  auto out = Set(0, {k0[0], "minority"});
+  EXPECT_EQ(out.failed_keys, 1u);
+  EXPECT_EQ(Get(0, {k0[0]})[0].state, GetResult::kUnavailable);
+  EXPECT_EQ(PeekOn(0, k0[0]), ValueOf(k0[0]));
+  // The moment it starts catching up (it logs so), it must already have
+  // stopped serving: between "not the minority" and "syncing" a read here
+  // would see values the others overwrote.
+  class Watch : public spdlog::sinks::base_sink<std::mutex> {
+   public:
+    explicit Watch(std::function<void(std::string_view)> fn) : fn_(std::move(fn)) {}
+
+   protected:
+    void sink_it_(const spdlog::details::log_msg& m) override {
+      fn_(std::string_view(m.payload.data(), m.payload.size()));
+    }
+    void flush_() override {}
+
+   private:
+    std::function<void(std::string_view)> fn_;
+  };
+  std::atomic<int> resyncs{0}, served_while_resyncing{0};
+  auto watch = std::make_shared<Watch>([&](std::string_view line) {
+    if (line.find("back with a majority") == std::string_view::npos) return;
+    ++resyncs;
+    if (pool(0).Serving(0)) ++served_while_resyncing;
+  });
+  spdlog::default_logger()->sinks().push_back(watch);
+  net().SetUp(1);
+  net().SetUp(2);
+  // Back with a majority: it catches up, then serves again.
+  bool back = RunUntil([&] { return pool(0).Serving(0) && pool(1).Serving(0); }, 5000);
+  auto& sinks = spdlog::default_logger()->sinks();
+  sinks.erase(std::find(sinks.begin(), sinks.end(), watch));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(resyncs.load(), 1);
+  EXPECT_EQ(served_while_resyncing.load(), 0);
+  EXPECT_GE(pool(0).sync_stats().attempts, 2u);
+  EXPECT_EQ(Get(1, {k0[0]})[0].value, ValueOf(k0[0]));
+}
+
+}  // namespace
+}  // namespace kvpool::pool
