@@ -2,8 +2,8 @@
 // published at once (kOpMultiSet), one large value received in chunks
 // (kOpPutBegin, kOpPutChunk, kOpPutEnd), and a part too large for one call,
 // staged call by call and published at once (kOpStageBegin, kOpStageSet,
-// kOpPutEnd). Pending puts whose requester went away are swept by the
-// heartbeat (pool.cc).
+// kOpPutEnd). Pending puts whose requester went away are swept on the
+// heartbeat (SweepPuts). Only this file touches the pending puts.
 #include "storage/pool/pool_impl.h"
 
 namespace kvpool::pool {
@@ -217,6 +217,20 @@ void Pool::Impl::OnStageBegin(InCall call) {
     puts.emplace(handle, std::move(batch));
   }
   call->Reply(HandleReply(handle));
+}
+
+// Large puts whose requester went away are dropped after a while.
+void Pool::Impl::SweepPuts(int64_t now) {
+  const int64_t max_age = 4 * int64_t{pool->options_.timeout_ms} + 1000;
+  std::lock_guard<std::mutex> l(puts_mu);
+  for (auto it = puts.begin(); it != puts.end();) {
+    if (now - it->second->started_ms > max_age) {
+      it->second->ended = true;
+      it = puts.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 }  // namespace kvpool::pool

@@ -237,16 +237,7 @@ void Pool::Impl::Heartbeat() {
   if (pool->replicas() > 1) CheckMajority();
   if (syncing.load()) SyncTick(now);
   if (pool->replicas() > 1) SendEvictions();
-  // Large puts whose requester went away are dropped after a while.
-  std::lock_guard<std::mutex> l(puts_mu);
-  for (auto it = puts.begin(); it != puts.end();) {
-    if (now - it->second->started_ms > 4 * int64_t{o.timeout_ms} + 1000) {
-      it->second->ended = true;
-      it = puts.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  SweepPuts(now);
 }
 
 void Pool::Impl::CheckMajority() {

@@ -1,5 +1,7 @@
 // Internals shared by pool.cc (membership, whole commands), batch.cc (the
-// requester side of batch reads and writes) and owner.cc (calls from peers).
+// requester side of batch reads and writes), owner.cc and owner_put.cc
+// (calls from peers), replica.cc and sync.cc (copies, catch-up) and
+// evict.cc (evictions on copies).
 #pragma once
 
 #include <event2/event.h>
@@ -87,11 +89,15 @@ struct Pool::Impl {
   // it says wall clock.
   int64_t last_heartbeat_ms = 0;  // lane 0 only
 
+  // ---- owner side only (owner_put.cc): puts received, not yet published ----
   std::mutex puts_mu;
   // Shared: a chunk being read into an item holds it until the read ends.
   std::unordered_map<uint64_t, std::shared_ptr<PendingPut>> puts;  // guarded by puts_mu
   uint64_t next_put = 1;                          // guarded by puts_mu
+  // Lane 0, every heartbeat: drops puts older than 4 x pool-timeout-ms + 1 s.
+  void SweepPuts(int64_t now);
 
+  // ---- requester side only (batch.cc, sync.cc) ----
   // Largest bulk one call may carry (a transport limit); larger values move
   // in chunks of this size.
   size_t chunk_bytes = 4u << 20;
