@@ -111,6 +111,7 @@ class PendingAccept final : public FrameConn::Handler {
   Status Start(int fd);
   uint64_t seq() const { return seq_; }              // accept order
   const std::string& source() const { return source_; }  // AddressKey
+  bool said_hello() const { return have_hello_; }
 
   Status OnHeader(const FrameHeader& h, bool* discard) override;
   void OnFrame(const FrameHeader& h, FrameBuffer payload) override;
@@ -173,7 +174,9 @@ class TcpTransport final : public LanedTransport<Lane> {
   void OnAccept(int fd, const sockaddr* from);
   bool RefuseSource(const sockaddr* from);
   // Closes the oldest pending handshake (of `source`, or of any source if
-  // it is empty).
+  // it is empty), preferring one that has not sent its HELLO yet: a genuine
+  // peer sends it at once, so a churning flood of silent connections does
+  // not evict a handshake that is under way.
   void EvictOldest(const std::string& source);
   static void AcceptCb(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg);
   static void AcceptErrorCb(evconnlistener*, void* arg);

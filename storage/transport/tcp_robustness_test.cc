@@ -384,6 +384,41 @@ TEST(TcpRobustnessTest, PendingHandshakesAreCappedPerSource) {
   CloseAll(flood);
 }
 
+// A handshake under way (HELLO sent, CHALLENGE received) is not what a
+// flood of silent connections evicts: the oldest silent one goes instead.
+TEST(TcpRobustnessTest, EvictionSparesAHandshakeUnderWay) {
+  std::vector<int> ports{FreePort(), FreePort()};
+  ServerLogic logic;
+  TcpTuning tuning;
+  tuning.max_pending_handshakes = 4;
+  tuning.handshake_timeout_ms = 10000;
+  TestNode b(MakeOptions(1, ports), 1, logic.Handler(), tuning);
+  int started = RawConnect(ports[1]);  // the oldest
+  auth::Nonce nonce;
+  ASSERT_TRUE(auth::RandomNonce(&nonce).ok());
+  auth::ClientHandshake hs("pool-secret", {0, 1, 0}, nonce);
+  ASSERT_TRUE(SendAll(started, Frame(FrameKind::kHello, hs.HelloBody())));
+  FrameHeader h;
+  std::string challenge;
+  ASSERT_TRUE(RecvFrame(started, &h, &challenge));
+  ASSERT_EQ(h.kind, FrameKind::kChallenge);
+  std::vector<int> silent = HoldSilent(ports[1], 3);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  int extra = RawConnect(ports[1]);
+  EXPECT_TRUE(ClosedWithin(silent[0], 1000)) << "the oldest silent one should make room";
+  EXPECT_TRUE(StaysOpen(started, 200));
+  // ... and the handshake it was in finishes.
+  auto proof = hs.OnChallenge(challenge);
+  ASSERT_TRUE(proof.ok());
+  ASSERT_TRUE(SendAll(started, Frame(FrameKind::kProof, proof.value())));
+  std::string body;
+  ASSERT_TRUE(RecvFrame(started, &h, &body));
+  EXPECT_EQ(h.kind, FrameKind::kAuthOk);
+  close(started);
+  close(extra);
+  CloseAll(silent);
+}
+
 TEST(TcpRobustnessTest, HelloForAnotherNodeIsRefused) {
   // A believes node 1 listens on B's port, but B is node 2.
   const int pa = FreePort(), pb = FreePort();

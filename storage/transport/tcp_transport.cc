@@ -131,8 +131,15 @@ bool TcpTransport::RefuseSource(const sockaddr* from) {
 }
 
 void TcpTransport::EvictOldest(const std::string& source) {
+  PendingAccept* victim = nullptr;
   for (auto& [seq, a] : accepts_) {
     if (!source.empty() && a->source() != source) continue;
+    if (!victim) victim = a.get();  // the oldest, if every one said HELLO
+    if (a->said_hello()) continue;
+    victim = a.get();
+    break;
+  }
+  if (victim) {
     evicted_.fetch_add(1, std::memory_order_relaxed);
     if (!eviction_logged_) {
       eviction_logged_ = true;
@@ -140,8 +147,7 @@ void TcpTransport::EvictOldest(const std::string& source) {
                    "oldest to make room (logged once)",
                    source.empty() ? std::string() : " from " + AddressKeyText(source));
     }
-    RemoveAccept(a.get());
-    return;
+    RemoveAccept(victim);
   }
 }
 
