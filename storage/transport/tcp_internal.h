@@ -16,7 +16,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -28,7 +27,6 @@
 #include "storage/transport/frame_conn.h"
 #include "storage/transport/outlink_base.h"
 #include "storage/transport/tcp_transport.h"
-#include "storage/transport/transport_common.h"
 #include "storage/transport/transport.h"
 #include "storage/transport/wire.h"
 
@@ -105,13 +103,9 @@ class InConn final : public FrameConn::Handler, public std::enable_shared_from_t
 // it knows the secret, its socket is handed to the lane it asked for.
 class PendingAccept final : public FrameConn::Handler {
  public:
-  PendingAccept(TcpTransport* t, uint64_t seq, std::string source)
-      : t_(t), seq_(seq), source_(std::move(source)) {}
+  explicit PendingAccept(TcpTransport* t) : t_(t) {}
   ~PendingAccept() override;
   Status Start(int fd);
-  uint64_t seq() const { return seq_; }              // accept order
-  const std::string& source() const { return source_; }  // AddressKey
-  bool said_hello() const { return have_hello_; }
 
   Status OnHeader(const FrameHeader& h, bool* discard) override;
   void OnFrame(const FrameHeader& h, FrameBuffer payload) override;
@@ -122,8 +116,6 @@ class PendingAccept final : public FrameConn::Handler {
   static void TimeoutCb(evutil_socket_t, short, void* arg);
 
   TcpTransport* t_;
-  const uint64_t seq_;
-  const std::string source_;
   std::unique_ptr<FrameConn> conn_;
   std::optional<auth::ServerHandshake> hs_;
   event* timer_ = nullptr;
@@ -160,24 +152,14 @@ class TcpTransport final : public LanedTransport<Lane> {
   // Lane 0: `peer` authenticated a connection from its lane `conn_lane`.
   void HandOff(int fd, int peer, uint32_t conn_lane);
   // Lane 0: destroys a finished or failed PendingAccept.
-  void RemoveAccept(PendingAccept* a);
-  // Connections closed at accept because their source is not a peer's
-  // host, and pending handshakes closed to make room for newer ones.
-  uint64_t refused_sources() const { return refused_.load(std::memory_order_relaxed); }
-  uint64_t evicted_handshakes() const { return evicted_.load(std::memory_order_relaxed); }
+  void RemoveAccept(PendingAccept* a) { accepts_.erase(a); }
 
  private:
   Status StartLanes(const std::vector<event_base*>& bases) override;
   void StopLaneImpl(Lane& lane) override;
   void ForgetStart() override { listener_ = nullptr; }
   void Adopt(Lane& lane, int fd, int peer);
-  void OnAccept(int fd, const sockaddr* from);
-  bool RefuseSource(const sockaddr* from);
-  // Closes the oldest pending handshake (of `source`, or of any source if
-  // it is empty), preferring one that has not sent its HELLO yet: a genuine
-  // peer sends it at once, so a churning flood of silent connections does
-  // not evict a handshake that is under way.
-  void EvictOldest(const std::string& source);
+  void OnAccept(int fd);
   static void AcceptCb(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg);
   static void AcceptErrorCb(evconnlistener*, void* arg);
   static void ResumeAcceptCb(evutil_socket_t, short, void* arg);
@@ -186,15 +168,7 @@ class TcpTransport final : public LanedTransport<Lane> {
   const TcpTuning tuning_;
   evconnlistener* listener_ = nullptr;  // lane 0
   event* resume_accept_ = nullptr;      // lane 0: re-enables accept after EMFILE
-  PeerAllowlist allowlist_;               // set in StartLanes
-  // Lane 0: pending handshakes by accept order, and their count per source.
-  std::map<uint64_t, std::unique_ptr<PendingAccept>> accepts_;
-  std::unordered_map<std::string, int> pending_by_source_;
-  uint64_t next_accept_ = 0;
-  bool refusal_logged_ = false;
-  bool eviction_logged_ = false;
-  std::atomic<uint64_t> refused_{0};
-  std::atomic<uint64_t> evicted_{0};
+  std::unordered_map<PendingAccept*, std::unique_ptr<PendingAccept>> accepts_;  // lane 0
 };
 
 }  // namespace kvpool::transport::tcp

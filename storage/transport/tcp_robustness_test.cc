@@ -1,6 +1,5 @@
 // The TCP transport against misbehaving peers: raw sockets speaking partial
 // frames, garbage and hostile lengths, stalled and lying owners.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 
@@ -13,19 +12,8 @@
 namespace kvpool::transport::testing {
 namespace {
 
-// A blocking connection to 127.0.0.1:port, from `source` (a loopback
-// address) if given.
-int RawConnect(int port, const char* source = nullptr) {
+int RawConnect(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (source) {
-    sockaddr_in s{};
-    s.sin_family = AF_INET;
-    if (inet_pton(AF_INET, source, &s.sin_addr) != 1 ||
-        bind(fd, reinterpret_cast<sockaddr*>(&s), sizeof(s)) != 0) {
-      close(fd);
-      return -1;
-    }
-  }
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));
@@ -268,155 +256,21 @@ TEST(TcpRobustnessTest, SilentConnectionTimesOutInHandshake) {
   close(fd);
 }
 
-// Half-open connections that never send a byte, held open by the test.
-std::vector<int> HoldSilent(int port, int n, const char* source = nullptr) {
-  std::vector<int> fds;
-  for (int i = 0; i < n; ++i) fds.push_back(RawConnect(port, source));
-  return fds;
-}
-void CloseAll(const std::vector<int>& fds) {
-  for (int fd : fds)
-    if (fd >= 0) close(fd);
-}
-// Lane 0 accepts asynchronously: wait until it has closed `fd` or given up.
-bool StaysOpen(int fd, int ms) { return fd >= 0 && !ClosedWithin(fd, ms); }
-
-TEST(TcpRobustnessTest, UnauthenticatedConnectionsAreBoundedOldestFirst) {
+TEST(TcpRobustnessTest, UnauthenticatedConnectionsAreBounded) {
   std::vector<int> ports{FreePort(), FreePort()};
   ServerLogic logic_a, logic_b;
   TcpTuning tuning;
   tuning.max_pending_handshakes = 4;
-  tuning.handshake_timeout_ms = 10000;  // only the bound closes anything here
   TestNode b(MakeOptions(1, ports), 1, logic_b.Handler(), tuning);
-  std::vector<int> idle = HoldSilent(ports[1], 4);
+  std::vector<int> idle;
+  for (int i = 0; i < 4; ++i) idle.push_back(RawConnect(ports[1]));
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let lane 0 accept them
   int extra = RawConnect(ports[1]);
-  // The oldest makes room for the newest; the table stays at 4.
-  EXPECT_TRUE(ClosedWithin(idle[0], 1000));
-  EXPECT_TRUE(StaysOpen(extra, 300));
-  for (size_t i = 1; i < idle.size(); ++i) EXPECT_TRUE(StaysOpen(idle[i], 50)) << i;
-  EXPECT_EQ(static_cast<tcp::TcpTransport&>(b.t()).evicted_handshakes(), 1u);
+  EXPECT_TRUE(ClosedWithin(extra, 1000));
   close(extra);
-  CloseAll(idle);
+  for (int fd : idle) close(fd);
   TestNode a(MakeOptions(0, ports), 1, logic_a.Handler());
   ASSERT_TRUE(WaitFor([&] { return a.CallSync(0, 1, Args(kEcho, "x")).st.ok(); }, 3000));
-}
-
-// Issue 13: every node runs on 127.0.0.1; 127.0.0.2 is loopback too but
-// not in pool-nodes, so it is closed at accept, before any handshake.
-TEST(TcpRobustnessTest, SourceNotInPoolNodesIsClosedAtAccept) {
-  std::vector<int> ports{FreePort(), FreePort()};
-  ServerLogic logic_a, logic_b;
-  TcpTuning tuning;
-  tuning.handshake_timeout_ms = 10000;  // a handshake timeout must not be what closes it
-  TestNode b(MakeOptions(1, ports), 1, logic_b.Handler(), tuning);
-  TestNode a(MakeOptions(0, ports), 1, logic_a.Handler());
-  for (int i = 0; i < 3; ++i) {
-    int fd = RawConnect(ports[1], "127.0.0.2");
-    ASSERT_GE(fd, 0) << "cannot bind to 127.0.0.2";
-    auth::Hello hello;
-    hello.ids = {0, 1, 0};
-    SendAll(fd, Frame(FrameKind::kHello, auth::EncodeHello(hello)));  // may fail: closed
-    FrameHeader h;
-    std::string body;
-    EXPECT_FALSE(RecvFrame(fd, &h, &body)) << "a frame came back to 127.0.0.2";
-    EXPECT_TRUE(ClosedWithin(fd, 500));
-    close(fd);
-  }
-  EXPECT_EQ(static_cast<tcp::TcpTransport&>(b.t()).refused_sources(), 3u);
-  int ok = RawConnect(ports[1], "127.0.0.1");
-  EXPECT_TRUE(StaysOpen(ok, 300));
-  close(ok);
-  CallResult r = a.CallSync(0, 1, Args(kEcho, "from 127.0.0.1"));
-  ASSERT_TRUE(r.st.ok()) << r.st.ToString();
-  EXPECT_EQ(logic_b.handled.load(), 1);
-}
-
-// Issue 13: a flood of half-open handshakes from a pool host, held open,
-// does not keep a genuine peer out: its fresh connection evicts the oldest.
-TEST(TcpRobustnessTest, HalfOpenFloodDoesNotKeepAPeerOut) {
-  std::vector<int> ports{FreePort(), FreePort()};
-  ServerLogic logic_a, logic_b;
-  TcpTuning tuning;
-  tuning.max_pending_handshakes = 8;
-  tuning.handshake_timeout_ms = 10000;  // the flood outlives the test
-  TestNode b(MakeOptions(1, ports), 1, logic_b.Handler(), tuning);
-  std::vector<int> flood = HoldSilent(ports[1], 24);
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let lane 0 accept them
-  TestNode a(MakeOptions(0, ports), 1, logic_a.Handler());
-  const auto start = std::chrono::steady_clock::now();
-  EXPECT_TRUE(WaitFor([&] { return a.CallSync(0, 1, Args(kEcho, "x"), 1000).st.ok(); }, 2000));
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::steady_clock::now() - start).count();
-  EXPECT_LT(ms, 2000);
-  // The flood is still held: the newest 8 minus the one the peer evicted.
-  int open = 0;
-  for (int fd : flood) open += StaysOpen(fd, 10);
-  EXPECT_EQ(open, 7);
-  CloseAll(flood);
-}
-
-// Issue 13: one source address holds at most max_pending_per_source
-// handshakes; its own oldest make room, other sources' are left alone.
-TEST(TcpRobustnessTest, PendingHandshakesAreCappedPerSource) {
-  const int pa = FreePort(), pb = FreePort();
-  TransportOptions ob = MakeOptions(1, {pa, pb, FreePort()});
-  ob.peers[2].host = "127.0.0.2";  // a third pool host, so it is let in
-  ServerLogic logic;
-  TcpTuning tuning;
-  tuning.max_pending_handshakes = 64;
-  tuning.max_pending_per_source = 4;
-  tuning.handshake_timeout_ms = 10000;
-  TestNode b(ob, 1, logic.Handler(), tuning);
-  int other = RawConnect(pb, "127.0.0.1");  // the oldest of all, from another source
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  std::vector<int> flood = HoldSilent(pb, 4, "127.0.0.2");
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  for (int fd : flood) EXPECT_TRUE(StaysOpen(fd, 10));
-  int extra = RawConnect(pb, "127.0.0.2");
-  EXPECT_TRUE(ClosedWithin(flood[0], 1000)) << "127.0.0.2's oldest should make room";
-  EXPECT_TRUE(StaysOpen(extra, 300));
-  for (size_t i = 1; i < flood.size(); ++i) EXPECT_TRUE(StaysOpen(flood[i], 10)) << i;
-  EXPECT_TRUE(StaysOpen(other, 10)) << "another source's handshake was evicted";
-  EXPECT_EQ(static_cast<tcp::TcpTransport&>(b.t()).evicted_handshakes(), 1u);
-  close(other);
-  close(extra);
-  CloseAll(flood);
-}
-
-// A handshake under way (HELLO sent, CHALLENGE received) is not what a
-// flood of silent connections evicts: the oldest silent one goes instead.
-TEST(TcpRobustnessTest, EvictionSparesAHandshakeUnderWay) {
-  std::vector<int> ports{FreePort(), FreePort()};
-  ServerLogic logic;
-  TcpTuning tuning;
-  tuning.max_pending_handshakes = 4;
-  tuning.handshake_timeout_ms = 10000;
-  TestNode b(MakeOptions(1, ports), 1, logic.Handler(), tuning);
-  int started = RawConnect(ports[1]);  // the oldest
-  auth::Nonce nonce;
-  ASSERT_TRUE(auth::RandomNonce(&nonce).ok());
-  auth::ClientHandshake hs("pool-secret", {0, 1, 0}, nonce);
-  ASSERT_TRUE(SendAll(started, Frame(FrameKind::kHello, hs.HelloBody())));
-  FrameHeader h;
-  std::string challenge;
-  ASSERT_TRUE(RecvFrame(started, &h, &challenge));
-  ASSERT_EQ(h.kind, FrameKind::kChallenge);
-  std::vector<int> silent = HoldSilent(ports[1], 3);
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  int extra = RawConnect(ports[1]);
-  EXPECT_TRUE(ClosedWithin(silent[0], 1000)) << "the oldest silent one should make room";
-  EXPECT_TRUE(StaysOpen(started, 200));
-  // ... and the handshake it was in finishes.
-  auto proof = hs.OnChallenge(challenge);
-  ASSERT_TRUE(proof.ok());
-  ASSERT_TRUE(SendAll(started, Frame(FrameKind::kProof, proof.value())));
-  std::string body;
-  ASSERT_TRUE(RecvFrame(started, &h, &body));
-  EXPECT_EQ(h.kind, FrameKind::kAuthOk);
-  close(started);
-  close(extra);
-  CloseAll(silent);
 }
 
 TEST(TcpRobustnessTest, HelloForAnotherNodeIsRefused) {

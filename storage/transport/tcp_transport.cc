@@ -6,9 +6,6 @@
 #include <netinet/tcp.h>
 #include <unistd.h>
 
-#include <spdlog/spdlog.h>
-
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -50,10 +47,6 @@ Status TcpTransport::StartLanes(const std::vector<event_base*>& bases) {
     lanes_.push_back(std::move(l));
     if (!st.ok()) return st;
   }
-  const std::string unresolved = allowlist_.Init(o_.peers);
-  if (!unresolved.empty())
-    spdlog::warn("pool transport: cannot resolve peer host(s) {}; connections from them are refused",
-                 unresolved);
   sockaddr_storage ss;
   socklen_t len;
   Status st = ResolveAddress(o_.bind_host, o_.listen_port, &ss, &len);
@@ -80,7 +73,6 @@ void TcpTransport::StopLaneImpl(Lane& l) {
     if (resume_accept_) event_free(resume_accept_);
     resume_accept_ = nullptr;
     accepts_.clear();
-    pending_by_source_.clear();
   }
   const Status why = Status::Unavailable("transport stopped");
   for (auto& link : l.links) link->Shutdown(why);
@@ -89,74 +81,23 @@ void TcpTransport::StopLaneImpl(Lane& l) {
   for (auto& [raw, c] : conns) c->Close();
 }
 
-void TcpTransport::AcceptCb(evconnlistener*, evutil_socket_t fd, sockaddr* from, int, void* arg) {
-  static_cast<TcpTransport*>(arg)->OnAccept(fd, from);
+void TcpTransport::AcceptCb(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
+  static_cast<TcpTransport*>(arg)->OnAccept(fd);
 }
 
-void TcpTransport::OnAccept(int fd, const sockaddr* from) {
-  // Only the hosts of pool-nodes may start a handshake. Unauthenticated
-  // connections are bounded in number, per source and in time, so a flood
-  // of them costs a fixed amount of memory; the oldest make room for new
-  // ones, so the flood cannot keep a genuine peer out.
-  if (lanes_[0]->stopped || RefuseSource(from)) {
+void TcpTransport::OnAccept(int fd) {
+  // Unauthenticated connections are bounded in number and in time, so a
+  // flood of them costs a fixed amount of memory.
+  if (lanes_[0]->stopped || static_cast<int>(accepts_.size()) >= tuning_.max_pending_handshakes) {
     close(fd);
     return;
   }
-  std::string source = AddressKey(from);
-  auto it = pending_by_source_.find(source);
-  if (it != pending_by_source_.end() && it->second >= std::max(1, tuning_.max_pending_per_source))
-    EvictOldest(source);
-  if (static_cast<int>(accepts_.size()) >= std::max(1, tuning_.max_pending_handshakes))
-    EvictOldest({});
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  const uint64_t seq = next_accept_++;
-  auto a = std::make_unique<PendingAccept>(this, seq, std::move(source));
+  auto a = std::make_unique<PendingAccept>(this);
   PendingAccept* raw = a.get();
   if (!a->Start(fd).ok()) return;
-  ++pending_by_source_[raw->source()];
-  accepts_.emplace(seq, std::move(a));
-}
-
-bool TcpTransport::RefuseSource(const sockaddr* from) {
-  if (from && allowlist_.Allows(from)) return false;
-  refused_.fetch_add(1, std::memory_order_relaxed);
-  if (!refusal_logged_) {
-    refusal_logged_ = true;
-    spdlog::warn("pool transport: refused a connection on the pool port from {}, not a host in "
-                 "pool-nodes (logged once; later ones are only counted)",
-                 from ? AddressKeyText(AddressKey(from)) : std::string("?"));
-  }
-  return true;
-}
-
-void TcpTransport::EvictOldest(const std::string& source) {
-  PendingAccept* victim = nullptr;
-  for (auto& [seq, a] : accepts_) {
-    if (!source.empty() && a->source() != source) continue;
-    if (!victim) victim = a.get();  // the oldest, if every one said HELLO
-    if (a->said_hello()) continue;
-    victim = a.get();
-    break;
-  }
-  if (victim) {
-    evicted_.fetch_add(1, std::memory_order_relaxed);
-    if (!eviction_logged_) {
-      eviction_logged_ = true;
-      spdlog::warn("pool transport: too many connections in their handshake{}; closing the "
-                   "oldest to make room (logged once)",
-                   source.empty() ? std::string() : " from " + AddressKeyText(source));
-    }
-    RemoveAccept(victim);
-  }
-}
-
-void TcpTransport::RemoveAccept(PendingAccept* a) {
-  auto at = accepts_.find(a->seq());
-  if (at == accepts_.end() || at->second.get() != a) return;
-  auto it = pending_by_source_.find(a->source());
-  if (it != pending_by_source_.end() && --it->second <= 0) pending_by_source_.erase(it);
-  accepts_.erase(at);  // destroys a
+  accepts_.emplace(raw, std::move(a));
 }
 
 void TcpTransport::AcceptErrorCb(evconnlistener* lev, void* arg) {
