@@ -15,6 +15,7 @@ import pytest
 
 from conftest import SERVER_BINARY, USE_REDIS, ServerProcess
 from resp import encode_command
+from util import rss_bytes
 
 
 MiB = 1024 * 1024
@@ -58,14 +59,6 @@ def is_sanitized(path: str) -> bool:
         return b"__asan_init" in data or b"__tsan_init" in data
     except OSError:
         return False
-
-
-def rss_bytes(srv: ServerProcess) -> int:
-    with open(f"/proc/{srv.proc.pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS in /proc/<pid>/status")
 
 
 def info(srv: ServerProcess, *sections: str) -> dict:

@@ -43,7 +43,7 @@ import time
 import pytest
 
 from conftest import POOL_MODE, SERVER_BINARY, ServerProcess, USE_REDIS
-from util import parse_info
+from util import parse_info, rss_bytes
 from resp import RespConnection, RespError, encode_command
 
 MiB = 1024 * 1024
@@ -105,14 +105,6 @@ def enough_file_descriptors():
 
 
 # ------------------------------------------------------------------ helpers
-
-def rss_bytes(srv: ServerProcess) -> int:
-    with open(f"/proc/{srv.proc.pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS in /proc/<pid>/status")
-
 
 def info(srv: ServerProcess, section: str) -> dict:
     with srv.raw(timeout=30) as c:

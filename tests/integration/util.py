@@ -78,3 +78,12 @@ def parse_info(text: bytes) -> dict:
             k, v = line.split(":", 1)
             out[k] = v
     return out
+
+
+def rss_bytes(srv) -> int:
+    """Resident memory (VmRSS) of a started ServerProcess, in bytes."""
+    with open(f"/proc/{srv.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/<pid>/status")
