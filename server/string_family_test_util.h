@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "server/testing/command_harness.h"
+#include "server/testing/resp_text.h"
 
 namespace kvpool::string_test {
 
@@ -24,11 +25,9 @@ inline const std::string kSyntaxErr = "-ERR syntax error\r\n";
 inline const std::string kNotIntErr = "-ERR value is not an integer or out of range\r\n";
 inline const std::string kNotFloatErr = "-ERR value is not a valid float\r\n";
 
-inline std::string Bulk(const std::string& s) {
-  return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n";
-}
-inline std::string Int(int64_t v) { return ":" + std::to_string(v) + "\r\n"; }
-inline std::string Err(const std::string& msg) { return "-" + msg + "\r\n"; }
+using kvpool::testing::Bulk;
+using kvpool::testing::Err;
+using kvpool::testing::Int;
 inline std::string Arr(const std::vector<std::string>& items) {
   std::string out = "*" + std::to_string(items.size()) + "\r\n";
   for (const auto& i : items) out += i;
