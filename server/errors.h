@@ -171,12 +171,10 @@ inline std::string ExecAbortFromStatus(const Status& s) {
 
 // ---- the pool ----
 
-// A write that could not reach `down_error` (pool::Pool::NodeDownError).
+// A write that could not reach `down_error` (pool::Pool::NodeDownError,
+// pool::Pool::NoCopyError).
 inline std::string PoolNodeDown(std::string_view down_error) {
   return "ERR " + std::string(down_error);
-}
-inline std::string PoolNoCopyInSync(std::string_view down_error) {
-  return "ERR pool: no copy of these keys is in sync (" + std::string(down_error) + ")";
 }
 inline std::string PoolKeysOnNodes(std::string_view command, std::string_view nodes) {
   return "ERR the keys of '" + std::string(command) + "' live on different pool nodes (" +

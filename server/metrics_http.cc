@@ -45,6 +45,9 @@ void PoolReplicaMetrics(std::string* out, const pool::Pool& p) {
   family("kvpool_pool_node_lag_ms",
          "How far behind the node may be: 0 in sync, else since it started syncing or was last heard.",
          [&](int n) { return nodes[n].lag_ms; });
+  family("kvpool_pool_node_slots_unserved",
+         "Slots the node is primary of that no copy in sync serves (writes refused, reads miss).",
+         [&](int n) { return p.HasCopyServing(n) ? 0 : p.slots().PrimarySlots(n); });
   pool::SyncStats ss = p.sync_stats();
   Metric(out, "kvpool_pool_in_sync", "gauge", "1 once this node holds all its slots' keys.",
          ss.in_sync ? 1 : 0);

@@ -42,6 +42,12 @@ const char* StateName(pool::NodeState s) {
   }
 }
 
+// Slots whose primary is `owner` and that no copy serves (in sync): their
+// writes are refused and their reads miss until a copy is back.
+int UnservedSlots(const pool::Pool& p, int owner) {
+  return p.HasCopyServing(owner) ? 0 : p.slots().PrimarySlots(owner);
+}
+
 void CmdPoolNodes(CommandContext& cx) {
   pool::Pool* p = cx.server().pool();
   std::string out;
@@ -62,7 +68,8 @@ void CmdPoolNodes(CommandContext& cx) {
              (n.self ? "local" : p->transport_name());
       if (p->replicas() > 1)
         out += " replica_slots=" + Ranges(p->slots().ReplicaRangesOf(static_cast<int>(i))) +
-               " lag_ms=" + std::to_string(n.lag_ms);
+               " lag_ms=" + std::to_string(n.lag_ms) +
+               " unserved_slots=" + std::to_string(UnservedSlots(*p, static_cast<int>(i)));
       out += "\n";
     }
   }
@@ -149,6 +156,16 @@ std::string PoolInfoSection(ServerContext& s) {
     pool::SyncStats ss = p->sync_stats();
     out += "pool_sync_state:" + std::string(ss.in_sync ? "in_sync" : "syncing") + "\r\n";
     out += "pool_sync_attempts:" + std::to_string(ss.attempts) + "\r\n";
+    // A node that never was in sync waits for copies that may hold data of
+    // slots no copy in sync holds.
+    if (!ss.waiting_for.empty()) {
+      std::string names;
+      for (int c : ss.waiting_for) names += (names.empty() ? "" : ",") + p->node(c).Addr();
+      out += "pool_sync_waiting_for:" + names + "\r\n";
+    }
+    int unserved = 0;
+    for (int n = 0; n < p->nodes(); ++n) unserved += UnservedSlots(*p, n);
+    out += "pool_slots_unserved:" + std::to_string(unserved) + "\r\n";
     out += "pool_sync_keys_pulled:" + std::to_string(ss.keys_pulled) + "\r\n";
     out += "pool_sync_keys_rechecked:" + std::to_string(ss.keys_rechecked) + "\r\n";
     auto nodes = p->Nodes();

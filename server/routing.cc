@@ -77,13 +77,13 @@ bool RouteToCopies(ServerContext& server, ClientState& client, protocol::ReplyBu
     if (node == p->self()) return false;
     if (node < 0) {
       // This node's copy, if any, may be stale: no answer rather than that.
-      reply.Error(errors::PoolNoCopyInSync(p->NodeDownError(owner)));
+      reply.Error(errors::PoolNodeDown(p->NoCopyError(owner)));
       return true;
     }
   } else {
     std::vector<int> to = p->WriteNodes(owner);
     if (to.empty()) {
-      reply.Error(errors::PoolNodeDown(p->NodeDownError(owner)));
+      reply.Error(errors::PoolNodeDown(p->NoCopyError(owner)));
       return true;
     }
     if (to.size() == 1 && to[0] == p->self() && p->Serving(p->self())) return false;
@@ -180,7 +180,7 @@ bool RouteExecToCopies(ServerContext& server, ClientState& client, protocol::Rep
     }
   };
   if (acting < 0 || !slot) {
-    reply.Error(acting < 0 ? errors::PoolExecNoCopy(p->NodeDownError(owner))
+    reply.Error(acting < 0 ? errors::PoolExecNoCopy(p->NoCopyError(owner))
                            : errors::PoolExecKeysOn(p->node(owner).Addr()));
     reset();
     return true;

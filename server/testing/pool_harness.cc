@@ -150,7 +150,8 @@ void PoolHarness::SetUp(int node) { net_->SetUp(node); }
 
 bool PoolHarness::AllSeeUp(int node) const {
   for (const auto& other : nodes_)
-    if (!other->pool->NodeUp(node) || !other->pool->InSync()) return false;
+    if (!other->pool->NodeUp(node) || !other->pool->InSync() || !other->pool->Serving(node))
+      return false;
   return true;
 }
 

@@ -104,7 +104,8 @@ class PoolHarness {
                              transport::FakeNetwork::DownMode::kRefuse);
   void SetUp(int node);
   // Turns the loop until every other node sees `node` down (or up, and
-  // with replicas every node in sync); false after `max_ms`.
+  // with replicas every node in sync and seeing `node` serve); false after
+  // `max_ms`.
   bool WaitDown(int node, int max_ms = 3000);
   bool WaitUp(int node, int max_ms = 3000);
 

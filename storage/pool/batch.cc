@@ -493,9 +493,11 @@ struct SetOp : std::enable_shared_from_this<SetOp> {
   Status first_error;
   Pool::SetDone done;
 
-  // pairs: indices of keys in kvs.
+  // pairs: indices of keys in kvs. node < 0: no copy could take them, `s`
+  // says why.
   void Failed(int node, std::span<const uint32_t> pairs, const Status& s) {
     for (uint32_t p : pairs) failed[p / 2] = 1;
+    if (first_error.ok() && node < 0) first_error = s;
     if (first_error.ok()) {
       std::string why = s.code() == Code::kOutOfMemory
                             ? "out of memory (maxmemory) on " + pool->node(node).Addr()
@@ -687,8 +689,10 @@ void Pool::MultiSet(int lane, int db, std::span<const std::string_view> kvs, int
     auto& pairs = parts[node];
     if (pairs.empty()) continue;
     if (node == nodes()) {
-      // No copy is up: named after the first key's owner.
-      op->Failed(OwnerOf(kvs[pairs[0]]), pairs, Status::Unavailable(""));
+      // No copy can take them: named after the first key's owner.
+      int owner = OwnerOf(kvs[pairs[0]]);
+      if (replicas() == 1) op->Failed(owner, pairs, Status::Unavailable(""));
+      else op->Failed(-1, pairs, Status::Unavailable(NoCopyError(owner)));
       continue;
     }
     if (node == options_.self) {

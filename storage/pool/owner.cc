@@ -130,6 +130,11 @@ void Pool::Impl::OnPing(InCall call) {
   bool known = caller >= 0 && caller < pool->nodes() && caller != pool->self();
   w.U8(known && health[caller].up.load() ? 1 : 0);
   w.U64(sync_gen.load());
+  // Every node's sync generation as this node knows it (0: never seen in
+  // sync): a node that starts empty learns which copies may hold data.
+  w.U32(static_cast<uint32_t>(pool->nodes()));
+  for (int c = 0; c < pool->nodes(); ++c)
+    w.U64(c == pool->self() ? sync_gen.load() : health[c].gen.load());
   uint8_t stale;
   uint64_t gen;
   if (known && pool->replicas() > 1 && r.U8(&stale) && r.U64(&gen))

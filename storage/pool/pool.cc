@@ -103,6 +103,8 @@ Pool::Pool(PoolOptions options, storage::Store* store, transport::Transport* tra
       impl_(std::make_unique<Impl>()) {
   impl_->pool = this;
   impl_->health = std::make_unique<PeerHealth[]>(options_.nodes.size());
+  impl_->reported_gen =
+      std::make_unique<std::atomic<uint64_t>[]>(options_.nodes.size() * options_.nodes.size());
   int64_t now = MonoNow();
   for (size_t i = 0; i < options_.nodes.size(); ++i) impl_->health[i].last_ok_ms.store(now);
   impl_->chunk_bytes = transport_->max_bulk_per_call();
@@ -203,6 +205,16 @@ void Pool::Impl::Heartbeat() {
                 h.stale.store(false);
                 h.wrote_without.store(false);
                 h.resync_owed = false;
+              }
+            }
+            // Every node's generation as it knows them.
+            uint32_t count;
+            const int nodes = self->pool->nodes();
+            if (r.U32(&count) && count == static_cast<uint32_t>(nodes)) {
+              for (int c = 0; c < nodes; ++c) {
+                uint64_t g;
+                if (!r.U64(&g)) break;
+                self->reported_gen[n * nodes + c].store(g);
               }
             }
             if (static_cast<int>(node) != n) {

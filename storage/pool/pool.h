@@ -123,6 +123,9 @@ struct SyncStats {
   uint64_t catch_ups_received = 0;    // times this node was told so
   uint64_t evictions_applied = 0;     // keys dropped here because another copy evicted them
   uint64_t evictions_unsent = 0;      // evictions here other copies were not told of
+  // A node that has never been in sync waits, before it catches up, for
+  // these copies: they may hold data of slots no copy in sync holds.
+  std::vector<int> waiting_for;
 };
 
 // The outcome of one command run on every node (broadcast).
@@ -169,10 +172,17 @@ class Pool {
   // copy failed), -1 if none.
   int ReadNodeAfter(int owner, int failed) const;
   // Where writes of keys whose primary is `owner` go: every copy that is up
-  // (syncing ones too), primary first; empty if none is, or if this node
-  // sees fewer than half of the nodes up (with replicas() == 1: always
-  // {owner}, up or not).
+  // (syncing ones too), primary first; empty if no copy is serving (in
+  // sync), or if this node sees fewer than half of the nodes up (with
+  // replicas() == 1: always {owner}, up or not). A write taken only by
+  // syncing copies could be lost or forked: each may lack what the other
+  // holds.
   std::vector<int> WriteNodes(int owner) const;
+  // With replicas: whether some copy of `owner`'s slots is serving.
+  bool HasCopyServing(int owner) const { return ReadNode(owner) >= 0; }
+  // Why `owner`'s slots can be neither read nor written: the slots, and
+  // each copy's state as this node sees it.
+  std::string NoCopyError(int owner) const;
   SyncStats sync_stats() const;
   std::vector<NodeStatus> Nodes() const;
   const char* transport_name() const { return transport_->name(); }

@@ -124,6 +124,19 @@ struct Pool::Impl {
   // Bumped by every finished catch-up (a wall-clock ms, growing: an
   // identity peers compare, not an interval).
   std::atomic<uint64_t> sync_gen{0};
+  // reported_gen[r * nodes + c]: node c's sync generation as peer r last
+  // reported it (its ping answers carry every node's as it knows them);
+  // 0 = never seen in sync. Any lane writes and reads.
+  std::unique_ptr<std::atomic<uint64_t>[]> reported_gen;
+  // Whether copy `node` may hold data (lane 0): up, it has been in sync
+  // since it started; down, it had been when last heard of, here or by a
+  // peer.
+  bool MayHoldData(int node) const;
+  // A catch-up's slots with no copy in sync (source -1) whose other copies
+  // may hold data: the copies a node that never was in sync waits for
+  // (rather than catching up from no one and then, in sync but empty,
+  // being the source a returning copy refills from). Lane 0.
+  std::vector<int> CopiesToWaitFor(const std::vector<int>& slot_source) const;
   // A catch-up after being away (not a fresh start): keys of slots with a
   // source are dropped first, so deletes made meanwhile are not undone.
   std::atomic<bool> purge_first{false};

@@ -56,12 +56,29 @@ std::vector<int> Pool::WriteNodes(int owner) const {
   if (replicas() == 1) return {owner};
   std::vector<int> out;
   if (impl_->minority.load(std::memory_order_relaxed)) return out;
+  if (!HasCopyServing(owner)) return out;
   for (int i = 0; i < replicas(); ++i) {
     int c = (owner + i) % nodes();
     if (NodeUp(c)) out.push_back(c);
     else impl_->health[c].wrote_without.store(true, std::memory_order_relaxed);
   }
   return out;
+}
+
+std::string Pool::NoCopyError(int owner) const {
+  std::string slots;
+  for (auto [a, b] : slots_.RangesOf(owner))
+    slots += (slots.empty() ? "" : ",") + std::to_string(a) + (a == b ? "" : "-" + std::to_string(b));
+  std::string copies;
+  for (int i = 0; i < replicas(); ++i) {
+    int c = (owner + i) % nodes();
+    const char* state = !NodeUp(c) ? "down" : Serving(c) ? "in sync" : "syncing";
+    copies += (copies.empty() ? "" : ", ") + node(c).Addr() + " " + state;
+  }
+  if (impl_->minority.load(std::memory_order_relaxed))
+    return "pool: this node sees fewer than half of the pool up; slots " + slots +
+           " are not served here (" + copies + ")";
+  return "pool: no copy of slots " + slots + " is in sync (" + copies + "); try again";
 }
 
 SyncStats Pool::sync_stats() const {
@@ -281,10 +298,7 @@ void Pool::RunOnCopies(int lane, int owner, int db, int resp,
       break;
     }
   if (acting < 0) {
-    std::string why = to.empty() ? NodeDownError(owner)
-                                 : "pool: every live copy of these keys is still syncing (" +
-                                       node(to[0]).Addr() + "); try again";
-    return done(Status::Unavailable(why), {});
+    return done(Status::Unavailable(NoCopyError(owner)), {});
   }
   struct State {
     int pending;

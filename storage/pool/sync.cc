@@ -444,10 +444,30 @@ void Pool::Impl::SyncTick(int64_t now) {
       break;
     }
   }
+  // Never in sync: what this node holds is only what it was sent since it
+  // started, so no slot is caught up "from no one" while another copy may
+  // hold its data.
+  if (sync_gen.load() == 0) {
+    std::vector<int> wait = CopiesToWaitFor(op->slot_source);
+    if (!wait.empty()) {
+      std::lock_guard<std::mutex> l(sync_mu);
+      if (wait != sync.waiting_for) {
+        std::string names;
+        for (int c : wait) names += (names.empty() ? "" : ", ") + pool->node(c).Addr();
+        spdlog::warn("pool: waiting for {} before catching up: no copy in sync holds some of "
+                     "this node's slots, and {} may hold their data",
+                     names, wait.size() == 1 ? "it" : "they");
+        sync.waiting_for = std::move(wait);
+      }
+      sync_retry_ms = now + o.heartbeat_ms;
+      return;
+    }
+  }
   {
     std::lock_guard<std::mutex> l(sync_mu);
     op->flush_seq = flush_seq;
     ++sync.attempts;
+    sync.waiting_for.clear();
   }
   std::string from;
   for (const auto& src : op->sources) from += (from.empty() ? "" : ", ") + pool->node(src.node).Addr();
@@ -458,6 +478,36 @@ void Pool::Impl::SyncTick(int64_t now) {
   if (!keys_only.load())
     for (size_t i = 0; i < op->sources.size(); ++i) op->Scan(i);
   op->Done();
+}
+
+bool Pool::Impl::MayHoldData(int node) const {
+  const int n = pool->nodes();
+  if (node == pool->self()) return sync_gen.load() != 0;
+  if (health[node].up.load()) return health[node].gen.load() != 0;
+  if (health[node].gen.load() != 0) return true;
+  for (int r = 0; r < n; ++r)
+    if (r != pool->self() && r != node && reported_gen[r * n + node].load() != 0) return true;
+  return false;
+}
+
+std::vector<int> Pool::Impl::CopiesToWaitFor(const std::vector<int>& slot_source) const {
+  const SlotTable& t = pool->slots_;
+  std::vector<bool> wait(pool->nodes(), false);
+  int last_owner = -1;
+  for (int s = 0; s < kSlots; ++s) {
+    // A slot's copies are its owner's (slots.h): one check per owner run.
+    if (slot_source[s] >= 0 || !t.HoldsSlot(pool->self(), s) || t.OwnerOfSlot(s) == last_owner)
+      continue;
+    last_owner = t.OwnerOfSlot(s);
+    for (int i = 0; i < t.replicas(); ++i) {
+      int c = t.CopyOfSlot(s, i);
+      if (c != pool->self() && MayHoldData(c)) wait[c] = true;
+    }
+  }
+  std::vector<int> out;
+  for (int c = 0; c < pool->nodes(); ++c)
+    if (wait[c]) out.push_back(c);
+  return out;
 }
 
 void Pool::Impl::SyncDone(bool ok) {

@@ -1,0 +1,114 @@
+"""Replicas under double faults (pool-replicas 2 on three nodes; issue 13).
+
+- Pause node 1 (SIGSTOP past pool-down-after-ms), kill -9 node 3 and
+  restart it empty, resume node 1: the keys whose only copies were on nodes
+  3 and 1 must survive. The restarted node may not catch up "from no one"
+  while node 1 (which was in sync when last heard of) may hold them: it
+  waits for it (INFO says so), and meanwhile writes of those slots are
+  refused with an error naming them, reads of them miss, POOL NODES and
+  INFO count them unserved. Once node 1 is back, everything converges by
+  itself: every key reads back through every node.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+import redis
+
+from conftest import Pool, stop_all
+from pool_util import SlotMap
+from util import wait_until
+
+pytestmark = pytest.mark.kvpool_only
+
+OPTS = {"pool-replicas": 2, "pool-down-after-ms": 1000, "pool-heartbeat-ms": 100}
+BATCH = 1000
+
+
+def _info(p: Pool, i: int) -> dict:
+    return p.nodes[i].client().info("pool")
+
+
+def _in_sync(p: Pool, i: int) -> bool:
+    return _info(p, i).get("pool_sync_state") == "in_sync"
+
+
+@pytest.fixture
+def pool():
+    p = Pool(3, name="faults", **OPTS)
+    try:
+        p.start()
+        wait_until(lambda: all(_in_sync(p, i) for i in range(3)), timeout=60, what="all in sync")
+    except Exception:
+        p.stop()
+        raise
+    yield p
+    stop_all(p.nodes)
+
+
+def _read_all(clients, expected: dict) -> list:
+    keys = list(expected)
+    lost = []
+    for n in range(0, len(keys), BATCH):
+        part = keys[n:n + BATCH]
+        got = clients[(n // BATCH) % len(clients)].mget(part)
+        lost += [k for k, v in zip(part, got) if v is None or v.decode() != expected[k]]
+    return lost
+
+
+def test_pause_one_copy_restart_the_other_loses_nothing(pool):
+    p = pool
+    c = [n.client() for n in p.nodes]
+    expected = {f"df:{i}": f"v:{i}" for i in range(20_000)}
+    keys = list(expected)
+    for n in range(0, len(keys), BATCH):
+        assert c[(n // BATCH) % 3].mset({k: expected[k] for k in keys[n:n + BATCH]})
+    # Keys whose copies are node 3 (primary) and node 1 (its replica).
+    slots = SlotMap.of(p)
+    shared = [k for k in keys if slots.node_of(k) == 2]
+    assert len(shared) > 5000
+
+    os.kill(p.nodes[0].proc.pid, signal.SIGSTOP)
+    try:
+        p.wait_state(0, "down", observers=[1, 2], timeout=10)
+        p.kill(2)
+        p.nodes[2].restart_same_port()
+        # It hears from node 2 that node 1 was in sync: it waits for it
+        # rather than catching up from no one.
+        wait_until(lambda: p.nodes[0].addr in _info(p, 2).get("pool_sync_waiting_for", ""),
+                   timeout=30, what="node 3 waiting for node 1")
+        # Longer than the old catch-up waited before giving up (~1.2 s).
+        time.sleep(3)
+        info = _info(p, 2)
+        assert info["pool_sync_state"] == "syncing", info
+        assert info["pool_slots_unserved"] == slots.owner.count(2), info
+        # Its slots are unserved: a write is refused, naming them.
+        with pytest.raises(redis.ResponseError, match=r"no copy of slots \S+ is in sync"):
+            c[1].set(shared[0], "during")
+        with pytest.raises(redis.ResponseError, match=r"no copy of slots \S+ is in sync"):
+            c[1].mset({shared[1]: "during"})
+        assert "unserved_slots=" in c[1].execute_command("POOL", "NODES").decode()
+        # The other slots are served as usual.
+        other = next(k for k in keys if slots.node_of(k) == 1)
+        assert c[1].set(other, "during")
+        expected[other] = "during"
+    finally:
+        os.kill(p.nodes[0].proc.pid, signal.SIGCONT)
+
+    wait_until(lambda: all(_in_sync(p, i) for i in range(3)), timeout=60, what="all in sync")
+    p.wait_all_up()
+    c = [n.client() for n in p.nodes]
+    for i in range(3):
+        lost = _read_all([c[i]], expected)
+        assert not lost, f"through node {i + 1}: {len(lost)} acknowledged keys lost, e.g. {lost[:5]}"
+    assert _info(p, 0)["pool_slots_unserved"] == 0
+    assert _info(p, 2)["pool_sync_keys_pulled"] > 0
+    # And node 1 alone (node 3's copy was filled from it) holds them all.
+    p.kill(0)
+    p.wait_state(0, "down", observers=[1, 2], timeout=10)
+    lost = _read_all([c[1], c[2]], expected)
+    assert not lost, f"{len(lost)} keys lost once node 1 was killed, e.g. {lost[:5]}"
