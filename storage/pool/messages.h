@@ -64,6 +64,10 @@ enum Opcode : uint16_t {
   // {handle u64, n u32, n x (key, len u64, bulk_offset u64)} -> {}: values
   // read from bulk_in into the batch, invisible until it is published.
   kOpStageSet = 19,
+  // {db u32, key} -> {present u8, version u64, digest u64}: what this node
+  // holds of the key (POOL COPIES, copies.cc); version and digest (Hash64
+  // of the value, storage/util/digest.h) are 0 when absent or expired.
+  kOpCopy = 20,
 };
 
 // Per-key states in replies.

@@ -1,7 +1,8 @@
 // The owner side: calls from peers, run against this node's Store (or, for
 // whole commands, through the server's CommandExecutor). One handler per
 // opcode; HandleCall finds it in a table indexed by opcode. Writes are in
-// owner_put.cc, the catch-up reads in sync.cc, kOpEvicted in evict.cc.
+// owner_put.cc, the catch-up reads in sync.cc, kOpEvicted in evict.cc,
+// kOpCopy in copies.cc.
 #include <iterator>
 #include <optional>
 
@@ -98,6 +99,7 @@ void Pool::Impl::HandleCall(InCall call) {
       {kOpResync, &Impl::OnResync},
       {kOpStageBegin, &Impl::OnStageBegin},
       {kOpStageSet, &Impl::OnStageSet},
+      {kOpCopy, &Impl::OnCopy},
   };
   static_assert(
       [] {

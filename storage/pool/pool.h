@@ -128,6 +128,21 @@ struct SyncStats {
   std::vector<int> waiting_for;
 };
 
+// One copy of a key as POOL COPIES shows it (Pool::Copies).
+struct CopyInfo {
+  enum State : uint8_t { kInSync, kSyncing, kDown };
+  int node = 0;
+  State state = kDown;
+  bool present = false;  // it answered and holds the key (not expired)
+  uint64_t version = 0;  // if present: the item's version on that node
+  uint64_t digest = 0;   // if present: Hash64 of the value (storage/util/digest.h)
+};
+
+// What `store` holds of `key` (present, version, digest); node and state
+// are left as they are. Pins the item while it hashes the whole value on
+// the calling thread (about 2.8 GB/s).
+CopyInfo ReadCopy(storage::Store& store, int db, std::string_view key, int64_t now_ms);
+
 // The outcome of one command run on every node (broadcast).
 struct NodeReply {
   int node;
@@ -243,6 +258,15 @@ class Pool {
   // (kOpCatchUp, sent on `lane` after the write). Lane thread.
   void NoteWriteFailed(int lane, int copy, int db, std::span<const std::string_view> keys,
                        const Status& s);
+
+  // Every copy of the key's slot, primary first, as this node sees it:
+  // state kDown for a copy not up or that did not answer within
+  // pool-timeout-ms (present false), else kSyncing or kInSync (Serving);
+  // what each holds is read here for this node and asked of the others in
+  // parallel (kOpCopy). `done` runs once on the lane, maybe before this
+  // returns.
+  using CopiesDone = std::function<void(std::vector<CopyInfo>& copies)>;
+  void Copies(int lane, int db, std::string_view key, CopiesDone done);
 
   // Error text for a write that could not reach `node`.
   std::string NodeDownError(int node) const;

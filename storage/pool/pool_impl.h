@@ -239,6 +239,8 @@ struct Pool::Impl {
   void OnSyncKeys(InCall call);
   // evict.cc
   void OnEvicted(InCall call);
+  // copies.cc: what this node holds of one key (POOL COPIES).
+  void OnCopy(InCall call);
 };
 
 }  // namespace kvpool::pool

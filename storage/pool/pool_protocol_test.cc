@@ -163,6 +163,10 @@ TEST_F(PoolMalformedTest, OwnerRejectsMalformedBodies) {
       {"tx: no watch count", kOpTransaction,
        Body([](Writer& w) { w.U32(0), w.U8(2), w.U32(1), w.U32(1), w.Bytes("PING"); }), "",
        Code::kInvalidArgument},
+      {"copy: truncated key", kOpCopy, Body([](Writer& w) { w.U32(0), w.U32(9), w.U8('k'); }), "",
+       Code::kInvalidArgument},
+      {"copy: db out of range", kOpCopy, Body([](Writer& w) { w.U32(16), w.Bytes("k"); }), "",
+       Code::kInvalidArgument},
       {"unknown opcode", 999, "whatever", "", Code::kInvalidArgument},
       {"opcode 0", 0, "", "", Code::kInvalidArgument},
   };

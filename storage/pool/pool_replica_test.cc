@@ -1,7 +1,8 @@
 // Replicas: placement, writes to every copy, failover of reads and writes,
 // the catch-up of a restarted or partitioned node, eviction on copies, and
-// a minority node that neither reads nor writes.
+// a minority node that neither reads nor writes; POOL COPIES with replicas.
 #include "storage/pool/pool_test_util.h"
+#include "storage/util/digest.h"
 
 namespace kvpool::pool {
 namespace {
@@ -589,6 +590,91 @@ TEST_F(PoolReplicaTest, AMinorityNodeNeitherReadsNorWrites) {
   EXPECT_EQ(served_while_resyncing.load(), 0);
   EXPECT_GE(pool(0).sync_stats().attempts, 2u);
   EXPECT_EQ(Get(1, {k0[0]})[0].value, ValueOf(k0[0]));
+}
+
+}  // namespace
+}  // namespace kvpool::pool
+
+namespace kvpool::pool {
+namespace {
+
+// POOL COPIES (copies.cc): what every copy of a key holds, as node `from`
+// sees it.
+class PoolCopiesTest : public PoolReplicaTest {
+ protected:
+  std::vector<CopyInfo> Copies(int from, const std::string& key) {
+    bool done = false;
+    std::vector<CopyInfo> out;
+    pool(from).Copies(0, 0, key, [&](std::vector<CopyInfo>& c) {
+      EXPECT_FALSE(done) << "done ran twice";
+      out = c;
+      done = true;
+    });
+    EXPECT_TRUE(RunUntil([&] { return done; })) << "Copies hung";
+    return out;
+  }
+};
+
+TEST_F(PoolCopiesTest, EqualCopiesAgreeAndADifferentOneShows) {
+  BuildReplicas();
+  const std::string key = KeysOn(0, 1)[0];
+  ASSERT_TRUE(Set(2, {key, "same bytes"}).status.ok());
+  const uint64_t want = Hash64("same bytes");
+  for (int from = 0; from < 3; ++from) {
+    auto c = Copies(from, key);
+    ASSERT_EQ(c.size(), 2u);
+    for (int i = 0; i < 2; ++i) {
+      EXPECT_EQ(c[i].node, i) << "from " << from;  // primary first
+      EXPECT_EQ(c[i].state, CopyInfo::kInSync);
+      EXPECT_TRUE(c[i].present);
+      EXPECT_NE(c[i].version, 0u);
+      EXPECT_EQ(c[i].digest, want);
+      EXPECT_EQ(c[i].version, store(i).Peek(0, key, WallMs()).version());
+    }
+  }
+  // One copy changed behind the pool's back: its digest differs.
+  ASSERT_TRUE(store(1).Set(0, key, "other bytes", {}, WallMs(), nullptr).ok());
+  auto c = Copies(2, key);
+  EXPECT_EQ(c[0].digest, want);
+  EXPECT_EQ(c[1].digest, Hash64("other bytes"));
+  // A key no copy holds: present nowhere, version and digest 0.
+  for (const CopyInfo& a : Copies(0, "k:absent")) {
+    EXPECT_EQ(a.state, CopyInfo::kInSync);
+    EXPECT_FALSE(a.present);
+    EXPECT_EQ(a.version, 0u);
+    EXPECT_EQ(a.digest, 0u);
+  }
+}
+
+TEST_F(PoolCopiesTest, ADownOrSilentCopyShowsDownWithNothing) {
+  BuildReplicas(kDownAfterMs);
+  const std::string key = KeysOn(1, 1)[0];  // copies on 1 and 2
+  ASSERT_TRUE(Set(0, {key, "v"}).status.ok());
+  // Up, but its answer fails (as a timeout would): down for this question.
+  hook(0).fail_at_once = [](int peer, const CallArgs& a) {
+    return peer == 2 && a.opcode == kOpCopy ? Status::Timeout("no reply") : Status::OK();
+  };
+  auto c = Copies(0, key);
+  ASSERT_EQ(c.size(), 2u);
+  EXPECT_EQ(c[0].state, CopyInfo::kInSync);
+  EXPECT_TRUE(c[0].present);
+  EXPECT_EQ(c[1].node, 2);
+  EXPECT_EQ(c[1].state, CopyInfo::kDown);
+  EXPECT_FALSE(c[1].present);
+  EXPECT_EQ(c[1].version, 0u);
+  hook(0).fail_at_once = nullptr;
+  // Counted down: not asked at all.
+  net().SetDown(1, FakeNetwork::DownMode::kRefuse);
+  ASSERT_TRUE(RunUntil([&] { return !pool(2).NodeUp(1); }, 3000));
+  size_t asked = CountSent(kOpCopy, 1);
+  c = Copies(2, key);
+  EXPECT_EQ(CountSent(kOpCopy, 1), asked);
+  EXPECT_EQ(c[0].node, 1);
+  EXPECT_EQ(c[0].state, CopyInfo::kDown);
+  EXPECT_FALSE(c[0].present);
+  EXPECT_EQ(c[0].digest, 0u);
+  EXPECT_EQ(c[1].state, CopyInfo::kInSync);
+  EXPECT_EQ(c[1].digest, Hash64("v"));
 }
 
 }  // namespace

@@ -1,8 +1,10 @@
 // The pool's batch router (pool_test_util.h has the three-node fixture):
 // split by owner and reassembly in key order (duplicates, missing and binary
 // keys, empty and large batches, the per-call key cap, a second lane), and
-// whole-command forwarding (Forward, Broadcast, Versions, transactions).
+// whole-command forwarding (Forward, Broadcast, Versions, transactions),
+// and POOL COPIES without replicas.
 #include "storage/pool/pool_test_util.h"
+#include "storage/util/digest.h"
 
 namespace kvpool::pool {
 namespace {
@@ -404,6 +406,30 @@ TEST_F(PoolTest, VersionsMatchTheOwnersStore) {
     done = true;
   });
   EXPECT_TRUE(done);
+}
+
+// Without replicas a key has one copy, its owner: POOL COPIES shows it,
+// asked of the owner or read here.
+TEST_F(PoolTest, CopiesWithoutReplicasIsTheOwnerAlone) {
+  Build();
+  const std::string key = KeysOn(1, 1)[0];
+  Put(key, "one");
+  for (int from : {0, 1}) {
+    bool done = false;
+    std::vector<CopyInfo> got;
+    pool(from).Copies(0, 0, key, [&](std::vector<CopyInfo>& c) {
+      got = c;
+      done = true;
+    });
+    ASSERT_TRUE(RunUntil([&] { return done; }));
+    ASSERT_EQ(got.size(), 1u) << from;
+    EXPECT_EQ(got[0].node, 1);
+    EXPECT_EQ(got[0].state, CopyInfo::kInSync);
+    EXPECT_TRUE(got[0].present);
+    EXPECT_EQ(got[0].version, store(1).Peek(0, key, WallMs()).version());
+    EXPECT_EQ(got[0].digest, Hash64("one"));
+  }
+  EXPECT_EQ(CountSent(kOpCopy, 1), 1u);  // from 0; node 1 read its own
 }
 
 TEST_F(PoolTest, ForwardTransactionCarriesCommandsAndWatches) {
