@@ -133,4 +133,23 @@ void MultiSet(CommandContext& cx, std::span<const std::string_view> kvs, SetRepl
   });
 }
 
+void Copies(CommandContext& cx, std::string_view key, CopiesReply reply) {
+  pool::Pool* p = PoolFor(cx);
+  if (p == nullptr) {
+    std::vector<pool::CopyInfo> copies(1);
+    copies[0] = pool::ReadCopy(cx.store(), cx.db(), key, cx.now_ms());
+    pool::Pool* here = cx.pool();
+    copies[0].node = here ? here->self() : 0;
+    copies[0].state = !here || here->Serving(here->self()) ? pool::CopyInfo::kInSync
+                                                           : pool::CopyInfo::kSyncing;
+    return reply(cx.reply(), copies);
+  }
+  Answer::Run(cx, [&](std::shared_ptr<Answer> a) {
+    p->Copies(cx.lane(), cx.db(), key,
+              [a, reply = std::move(reply)](std::vector<pool::CopyInfo>& copies) {
+                a->Write([&](protocol::ReplyBuilder& rb) { reply(rb, copies); });
+              });
+  });
+}
+
 }  // namespace kvpool::keys

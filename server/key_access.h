@@ -43,4 +43,10 @@ void MultiDel(CommandContext& cx, std::span<const std::string_view> keys, FlagsR
 // each node (pool::Pool::MultiSet).
 void MultiSet(CommandContext& cx, std::span<const std::string_view> kvs, SetReply reply);
 
+// Every copy of `key` (pool::Pool::Copies), primary first. Without a pool,
+// or when the caller cannot wait for a later answer, this node's own copy
+// alone, as this node sees it.
+using CopiesReply = std::function<void(protocol::ReplyBuilder&, std::vector<pool::CopyInfo>&)>;
+void Copies(CommandContext& cx, std::string_view key, CopiesReply reply);
+
 }  // namespace kvpool::keys

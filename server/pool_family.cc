@@ -1,4 +1,5 @@
-// POOL NODES / POOL KEYNODE / CLUSTER KEYSLOT, and INFO's pool section.
+// POOL NODES / KEYNODE / MEXISTS / DBSIZE / COPIES / CLUSTER KEYSLOT, and
+// INFO's pool section.
 #include <string>
 
 #include "server/command_table.h"
@@ -8,6 +9,7 @@
 #include "server/server_context.h"
 #include "server/util/strings.h"
 #include "storage/pool/pool.h"
+#include "storage/util/digest.h"
 
 namespace kvpool {
 
@@ -76,6 +78,41 @@ void CmdPoolNodes(CommandContext& cx) {
   cx.reply().Verbatim(out);
 }
 
+const char* CopyStateName(pool::CopyInfo::State s) {
+  switch (s) {
+    case pool::CopyInfo::kInSync:
+      return "in-sync";
+    case pool::CopyInfo::kSyncing:
+      return "syncing";
+    default:
+      return "down";
+  }
+}
+
+// POOL COPIES key: per copy of the key's slot, primary first,
+// [address, state, version, digest]; version and digest nil where that
+// copy holds no such key (or did not answer: state "down").
+void CmdPoolCopies(CommandContext& cx) {
+  pool::Pool* p = cx.server().pool();
+  std::string self = p == nullptr ? SelfAddr(cx.server()) : std::string();
+  keys::Copies(cx, cx.arg(2),
+               [p, self](protocol::ReplyBuilder& rb, std::vector<pool::CopyInfo>& copies) {
+                 rb.ArrayHeader(copies.size());
+                 for (const pool::CopyInfo& c : copies) {
+                   rb.ArrayHeader(4);
+                   rb.Bulk(p != nullptr ? p->node(c.node).Addr() : self);
+                   rb.Bulk(CopyStateName(c.state));
+                   if (!c.present) {
+                     rb.Null();
+                     rb.Null();
+                     continue;
+                   }
+                   rb.Integer(static_cast<int64_t>(c.version));
+                   rb.Bulk(Hex64(c.digest));
+                 }
+               });
+}
+
 void CmdPool(CommandContext& cx) {
   std::string sub = ToLower(cx.arg(1));
   if (sub == "nodes" && cx.argc() == 2) return CmdPoolNodes(cx);
@@ -111,14 +148,20 @@ void CmdPool(CommandContext& cx) {
     } while (cursor != 0);
     return cx.reply().Integer(n);
   }
+  if (sub == "copies") {
+    if (cx.argc() != 3) return cx.reply().Error(errors::WrongArity("pool|copies"));
+    return CmdPoolCopies(cx);
+  }
   if (sub == "help") {
-    cx.reply().ArrayHeader(5);
+    cx.reply().ArrayHeader(6);
     cx.reply().SimpleString("POOL NODES -- every node: address, state, slots, keys, memory.");
     cx.reply().SimpleString("POOL KEYNODE <key> -- the node that owns <key>.");
     cx.reply().SimpleString(
         "POOL MEXISTS <key> [<key> ...] -- 1/0 per key as MEXISTS, -1 where its node is down.");
     cx.reply().SimpleString(
         "POOL DBSIZE -- keys of this db this node answers reads for (DBSIZE's part with replicas).");
+    cx.reply().SimpleString(
+        "POOL COPIES <key> -- per copy: [address, in-sync|syncing|down, version, digest].");
     cx.reply().SimpleString("POOL HELP");
     return;
   }

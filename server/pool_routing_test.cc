@@ -11,6 +11,7 @@
 #include "server/dispatcher.h"
 #include "server/testing/pool_harness.h"
 #include "server/testing/resp_text.h"
+#include "storage/util/digest.h"
 
 namespace kvpool::testing {
 namespace {
@@ -83,6 +84,19 @@ TEST_F(PoolRoutingTest, PoolMExistsIsOneOrZeroWhileEveryNodeAnswers) {
             Array({Int(1), Int(0), Int(1), Int(1)}));
   // Every key on the node asked: answered there, the same way.
   EXPECT_EQ(h.Run(2, {"POOL", "MEXISTS", k[2], absent}), Array({Int(1), Int(0)}));
+}
+
+TEST_F(PoolRoutingTest, PoolCopiesShowsTheOwnersCopyFromAnyNode) {
+  SetAll();
+  const uint64_t version = h.store(1).Peek(0, k[1], NowMs()).version();
+  const std::string entry = Array({Bulk(h.Addr(1)), Bulk("in-sync"),
+                                   Int(static_cast<int64_t>(version)), Bulk(Hex64(Hash64("v1")))});
+  for (int via : {0, 1}) EXPECT_EQ(h.Run(via, {"POOL", "COPIES", k[1]}), Array({entry})) << via;
+  std::string absent = h.KeyOn(2, "absent");
+  EXPECT_EQ(h.Run(0, {"POOL", "COPIES", absent}),
+            Array({Array({Bulk(h.Addr(2)), Bulk("in-sync"), kNilReply, kNilReply})}));
+  EXPECT_EQ(h.Run(0, {"POOL", "COPIES"}),
+            Err("ERR wrong number of arguments for 'pool|copies' command"));
 }
 
 TEST_F(PoolRoutingTest, MSetNxChecksEveryNodeBeforeWriting) {

@@ -1,10 +1,13 @@
-"""Helpers for the pool tests (test_pool.py, test_pool_security.py).
+"""Helpers for the pool tests (test_pool.py, test_pool_security.py,
+test_pool_copies.py, test_replicas.py).
 
 - Redis Cluster key slots (CRC16-XMODEM of the key or of its {hashtag}),
   computed here independently of the server, and the slot -> node table read
   from POOL NODES, so a test can pick keys owned by a given node.
 - Node-to-node frames (storage/transport/wire.h, auth.h), to play a hostile
   or unauthenticated peer on a node's pool port.
+- POOL COPIES, decoded, and the value digest it shows (kvhash64, written
+  here again from storage/util/digest.h's description).
 """
 
 from __future__ import annotations
@@ -270,4 +273,32 @@ def iter_chunks(seq: list, n: int) -> Iterator[list]:
 
 
 __all__ = ["SlotMap", "key_slot", "crc16", "local_keys", "myself_line", "parse_pool_nodes", "PeerProbe",
-           "frame", "hello_body", "keys_body", "command_body", "parse_frames", "pool_port", "iter_chunks"]
+           "frame", "hello_body", "keys_body", "command_body", "parse_frames", "pool_port", "iter_chunks", "copies", "kvhash64"]
+
+
+_M = (1 << 64) - 1
+_P1, _P2, _P3 = 0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9
+
+
+def _rotl(x: int, r: int) -> int:
+    return ((x << r) | (x >> (64 - r))) & _M
+
+
+def kvhash64(b: bytes) -> str:
+    """storage/util/digest.h's Hash64, as 16 lowercase hex digits."""
+    n = len(b)
+    h = _P3 ^ (n * _P1 & _M)
+    for i in range(0, n, 8):
+        w = int.from_bytes(b[i:i + 8].ljust(8, b"\0"), "little")
+        h = (_rotl(h ^ (_rotl(w * _P2 & _M, 31) * _P1 & _M), 27) * _P1 + _P3) & _M
+    x = h ^ n
+    for m in (0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53):
+        x ^= x >> 33
+        x = x * m & _M
+    return "%016x" % (x ^ (x >> 33))
+
+
+def copies(c, key):
+    """POOL COPIES with strings decoded."""
+    return [[f.decode() if isinstance(f, bytes) else f for f in e]
+            for e in c.execute_command("POOL", "COPIES", key)]

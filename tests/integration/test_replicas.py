@@ -15,6 +15,10 @@ says).
   by veth pairs to a bridge; one node's link taken down and brought back):
   the majority side's writes win, and the returning node serves no stale
   value (needs root and `ip netns`; skipped without them).
+- POOL COPIES: through every node both copies of a key are in-sync with
+  versions present and equal digests (each node's store numbers its own
+  writes, so versions need not be equal); after kill -9 of one copy it shows
+  "down" with nil version and digest through the others.
 - The same under load: clients write and read their own keys continuously
   while a node is killed and restarted; errors and misses are counted and
   allowed only while the dead node is not yet detected; no read ever returns
@@ -38,6 +42,7 @@ import redis
 
 from conftest import (EXTRA_SERVER_ARGS, HOST, SERVER_BINARY, Pool, ServerProcess, parse_pool_nodes,
                       pick_free_ports, stop_all)
+from pool_util import copies, kvhash64
 from util import scan_all, wait_until
 
 pytestmark = pytest.mark.kvpool_only
@@ -271,6 +276,29 @@ def test_transactions_reach_every_copy(pool):
         tx.incr("{tx}n")
         assert tx.execute() == [4]
     assert live[1].get("{tx}n") == b"4"
+
+
+def test_copies_agree_and_a_killed_copy_shows_down(pool):
+    p = pool
+    c = [n.client() for n in p.nodes]
+    addrs = [n.addr for n in p.nodes]
+    key, value = "cp:rep", b"replicated value " * 100
+    assert c[2].set(key, value)
+    primary = addrs.index(c[0].execute_command("POOL", "KEYNODE", key).decode())
+    replica = (primary + 1) % 3
+    for i in range(3):
+        got = copies(c[i], key)
+        assert [e[0] for e in got] == [addrs[primary], addrs[replica]], i
+        for e in got:
+            assert e[1] == "in-sync", (i, got)
+            assert isinstance(e[2], int) and e[2] > 0, (i, got)
+            assert e[3] == kvhash64(value), (i, got)
+    p.kill(replica)
+    p.wait_state(replica, "down", timeout=10)
+    for i in (n for n in range(3) if n != replica):
+        got = copies(c[i], key)
+        assert got[1] == [addrs[replica], "down", None, None], (i, got)
+        assert got[0][1] == "in-sync" and got[0][3] == kvhash64(value), (i, got)
 
 
 class _Client(threading.Thread):
