@@ -78,6 +78,9 @@ class FrameConn {
   void QueueRef(const void* data, size_t len, evbuffer_ref_cleanup_cb cleanup, void* arg);
   // Writes what it can now (used right before closing deliberately).
   void FlushNow();
+  // Reads what the socket holds now, as a readable event would (the
+  // handler's callbacks may destroy this).
+  void ReadNow() { OnReadable(); }
 
   // Hands the socket over (to another lane) and leaves this object inert.
   // -1 if input or output is mid-frame.

@@ -169,7 +169,7 @@ Status PendingAccept::Start(int fd) {
   conn_ = std::move(c.value());
   timer_ = evtimer_new(l0.base, &PendingAccept::TimeoutCb, this);
   if (!timer_) return Status::Internal("libevent: evtimer_new");
-  const timeval tv = MsToTimeval(t_->tuning().handshake_timeout_ms);
+  const timeval tv = MsToTimeval(t_->tuning().accept_timeout_ms);
   evtimer_add(timer_, &tv);
   return Status::OK();
 }
@@ -189,6 +189,7 @@ void PendingAccept::OnFrame(const FrameHeader& h, FrameBuffer payload) {
     StatusOr<std::string> challenge = hs_->OnHello(body);
     if (!challenge.ok()) return Reject(challenge.status().message());
     have_hello_ = true;
+    t_->HelloVerified(this);
     FrameHeader out;
     out.kind = FrameKind::kChallenge;
     conn_->QueueFrame(out, std::move(challenge.value()));

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -27,6 +28,7 @@
 #include "storage/transport/frame_conn.h"
 #include "storage/transport/outlink_base.h"
 #include "storage/transport/tcp_transport.h"
+#include "storage/transport/transport_common.h"
 #include "storage/transport/transport.h"
 #include "storage/transport/wire.h"
 
@@ -101,11 +103,19 @@ class InConn final : public FrameConn::Handler, public std::enable_shared_from_t
 
 // An accepted connection in its handshake, on lane 0. Once the peer proves
 // it knows the secret, its socket is handed to the lane it asked for.
+// "Silent" until a complete, valid HELLO has been read from it.
 class PendingAccept final : public FrameConn::Handler {
  public:
-  explicit PendingAccept(TcpTransport* t) : t_(t) {}
+  PendingAccept(TcpTransport* t, uint64_t seq, std::string source)
+      : t_(t), seq_(seq), source_(std::move(source)) {}
   ~PendingAccept() override;
   Status Start(int fd);
+  uint64_t seq() const { return seq_; }                  // accept order
+  const std::string& source() const { return source_; }  // AddressKey
+  bool said_hello() const { return have_hello_; }
+  // Reads what the socket already holds (a HELLO, a PROOF, an EOF) now
+  // instead of on the next readable event. May destroy this.
+  void ReadNow() { conn_->ReadNow(); }
 
   Status OnHeader(const FrameHeader& h, bool* discard) override;
   void OnFrame(const FrameHeader& h, FrameBuffer payload) override;
@@ -116,6 +126,8 @@ class PendingAccept final : public FrameConn::Handler {
   static void TimeoutCb(evutil_socket_t, short, void* arg);
 
   TcpTransport* t_;
+  const uint64_t seq_;
+  const std::string source_;
   std::unique_ptr<FrameConn> conn_;
   std::optional<auth::ServerHandshake> hs_;
   event* timer_ = nullptr;
@@ -151,15 +163,33 @@ class TcpTransport final : public LanedTransport<Lane> {
   const TcpTuning& tuning() const { return tuning_; }
   // Lane 0: `peer` authenticated a connection from its lane `conn_lane`.
   void HandOff(int fd, int peer, uint32_t conn_lane);
+  // Lane 0: `a` sent a valid HELLO; it no longer counts as silent.
+  void HelloVerified(PendingAccept* a);
   // Lane 0: destroys a finished or failed PendingAccept.
-  void RemoveAccept(PendingAccept* a) { accepts_.erase(a); }
+  void RemoveAccept(PendingAccept* a);
+  // Connections closed at accept because their source is not a peer's
+  // host, and pending handshakes closed to make room for newer ones.
+  uint64_t refused_sources() const { return refused_.load(std::memory_order_relaxed); }
+  uint64_t evicted_handshakes() const { return evicted_.load(std::memory_order_relaxed); }
 
  private:
   Status StartLanes(const std::vector<event_base*>& bases) override;
   void StopLaneImpl(Lane& lane) override;
   void ForgetStart() override { listener_ = nullptr; }
   void Adopt(Lane& lane, int fd, int peer);
-  void OnAccept(int fd);
+  void OnAccept(int fd, const sockaddr* from);
+  bool RefuseSource(const sockaddr* from);
+  // Brings the silent handshakes of `source`, then all pending ones, back
+  // within their bounds; `newest` (just accepted) is never the one closed.
+  void EnforceBounds(const std::string& source, uint64_t newest);
+  // Makes room for one: the oldest silent handshake (of `source` if given;
+  // else, when none is silent, the oldest waiting for its PROOF) is read
+  // first and closed only if it still is what it was. False if no
+  // candidate is left.
+  bool EvictOldest(const std::string* source, uint64_t spare);
+  // Lets the loop run other events after a burst of accepts.
+  void YieldAfterBurst();
+  void ForgetSilent(const std::string& source);
   static void AcceptCb(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg);
   static void AcceptErrorCb(evconnlistener*, void* arg);
   static void ResumeAcceptCb(evutil_socket_t, short, void* arg);
@@ -167,8 +197,19 @@ class TcpTransport final : public LanedTransport<Lane> {
 
   const TcpTuning tuning_;
   evconnlistener* listener_ = nullptr;  // lane 0
-  event* resume_accept_ = nullptr;      // lane 0: re-enables accept after EMFILE
-  std::unordered_map<PendingAccept*, std::unique_ptr<PendingAccept>> accepts_;  // lane 0
+  // Lane 0: re-enables accept after EMFILE, or after a burst (YieldAfterBurst).
+  event* resume_accept_ = nullptr;
+  PeerAllowlist allowlist_;  // set in StartLanes
+  // Lane 0: pending handshakes by accept order, and the silent ones' count
+  // per source.
+  std::map<uint64_t, std::unique_ptr<PendingAccept>> accepts_;
+  std::unordered_map<std::string, int> silent_by_source_;
+  uint64_t next_accept_ = 0;
+  int accepts_in_burst_ = 0;
+  bool refusal_logged_ = false;
+  bool eviction_logged_ = false;
+  std::atomic<uint64_t> refused_{0};
+  std::atomic<uint64_t> evicted_{0};
 };
 
 }  // namespace kvpool::transport::tcp

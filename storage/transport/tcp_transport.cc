@@ -6,6 +6,9 @@
 #include <netinet/tcp.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -47,6 +50,11 @@ Status TcpTransport::StartLanes(const std::vector<event_base*>& bases) {
     lanes_.push_back(std::move(l));
     if (!st.ok()) return st;
   }
+  const std::string unresolved = allowlist_.Init(o_.peers);
+  if (!unresolved.empty())
+    spdlog::warn("pool transport: cannot resolve peer host(s) {}; connections from them are "
+                 "refused",
+                 unresolved);
   sockaddr_storage ss;
   socklen_t len;
   Status st = ResolveAddress(o_.bind_host, o_.listen_port, &ss, &len);
@@ -73,6 +81,7 @@ void TcpTransport::StopLaneImpl(Lane& l) {
     if (resume_accept_) event_free(resume_accept_);
     resume_accept_ = nullptr;
     accepts_.clear();
+    silent_by_source_.clear();
   }
   const Status why = Status::Unavailable("transport stopped");
   for (auto& link : l.links) link->Shutdown(why);
@@ -81,23 +90,113 @@ void TcpTransport::StopLaneImpl(Lane& l) {
   for (auto& [raw, c] : conns) c->Close();
 }
 
-void TcpTransport::AcceptCb(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
-  static_cast<TcpTransport*>(arg)->OnAccept(fd);
+void TcpTransport::AcceptCb(evconnlistener*, evutil_socket_t fd, sockaddr* from, int, void* arg) {
+  static_cast<TcpTransport*>(arg)->OnAccept(fd, from);
 }
 
-void TcpTransport::OnAccept(int fd) {
-  // Unauthenticated connections are bounded in number and in time, so a
-  // flood of them costs a fixed amount of memory.
-  if (lanes_[0]->stopped || static_cast<int>(accepts_.size()) >= tuning_.max_pending_handshakes) {
+void TcpTransport::OnAccept(int fd, const sockaddr* from) {
+  // Only the hosts of pool-nodes may start a handshake. Unauthenticated
+  // connections are bounded in number, per source and in time, so a flood
+  // of them costs a fixed amount of memory; the oldest silent ones make room
+  // for new ones, so the flood cannot keep a genuine peer out.
+  if (lanes_[0]->stopped || RefuseSource(from)) {
     close(fd);
     return;
   }
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  auto a = std::make_unique<PendingAccept>(this);
+  const uint64_t seq = next_accept_++;
+  auto a = std::make_unique<PendingAccept>(this, seq, AddressKey(from));
   PendingAccept* raw = a.get();
-  if (!a->Start(fd).ok()) return;
-  accepts_.emplace(raw, std::move(a));
+  const std::string source = raw->source();
+  if (a->Start(fd).ok()) {
+    ++silent_by_source_[source];
+    accepts_.emplace(seq, std::move(a));
+    // A peer that waited in the backlog has sent its HELLO already: read
+    // it before the connection is counted against any bound.
+    raw->ReadNow();  // may destroy raw
+    EnforceBounds(source, seq);
+  }
+  YieldAfterBurst();
+}
+
+bool TcpTransport::RefuseSource(const sockaddr* from) {
+  if (from && allowlist_.Allows(from)) return false;
+  refused_.fetch_add(1, std::memory_order_relaxed);
+  if (!refusal_logged_) {
+    refusal_logged_ = true;
+    spdlog::warn("pool transport: refused a connection on the pool port from {}, not a host in "
+                 "pool-nodes (logged once; later ones are only counted)",
+                 from ? AddressKeyText(AddressKey(from)) : std::string("?"));
+  }
+  return true;
+}
+
+void TcpTransport::EnforceBounds(const std::string& source, uint64_t newest) {
+  const int per_source = std::max(1, tuning_.max_pending_per_source);
+  const size_t total = static_cast<size_t>(std::max(1, tuning_.max_pending_handshakes));
+  auto silent = [&] {
+    auto it = silent_by_source_.find(source);
+    return it == silent_by_source_.end() ? 0 : it->second;
+  };
+  while (silent() > per_source && EvictOldest(&source, newest)) {
+  }
+  while (accepts_.size() > total && EvictOldest(nullptr, newest)) {
+  }
+}
+
+bool TcpTransport::EvictOldest(const std::string* source, uint64_t spare) {
+  // Silent ones first (a genuine peer sends HELLO at once, so the oldest
+  // silent one is the least likely to be one); a HELLO already received
+  // is read before the choice, so it is never what gets a peer evicted.
+  // Those waiting for PROOF only when no silent one is left, and only to
+  // keep the total bound.
+  for (const bool helloed : {false, true}) {
+    if (helloed && source) break;
+    for (auto& [seq, a] : accepts_) {
+      if (seq == spare || a->said_hello() != helloed || (source && a->source() != *source))
+        continue;
+      const uint64_t key = seq;
+      a->ReadNow();  // may complete a step, or close (and destroy) it
+      auto at = accepts_.find(key);
+      if (at == accepts_.end() || at->second->said_hello() != helloed) return true;
+      evicted_.fetch_add(1, std::memory_order_relaxed);
+      if (!eviction_logged_) {
+        eviction_logged_ = true;
+        spdlog::warn("pool transport: too many connections in their handshake from {}; closing "
+                     "the oldest that has not finished its HELLO to make room (logged once)",
+                     AddressKeyText(at->second->source()));
+      }
+      RemoveAccept(at->second.get());
+      return true;
+    }
+  }
+  return false;
+}
+
+void TcpTransport::YieldAfterBurst() {
+  // evconnlistener accepts until the backlog is empty; a flood can keep it
+  // full, and lane 0 also carries calls, handshake reads and timers.
+  constexpr int kAcceptsPerTurn = 64;
+  if (++accepts_in_burst_ < kAcceptsPerTurn || !listener_ || !resume_accept_) return;
+  accepts_in_burst_ = 0;
+  evconnlistener_disable(listener_);
+  const timeval now{0, 0};
+  evtimer_add(resume_accept_, &now);
+}
+
+void TcpTransport::HelloVerified(PendingAccept* a) { ForgetSilent(a->source()); }
+
+void TcpTransport::ForgetSilent(const std::string& source) {
+  auto it = silent_by_source_.find(source);
+  if (it != silent_by_source_.end() && --it->second <= 0) silent_by_source_.erase(it);
+}
+
+void TcpTransport::RemoveAccept(PendingAccept* a) {
+  auto at = accepts_.find(a->seq());
+  if (at == accepts_.end() || at->second.get() != a) return;
+  if (!a->said_hello()) ForgetSilent(a->source());
+  accepts_.erase(at);  // destroys a
 }
 
 void TcpTransport::AcceptErrorCb(evconnlistener* lev, void* arg) {

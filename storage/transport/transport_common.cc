@@ -1,6 +1,10 @@
 #include "storage/transport/transport_common.h"
 
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
+
+#include <algorithm>
 
 #include <cstring>
 
@@ -28,6 +32,56 @@ Status ResolveAddress(const std::string& host, int port, sockaddr_storage* out, 
   if (len) *len = res->ai_addrlen;
   freeaddrinfo(res);
   return Status::OK();
+}
+
+std::string AddressKey(const sockaddr* a) {
+  if (a->sa_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(a);
+    return std::string(reinterpret_cast<const char*>(&in->sin_addr), 4);
+  }
+  if (a->sa_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(a);
+    const char* b = reinterpret_cast<const char*>(&in6->sin6_addr);
+    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) return std::string(b + 12, 4);
+    return std::string(b, 16);
+  }
+  return {};
+}
+
+std::string AddressKeyText(const std::string& key) {
+  char buf[INET6_ADDRSTRLEN] = "?";
+  if (key.size() == 4 || key.size() == 16)
+    inet_ntop(key.size() == 4 ? AF_INET : AF_INET6, key.data(), buf, sizeof(buf));
+  return buf;
+}
+
+std::string PeerAllowlist::Init(const std::vector<PeerAddress>& peers) {
+  keys_.clear();
+  std::string unresolved;
+  for (const PeerAddress& p : peers) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    const std::string h = p.host.empty() ? "127.0.0.1" : p.host;
+    const int rc = getaddrinfo(h.c_str(), nullptr, &hints, &res);
+    if (rc != 0 || !res) {
+      unresolved += (unresolved.empty() ? "" : ", ") + h + " (" + gai_strerror(rc) + ")";
+      continue;
+    }
+    for (addrinfo* r = res; r; r = r->ai_next) {
+      std::string k = AddressKey(r->ai_addr);
+      if (!k.empty() && std::find(keys_.begin(), keys_.end(), k) == keys_.end())
+        keys_.push_back(std::move(k));
+    }
+    freeaddrinfo(res);
+  }
+  return unresolved;
+}
+
+bool PeerAllowlist::Allows(const sockaddr* a) const {
+  const std::string k = AddressKey(a);
+  return !k.empty() && std::find(keys_.begin(), keys_.end(), k) != keys_.end();
 }
 
 PeerTable::PeerTable(size_t peers)

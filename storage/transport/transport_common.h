@@ -25,6 +25,25 @@ timeval MsToTimeval(int ms);
 Status ResolveAddress(const std::string& host, int port, sockaddr_storage* out,
                       socklen_t* len = nullptr);
 
+// The raw bytes of a socket address's IP (4 for IPv4, IPv4-mapped IPv6
+// included; 16 for IPv6), without the port: a key for "one source address".
+// Empty for other families.
+std::string AddressKey(const sockaddr* a);
+std::string AddressKeyText(const std::string& key);  // for logs: "127.0.0.2"
+
+// The source addresses peers may connect from: every peer's host in
+// TransportOptions::peers, resolved once (a name to all of its addresses).
+class PeerAllowlist {
+ public:
+  // Hosts that do not resolve are left out and named in the returned
+  // message (empty if all resolved); they cannot connect to us.
+  std::string Init(const std::vector<PeerAddress>& peers);
+  bool Allows(const sockaddr* a) const;
+
+ private:
+  std::vector<std::string> keys_;  // AddressKey of each allowed address
+};
+
 // Every peer's counters and up flag (Transport::counters / peer_up). The
 // flags start true; any thread may read them.
 class PeerTable {
