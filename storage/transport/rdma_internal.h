@@ -463,6 +463,8 @@ class RdmaTransport final : public LanedTransport<Lane> {
 
   const RdmaTuning tuning_;
   mutable RdmaStats stats_;
+  PeerAllowlist allowlist_;     // the hosts of peers; set in StartLanes
+  bool refusal_logged_ = false;  // lane 0
   // Teardown order: lanes, then region MRs, then the device (PD, contexts);
   // the destructor clears lanes_ (a base member) and regions_ first.
   std::unique_ptr<Device> dev_;

@@ -326,6 +326,10 @@ Status RdmaTransport::StartLanes(const std::vector<event_base*>& bases) {
       return Status::Internal("libevent: cannot create lane events");
   }
 
+  const std::string unresolved = allowlist_.Init(o_.peers);
+  if (!unresolved.empty())
+    spdlog::warn("rdma: cannot resolve peer host(s) {}; connections from them are refused",
+                 unresolved);
   Lane& l0 = *lanes_[0];
   const std::string where =
       (o_.bind_host.empty() ? "127.0.0.1" : o_.bind_host) + ":" + std::to_string(o_.listen_port);
@@ -387,6 +391,16 @@ void RdmaTransport::OnConnectRequest(const CmEvent& ev) {
   if (id->verbs != dev_->ctx) {
     spdlog::warn("rdma: connect request arrived on device {}, this transport uses {}",
                  id->verbs ? ibv_get_device_name(id->verbs->device) : "(none)", dev_->name);
+    return RejectAndDestroy(id);
+  }
+  // Only the hosts of pool-nodes may connect (as for TCP).
+  const sockaddr* from = rdma_get_peer_addr(id);
+  if (!from || !allowlist_.Allows(from)) {
+    if (!refusal_logged_)
+      spdlog::warn("rdma: refused a connect request from {}, not a host in pool-nodes "
+                   "(logged once)",
+                   from ? AddressKeyText(AddressKey(from)) : std::string("?"));
+    refusal_logged_ = true;
     return RejectAndDestroy(id);
   }
   ConnRequest req;
