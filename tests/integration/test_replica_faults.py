@@ -7,7 +7,8 @@
   waits for it (INFO says so), and meanwhile writes of those slots are
   refused with an error naming them, reads of them miss, POOL NODES and
   INFO count them unserved. Once node 1 is back, everything converges by
-  itself: every key reads back through every node.
+  itself: every key reads back through every node, and POOL COPIES shows
+  both copies of them in sync and equal.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 import redis
 
 from conftest import Pool, stop_all
-from pool_util import SlotMap
+from pool_util import SlotMap, copies, kvhash64
 from util import wait_until
 
 pytestmark = pytest.mark.kvpool_only
@@ -106,6 +107,12 @@ def test_pause_one_copy_restart_the_other_loses_nothing(pool):
         lost = _read_all([c[i]], expected)
         assert not lost, f"through node {i + 1}: {len(lost)} acknowledged keys lost, e.g. {lost[:5]}"
     assert _info(p, 0)["pool_slots_unserved"] == 0
+    # Both copies of the shared keys are in sync and hold the same value.
+    for k in shared[:200]:
+        got = copies(c[1], k)
+        want = kvhash64(expected[k].encode())
+        assert [e[0] for e in got] == [p.nodes[2].addr, p.nodes[0].addr], got
+        assert all(e[1] == "in-sync" and e[3] == want for e in got), (k, got)
     assert _info(p, 2)["pool_sync_keys_pulled"] > 0
     # And node 1 alone (node 3's copy was filled from it) holds them all.
     p.kill(0)
