@@ -164,46 +164,91 @@ std::vector<Bytes> with_cmd(const char* cmd, const std::vector<Bytes>& keys) {
   return argv;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (argc < 3) {
-    std::fprintf(stderr, "usage: %s HOST PORT [--password PW] [--no-mexists]\n", argv[0]);
-    return 2;
-  }
-  const char* host = argv[1];
-  int port = std::atoi(argv[2]);
+// What the command line asked for.
+struct Options {
+  const char* host = nullptr;
+  int port = 0;
   bool mexists = true;
   const char* password = nullptr;
+};
+
+// Fills `opt` from argv; on a usage error prints why and returns false.
+bool parse_args(int argc, char** argv, Options& opt) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: %s HOST PORT [--password PW] [--no-mexists]\n", argv[0]);
+    return false;
+  }
+  opt.host = argv[1];
+  opt.port = std::atoi(argv[2]);
   for (int i = 3; i < argc; ++i) {
     if (std::strcmp(argv[i], "--no-mexists") == 0) {
-      mexists = false;
+      opt.mexists = false;
     } else if (std::strcmp(argv[i], "--password") == 0 && i + 1 < argc) {
-      password = argv[++i];
+      opt.password = argv[++i];
     } else {
       std::fprintf(stderr, "unknown argument %s\n", argv[i]);
-      return 2;
+      return false;
     }
   }
+  return true;
+}
 
+// Connects g_ctx and authenticates if asked; on a connect error prints why
+// and returns false (an AUTH mismatch fails like any other check).
+bool connect_and_auth(const Options& opt) {
   timeval tv{10, 0};
-  g_ctx = redisConnectWithTimeout(host, port, tv);
+  g_ctx = redisConnectWithTimeout(opt.host, opt.port, tv);
   if (!g_ctx || g_ctx->err) {
-    std::fprintf(stderr, "cannot connect to %s:%d: %s\n", host, port, g_ctx ? g_ctx->errstr : "out of memory");
-    return 2;
+    std::fprintf(stderr, "cannot connect to %s:%d: %s\n", opt.host, opt.port,
+                 g_ctx ? g_ctx->errstr : "out of memory");
+    return false;
   }
   redisSetTimeout(g_ctx, tv);
-  if (password) expect_status({"AUTH", password}, "OK");
+  if (opt.password) expect_status({"AUTH", opt.password}, "OK");
+  return true;
+}
 
-  const Bytes P = "hiredis:" + std::to_string(getpid()) + ":";
+// The run's state: the key prefix, what the server should hold (kv, in
+// write order) and the keys of the first MSET in their original order.
+struct Run {
+  Bytes prefix;
+  bool mexists = true;
+  std::vector<std::pair<Bytes, Bytes>> kv;
+  std::vector<Bytes> in_order;
 
-  // --- values and keys -----------------------------------------------------
+  Want value_of(const Bytes& k) const {
+    for (auto& [kk, vv] : kv)
+      if (kk == k) return {true, vv};
+    return {false, {}};
+  }
+
+  std::vector<Want> wants(const std::vector<Bytes>& keys) const {
+    std::vector<Want> want;
+    for (auto& k : keys) want.push_back(value_of(k));
+    return want;
+  }
+
+  // MGET (and MEXISTS unless skipped) of `keys`, checked against kv.
+  void run_batch(const std::vector<Bytes>& keys, const std::string& ctx) const {
+    std::vector<Want> want = wants(keys);
+    {
+      Reply r(command(with_cmd("MGET", keys)));
+      check_mget_reply(r.get(), keys, want, "MGET " + ctx);
+    }
+    if (mexists) {
+      Reply r(command(with_cmd("MEXISTS", keys)));
+      check_mexists_reply(r.get(), keys, want, "MEXISTS " + ctx);
+    }
+  }
+};
+
+// Binary values (NUL, CR/LF, empty, all 256 bytes, 1 MiB) and binary keys.
+std::vector<std::pair<Bytes, Bytes>> binary_pairs(const Bytes& P) {
   Bytes all256;
   for (int i = 0; i < 256; ++i) all256.push_back(static_cast<char>(i));
   Bytes mib(1 << 20, '\0');
   for (size_t i = 0; i < mib.size(); ++i) mib[i] = static_cast<char>((i * 31 + (i >> 8)) & 0xff);
-
-  std::vector<std::pair<Bytes, Bytes>> kv = {
+  return {
       {P + "nul", Bytes("a\0b\0", 4)},
       {P + "empty", Bytes()},
       {P + "crlf", "line\r\nnext\r\n"},
@@ -213,48 +258,33 @@ int main(int argc, char** argv) {
       {P + "key\r\nwith crlf", "v-crlf-key"},
       {P + "plain", "plain value"},
   };
+}
 
-  // --- MSET, then MGET/MEXISTS in several orders ---------------------------
+// MSET of the binary pairs, then MGET/MEXISTS in several orders.
+void check_binary_mset(Run& run) {
+  const Bytes& P = run.prefix;
+  run.kv = binary_pairs(P);
   std::vector<Bytes> mset{"MSET"};
-  for (auto& [k, v] : kv) {
+  for (auto& [k, v] : run.kv) {
     mset.push_back(k);
     mset.push_back(v);
   }
   expect_status(mset, "OK");
 
-  auto value_of = [&](const Bytes& k) -> Want {
-    for (auto& [kk, vv] : kv)
-      if (kk == k) return {true, vv};
-    return {false, {}};
-  };
-  auto run_batch = [&](const std::vector<Bytes>& keys, const std::string& ctx) {
-    std::vector<Want> want;
-    for (auto& k : keys) want.push_back(value_of(k));
-    {
-      Reply r(command(with_cmd("MGET", keys)));
-      check_mget_reply(r.get(), keys, want, "MGET " + ctx);
-    }
-    if (mexists) {
-      Reply r(command(with_cmd("MEXISTS", keys)));
-      check_mexists_reply(r.get(), keys, want, "MEXISTS " + ctx);
-    }
-  };
-
-  std::vector<Bytes> in_order;
-  for (auto& [k, v] : kv) in_order.push_back(k);
-  run_batch(in_order, "in MSET order");
-
-  std::vector<Bytes> reversed(in_order.rbegin(), in_order.rend());
-  run_batch(reversed, "reversed");
-
+  for (auto& [k, v] : run.kv) run.in_order.push_back(k);
+  run.run_batch(run.in_order, "in MSET order");
+  std::vector<Bytes> reversed(run.in_order.rbegin(), run.in_order.rend());
+  run.run_batch(reversed, "reversed");
   std::vector<Bytes> mixed = {P + "missing1", P + "mib", P + "nul", P + "missing2", P + "nul",
                               P + "empty", P + "mib", P + "missing1", P + "all256", P + ""};
-  run_batch(mixed, "with duplicates and missing keys");
+  run.run_batch(mixed, "with duplicates and missing keys");
+  run.run_batch({P + "nope"}, "single missing key");
+  run.run_batch({P + "empty"}, "single empty value");
+}
 
-  run_batch({P + "nope"}, "single missing key");
-  run_batch({P + "empty"}, "single empty value");
-
-  // Single-key commands agree with the batch view.
+// Single-key commands agree with the batch view.
+void check_single_key_commands(const Run& run) {
+  const Bytes& P = run.prefix;
   {
     Reply r(command({"GET", P + "nul"}));
     check(r->type == REDIS_REPLY_STRING && r->len == 4 && std::memcmp(r->str, "a\0b\0", 4) == 0,
@@ -268,90 +298,120 @@ int main(int argc, char** argv) {
     Reply r(command({"EXISTS", P + "empty", P + "empty", P + "missing"}));
     check(r->type == REDIS_REPLY_INTEGER && r->integer == 2, "EXISTS empty empty missing: got " + describe(r.get()));
   }
+}
 
-  // --- a 512-key batch in shuffled order ------------------------------------
+// A 512-key batch (every third key missing) read back in shuffled order.
+void check_large_batch(Run& run) {
   std::mt19937 rng(12345);
   std::vector<Bytes> many;
   std::vector<Bytes> mset_many{"MSET"};
   for (int i = 0; i < 512; ++i) {
-    Bytes k = P + "block:" + std::to_string(i);
+    Bytes k = run.prefix + "block:" + std::to_string(i);
     many.push_back(k);
     if (i % 3 != 0) {
       Bytes v = "value-" + std::to_string(i) + Bytes(static_cast<size_t>(i % 7), '\0');
       mset_many.push_back(k);
       mset_many.push_back(v);
-      kv.emplace_back(k, v);
+      run.kv.emplace_back(k, v);
     }
   }
   expect_status(mset_many, "OK");
   std::shuffle(many.begin(), many.end(), rng);
   many.push_back(many[0]);
   many.push_back(many[1]);
-  run_batch(many, "512 shuffled keys");
+  run.run_batch(many, "512 shuffled keys");
+}
 
-  // --- pipelined batches: replies come back in request order ----------------
-  {
-    std::vector<std::vector<Bytes>> batches;
-    for (int b = 0; b < 20; ++b) {
-      std::vector<Bytes> keys;
-      for (int j = 0; j < 25; ++j) keys.push_back(P + "block:" + std::to_string((b * 37 + j * 11) % 600));
-      batches.push_back(keys);
-    }
-    std::vector<const char*> p;
-    std::vector<size_t> l;
-    for (auto& keys : batches) {
-      auto a = with_cmd("MGET", keys);
-      args_of(a, p, l);
-      redisAppendCommandArgv(g_ctx, static_cast<int>(a.size()), p.data(), l.data());
-      if (mexists) {
-        auto e = with_cmd("MEXISTS", keys);
-        args_of(e, p, l);
-        redisAppendCommandArgv(g_ctx, static_cast<int>(e.size()), p.data(), l.data());
-      }
-    }
-    for (size_t b = 0; b < batches.size(); ++b) {
-      std::vector<Want> want;
-      for (auto& k : batches[b]) want.push_back(value_of(k));
-      void* raw = nullptr;
-      if (redisGetReply(g_ctx, &raw) != REDIS_OK) fail(std::string("pipelined MGET: ") + g_ctx->errstr);
-      Reply r(raw);
-      check_mget_reply(r.get(), batches[b], want, "pipelined MGET #" + std::to_string(b));
-      if (mexists) {
-        void* raw2 = nullptr;
-        if (redisGetReply(g_ctx, &raw2) != REDIS_OK) fail(std::string("pipelined MEXISTS: ") + g_ctx->errstr);
-        Reply r2(raw2);
-        check_mexists_reply(r2.get(), batches[b], want, "pipelined MEXISTS #" + std::to_string(b));
-      }
+void append_command(const std::vector<Bytes>& argv) {
+  std::vector<const char*> p;
+  std::vector<size_t> l;
+  args_of(argv, p, l);
+  redisAppendCommandArgv(g_ctx, static_cast<int>(argv.size()), p.data(), l.data());
+}
+
+// The next pipelined reply; an I/O error fails the run with `what`.
+redisReply* next_reply(const char* what) {
+  void* raw = nullptr;
+  if (redisGetReply(g_ctx, &raw) != REDIS_OK) fail(std::string(what) + g_ctx->errstr);
+  return static_cast<redisReply*>(raw);
+}
+
+// Pipelined batches: replies come back in request order.
+void check_pipelined(const Run& run) {
+  std::vector<std::vector<Bytes>> batches;
+  for (int b = 0; b < 20; ++b) {
+    std::vector<Bytes> keys;
+    for (int j = 0; j < 25; ++j) keys.push_back(run.prefix + "block:" + std::to_string((b * 37 + j * 11) % 600));
+    batches.push_back(keys);
+  }
+  for (auto& keys : batches) {
+    append_command(with_cmd("MGET", keys));
+    if (run.mexists) append_command(with_cmd("MEXISTS", keys));
+  }
+  for (size_t b = 0; b < batches.size(); ++b) {
+    std::vector<Want> want = run.wants(batches[b]);
+    Reply r(next_reply("pipelined MGET: "));
+    check_mget_reply(r.get(), batches[b], want, "pipelined MGET #" + std::to_string(b));
+    if (run.mexists) {
+      Reply r2(next_reply("pipelined MEXISTS: "));
+      check_mexists_reply(r2.get(), batches[b], want, "pipelined MEXISTS #" + std::to_string(b));
     }
   }
+}
 
-  // --- overwrite with MSET: last pair wins, other keys untouched -----------
+// Overwrite with MSET: the last pair wins, other keys are untouched.
+void check_overwrite(Run& run) {
+  const Bytes& P = run.prefix;
   expect_status({"MSET", P + "plain", "first", P + "plain", "second", P + "empty", Bytes("\0", 1)}, "OK");
-  for (auto& [k, v] : kv) {
+  for (auto& [k, v] : run.kv) {
     if (k == P + "plain") v = "second";
     if (k == P + "empty") v = Bytes("\0", 1);
   }
-  run_batch(in_order, "after overwrite");
+  run.run_batch(run.in_order, "after overwrite");
+}
 
-  // --- errors ---------------------------------------------------------------
+// Arity errors, and a rejected MSET writes nothing.
+void check_arity_errors(const Run& run) {
+  const Bytes& P = run.prefix;
   expect_error({"MSET", P + "odd"}, "ERR wrong number of arguments for 'mset' command");
   expect_error({"MSET", P + "a", "1", P + "odd"}, "ERR wrong number of arguments for 'mset' command");
   expect_error({"MGET"}, "ERR wrong number of arguments for 'mget' command");
-  if (mexists) expect_error({"MEXISTS"}, "ERR wrong number of arguments for 'mexists' command");
-  run_batch({P + "odd", P + "a"}, "after rejected MSET");
+  if (run.mexists) expect_error({"MEXISTS"}, "ERR wrong number of arguments for 'mexists' command");
+  run.run_batch({P + "odd", P + "a"}, "after rejected MSET");
+}
 
-  // --- cleanup --------------------------------------------------------------
+// DEL of every key written; afterwards none of them reads back.
+void cleanup(Run& run) {
   {
     std::vector<Bytes> del{"DEL"};
-    for (auto& [k, v] : kv) del.push_back(k);
+    for (auto& [k, v] : run.kv) del.push_back(k);
     Reply r(command(del));
-    check(r->type == REDIS_REPLY_INTEGER && static_cast<size_t>(r->integer) == kv.size(),
-          "DEL of all keys: expected " + std::to_string(kv.size()) + ", got " + describe(r.get()));
+    check(r->type == REDIS_REPLY_INTEGER && static_cast<size_t>(r->integer) == run.kv.size(),
+          "DEL of all keys: expected " + std::to_string(run.kv.size()) + ", got " + describe(r.get()));
   }
-  kv.clear();
-  run_batch(in_order, "after DEL");
+  run.kv.clear();
+  run.run_batch(run.in_order, "after DEL");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  if (!parse_args(argc, argv, opt)) return 2;
+  if (!connect_and_auth(opt)) return 2;
+
+  Run run;
+  run.prefix = "hiredis:" + std::to_string(getpid()) + ":";
+  run.mexists = opt.mexists;
+  check_binary_mset(run);
+  check_single_key_commands(run);
+  check_large_batch(run);
+  check_pipelined(run);
+  check_overwrite(run);
+  check_arity_errors(run);
+  cleanup(run);
 
   redisFree(g_ctx);
-  std::printf("OK: %d checks%s\n", g_checks, mexists ? "" : " (MEXISTS skipped)");
+  std::printf("OK: %d checks%s\n", g_checks, run.mexists ? "" : " (MEXISTS skipped)");
   return 0;
 }
