@@ -194,6 +194,10 @@ std::string PoolInfoSection(ServerContext& s) {
   out += "pool_nodes_up:" + std::to_string(up) + "\r\n";
   out += "transport:" + std::string(p->transport_name()) + "\r\n";
   out += "pool_timeout_ms:" + std::to_string(p->timeout_ms()) + "\r\n";
+  // Connections to the pool port turned away before they authenticated.
+  const auto& lc = p->listen_counters();
+  out += "pool_port_refused_sources:" + std::to_string(lc.refused_sources.load()) + "\r\n";
+  out += "pool_port_dropped_handshakes:" + std::to_string(lc.dropped_handshakes.load()) + "\r\n";
   out += "pool_replicas:" + std::to_string(p->replicas()) + "\r\n";
   if (p->replicas() > 1) {
     pool::SyncStats ss = p->sync_stats();

@@ -202,6 +202,7 @@ class Pool {
   std::vector<NodeStatus> Nodes() const;
   const char* transport_name() const { return transport_->name(); }
   const transport::PeerCounters& counters(int node) const { return transport_->counters(node); }
+  const transport::ListenCounters& listen_counters() const { return transport_->listen_counters(); }
   int timeout_ms() const { return options_.timeout_ms; }
 
   // ---- batch requests (lane thread; done on the lane) ----

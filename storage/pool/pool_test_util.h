@@ -128,6 +128,9 @@ class HookTransport final : public Transport {
   }
   size_t max_bulk_per_call() const override { return inner_->max_bulk_per_call(); }
   bool peer_up(int peer) const override { return inner_->peer_up(peer); }
+  const transport::ListenCounters& listen_counters() const override {
+    return inner_->listen_counters();
+  }
 
  private:
   std::unique_ptr<Transport> inner_;

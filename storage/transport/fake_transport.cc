@@ -68,6 +68,8 @@ class FakeTransport final : public Transport {
     if (peer < 0 || peer >= static_cast<int>(net_->nodes_.size())) return kNone;
     return net_->nodes_[node_].counters[peer];
   }
+  // No listening socket: nothing is turned away.
+  const ListenCounters& listen_counters() const override { return listen_; }
   bool peer_up(int peer) const override {
     if (peer < 0 || peer >= static_cast<int>(net_->nodes_.size())) return false;
     const FakeNetwork::Node& n = net_->nodes_[peer];
@@ -75,6 +77,7 @@ class FakeTransport final : public Transport {
   }
 
  private:
+  ListenCounters listen_;
   FakeNetwork* net_;
   int node_;
   int lanes_ = 0;

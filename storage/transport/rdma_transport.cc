@@ -396,6 +396,7 @@ void RdmaTransport::OnConnectRequest(const CmEvent& ev) {
   // Only the hosts of pool-nodes may connect (as for TCP).
   const sockaddr* from = rdma_get_peer_addr(id);
   if (!from || !allowlist_.Allows(from)) {
+    listen_.refused_sources.fetch_add(1, std::memory_order_relaxed);
     if (!refusal_logged_)
       spdlog::warn("rdma: refused a connect request from {}, not a host in pool-nodes "
                    "(logged once)",
@@ -423,8 +424,11 @@ void RdmaTransport::WakeCb(evutil_socket_t, short, void* arg) {
 }
 
 void RdmaTransport::Adopt(Lane& l, const Handoff& h) {
-  if (l.stopped || l.pending_handshakes >= tuning_.max_pending_handshakes)
+  if (l.stopped) return RejectAndDestroy(h.id);
+  if (l.pending_handshakes >= tuning_.max_pending_handshakes) {
+    listen_.dropped_handshakes.fetch_add(1, std::memory_order_relaxed);
     return RejectAndDestroy(h.id);
+  }
   // From now on this id's events arrive on this lane's channel. (Lane 0 acks
   // every event before handling it, so this never waits.)
   if (l.index != 0 && rdma_migrate_id(h.id, l.cm.get()) != 0) {

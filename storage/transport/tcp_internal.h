@@ -169,8 +169,8 @@ class TcpTransport final : public LanedTransport<Lane> {
   void RemoveAccept(PendingAccept* a);
   // Connections closed at accept because their source is not a peer's
   // host, and pending handshakes closed to make room for newer ones.
-  uint64_t refused_sources() const { return refused_.load(std::memory_order_relaxed); }
-  uint64_t evicted_handshakes() const { return evicted_.load(std::memory_order_relaxed); }
+  uint64_t refused_sources() const { return listen_.refused_sources.load(); }
+  uint64_t evicted_handshakes() const { return listen_.dropped_handshakes.load(); }
 
  private:
   Status StartLanes(const std::vector<event_base*>& bases) override;
@@ -208,8 +208,6 @@ class TcpTransport final : public LanedTransport<Lane> {
   int accepts_in_burst_ = 0;
   bool refusal_logged_ = false;
   bool eviction_logged_ = false;
-  std::atomic<uint64_t> refused_{0};
-  std::atomic<uint64_t> evicted_{0};
 };
 
 }  // namespace kvpool::transport::tcp

@@ -122,7 +122,7 @@ void TcpTransport::OnAccept(int fd, const sockaddr* from) {
 
 bool TcpTransport::RefuseSource(const sockaddr* from) {
   if (from && allowlist_.Allows(from)) return false;
-  refused_.fetch_add(1, std::memory_order_relaxed);
+  listen_.refused_sources.fetch_add(1, std::memory_order_relaxed);
   if (!refusal_logged_) {
     refusal_logged_ = true;
     spdlog::warn("pool transport: refused a connection on the pool port from {}, not a host in "
@@ -160,7 +160,7 @@ bool TcpTransport::EvictOldest(const std::string* source, uint64_t spare) {
       a->ReadNow();  // may complete a step, or close (and destroy) it
       auto at = accepts_.find(key);
       if (at == accepts_.end() || at->second->said_hello() != helloed) return true;
-      evicted_.fetch_add(1, std::memory_order_relaxed);
+      listen_.dropped_handshakes.fetch_add(1, std::memory_order_relaxed);
       if (!eviction_logged_) {
         eviction_logged_ = true;
         spdlog::warn("pool transport: too many connections in their handshake from {}; closing "

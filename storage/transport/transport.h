@@ -137,6 +137,14 @@ struct PeerCounters {
   std::atomic<uint64_t> rdma_writes{0};
 };
 
+// Connections to this node's pool port turned away before they
+// authenticated (INFO pool): from a host not in pool-nodes, and pending
+// handshakes closed or rejected to keep within their bounds.
+struct ListenCounters {
+  std::atomic<uint64_t> refused_sources{0};
+  std::atomic<uint64_t> dropped_handshakes{0};
+};
+
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -171,6 +179,8 @@ class Transport {
   // and none has succeeded since; true otherwise, including before any
   // attempt. A hint for INFO and routing, not a failure detector.
   virtual bool peer_up(int peer) const = 0;
+  // This node's pool port (INFO pool); any thread.
+  virtual const ListenCounters& listen_counters() const = 0;
 };
 
 // Builds the transport named `kind` ("tcp" or "rdma").

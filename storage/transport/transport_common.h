@@ -159,6 +159,7 @@ class LanedTransport : public Transport {
   }
   const PeerCounters& counters(int peer) const override { return peers_.counters(peer); }
   bool peer_up(int peer) const override { return peers_.up(peer); }
+  const ListenCounters& listen_counters() const override { return listen_; }
 
   const TransportOptions& options() const { return o_; }
   WireLimits limits() const { return {o_.max_body, o_.max_bulk}; }
@@ -182,6 +183,7 @@ class LanedTransport : public Transport {
 
   const TransportOptions o_;
   PeerTable peers_;
+  ListenCounters listen_;  // written by the listening side (lane 0)
   CallHandler handler_;
   std::vector<std::unique_ptr<LaneT>> lanes_;
 };

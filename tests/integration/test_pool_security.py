@@ -403,6 +403,35 @@ def test_many_unauthenticated_connections_do_not_hurt(guarded):
     c.close()
 
 
+def test_pool_port_refuses_hosts_not_in_pool_nodes(guarded):
+    """A connection from an address that is no pool-nodes host (127.0.0.2;
+    the pool runs on 127.0.0.1) is closed at accept, unanswered, and INFO
+    counts it; the peers are not disturbed."""
+    pool, _secret, _marker, values = guarded
+    target = pool.nodes[1]
+    before = target.client().info("pool")["pool_port_refused_sources"]
+    for _ in range(3):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(5.0)
+        s.bind(("127.0.0.2", 0))
+        s.connect((HOST, pool_port(target)))
+        s.sendall(frame(KIND_HELLO, hello_body(0, 1)))
+        got = b""
+        try:
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+        except ConnectionResetError:
+            pass
+        s.close()
+        assert got == b"", f"a refused source was answered: {got[:64]!r}"
+    info = target.client().info("pool")
+    assert info["pool_port_refused_sources"] == before + 3, info
+    assert pool.nodes[0].client().mget(list(values)) == list(values.values())
+
+
 # ------------------------------------- a half-open flood during a restart
 
 HANDSHAKE_DEADLINE_S = 1.0  # TcpTuning::accept_timeout_ms
@@ -526,6 +555,8 @@ def test_half_open_flood_does_not_keep_a_restarting_peer_out(pool_factory):
             missing = [k for k, v in zip(keys, got) if v is None or v.decode() != values[k]]
             assert not missing, f"{n.name}: {len(missing)} of {len(keys)} keys wrong, e.g. {missing[:5]}"
             c.close()
+        # Node 1 counts what it closed to keep the flood within bounds.
+        assert pool.nodes[0].client().info("pool")["pool_port_dropped_handshakes"] > 0
         # No flooding connection outlives the handshake deadline: the ones
         # still held are closed within it once the flood stops re-opening.
         flood.stop_reopening()
