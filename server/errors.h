@@ -202,9 +202,10 @@ inline std::string PoolNotStored(const Status& s, size_t failed, size_t total) {
   return "ERR " + s.message() + ": " + std::to_string(failed) + " of " + std::to_string(total) +
          " keys were not stored";
 }
-inline std::string PoolNotDeleted(std::string_view node, size_t failed, size_t total,
+// `why`: pool::Pool::NodeDownError or NoCopyError.
+inline std::string PoolNotDeleted(std::string_view why, size_t failed, size_t total,
                                   int64_t removed) {
-  return "ERR pool node " + std::string(node) + " is unavailable: " + std::to_string(failed) +
+  return "ERR " + std::string(why) + ": " + std::to_string(failed) +
          " of " + std::to_string(total) + " keys were not deleted (" + std::to_string(removed) +
          " deleted)";
 }

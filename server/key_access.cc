@@ -110,8 +110,12 @@ void MultiDel(CommandContext& cx, std::span<const std::string_view> keys, FlagsR
                 [a, p, owners = std::move(owners), reply = std::move(reply)](
                     std::vector<int8_t>& flags) {
                   std::string failed;
-                  for (size_t i = 0; i < flags.size(); ++i)
-                    if (flags[i] < 0) failed = p->node(owners[i]).Addr();
+                  for (size_t i = 0; i < flags.size(); ++i) {
+                    if (flags[i] >= 0) continue;
+                    failed = p->replicas() > 1 && !p->HasCopyServing(owners[i])
+                                 ? p->NoCopyError(owners[i])
+                                 : p->NodeDownError(owners[i]);
+                  }
                   a->Write([&](protocol::ReplyBuilder& rb) { reply(rb, flags, failed); });
                 });
   });

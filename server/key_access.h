@@ -26,9 +26,10 @@ namespace kvpool::keys {
 
 using GetReply = std::function<void(protocol::ReplyBuilder&, std::vector<pool::GetResult>&)>;
 // Per key: 1 present (or removed), 0 absent, -1 its node could not answer.
-// `failed_node` names a node that could not answer ("" if every one did).
+// `failed` says why some key's node could not answer, naming it (or,
+// with replicas, the slots no copy in sync serves); "" if every one did.
 using FlagsReply = std::function<void(protocol::ReplyBuilder&, std::vector<int8_t>& flags,
-                                      std::string_view failed_node)>;
+                                      std::string_view failed)>;
 // `failed` keys were not stored; `status` says why (OK when none failed).
 using SetReply = std::function<void(protocol::ReplyBuilder&, const Status& status, size_t failed)>;
 

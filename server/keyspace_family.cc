@@ -72,11 +72,11 @@ bool ParseDbIndex(CommandContext& cx, std::string_view text, int* db) {
 // ---- deletion and existence ----
 
 // DEL and UNLINK: the Store frees memory without blocking either way.
-// A key whose node could not answer fails the reply, naming that node and
-// how many keys were and were not deleted.
+// A key whose node could not answer fails the reply, saying why (naming
+// that node) and how many keys were and were not deleted.
 void CmdDel(CommandContext& cx) {
   keys::MultiDel(cx, cx.args().subspan(1),
-                 [](ReplyBuilder& rb, std::vector<int8_t>& flags, std::string_view failed_node) {
+                 [](ReplyBuilder& rb, std::vector<int8_t>& flags, std::string_view why) {
                    int64_t removed = 0;
                    size_t failed = 0;
                    for (int8_t f : flags) {
@@ -84,7 +84,7 @@ void CmdDel(CommandContext& cx) {
                      failed += f < 0;
                    }
                    if (failed == 0) return rb.Integer(removed);
-                   rb.Error(errors::PoolNotDeleted(failed_node, failed, flags.size(), removed));
+                   rb.Error(errors::PoolNotDeleted(why, failed, flags.size(), removed));
                  });
 }
 

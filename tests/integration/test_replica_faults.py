@@ -92,6 +92,11 @@ def test_pause_one_copy_restart_the_other_loses_nothing(pool):
             c[1].set(shared[0], "during")
         with pytest.raises(redis.ResponseError, match=r"no copy of slots \S+ is in sync"):
             c[1].mset({shared[1]: "during"})
+        with pytest.raises(redis.ResponseError,
+                           match=r"no copy of slots \S+ is in sync .*: 1 of 1 keys were not deleted"):
+            c[1].delete(shared[2])
+        # Its keys read as misses (the documented miss), never a stale value.
+        assert c[1].mget(shared[:3]) == [None] * 3
         assert "unserved_slots=" in c[1].execute_command("POOL", "NODES").decode()
         # The other slots are served as usual.
         other = next(k for k in keys if slots.node_of(k) == 1)
