@@ -43,6 +43,7 @@ import redis
 from conftest import (EXTRA_SERVER_ARGS, HOST, SERVER_BINARY, Pool, ServerProcess, parse_pool_nodes,
                       pick_free_ports, stop_all)
 from pool_util import copies, kvhash64
+from replica_load import LoadClient, verify_acked
 from util import scan_all, wait_until
 
 pytestmark = pytest.mark.kvpool_only
@@ -301,81 +302,6 @@ def test_copies_agree_and_a_killed_copy_shows_down(pool):
         assert got[0][1] == "in-sync" and got[0][3] == kvhash64(value), (i, got)
 
 
-class _Client(threading.Thread):
-    """Writes and reads its own keys through one node (others when it is
-    down), recording what was acknowledged."""
-
-    def __init__(self, p: Pool, cid: int, keys: int, stop: threading.Event):
-        super().__init__(daemon=True)
-        self.p, self.cid, self.stop = p, cid, stop
-        self.keys = [f"load:{cid}:{i}" for i in range(keys)]
-        self.acked = {}          # key -> last acknowledged seq (0 = deleted)
-        self.unsure = {}         # key -> seqs written after it, outcome unknown
-        self.seq = 0
-        self.errors, self.misses, self.stale = [], [], []
-        self.ops = 0
-        self.node = cid % p.n
-        self.conn = None
-
-    def _client(self):
-        if self.conn is None:
-            alive = [i for i in range(self.p.n) if self.p.nodes[i].alive()]
-            self.node = self.node if self.node in alive else random.choice(alive)
-            self.conn = self.p.nodes[self.node].client(socket_timeout=5)
-        return self.conn
-
-    def _failed(self, what, e):
-        self.errors.append((time.monotonic(), what, repr(e)[:200]))
-        self.conn = None
-        self.node = (self.node + 1) % self.p.n
-
-    def run(self):
-        rnd = random.Random(self.cid)
-        while not self.stop.is_set():
-            self.ops += 1
-            batch = rnd.sample(self.keys, 20)
-            if rnd.random() < 0.5:
-                self.seq += 1
-                vals = {k: f"{k}={self.seq}" for k in batch}
-                try:
-                    self._client().mset(vals)
-                except (redis.RedisError, OSError) as e:
-                    for k in batch:
-                        self.unsure.setdefault(k, set()).add(self.seq)
-                    self._failed("mset", e)
-                    continue
-                for k in batch:
-                    self.acked[k] = self.seq
-                    self.unsure.pop(k, None)
-            elif rnd.random() < 0.3:
-                # MEXISTS: every acknowledged key exists.
-                t0 = time.monotonic()
-                want = {k: self.acked.get(k) for k in batch}
-                try:
-                    got = self._client().execute_command("MEXISTS", *batch)
-                except (redis.RedisError, OSError) as e:
-                    self._failed("mexists", e)
-                    continue
-                self.misses += [(t0, k) for k, v in zip(batch, got) if want[k] and v != 1]
-            else:
-                t0 = time.monotonic()
-                want = {k: self.acked.get(k) for k in batch}
-                try:
-                    got = self._client().mget(batch)
-                except (redis.RedisError, OSError) as e:
-                    self._failed("mget", e)
-                    continue
-                for k, v in zip(batch, got):
-                    if want[k] is None:
-                        continue
-                    if v is None:
-                        self.misses.append((t0, k))
-                        continue
-                    seq = int(v.decode().rsplit("=", 1)[1])
-                    if seq < want[k]:
-                        self.stale.append((t0, k, seq, want[k]))
-
-
 def test_kill_and_restart_under_load():
     p = Pool(3, name="repload", **OPTS)
     try:
@@ -383,7 +309,7 @@ def test_kill_and_restart_under_load():
         for i in range(3):
             _wait_in_sync(p, i)
         stop = threading.Event()
-        clients = [_Client(p, cid, 2000, stop) for cid in range(3)]
+        clients = [LoadClient(p, cid, 2000, stop) for cid in range(3)]
         for t in clients:
             t.start()
         time.sleep(2)
@@ -419,24 +345,11 @@ def test_kill_and_restart_under_load():
 
         # Final contents against each client's record, through every node and
         # then with the restarted node alone holding half the copies.
-        def verify(conns):
-            bad = []
-            for t in clients:
-                for n, part in enumerate(_chunks(t.keys, 500)):
-                    got = conns[n % len(conns)].mget(part)
-                    for k, v in zip(part, got):
-                        ok = {t.acked[k]} if k in t.acked else {None}
-                        ok |= t.unsure.get(k, set())
-                        seq = None if v is None else int(v.decode().rsplit("=", 1)[1])
-                        if seq not in ok:
-                            bad.append((k, seq, sorted(x for x in ok if x is not None)))
-            assert not bad, f"{len(bad)} keys differ from the acknowledged writes, e.g. {bad[:5]}"
-
         conns = [n.client() for n in p.nodes]
-        verify(conns)
+        verify_acked(clients, conns)
         p.kill(0)
         p.wait_state(0, "down", timeout=10)
-        verify([conns[1], conns[2]])
+        verify_acked(clients, [conns[1], conns[2]])
     finally:
         stop_all(p.nodes)
 
