@@ -25,15 +25,23 @@ std::vector<std::vector<uint32_t>> GroupForRead(const Pool& pool,
 
 // Indices of `keys` grouped by the nodes that take their writes: the owner,
 // or with replicas every copy that is up (a key is then in several parts);
-// parts[nodes()] holds keys no copy can take.
+// parts[nodes()] holds keys no copy can take. WriteNodes is asked once per
+// owner (it checks every copy's state), so the keys of one owner share one
+// answer.
 std::vector<std::vector<uint32_t>> GroupForWrite(const Pool& pool,
                                                  std::span<const std::string_view> keys,
                                                  size_t stride = 1) {
   std::vector<std::vector<uint32_t>> parts(pool.nodes() + 1);
+  std::vector<std::vector<int>> to(pool.nodes());
+  std::vector<bool> known(pool.nodes(), false);
   for (size_t i = 0; i < keys.size(); i += stride) {
-    std::vector<int> to = pool.WriteNodes(pool.OwnerOf(keys[i]));
-    if (to.empty()) parts[pool.nodes()].push_back(static_cast<uint32_t>(i));
-    for (int node : to) parts[node].push_back(static_cast<uint32_t>(i));
+    int owner = pool.OwnerOf(keys[i]);
+    if (!known[owner]) {
+      to[owner] = pool.WriteNodes(owner);
+      known[owner] = true;
+    }
+    if (to[owner].empty()) parts[pool.nodes()].push_back(static_cast<uint32_t>(i));
+    for (int node : to[owner]) parts[node].push_back(static_cast<uint32_t>(i));
   }
   return parts;
 }
