@@ -3,6 +3,9 @@
 // larger than one call may carry), all in flight at once, and write each
 // result back at its key's original index.
 #include <algorithm>
+#include <atomic>
+
+#include <spdlog/spdlog.h>
 
 #include "storage/pool/pool_impl.h"
 
@@ -46,6 +49,18 @@ std::vector<std::vector<uint32_t>> GroupForWrite(const Pool& pool,
   return parts;
 }
 
+// A read from a node that is up failed (a call timed out, the link broke,
+// a malformed reply): the keys read as unavailable. Logged at most once a
+// second, so an operator can tell such a miss from a key that is not there.
+void WarnReadFailed(int64_t now, const std::string& addr, size_t keys, uint64_t bytes,
+                    const Status& s) {
+  static std::atomic<int64_t> last_ms{-1000};
+  int64_t last = last_ms.load(std::memory_order_relaxed);
+  if (now - last < 1000 || !last_ms.compare_exchange_strong(last, now)) return;
+  spdlog::warn("pool: a read of {} key(s){} from {} failed: {}", keys,
+               bytes ? fmt::format(" ({} bytes)", bytes) : std::string(), addr, s.ToString());
+}
+
 // When a request must end, on the pool's monotonic clock: a step of the
 // wall clock neither cuts its calls short nor lets them outlive it.
 struct Deadline {
@@ -75,6 +90,7 @@ namespace {
 struct Fetch {
   int pending = 1;  // chunk calls in flight, plus the loop issuing them
   bool changed = false, failed = false;
+  Status error;  // the first failed chunk's
   uint64_t new_total = 0, new_version = 0;
 };
 
@@ -170,6 +186,7 @@ void GetOp::SendGets(int node, std::vector<uint32_t> idx, bool retry) {
             bytes += e.sent;
           }
           if (!s.ok()) {
+            WarnReadFailed(self->deadline.options->mono_ms(), self->pool->node(node).Addr(), end - begin, 0, s);
             if (!retry || !self->Retry(node, idx, begin, end)) self->Fail(idx, begin, end);
             return self->Finish();
           }
@@ -254,6 +271,7 @@ void GetOp::FetchLarge(int node, uint32_t index, uint64_t total, uint64_t versio
             s = Status::Internal("malformed chunk reply");
           GetResult& res = self->results[index];
           if (!s.ok()) {
+            if (!f->failed) f->error = s;
             f->failed = true;
           } else if (state == kKeyFound && bulk.size() == len) {
             memcpy(res.remote.data() + off, bulk.data(), len);
@@ -277,6 +295,7 @@ void GetOp::FetchPartDone(int node, uint32_t index, int attempts, Fetch& f) {
   if (--f.pending > 0) return;
   GetResult& res = results[index];
   if (f.failed) {
+    WarnReadFailed(deadline.options->mono_ms(), pool->node(node).Addr(), 1, res.remote.size(), f.error);
     res.state = GetResult::kUnavailable;
     res.remote.clear();
   } else if (!f.changed) {
