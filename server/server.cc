@@ -75,6 +75,10 @@ Status Server::SetUpPool() {
     }
     return false;
   };
+  // Each node's index is in the low 8 bits of the versions it stamps.
+  if (nodes.size() > 256)
+    return Status::InvalidArgument("pool-nodes lists " + std::to_string(nodes.size()) +
+                                   " nodes; a pool holds at most 256");
   int self = -1;
   for (size_t i = 0; i < nodes.size(); ++i) {
     if (nodes[i].port != port || !is_ours(nodes[i].host)) continue;
@@ -150,6 +154,7 @@ Status Server::SetUpPool() {
     return Status::InvalidArgument("pool-replicas " + std::to_string(po.replicas) +
                                    " is more than the " + std::to_string(nodes.size()) +
                                    " nodes of pool-nodes");
+  store_->SetVersionNode(static_cast<uint8_t>(self));
   executor_ = std::make_unique<PoolExecutor>(ctx_.get());
   pool_ = std::make_unique<pool::Pool>(po, store_.get(), transport_.get(), executor_.get());
   ctx_->set_pool(pool_.get());

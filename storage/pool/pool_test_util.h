@@ -225,6 +225,7 @@ class PoolTest : public ::testing::Test {
     for (int i = 0; i < o.nodes; ++i) {
       storage::StoreOptions so;
       so.maxmemory = o.maxmemory;
+      so.version_node = static_cast<uint8_t>(i);
       auto st = Store::Open(so);
       ASSERT_TRUE(st.ok()) << st.status().ToString();
       stores_.push_back(std::move(st.value()));
@@ -294,6 +295,7 @@ class PoolTest : public ::testing::Test {
     stores_[i].reset();
     storage::StoreOptions so;
     so.maxmemory = opts_.maxmemory;
+    so.version_node = static_cast<uint8_t>(i);
     auto st = Store::Open(so);
     ASSERT_TRUE(st.ok());
     stores_[i] = std::move(st.value());

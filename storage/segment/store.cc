@@ -56,6 +56,7 @@ Store::Impl::Impl(const StoreOptions& o, Region r)
       policy(static_cast<int>(o.policy)),
       samples(std::clamp(o.maxmemory_samples, 1, kMaxSamples)),
       expire_cursors(o.databases) {
+  version_node = o.version_node;
   dbs.reserve(databases);
   for (int i = 0; i < databases; ++i) dbs.push_back(std::make_unique<Index>(&index_bytes));
 }

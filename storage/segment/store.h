@@ -51,6 +51,9 @@ struct StoreOptions {
   // after deletes. Must be false if the segment is registered for RDMA
   // without on-demand paging (the NIC would keep the old physical pages).
   bool release_free_pages = true;
+  // Written into the low 8 bits of every version this store stamps, so the
+  // versions of different nodes never collide (a pool's node index).
+  uint8_t version_node = 0;
 };
 
 struct Item;  // opaque; lives in the segment
@@ -72,7 +75,11 @@ class ItemRef {
   std::string_view key() const;
   std::string_view value() const;
   int64_t expire_at_ms() const;  // 0 = no expiry
-  uint64_t version() const;      // unique per write of this node; grows
+  // A Lamport clock: (count << 8) | StoreOptions::version_node, where count
+  // is past every count this store has stamped or been given (an explicit
+  // version in SetOptions, PendingItem or Publish). Unique per write of this
+  // node; a write stamped here is newer than every version the store holds.
+  uint64_t version() const;
   size_t alloc_size() const;     // bytes this item takes in the segment
 
   // Another pin of the same item.
@@ -106,6 +113,10 @@ class PendingItem {
   char* value_data();
   size_t value_size() const;
   std::string_view key() const;
+  // Published with this version (0: a fresh one stamped at Publish) and
+  // expiry (0: none).
+  void set_version(uint64_t version);
+  void set_expire_at_ms(int64_t ms);
 
  private:
   friend class Store;
@@ -120,6 +131,7 @@ struct SetOptions {
   int64_t expire_at_ms = 0;  // 0 = no expiry (unless keep_ttl)
   bool keep_ttl = false;     // keep the old item's expiry (KEEPTTL)
   bool want_old = false;     // fill SetResult::old with the previous value (GET)
+  uint64_t version = 0;      // 0 = stamp a fresh one; else this one (a copy's)
 };
 
 struct SetResult {
@@ -205,7 +217,21 @@ class Store {
   // at once in `db`, replacing current values, with no expiry (as MultiSet
   // does); it consumes the items (the vector is left empty).
   StatusOr<PendingItem> Prepare(std::string_view key, size_t value_len, int64_t now_ms);
-  Status Publish(int db, std::vector<PendingItem>* items, int64_t now_ms);
+  // if_not_older: an item with an explicit version replaces the current
+  // value only if that value's version is not newer (else it is dropped);
+  // *applied (if set) counts the items that were published.
+  Status Publish(int db, std::vector<PendingItem>* items, int64_t now_ms,
+                 bool if_not_older = false, size_t* applied = nullptr);
+  // Sets StoreOptions::version_node, before the store is shared (a pool
+  // learns its node index after the store is open).
+  void SetVersionNode(uint8_t node);
+  // A fresh version from this store's clock (for a write ordered here and
+  // sent on to other copies with it).
+  uint64_t NewVersion();
+  // Deletes the key if its live value is older than `version` (a delete
+  // ordered elsewhere, arriving after the value it removes or not); true if
+  // it deleted.
+  bool DelIfOlder(int db, std::string_view key, uint64_t version, int64_t now_ms);
   // Read-modify-write, atomic for this key: `fn` sees the live item (or
   // nullptr) and decides; it may run more than once if the key changes
   // concurrently, and must not call back into the Store. Returns

@@ -73,7 +73,16 @@ struct Store::Impl {
   size_t UsedMemory() const {
     return slabs.used_bytes() + static_cast<size_t>(index_bytes.load(std::memory_order_relaxed));
   }
-  uint64_t NextVersion() { return version.fetch_add(1, std::memory_order_relaxed) + 1; }
+  uint64_t NextVersion() {
+    return ((version.fetch_add(1, std::memory_order_relaxed) + 1) << 8) | version_node;
+  }
+  // An explicit version given to this store: the clock moves past it.
+  uint64_t Observe(uint64_t v) {
+    uint64_t count = v >> 8, cur = version.load(std::memory_order_relaxed);
+    while (cur < count && !version.compare_exchange_weak(cur, count, std::memory_order_relaxed)) {
+    }
+    return v;
+  }
 
   // Drops a reference taken by the index or a pin.
   void Release(Item* it) {
@@ -119,7 +128,8 @@ struct Store::Impl {
   std::atomic<size_t> maxmemory;
   std::atomic<int> policy;  // EvictionPolicy
   std::atomic<int> samples;
-  std::atomic<uint64_t> version{0};
+  std::atomic<uint64_t> version{0};  // the clock's count (NextVersion)
+  uint8_t version_node = 0;
   std::atomic<uint64_t> evicted{0};
   Store::EvictionListener on_evict;  // set before the store is shared
   std::atomic<uint64_t> expired{0};

@@ -182,6 +182,65 @@ TEST_F(StoreTest, VersionsAreUniqueAndGrow) {
   EXPECT_LT(v2, v3);
 }
 
+// Versions are a Lamport clock: the node in the low 8 bits, and past every
+// version the store was given.
+TEST(StoreVersionTest, VersionsCarryTheNodeAndPassEveryVersionGiven) {
+  StoreOptions o;
+  o.version_node = 7;
+  auto s = OpenStore(o);
+  MustSet(*s, 0, "a", "1");
+  uint64_t v1 = s->Peek(0, "a", kT0).version();
+  EXPECT_EQ(v1 & 0xff, 7u);
+  SetOptions given;
+  given.version = (1000ull << 8) | 3;  // another node's
+  ASSERT_TRUE(s->Set(0, "b", "x", given, kT0, nullptr).ok());
+  EXPECT_EQ(s->Peek(0, "b", kT0).version(), given.version);
+  MustSet(*s, 0, "a", "2");
+  uint64_t v2 = s->Peek(0, "a", kT0).version();
+  EXPECT_GT(v2, given.version);
+  EXPECT_EQ(v2 & 0xff, 7u);
+  EXPECT_GT(s->NewVersion(), v2);
+}
+
+// A value published with an explicit version under if_not_older lands only
+// if the value there is not newer; DelIfOlder deletes only older values.
+TEST(StoreVersionTest, PublishIfNotOlderAndDelIfOlderKeepTheNewest) {
+  auto s = OpenStore();
+  auto put = [&](std::string_view k, std::string_view v, uint64_t version) {
+    auto p = s->Prepare(k, v.size(), kT0);
+    EXPECT_TRUE(p.ok());
+    memcpy(p.value().value_data(), v.data(), v.size());
+    p.value().set_version(version);
+    std::vector<PendingItem> items;
+    items.push_back(std::move(p.value()));
+    size_t applied = 9;
+    EXPECT_TRUE(s->Publish(0, &items, kT0, true, &applied).ok());
+    EXPECT_TRUE(items.empty());
+    return applied;
+  };
+  EXPECT_EQ(put("k", "new", 5000), 1u);
+  EXPECT_EQ(put("k", "old", 4000), 0u);  // arrives late: dropped
+  EXPECT_EQ(GetStr(*s, 0, "k"), "new");
+  EXPECT_EQ(put("k", "same", 5000), 1u);  // the same write again (a TTL change)
+  EXPECT_EQ(GetStr(*s, 0, "k"), "same");
+  EXPECT_EQ(put("k", "newer", 6000), 1u);
+  EXPECT_EQ(GetStr(*s, 0, "k"), "newer");
+  EXPECT_FALSE(s->DelIfOlder(0, "k", 5500, kT0));
+  EXPECT_EQ(GetStr(*s, 0, "k"), "newer");
+  EXPECT_TRUE(s->DelIfOlder(0, "k", 6500, kT0));
+  EXPECT_EQ(GetStr(*s, 0, "k"), "<nil>");
+  EXPECT_FALSE(s->DelIfOlder(0, "absent", 1, kT0));
+  EXPECT_GT(s->NewVersion(), 6500u);
+  // Without if_not_older an explicit version always lands (catch-up).
+  auto p = s->Prepare("k2", 1, kT0);
+  ASSERT_TRUE(p.ok());
+  p.value().value_data()[0] = 'z';
+  std::vector<PendingItem> items;
+  items.push_back(std::move(p.value()));
+  ASSERT_TRUE(s->Publish(0, &items, kT0).ok());
+  EXPECT_EQ(GetStr(*s, 0, "k2"), "z");
+}
+
 TEST_F(StoreTest, PinsSurviveOverwriteDeleteAndFlush) {
   std::string v1(5000, 'a');
   MustSet(*s_, 0, "k", v1);

@@ -68,7 +68,7 @@ Status Store::Set(int db, std::string_view key, std::string_view value, const Se
       item->expire_at_ms.store(cur->expire_at_ms.load(std::memory_order_relaxed),
                                std::memory_order_relaxed);
     }
-    item->version = im.NextVersion();
+    item->version = opts.version != 0 ? im.Observe(opts.version) : im.NextVersion();
     if (cur != nullptr) {
       old = l.idx->Replace(s, pos, item);
       if (!live) im.expired.fetch_add(1, std::memory_order_relaxed);
@@ -178,6 +178,13 @@ PendingItem::~PendingItem() {
 char* PendingItem::value_data() { return item_->value_data(); }
 size_t PendingItem::value_size() const { return item_->val_len; }
 std::string_view PendingItem::key() const { return item_->key(); }
+void PendingItem::set_version(uint64_t version) { item_->version = version; }
+void PendingItem::set_expire_at_ms(int64_t ms) {
+  item_->expire_at_ms.store(ms, std::memory_order_relaxed);
+}
+
+uint64_t Store::NewVersion() { return impl_->NextVersion(); }
+void Store::SetVersionNode(uint8_t node) { impl_->version_node = node; }
 
 StatusOr<PendingItem> Store::Prepare(std::string_view key, size_t value_len, int64_t now_ms) {
   Item* item;
@@ -186,7 +193,9 @@ StatusOr<PendingItem> Store::Prepare(std::string_view key, size_t value_len, int
   return PendingItem(item);
 }
 
-Status Store::Publish(int db, std::vector<PendingItem>* items, int64_t now_ms) {
+Status Store::Publish(int db, std::vector<PendingItem>* items, int64_t now_ms, bool if_not_older,
+                      size_t* applied) {
+  if (applied != nullptr) *applied = 0;
   const size_t n = items->size();
   if (n == 0) return Status::OK();
   Impl& im = *impl_;
@@ -202,10 +211,16 @@ Status Store::Publish(int db, std::vector<PendingItem>* items, int64_t now_ms) {
   for (size_t i = 0; i < n; ++i) {
     Shard& s = idx.shard(Index::ShardOf(hashes[i]));
     Item* item = (*items)[i].item_;
-    (*items)[i].item_ = nullptr;  // the index holds it now
-    item->version = im.NextVersion();
     std::string_view key = item->key();
     Item** pos = Index::Find(s, hashes[i], key);
+    if (item->version != 0 && if_not_older && pos != nullptr && Live(*pos, now_ms) &&
+        (*pos)->version > item->version) {
+      im.Observe(item->version);
+      continue;  // a newer value is here: this one is dropped with its PendingItem
+    }
+    (*items)[i].item_ = nullptr;  // the index holds it now
+    item->version = item->version != 0 ? im.Observe(item->version) : im.NextVersion();
+    if (applied != nullptr) ++*applied;
     if (pos != nullptr) {
       if (!Live(*pos, now_ms)) im.expired.fetch_add(1, std::memory_order_relaxed);
       old.push_back(idx.Replace(s, pos, item));
@@ -215,7 +230,7 @@ Status Store::Publish(int db, std::vector<PendingItem>* items, int64_t now_ms) {
     im.TouchLocked(db, s, key);
   }
   shards.ForEach([&](uint32_t si) { idx.shard(si).mu.unlock(); });
-  items->clear();
+  items->clear();  // frees the items dropped as older
   for (Item* it : old) im.Release(it);
   return Status::OK();
 }
@@ -294,6 +309,23 @@ bool Store::Del(int db, std::string_view key, int64_t now_ms) {
   }
   im.Release(dead);
   return live;
+}
+
+bool Store::DelIfOlder(int db, std::string_view key, uint64_t version, int64_t now_ms) {
+  Impl& im = *impl_;
+  Impl::Loc l = im.Locate(db, key);
+  Shard& s = *l.shard;
+  Item* dead;
+  {
+    std::lock_guard<FutexMutex> g(s.mu);
+    im.Observe(version);
+    Item** pos = Index::Find(s, l.hash, key);
+    if (pos == nullptr || !Live(*pos, now_ms) || (*pos)->version >= version) return false;
+    dead = im.RemoveLocked(db, *l.idx, s, pos, Removal::kDeleted);
+    l.idx->MaybeShrink(s);
+  }
+  im.Release(dead);
+  return true;
 }
 
 bool Store::SetExpire(int db, std::string_view key, int64_t expire_at_ms, ExpireCondition cond,
