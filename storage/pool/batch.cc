@@ -505,7 +505,8 @@ void Pool::MultiDel(int lane, int db, std::span<const std::string_view> keys, in
 
 // ---------------------------------------------------------------- MultiSet
 
-namespace {
+// Not in an anonymous namespace: Pool befriends it (it stores local parts
+// and relays through Pool::Impl).
 
 struct SetOp : std::enable_shared_from_this<SetOp> {
   Pool* pool;
@@ -542,8 +543,16 @@ struct SetOp : std::enable_shared_from_this<SetOp> {
     for (uint32_t p : pairs) keys.push_back(kvs[p]);
     pool->NoteWriteFailed(lane, node, db, keys, s);
   }
-  // pairs: indices of keys in kvs (values at +1).
-  void SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin, size_t end);
+  // pairs: indices of keys in kvs (values at +1). ordered: node is their
+  // primary (kOpOrderedSet).
+  void SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin, size_t end,
+                bool ordered = false);
+  // Pairs for every node that takes them (legacy fan-out): stored here,
+  // sent in one call, staged, or in chunks.
+  void SendPart(int node, std::vector<uint32_t> pairs);
+  // Pairs that fit one call, to their primary: stored here with one fresh
+  // version and relayed to the other copies, or sent there.
+  void SendOrdered(int node, std::vector<uint32_t> pairs);
   // Stores `pairs` on `node` in steps, published there at once: `begin`
   // (its reply: a handle), the calls parts(handle) makes, all in flight
   // together, then kOpPutEnd, which publishes if every part arrived and
@@ -576,21 +585,25 @@ void SetOp::AddPairs(transport::CallArgs* args, const std::vector<uint32_t>& pai
   }
 }
 
-void SetOp::SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin, size_t end) {
+void SetOp::SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin, size_t end,
+                     bool ordered) {
   transport::CallArgs args;
-  args.opcode = kOpMultiSet;
+  args.opcode = ordered ? kOpOrderedSet : kOpMultiSet;
   Writer(&args.body).U32(static_cast<uint32_t>(db));
   AddPairs(&args, pairs, begin, end);
   ++pending;
   std::vector<uint32_t> part(pairs.begin() + begin, pairs.begin() + end);
   auto self = shared_from_this();
   transport->Call(lane, node, std::move(args), deadline.RemainingMs(),
-                  [self, node, part = std::move(part)](Status s, std::string_view reply,
-                                                       std::string_view) {
+                  [self, node, ordered, part = std::move(part)](Status s, std::string_view reply,
+                                                                std::string_view) {
                     std::string_view payload;
-                    if (!s.ok()) self->Missed(node, part, s);
-                    else s = ParseReplyStatus(reply, &payload);
-                    if (!s.ok()) self->Failed(node, part, s);
+                    // A primary that took the write has relayed it (or told
+                    // the copy that missed it to catch up): nothing to note.
+                    if (!s.ok() && !ordered) self->Missed(node, part, s);
+                    else if (s.ok()) s = ParseReplyStatus(reply, &payload);
+                    // The primary's own account (kAborted) names the copy.
+                    if (!s.ok()) self->Failed(s.code() == Code::kAborted ? -1 : node, part, s);
                     self->Finish();
                   });
 }
@@ -695,7 +708,85 @@ void SetOp::SendLarge(int node, uint32_t pair) {
   });
 }
 
-}  // namespace
+void SetOp::SendPart(int node, std::vector<uint32_t> pairs) {
+  if (node == pool->self()) {
+    std::vector<std::string_view> local;
+    local.reserve(pairs.size() * 2);
+    for (uint32_t p : pairs) {
+      pool->impl_->Touch(db, kvs[p], true);
+      local.push_back(kvs[p]);
+      local.push_back(kvs[p + 1]);
+    }
+    bool written = false;
+    Status s = pool->store_->MultiSet(db, local, false, pool->WallNow(), &written);
+    if (!s.ok()) {
+      for (uint32_t p : pairs) pool->impl_->Touch(db, kvs[p]);  // not applied: fetched again
+      Failed(node, pairs, s);
+    }
+    return;
+  }
+  if (!pool->NodeUp(node)) {
+    Failed(node, pairs, Status::Unavailable(""));
+    return;
+  }
+  // Pack pairs into calls of at most `chunk` value bytes; a value larger
+  // than that travels on its own in chunks.
+  std::vector<uint32_t> small;
+  for (uint32_t p : pairs) {
+    if (kvs[p + 1].size() > chunk) SendLarge(node, p);
+    else small.push_back(p);
+  }
+  const size_t max_keys = std::max<size_t>(1, pool->options_.max_batch_keys);
+  std::vector<size_t> cuts;  // where each call starts
+  size_t bytes = 0;
+  for (size_t i = 0; i < small.size(); ++i) {
+    size_t v = kvs[small[i] + 1].size();
+    if (cuts.empty() || bytes + v > chunk || i - cuts.back() >= max_keys) {
+      cuts.push_back(i);
+      bytes = 0;
+    }
+    bytes += v;
+  }
+  if (cuts.size() == 1) SendSets(node, small, 0, small.size());
+  else if (cuts.size() > 1) SendStaged(node, std::move(small), std::move(cuts));
+}
+
+void SetOp::SendOrdered(int node, std::vector<uint32_t> pairs) {
+  if (node != pool->self()) {
+    if (!pool->NodeUp(node)) return Failed(node, pairs, Status::Unavailable(""));
+    return SendSets(node, pairs, 0, pairs.size(), true);
+  }
+  storage::Store* store = pool->store_;
+  Pool::Impl* impl = pool->impl_.get();
+  const int64_t now = pool->WallNow();
+  std::vector<std::string_view> keys;
+  for (uint32_t p : pairs) keys.push_back(kvs[p]);
+  if (!impl->PrimaryOfAll(keys))
+    return Failed(-1, pairs, Status::Unavailable(pool->NoCopyError(pool->OwnerOf(keys[0]))));
+  std::vector<storage::PendingItem> items;
+  items.reserve(pairs.size());
+  const uint64_t v = store->NewVersion();
+  for (uint32_t p : pairs) {
+    auto item = store->Prepare(kvs[p], kvs[p + 1].size(), now);
+    if (!item.ok()) return Failed(node, pairs, item.status());  // nothing applied
+    if (!kvs[p + 1].empty()) memcpy(item.value().value_data(), kvs[p + 1].data(), kvs[p + 1].size());
+    item.value().set_version(v);
+    impl->Touch(db, kvs[p], true);
+    items.push_back(std::move(item.value()));
+  }
+  if (Status s = store->Publish(db, &items, now, true); !s.ok()) {
+    for (std::string_view k : keys) impl->Touch(db, k);  // not applied: fetched again
+    return Failed(node, pairs, s);
+  }
+  ++pending;
+  impl->Relay(lane, db, std::vector<std::string>(keys.begin(), keys.end()),
+              [self = shared_from_this(), pairs = std::move(pairs)](Status s) {
+                if (!s.ok()) self->Failed(-1, pairs, s);
+                self->Finish();
+              });
+}
+
+
 
 void Pool::MultiSet(int lane, int db, std::span<const std::string_view> kvs, int64_t now_ms,
                     std::shared_ptr<const void> owner, SetDone done) {
@@ -711,6 +802,39 @@ void Pool::MultiSet(int lane, int db, std::span<const std::string_view> kvs, int
   op->owner = std::move(owner);
   op->failed.assign(kvs.size() / 2, 0);
 
+  if (replicas() > 1) {
+    // Ordered: each pair to its slot's primary; a primary's share that
+    // does not fit one call (staged or chunked) still goes to every copy.
+    std::vector<std::vector<uint32_t>> by_primary(nodes());
+    std::vector<int> primary_of(nodes(), -2);
+    std::vector<uint32_t> spill;  // pairs of shares too large for one call
+    for (uint32_t p = 0; p < kvs.size(); p += 2) {
+      int owner = OwnerOf(kvs[p]);
+      if (primary_of[owner] == -2)
+        primary_of[owner] = WriteNodes(owner).empty() ? -1 : ReadNode(owner);
+      if (primary_of[owner] < 0) {
+        op->Failed(-1, std::vector<uint32_t>{p}, Status::Unavailable(NoCopyError(owner)));
+        continue;
+      }
+      by_primary[primary_of[owner]].push_back(p);
+    }
+    const size_t max_keys = std::max<size_t>(1, options_.max_batch_keys);
+    for (int node = 0; node < nodes(); ++node) {
+      auto& pairs = by_primary[node];
+      if (pairs.empty()) continue;
+      uint64_t bytes = 0;
+      for (uint32_t p : pairs) bytes += kvs[p + 1].size();
+      if (pairs.size() <= max_keys && bytes <= op->chunk) op->SendOrdered(node, std::move(pairs));
+      else spill.insert(spill.end(), pairs.begin(), pairs.end());
+    }
+    if (spill.empty()) return op->Finish();
+    std::vector<std::vector<uint32_t>> legacy(nodes());
+    for (uint32_t p : spill)
+      for (int c : WriteNodes(OwnerOf(kvs[p]))) legacy[c].push_back(p);
+    for (int node = 0; node < nodes(); ++node)
+      if (!legacy[node].empty()) op->SendPart(node, std::move(legacy[node]));
+    return op->Finish();
+  }
   auto parts = GroupForWrite(*this, kvs, 2);
   for (int node = 0; node <= nodes(); ++node) {
     auto& pairs = parts[node];
@@ -722,46 +846,7 @@ void Pool::MultiSet(int lane, int db, std::span<const std::string_view> kvs, int
       else op->Failed(-1, pairs, Status::Unavailable(NoCopyError(owner)));
       continue;
     }
-    if (node == options_.self) {
-      std::vector<std::string_view> local;
-      local.reserve(pairs.size() * 2);
-      for (uint32_t p : pairs) {
-        impl_->Touch(db, kvs[p], true);
-        local.push_back(kvs[p]);
-        local.push_back(kvs[p + 1]);
-      }
-      bool written = false;
-      Status s = store_->MultiSet(db, local, false, now_ms, &written);
-      if (!s.ok()) {
-        for (uint32_t p : pairs) impl_->Touch(db, kvs[p]);  // not applied: fetched again
-        op->Failed(node, pairs, s);
-      }
-      continue;
-    }
-    if (!NodeUp(node)) {
-      op->Failed(node, pairs, Status::Unavailable(""));
-      continue;
-    }
-    // Pack pairs into calls of at most `chunk` value bytes; a value larger
-    // than that travels on its own in chunks.
-    std::vector<uint32_t> small;
-    for (uint32_t p : pairs) {
-      if (kvs[p + 1].size() > op->chunk) op->SendLarge(node, p);
-      else small.push_back(p);
-    }
-    const size_t max_keys = std::max<size_t>(1, options_.max_batch_keys);
-    std::vector<size_t> cuts;  // where each call starts
-    size_t bytes = 0;
-    for (size_t i = 0; i < small.size(); ++i) {
-      size_t v = kvs[small[i] + 1].size();
-      if (cuts.empty() || bytes + v > op->chunk || i - cuts.back() >= max_keys) {
-        cuts.push_back(i);
-        bytes = 0;
-      }
-      bytes += v;
-    }
-    if (cuts.size() == 1) op->SendSets(node, small, 0, small.size());
-    else if (cuts.size() > 1) op->SendStaged(node, std::move(small), std::move(cuts));
+    op->SendPart(node, std::move(pairs));
   }
   op->Finish();
 }

@@ -68,6 +68,20 @@ enum Opcode : uint16_t {
   // holds of the key (POOL COPIES, copies.cc); version and digest (Hash64
   // of the value, storage/util/digest.h) are 0 when absent or expired.
   kOpCopy = 20,
+  // Ordered replicas (ordered.cc): a write of a slot goes to its primary,
+  // the first copy in sync, which stamps it with a version from its store's
+  // clock, applies it, and relays the result to the other copies (kOpApply)
+  // before it replies. A call for keys this node is not the primary of
+  // fails (kAborted).
+  // Body as kOpMultiSet -> {}: one version for the whole part.
+  kOpOrderedSet = 21,
+  // Body as kOpCommand -> RESP reply bytes.
+  kOpOrderedCommand = 22,
+  // {db u32, n u32, n x (key, present u8, version u64, expire_at_ms i64,
+  //  len u64, bulk_offset u64)} -> {}: from a primary. A present key is
+  // stored unless this node holds a newer version of it; an absent one is
+  // deleted if what is here is older.
+  kOpApply = 23,
 };
 
 // Per-key states in replies.

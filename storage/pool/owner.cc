@@ -2,7 +2,7 @@
 // whole commands, through the server's CommandExecutor). One handler per
 // opcode; HandleCall finds it in a table indexed by opcode. Writes are in
 // owner_put.cc, the catch-up reads in sync.cc, kOpEvicted in evict.cc,
-// kOpCopy in copies.cc.
+// kOpCopy in copies.cc, the ordered writes in ordered.cc.
 #include <iterator>
 #include <optional>
 
@@ -37,6 +37,8 @@ std::optional<KeyList> KeyListOf(IncomingCall& call, int databases) {
   return std::nullopt;
 }
 
+}  // namespace
+
 bool ReadArgv(Reader& r, std::vector<std::string_view>* argv) {
   uint32_t n;
   if (!r.Count(&n, 4) || n == 0) return false;
@@ -45,8 +47,6 @@ bool ReadArgv(Reader& r, std::vector<std::string_view>* argv) {
     if (!r.Bytes(&(*argv)[i])) return false;
   return true;
 }
-
-}  // namespace
 
 Status MalformedRequest() { return Status::InvalidArgument("malformed request"); }
 
@@ -100,6 +100,9 @@ void Pool::Impl::HandleCall(InCall call) {
       {kOpStageBegin, &Impl::OnStageBegin},
       {kOpStageSet, &Impl::OnStageSet},
       {kOpCopy, &Impl::OnCopy},
+      {kOpOrderedSet, &Impl::OnOrderedSet},
+      {kOpOrderedCommand, &Impl::OnOrderedCommand},
+      {kOpApply, &Impl::OnApply},
   };
   static_assert(
       [] {

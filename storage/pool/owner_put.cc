@@ -33,7 +33,8 @@ void Pool::Impl::OnStageSet(InCall call) {
   ReceiveSet(std::move(call), r, db, std::move(batch));
 }
 
-void Pool::Impl::ReceiveSet(InCall call, Reader& r, int db, std::shared_ptr<PendingPut> batch) {
+void Pool::Impl::ReceiveSet(InCall call, Reader& r, int db, std::shared_ptr<PendingPut> batch,
+                            bool ordered) {
   storage::Store* store = pool->store_;
   const int64_t now = pool->WallNow();
   uint32_t n;
@@ -72,13 +73,20 @@ void Pool::Impl::ReceiveSet(InCall call, Reader& r, int db, std::shared_ptr<Pend
     put->items.push_back(std::move(item.value()));
     parts.push_back({off, len});
   }
+  if (ordered) {
+    std::vector<std::string_view> keys;
+    for (const auto& it : put->items) keys.push_back(it.key());
+    if (!PrimaryOfAll(keys))
+      return call->Reply(ErrorReply(Status::Aborted(
+          "pool: " + pool->node(pool->self()).Addr() + " does not order writes of these keys now; try again")));
+  }
   IncomingCall* c = call.get();
   put->call = std::move(call);
   if (batch) {
     std::lock_guard<std::mutex> l(puts_mu);
     ++batch->receiving;
   }
-  auto finish = [this, put, store, batch] {
+  auto finish = [this, put, store, batch, ordered] {
     if (--put->pending > 0) return;
     Status st = put->error;
     if (batch) {
@@ -92,6 +100,20 @@ void Pool::Impl::ReceiveSet(InCall call, Reader& r, int db, std::shared_ptr<Pend
         for (auto& it : put->items) batch->items.push_back(std::move(it));
     }
     if (st.ok() && batch) return put->call->Reply(OkReply());
+    if (st.ok() && ordered) {
+      std::vector<std::string> keys;
+      for (auto& it : put->items) keys.emplace_back(it.key());
+      const uint64_t v = store->NewVersion();
+      for (auto& it : put->items) it.set_version(v);
+      st = store->Publish(put->db, &put->items, pool->WallNow(), true);
+      if (!st.ok()) {
+        for (const std::string& k : keys) Touch(put->db, k);
+        return put->call->Reply(ErrorReply(st));
+      }
+      auto p = put;
+      return Relay(p->call->lane(), p->db, std::move(keys),
+                   [p](Status s) { p->call->Reply(s.ok() ? OkReply() : ErrorReply(s)); });
+    }
     if (st.ok()) st = store->Publish(put->db, &put->items, pool->WallNow());
     // Not applied here: fetched again if this node is catching up.
     if (!st.ok())

@@ -337,10 +337,10 @@ void EncodeArgv(Writer& w, std::span<const std::string_view> argv) {
 }  // namespace
 
 void Pool::Forward(int lane, int node, int db, int resp, std::span<const std::string_view> argv,
-                   ReplyDone done) {
+                   ReplyDone done, bool ordered) {
   if (!NodeUp(node)) return done(Status::Unavailable(NodeDownError(node)), {});
   transport::CallArgs args;
-  args.opcode = kOpCommand;
+  args.opcode = ordered ? kOpOrderedCommand : kOpCommand;
   Writer w(&args.body);
   w.U32(static_cast<uint32_t>(db));
   w.U8(static_cast<uint8_t>(resp));

@@ -235,8 +235,10 @@ class Pool {
   // ---- whole commands ----
   using ReplyDone = std::function<void(Status status, std::string reply)>;
   // Runs argv on `node` (not this one) and returns its RESP reply.
+  // ordered: node is the slot's primary, which runs argv and relays the
+  // state of the keys it wrote to the other copies (kOpOrderedCommand).
   void Forward(int lane, int node, int db, int resp, std::span<const std::string_view> argv,
-               ReplyDone done);
+               ReplyDone done, bool ordered = false);
   void ForwardTransaction(int lane, int node, int db, int resp,
                           const std::vector<std::vector<std::string>>& cmds,
                           const std::vector<std::pair<std::string, uint64_t>>& watched,
@@ -245,11 +247,13 @@ class Pool {
   using BroadcastDone = std::function<void(std::vector<NodeReply>& replies)>;
   void Broadcast(int lane, int db, std::span<const std::string_view> argv, BroadcastDone done);
 
-  // Runs argv on the copies of `owner`'s slots: a write (`write`) on every
-  // copy that is up, this node through the executor, acknowledged once all
-  // answered, with the reply of the first serving copy (an error if a copy
-  // failed); a read on ReadNode(owner) only. With replicas() == 1 this is
-  // Forward to the owner, or the executor when the owner is this node.
+  // Runs argv on the copies of `owner`'s slots. A write runs on the slot's
+  // primary (ReadNode), which relays the state of the keys it wrote to the
+  // other copies (ordered.cc) and answers once they have it (an error if a
+  // copy failed); arguments larger than one call carries are still run on
+  // every copy that is up. A read runs on ReadNode(owner) only. With
+  // replicas() == 1 this is Forward to the owner, or the executor when the
+  // owner is this node.
   void RunOnCopies(int lane, int owner, int db, int resp, std::span<const std::string_view> argv,
                    bool write, ReplyDone done);
 
@@ -274,6 +278,7 @@ class Pool {
 
  private:
   friend struct SyncOp;
+  friend struct SetOp;  // batch.cc
   struct Impl;
   int64_t WallNow() const { return options_.wall_ms(); }
   int64_t MonoNow() const { return options_.mono_ms(); }

@@ -26,6 +26,8 @@ struct SyncOp;
 // kvpool::Code and a message.
 std::string OkReply();
 std::string ErrorReply(const Status& s);
+// A command's arguments, {argc u32, arg*argc} (kOpCommand); false if malformed.
+bool ReadArgv(Reader& r, std::vector<std::string_view>* argv);
 // Splits a reply body; on OK, *payload is what follows the status byte.
 Status ParseReplyStatus(std::string_view body, std::string_view* payload);
 
@@ -233,7 +235,23 @@ struct Pool::Impl {
   // u64, bulk_offset u64)}, read from `r`: values read from bulk_in into
   // space prepared in the Store, then published (batch null) or added to
   // `batch`.
-  void ReceiveSet(InCall call, Reader& r, int db, std::shared_ptr<PendingPut> batch);
+  // ordered (kOpOrderedSet): this node is the keys' primary; the values
+  // get one fresh version, are published unless newer ones are here, and
+  // their state is relayed to the other copies before the reply.
+  void ReceiveSet(InCall call, Reader& r, int db, std::shared_ptr<PendingPut> batch,
+                  bool ordered = false);
+  // ordered.cc: writes ordered by a slot's primary.
+  void OnOrderedSet(InCall call);
+  void OnOrderedCommand(InCall call);
+  void OnApply(InCall call);
+  // Whether this node is the primary (Pool::ReadNode) of every key's slot.
+  bool PrimaryOfAll(std::span<const std::string_view> keys) const;
+  // Sends the current state of `keys` here (value, version and expiry, or
+  // absent) to their other copies that are up (kOpApply), all calls in
+  // flight together; a copy that fails is told to fetch them again. done
+  // runs once, on `lane`: OK, or kAborted naming the first copy that failed.
+  using RelayDone = std::function<void(Status)>;
+  void Relay(int lane, int db, std::vector<std::string> keys, RelayDone done);
   // sync.cc: a syncing copy's catch-up reads.
   void OnSyncScan(InCall call);
   void OnSyncKeys(InCall call);

@@ -102,18 +102,24 @@ TEST_F(PoolReplicaTest, LargeValuesReachEveryCopy) {
   EXPECT_EQ(PeekOn(2, k1[1]), "small");
 }
 
+// A write goes to the slot's primary (kOpOrderedSet), which relays it to
+// the other copies (kOpApply).
+bool IsWriteToCopy(uint16_t op) {
+  return op == kOpMultiSet || op == kOpOrderedSet || op == kOpApply;
+}
+
 TEST_F(PoolReplicaTest, OneFailingCopyFailsTheWriteOncePerKey) {
   BuildReplicas();
   auto k0 = KeysOn(0, 10);
   RecordCalls([](int, int to, const CallArgs& a) {
-    return a.opcode == kOpMultiSet && (to == 0 || to == 1) ? Status::Unavailable("injected")
+    return IsWriteToCopy(a.opcode) && (to == 0 || to == 1) ? Status::Unavailable("injected")
                                                            : Status::OK();
   });
   auto out = Set(2, Pairs(k0, ValueOf));
   EXPECT_FALSE(out.status.ok());
   EXPECT_EQ(out.failed_keys, 10u);
   RecordCalls([](int, int to, const CallArgs& a) {
-    return a.opcode == kOpMultiSet && to == 1 ? Status::Unavailable("injected") : Status::OK();
+    return IsWriteToCopy(a.opcode) && to == 1 ? Status::Unavailable("injected") : Status::OK();
   });
   out = Set(2, Pairs(k0, ValueOf));
   EXPECT_FALSE(out.status.ok()) << "acknowledged although a live copy did not take it";
@@ -129,7 +135,7 @@ TEST_F(PoolReplicaTest, ACopyAWriteFailedToReachFetchesItsKeysAgain) {
   auto k0 = KeysOn(0, 10);
   ASSERT_TRUE(Set(2, Pairs(k0, [](const std::string& k) { return k + "@1"; })).status.ok());
   RecordCalls([](int, int to, const CallArgs& a) {
-    return (a.opcode == kOpMultiSet || a.opcode == kOpMultiDel) && to == 1
+    return (IsWriteToCopy(a.opcode) || a.opcode == kOpMultiDel) && to == 1
                ? Status::Timeout("injected")
                : Status::OK();
   });
@@ -138,7 +144,9 @@ TEST_F(PoolReplicaTest, ACopyAWriteFailedToReachFetchesItsKeysAgain) {
   EXPECT_EQ(Del(2, {k0[9]}), (std::vector<int8_t>{-1}));
   EXPECT_EQ(PeekOn(0, k0[0]), k0[0] + "@2");
   EXPECT_EQ(PeekOn(0, k0[9]), "<nil>");
-  EXPECT_EQ(CountSent(kOpCatchUp, 1, 2), 2u) << "one per failed call";
+  // The set's relay failed on the primary (0), the delete on 2.
+  EXPECT_EQ(CountSent(kOpCatchUp, 1, 0), 1u) << "one per failed call";
+  EXPECT_EQ(CountSent(kOpCatchUp, 1, 2), 1u) << "one per failed call";
   RecordCalls();
   ASSERT_TRUE(RunUntil([&] {
     if (!pool(1).InSync() || pool(1).sync_stats().catch_ups_received < 2) return false;
@@ -146,15 +154,15 @@ TEST_F(PoolReplicaTest, ACopyAWriteFailedToReachFetchesItsKeysAgain) {
       if (PeekOn(1, k0[i]) != k0[i] + "@2") return false;
     return PeekOn(1, k0[9]) == "<nil>";
   }, 10000)) << "node 1: " << PeekOn(1, k0[0]) << ", " << PeekOn(1, k0[9]);
-  EXPECT_GE(pool(2).sync_stats().catch_ups_sent, 2u);
+  EXPECT_GE(pool(0).sync_stats().catch_ups_sent + pool(2).sync_stats().catch_ups_sent, 2u);
   EXPECT_EQ(pool(1).sync_stats().keys_pulled, 0u) << "fetched only the keys, no scan";
   // An error reply (not a failure in transit) tells no one.
-  uint64_t sent = pool(2).sync_stats().catch_ups_sent;
+  uint64_t sent = pool(0).sync_stats().catch_ups_sent + pool(2).sync_stats().catch_ups_sent;
   RecordCalls([](int, int to, const CallArgs& a) {
-    return a.opcode == kOpMultiSet && to == 1 ? Status::OutOfMemory("injected") : Status::OK();
+    return IsWriteToCopy(a.opcode) && to == 1 ? Status::OutOfMemory("injected") : Status::OK();
   });
   EXPECT_FALSE(Set(2, Pairs(k0, ValueOf)).status.ok());
-  EXPECT_EQ(pool(2).sync_stats().catch_ups_sent, sent);
+  EXPECT_EQ(pool(0).sync_stats().catch_ups_sent + pool(2).sync_stats().catch_ups_sent, sent);
 }
 
 // Each copy evicts on its own under maxmemory; what one copy evicted the
@@ -213,7 +221,8 @@ TEST_F(PoolReplicaTest, AKeyEvictedOnOneCopyIsDroppedFromTheOthers) {
 // writes. None: it is read from again as it was. Some: it catches up.
 TEST_F(PoolReplicaTest, APeerOneNodeLostForAMomentCatchesUpOnlyIfItMissedWrites) {
   BuildReplicas(kDownAfterMs);
-  auto k1 = KeysOn(1, 20);  // copies on 1 and 2
+  // Copies on 2 and 0: while node 0 counts 2 down it is their primary.
+  auto k1 = KeysOn(2, 20);
   ASSERT_TRUE(Set(0, Pairs(k1, [](const std::string& k) { return k + "@1"; })).status.ok());
   auto cut = [&] {
     RecordCalls([](int from, int to, const CallArgs&) {
@@ -288,15 +297,19 @@ TEST_F(PoolReplicaTest, ReadsAndWritesFailOverToTheReplica) {
   EXPECT_EQ(Del(2, {k0[3]}), std::vector<int8_t>{-1});
 }
 
-TEST_F(PoolReplicaTest, WholeWritesRunOnEveryCopyReadsOnOne) {
+// A whole write runs on the slot's primary only, which relays the state of
+// the keys it wrote (value and version) to the other copies before it
+// answers; a read runs on one copy.
+TEST_F(PoolReplicaTest, WholeWritesRunOnThePrimaryAndReachCopiesAsStateReadsOnOne) {
   BuildReplicas();
-  std::vector<std::string> args = {"SET", "k", "v"};
+  const std::string k = KeysOn(0, 1)[0];
+  std::vector<std::string> args = {"SET", k, "v1"};
   auto argv = Views(args);
   for (bool write : {true, false}) {
     for (auto* e : {&exec(0), &exec(1), &exec(2)}) e->commands.clear();
     bool done = false;
     std::string reply;
-    pool(2).RunOnCopies(0, 0, 3, 2, argv, write, [&](Status s, std::string r) {
+    pool(2).RunOnCopies(0, 0, 0, 2, argv, write, [&](Status s, std::string r) {
       EXPECT_TRUE(s.ok()) << s.ToString();
       reply = r;
       done = true;
@@ -304,18 +317,27 @@ TEST_F(PoolReplicaTest, WholeWritesRunOnEveryCopyReadsOnOne) {
     ASSERT_TRUE(RunUntil([&] { return done; }));
     EXPECT_EQ(reply, exec(0).reply) << "the primary answers";
     EXPECT_EQ(exec(0).commands.size(), 1u);
-    EXPECT_EQ(exec(1).commands.size(), write ? 1u : 0u);
+    EXPECT_TRUE(exec(1).commands.empty()) << "a copy takes state, not the command";
     EXPECT_TRUE(exec(2).commands.empty());
+    if (!write) continue;
+    EXPECT_EQ(PeekOn(1, k), "v1");
+    EXPECT_EQ(store(1).Peek(0, k, WallMs()).version(), store(0).Peek(0, k, WallMs()).version());
+    EXPECT_EQ(CountSent(kOpApply, 1, 0), 1u);
   }
-  // Run by a copy itself: its part through its own executor.
-  exec(1).commands.clear();
+  // Run by a copy itself: sent to the primary, which relays it back.
+  args[2] = "v2";
+  argv = Views(args);
   bool done = false;
   pool(1).RunOnCopies(0, 0, 0, 2, argv, true, [&](Status s, std::string) {
-    EXPECT_TRUE(s.ok());
+    EXPECT_TRUE(s.ok()) << s.ToString();
     done = true;
   });
   ASSERT_TRUE(RunUntil([&] { return done; }));
-  EXPECT_EQ(exec(1).commands.size(), 1u);
+  EXPECT_TRUE(exec(1).commands.empty());
+  EXPECT_EQ(exec(0).commands.size(), 2u);
+  EXPECT_EQ(PeekOn(1, k), "v2");
+  EXPECT_EQ(store(1).Peek(0, k, WallMs()).version(), store(0).Peek(0, k, WallMs()).version());
+  EXPECT_EQ(PeekOn(0, k), "v2");
 }
 
 // A node that restarts empty pulls the keys of the slots it holds (values

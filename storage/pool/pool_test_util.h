@@ -64,7 +64,22 @@ class FakeExecutor final : public CommandExecutor {
   std::string Execute(int lane, int db, int resp,
                       const std::vector<std::string_view>& argv) override {
     commands.push_back({lane, db, resp, {argv.begin(), argv.end()}});
+    if (IsSet(argv)) {
+      auto now = std::chrono::system_clock::now().time_since_epoch();
+      Status s = store->Set(db, argv[1], argv[2], {},
+                            std::chrono::duration_cast<std::chrono::milliseconds>(now).count(),
+                            nullptr);
+      EXPECT_TRUE(s.ok()) << s.ToString();
+    }
     return reply;
+  }
+  // SET k v writes k (the only command this fake runs against its store).
+  std::vector<std::string_view> WriteKeys(const std::vector<std::string_view>& argv) override {
+    if (IsSet(argv)) return {argv[1]};
+    return {};
+  }
+  bool IsSet(const std::vector<std::string_view>& argv) const {
+    return store != nullptr && argv.size() == 3 && argv[0] == "SET";
   }
   std::string ExecuteTransaction(
       int lane, int db, int resp, const std::vector<std::vector<std::string_view>>& cmds,
@@ -77,6 +92,7 @@ class FakeExecutor final : public CommandExecutor {
   }
 
   std::string reply, tx_reply;
+  storage::Store* store = nullptr;  // this node's
   std::vector<Command> commands;
   std::vector<Transaction> transactions;
 };
@@ -231,6 +247,7 @@ class PoolTest : public ::testing::Test {
       stores_.push_back(std::move(st.value()));
       transports_.push_back(std::make_unique<HookTransport>(net_->CreateTransport(i)));
       execs_.push_back(std::make_unique<FakeExecutor>(i));
+      execs_.back()->store = stores_.back().get();
       pools_.push_back(std::make_unique<Pool>(OptionsFor(i), stores_[i].get(),
                                               transports_[i].get(), execs_[i].get()));
     }
@@ -299,6 +316,7 @@ class PoolTest : public ::testing::Test {
     auto st = Store::Open(so);
     ASSERT_TRUE(st.ok());
     stores_[i] = std::move(st.value());
+    execs_[i]->store = stores_[i].get();
     transports_[i] = std::make_unique<HookTransport>(net_->CreateTransport(i));
     pools_[i] = std::make_unique<Pool>(OptionsFor(i), stores_[i].get(), transports_[i].get(),
                                        execs_[i].get());

@@ -290,6 +290,24 @@ void Pool::RunOnCopies(int lane, int owner, int db, int resp,
                      done(Status::OK(), executor_->Execute(lane, db, resp, av));
                    });
   }
+  size_t arg_bytes = 0;
+  for (std::string_view a : argv) arg_bytes += a.size();
+  if (arg_bytes <= impl_->chunk_bytes / 2) {
+    // Ordered by the slot's primary (ordered.cc).
+    int primary = ReadNode(owner);
+    if (WriteNodes(owner).empty() || primary < 0)
+      return done(Status::Unavailable(NoCopyError(owner)), {});
+    if (primary != self) return Forward(lane, primary, db, resp, argv, std::move(done), true);
+    std::vector<std::string_view> v(argv.begin(), argv.end());
+    std::vector<std::string_view> written = executor_->WriteKeys(v);
+    if (!impl_->PrimaryOfAll(written)) return done(Status::Unavailable(NoCopyError(owner)), {});
+    std::string reply = run_here();
+    return impl_->Relay(lane, db, std::vector<std::string>(written.begin(), written.end()),
+                        [done = std::move(done), reply = std::move(reply)](Status s) mutable {
+                          if (!s.ok()) return done(std::move(s), {});
+                          done(Status::OK(), std::move(reply));
+                        });
+  }
   std::vector<int> to = WriteNodes(owner);
   int acting = -1;
   for (int c : to)

@@ -190,6 +190,7 @@ void SyncOp::Apply(const Entry& e, std::string_view value, uint64_t since, bool 
   }
   storage::SetOptions o;
   o.expire_at_ms = e.expire;
+  o.version = e.version;  // the source's: the copies agree on it
   Status s = store->Set(e.db, e.key, value, o, now, nullptr);
   if (!s.ok()) {
     spdlog::warn("pool: catch-up could not store a key: {}", s.ToString());

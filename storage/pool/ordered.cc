@@ -1,0 +1,228 @@
+// Ordered replicas: one node orders every write of a slot, its primary (the
+// first copy in sync, Pool::ReadNode). A coordinator sends its part of a
+// write there (kOpOrderedSet, kOpOrderedCommand); the primary applies it
+// with versions from its store's Lamport clock, then relays the resulting
+// state of each written key to the other copies (kOpApply), which keep a
+// key only if its version is not older than theirs. So copies converge on
+// the primary's order whatever order relays, retries and catch-ups arrive
+// in, and two writers of one key through different nodes cannot fork it.
+#include <spdlog/spdlog.h>
+
+#include "storage/pool/pool_impl.h"
+
+namespace kvpool::pool {
+
+using transport::IncomingCall;
+
+bool Pool::Impl::PrimaryOfAll(std::span<const std::string_view> keys) const {
+  for (std::string_view k : keys)
+    if (pool->ReadNode(pool->OwnerOf(k)) != pool->self()) return false;
+  return true;
+}
+
+namespace {
+
+// {key, present u8, version u64, expire_at_ms i64, len u64, bulk_offset u64}
+constexpr size_t kApplyEntryMin = 4 + 1 + 8 + 8 + 8 + 8;
+
+}  // namespace
+
+void Pool::Impl::Relay(int lane, int db, std::vector<std::string> keys, RelayDone done) {
+  Pool* p = pool;
+  storage::Store* store = p->store_;
+  struct State {
+    std::vector<std::string> keys;
+    std::vector<storage::ItemRef> items;  // pinned until every call is done
+    int pending = 1;
+    Status error;
+    RelayDone done;
+  };
+  auto st = std::make_shared<State>();
+  st->keys = std::move(keys);
+  st->done = std::move(done);
+  auto finish = [st] {
+    if (--st->pending == 0) st->done(st->error);
+  };
+  const size_t n = st->keys.size();
+  // Taken before the keys are read: a write that lands after the read is
+  // newer than a delete relayed here, so the delete cannot remove it.
+  const uint64_t del_version = store->NewVersion();
+  const int64_t now = p->WallNow();
+  st->items.reserve(n);
+  for (const std::string& k : st->keys) st->items.push_back(store->Peek(db, k, now));
+
+  std::vector<std::vector<uint32_t>> to(p->nodes());
+  for (uint32_t i = 0; i < n; ++i) {
+    for (int c : p->WriteNodes(p->OwnerOf(st->keys[i])))
+      if (c != p->self()) to[c].push_back(i);
+  }
+  const size_t max_keys = std::max<size_t>(1, p->options_.max_batch_keys);
+  for (int c = 0; c < p->nodes(); ++c) {
+    const std::vector<uint32_t>& idx = to[c];
+    std::vector<std::string_view> refetch;  // values too large for one call
+    size_t i = 0;
+    while (i < idx.size()) {
+      transport::CallArgs args;
+      args.opcode = kOpApply;
+      std::vector<uint32_t> sent;
+      uint64_t bytes = 0;
+      for (; i < idx.size() && sent.size() < max_keys; ++i) {
+        const storage::ItemRef& item = st->items[idx[i]];
+        size_t len = item ? item.value().size() : 0;
+        if (len > chunk_bytes) {
+          refetch.push_back(st->keys[idx[i]]);
+          continue;
+        }
+        if (!sent.empty() && bytes + len > chunk_bytes) break;
+        sent.push_back(idx[i]);
+        bytes += len;
+      }
+      if (sent.empty()) continue;
+      Writer w(&args.body);
+      w.U32(static_cast<uint32_t>(db));
+      w.U32(static_cast<uint32_t>(sent.size()));
+      uint64_t off = 0;
+      for (uint32_t k : sent) {
+        const storage::ItemRef& item = st->items[k];
+        w.Bytes(st->keys[k]);
+        w.U8(item ? 1 : 0);
+        w.U64(item ? item.version() : del_version);
+        w.I64(item ? item.expire_at_ms() : 0);
+        size_t len = item ? item.value().size() : 0;
+        w.U64(len);
+        w.U64(off);
+        if (len != 0) args.bulk_in.push_back({const_cast<char*>(item.value().data()), len});
+        off += len;
+      }
+      ++st->pending;
+      Impl* impl = this;
+      p->transport_->Call(
+          lane, c, std::move(args), p->options_.timeout_ms,
+          [impl, st, lane, db, c, sent = std::move(sent), finish](Status s, std::string_view reply,
+                                                                 std::string_view) {
+            std::string_view payload;
+            if (s.ok()) s = ParseReplyStatus(reply, &payload);
+            if (!s.ok()) {
+              Pool* p = impl->pool;
+              std::vector<std::string_view> ks;
+              for (uint32_t k : sent) ks.push_back(st->keys[k]);
+              // It may still land, late, or never: it fetches them again.
+              p->NoteWriteFailed(lane, c, db, ks, s);
+              {
+                std::lock_guard<std::mutex> l(impl->sync_mu);
+                ++impl->sync.replica_write_errors;
+              }
+              if (st->error.ok())
+                st->error = Status::Aborted("pool: the write reached " + p->node(p->self()).Addr() +
+                                            " but not its copy on " + p->node(c).Addr() + " (" +
+                                            s.ToString() + ")");
+            }
+            finish();
+          });
+    }
+    // The copy fetches these from an in-sync copy (this one) itself.
+    if (!refetch.empty())
+      p->NoteWriteFailed(lane, c, db, refetch, Status::Unavailable("value larger than one call"));
+  }
+  finish();
+}
+
+void Pool::Impl::OnApply(InCall call) {
+  storage::Store* store = pool->store_;
+  Reader r(call->body());
+  int db;
+  uint32_t n;
+  if (!ReadDb(r, store->databases(), &db) || !r.Count(&n, kApplyEntryMin))
+    return call->Reply(ErrorReply(MalformedRequest()));
+  struct Entry {
+    std::string_view key;
+    uint8_t present;
+    uint64_t version, len, off;
+    int64_t expire;
+  };
+  std::vector<Entry> es(n);
+  for (Entry& e : es) {
+    if (!r.Bytes(&e.key) || !r.U8(&e.present) || !r.U64(&e.version) || !r.I64(&e.expire) ||
+        !r.U64(&e.len) || !r.U64(&e.off) || e.version == 0 || e.off > call->bulk_in_size() ||
+        e.len > call->bulk_in_size() - e.off || (!e.present && e.len != 0))
+      return call->Reply(ErrorReply(MalformedRequest()));
+  }
+  const int64_t now = pool->WallNow();
+  struct Put {
+    InCall call;
+    int db;
+    std::vector<storage::PendingItem> items;
+    int pending = 1;
+    Status error;
+  };
+  auto put = std::make_shared<Put>();
+  put->db = db;
+  std::vector<const Entry*> reads;
+  for (const Entry& e : es) {
+    Touch(db, e.key, true);
+    if (!e.present) {
+      store->DelIfOlder(db, e.key, e.version, now);
+      continue;
+    }
+    auto item = store->Prepare(e.key, e.len, now);
+    if (!item.ok()) {
+      for (const auto& it : put->items) Touch(db, it.key());  // not applied
+      Touch(db, e.key);
+      return call->Reply(ErrorReply(item.status()));
+    }
+    item.value().set_version(e.version);
+    item.value().set_expire_at_ms(e.expire);
+    put->items.push_back(std::move(item.value()));
+    reads.push_back(&e);
+  }
+  IncomingCall* c = call.get();
+  put->call = std::move(call);
+  auto finish = [this, put, store] {
+    if (--put->pending > 0) return;
+    Status st = put->error;
+    if (st.ok()) st = store->Publish(put->db, &put->items, pool->WallNow(), true);
+    if (!st.ok())
+      for (const auto& it : put->items) Touch(put->db, it.key());
+    put->call->Reply(st.ok() ? OkReply() : ErrorReply(st));
+  };
+  for (size_t i = 0; i < reads.size(); ++i) {
+    if (reads[i]->len == 0) continue;
+    ++put->pending;
+    c->ReadBulk(reads[i]->off, reads[i]->len, put->items[i].value_data(), [put, finish](Status s) {
+      if (!s.ok() && put->error.ok()) put->error = s;
+      finish();
+    });
+  }
+  finish();
+}
+
+void Pool::Impl::OnOrderedSet(InCall call) {
+  Reader r(call->body());
+  int db;
+  if (!ReadDb(r, pool->store_->databases(), &db)) return call->Reply(ErrorReply(MalformedRequest()));
+  ReceiveSet(std::move(call), r, db, nullptr, /*ordered=*/true);
+}
+
+void Pool::Impl::OnOrderedCommand(InCall call) {
+  Reader r(call->body());
+  int db;
+  uint8_t resp;
+  std::vector<std::string_view> argv;
+  if (!ReadDb(r, pool->store_->databases(), &db) || !r.U8(&resp) || !ReadArgv(r, &argv))
+    return call->Reply(ErrorReply(MalformedRequest()));
+  std::vector<std::string_view> written = pool->executor_->WriteKeys(argv);
+  if (!PrimaryOfAll(written))
+    return call->Reply(ErrorReply(Status::Aborted(
+        "pool: " + pool->node(pool->self()).Addr() + " does not order writes of these keys now; try again")));
+  NoteCommand(db, argv);
+  std::string out = OkReply();
+  out += pool->executor_->Execute(call->lane(), db, resp == 3 ? 3 : 2, argv);
+  auto holder = std::make_shared<InCall>(std::move(call));
+  int lane = (*holder)->lane();
+  Relay(lane, db, std::vector<std::string>(written.begin(), written.end()),
+        [holder, out = std::move(out)](Status s) mutable {
+          (*holder)->Reply(s.ok() ? std::move(out) : ErrorReply(s));
+        });
+}
+
+}  // namespace kvpool::pool
