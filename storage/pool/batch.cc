@@ -61,6 +61,23 @@ void WarnReadFailed(int64_t now, const std::string& addr, size_t keys, uint64_t 
                bytes ? fmt::format(" ({} bytes)", bytes) : std::string(), addr, s.ToString());
 }
 
+// Indices of `keys` grouped by the primary of their slots (the first copy
+// in sync, which orders their writes); parts[nodes()] holds keys no copy
+// can take.
+std::vector<std::vector<uint32_t>> GroupForOrderedWrite(const Pool& pool,
+                                                        std::span<const std::string_view> keys) {
+  std::vector<std::vector<uint32_t>> parts(pool.nodes() + 1);
+  std::vector<int> primary_of(pool.nodes(), -2);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    int owner = pool.OwnerOf(keys[i]);
+    if (primary_of[owner] == -2)
+      primary_of[owner] = pool.WriteNodes(owner).empty() ? -1 : pool.ReadNode(owner);
+    int p = primary_of[owner];
+    parts[p < 0 ? pool.nodes() : p].push_back(static_cast<uint32_t>(i));
+  }
+  return parts;
+}
+
 // When a request must end, on the pool's monotonic clock: a step of the
 // wall clock neither cuts its calls short nor lets them outlive it.
 struct Deadline {
@@ -357,7 +374,8 @@ void Pool::MultiGet(int lane, int db, std::span<const std::string_view> keys, in
 
 // ------------------------------------------------- MultiExists and MultiDel
 
-namespace {
+// Not in an anonymous namespace: Pool befriends it (an ordered delete here
+// relays through Pool::Impl).
 
 // Exists: asked of the node that answers reads (with replicas, a failed
 // call is asked of the next copy in sync, once). Del: sent to every copy
@@ -378,6 +396,9 @@ struct FlagsOp : std::enable_shared_from_this<FlagsOp> {
   std::vector<int8_t> results;
   int pending = 1;
   Pool::ExistsDone done;
+  // Del with replicas: sent to each key's primary (kOpOrderedDel), which
+  // relays the deletes to the other copies.
+  bool ordered = false;
 
   void Finish() {
     if (--pending == 0) done(results);
@@ -400,6 +421,15 @@ struct FlagsOp : std::enable_shared_from_this<FlagsOp> {
       touch(db, keys[i]);
       Merge(results[i], store->Del(db, keys[i], now_ms) ? 1 : 0);
     }
+    if (!ordered) return;
+    std::vector<std::string> ks;
+    for (uint32_t i : idx) ks.emplace_back(keys[i]);
+    ++pending;
+    pool->impl_->Relay(lane, db, std::move(ks), [self = shared_from_this(), idx](Status s) {
+      if (!s.ok())
+        for (uint32_t i : idx) self->results[i] = -1;
+      self->Finish();
+    });
   }
   void Send(int node, const std::vector<uint32_t>& idx, bool retry);
   // Exists with replicas: keys whose copy failed go to the next copy in sync.
@@ -412,13 +442,14 @@ void FlagsOp::Send(int node, const std::vector<uint32_t>& idx, bool retry) {
     size_t end = std::min(idx.size(), begin + max_keys);
     std::vector<uint32_t> part(idx.begin() + begin, idx.begin() + end);
     transport::CallArgs args;
-    args.opcode = opcode;
+    args.opcode = ordered ? kOpOrderedDel : opcode;
     args.body = KeysBody(db, keys, idx, begin, end);
     ++pending;
     transport->Call(lane, node, std::move(args), deadline.RemainingMs(),
                     [self, node, part, retry](Status s, std::string_view reply, std::string_view) {
                       std::string_view payload;
-                      if (!s.ok() && self->opcode == kOpMultiDel) {
+                      // A primary that took an ordered delete relayed it.
+                      if (!s.ok() && self->opcode == kOpMultiDel && !self->ordered) {
                         std::vector<std::string_view> ks;
                         for (uint32_t i : part) ks.push_back(self->keys[i]);
                         self->pool->NoteWriteFailed(self->lane, node, self->db, ks, s);
@@ -470,7 +501,10 @@ void KeyFlags(Pool* pool, transport::Transport* transport, storage::Store* store
   op->touch = std::move(touch);
   op->results.assign(keys.size(), 0);
   op->done = std::move(done);
-  auto parts = opcode == kOpMultiExists ? GroupForRead(*pool, keys) : GroupForWrite(*pool, keys);
+  op->ordered = opcode == kOpMultiDel && pool->replicas() > 1;
+  auto parts = opcode == kOpMultiExists ? GroupForRead(*pool, keys)
+               : op->ordered            ? GroupForOrderedWrite(*pool, keys)
+                                        : GroupForWrite(*pool, keys);
   for (int node = 0; node <= pool->nodes(); ++node) {
     auto& idx = parts[node];
     if (idx.empty()) continue;
@@ -484,8 +518,6 @@ void KeyFlags(Pool* pool, transport::Transport* transport, storage::Store* store
   }
   op->Finish();
 }
-
-}  // namespace
 
 void Pool::MultiExists(int lane, int db, std::span<const std::string_view> keys, int64_t now_ms,
                        ExistsDone done) {

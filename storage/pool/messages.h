@@ -82,6 +82,8 @@ enum Opcode : uint16_t {
   // stored unless this node holds a newer version of it; an absent one is
   // deleted if what is here is older.
   kOpApply = 23,
+  // Body as kOpMultiDel -> {n x u8 (1 removed)}.
+  kOpOrderedDel = 24,
 };
 
 // Per-key states in replies.

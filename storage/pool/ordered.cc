@@ -6,6 +6,9 @@
 // key only if its version is not older than theirs. So copies converge on
 // the primary's order whatever order relays, retries and catch-ups arrive
 // in, and two writers of one key through different nodes cannot fork it.
+// While views of which copy is primary differ (a copy just came back in
+// sync), two copies may each order some writes: each relays to the other
+// and the higher version wins on both, so they still converge.
 #include <spdlog/spdlog.h>
 
 #include "storage/pool/pool_impl.h"
@@ -15,8 +18,14 @@ namespace kvpool::pool {
 using transport::IncomingCall;
 
 bool Pool::Impl::PrimaryOfAll(std::span<const std::string_view> keys) const {
-  for (std::string_view k : keys)
-    if (pool->ReadNode(pool->OwnerOf(k)) != pool->self()) return false;
+  const int self = pool->self();
+  if (!pool->Serving(self)) return false;
+  for (std::string_view k : keys) {
+    int owner = pool->OwnerOf(k);
+    bool copy = false;
+    for (int i = 0; i < pool->replicas() && !copy; ++i) copy = (owner + i) % pool->nodes() == self;
+    if (!copy) return false;
+  }
   return true;
 }
 

@@ -103,6 +103,7 @@ void Pool::Impl::HandleCall(InCall call) {
       {kOpOrderedSet, &Impl::OnOrderedSet},
       {kOpOrderedCommand, &Impl::OnOrderedCommand},
       {kOpApply, &Impl::OnApply},
+      {kOpOrderedDel, &Impl::OnOrderedDel},
   };
   static_assert(
       [] {
@@ -231,6 +232,26 @@ void Pool::Impl::OnMultiDel(InCall call) {
     out.push_back(store->Del(l->db, k, now) ? 1 : 0);
   }
   call->Reply(std::move(out));
+}
+
+void Pool::Impl::OnOrderedDel(InCall call) {
+  storage::Store* store = pool->store_;
+  auto l = KeyListOf(*call, store->databases());
+  if (!l) return;
+  if (!PrimaryOfAll(l->keys))
+    return call->Reply(ErrorReply(Status::Aborted(
+        "pool: " + pool->node(pool->self()).Addr() + " does not order writes of these keys now; try again")));
+  const int64_t now = pool->WallNow();
+  std::string out = OkReply();
+  for (std::string_view k : l->keys) {
+    Touch(l->db, k, true);
+    out.push_back(store->Del(l->db, k, now) ? 1 : 0);
+  }
+  auto holder = std::make_shared<InCall>(std::move(call));
+  Relay((*holder)->lane(), l->db, std::vector<std::string>(l->keys.begin(), l->keys.end()),
+        [holder, out = std::move(out)](Status s) mutable {
+          (*holder)->Reply(s.ok() ? std::move(out) : ErrorReply(s));
+        });
 }
 
 void Pool::Impl::OnVersions(InCall call) {

@@ -278,7 +278,8 @@ class Pool {
 
  private:
   friend struct SyncOp;
-  friend struct SetOp;  // batch.cc
+  friend struct SetOp;    // batch.cc
+  friend struct FlagsOp;  // batch.cc
   struct Impl;
   int64_t WallNow() const { return options_.wall_ms(); }
   int64_t MonoNow() const { return options_.mono_ms(); }

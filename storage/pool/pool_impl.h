@@ -244,7 +244,11 @@ struct Pool::Impl {
   void OnOrderedSet(InCall call);
   void OnOrderedCommand(InCall call);
   void OnApply(InCall call);
-  // Whether this node is the primary (Pool::ReadNode) of every key's slot.
+  void OnOrderedDel(InCall call);  // owner.cc, beside kOpMultiDel
+  // Whether this node may order writes of every key: it serves, and holds
+  // a copy of each key's slot. (Coordinators send to the primary,
+  // Pool::ReadNode; a node whose view differs for a heartbeat still takes
+  // them: versions keep the copies converging.)
   bool PrimaryOfAll(std::span<const std::string_view> keys) const;
   // Sends the current state of `keys` here (value, version and expiry, or
   // absent) to their other copies that are up (kOpApply), all calls in
