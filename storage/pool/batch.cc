@@ -575,16 +575,16 @@ struct SetOp : std::enable_shared_from_this<SetOp> {
     for (uint32_t p : pairs) keys.push_back(kvs[p]);
     pool->NoteWriteFailed(lane, node, db, keys, s);
   }
-  // pairs: indices of keys in kvs (values at +1). ordered: node is their
-  // primary (kOpOrderedSet).
-  void SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin, size_t end,
-                bool ordered = false);
-  // Pairs for every node that takes them (legacy fan-out): stored here,
-  // sent in one call, staged, or in chunks.
+  // With replicas: every part goes to its keys' primary (kOpOrderedSet, or
+  // kOpPutEnd kPutEndOrdered), which relays it to the other copies.
+  bool ordered = false;
+  // pairs: indices of keys in kvs (values at +1).
+  void SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin, size_t end);
+  // Pairs for one node: stored here, sent in one call, staged, or in chunks.
   void SendPart(int node, std::vector<uint32_t> pairs);
-  // Pairs that fit one call, to their primary: stored here with one fresh
-  // version and relayed to the other copies, or sent there.
-  void SendOrdered(int node, std::vector<uint32_t> pairs);
+  // Ordered pairs whose primary is this node: stored with one fresh
+  // version, then relayed to the other copies.
+  void StoreOrderedHere(std::vector<uint32_t> pairs);
   // Stores `pairs` on `node` in steps, published there at once: `begin`
   // (its reply: a handle), the calls parts(handle) makes, all in flight
   // together, then kOpPutEnd, which publishes if every part arrived and
@@ -617,8 +617,7 @@ void SetOp::AddPairs(transport::CallArgs* args, const std::vector<uint32_t>& pai
   }
 }
 
-void SetOp::SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin, size_t end,
-                     bool ordered) {
+void SetOp::SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin, size_t end) {
   transport::CallArgs args;
   args.opcode = ordered ? kOpOrderedSet : kOpMultiSet;
   Writer(&args.body).U32(static_cast<uint32_t>(db));
@@ -627,12 +626,12 @@ void SetOp::SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin,
   std::vector<uint32_t> part(pairs.begin() + begin, pairs.begin() + end);
   auto self = shared_from_this();
   transport->Call(lane, node, std::move(args), deadline.RemainingMs(),
-                  [self, node, ordered, part = std::move(part)](Status s, std::string_view reply,
-                                                                std::string_view) {
+                  [self, node, part = std::move(part)](Status s, std::string_view reply,
+                                                       std::string_view) {
                     std::string_view payload;
                     // A primary that took the write has relayed it (or told
                     // the copy that missed it to catch up): nothing to note.
-                    if (!s.ok() && !ordered) self->Missed(node, part, s);
+                    if (!s.ok() && !self->ordered) self->Missed(node, part, s);
                     else if (s.ok()) s = ParseReplyStatus(reply, &payload);
                     // The primary's own account (kAborted) names the copy.
                     if (!s.ok()) self->Failed(s.code() == Code::kAborted ? -1 : node, part, s);
@@ -669,17 +668,18 @@ void SetOp::SendInSteps(int node, std::vector<uint32_t> pairs, transport::CallAr
           a.opcode = kOpPutEnd;
           Writer w(&a.body);
           w.U64(handle);
-          w.U8(st->error.ok() ? 1 : 0);
+          w.U8(!st->error.ok() ? kPutEndDrop : self->ordered ? kPutEndOrdered : kPutEndPublish);
           self->transport->Call(
               self->lane, node, std::move(a), self->deadline.RemainingMs(),
               [self, node, all, st](Status s, std::string_view reply, std::string_view) {
                 std::string_view payload;
                 bool publishing = st->error.ok();
-                // Only a publish lost in transit may still land there.
-                if (!s.ok() && publishing) self->Missed(node, *all, s);
+                // Only a publish lost in transit may still land there (an
+                // ordered one the primary relays itself).
+                if (!s.ok() && publishing && !self->ordered) self->Missed(node, *all, s);
                 if (s.ok()) s = ParseReplyStatus(reply, &payload);
                 if (!publishing) s = st->error;
-                if (!s.ok()) self->Failed(node, *all, s);
+                if (!s.ok()) self->Failed(s.code() == Code::kAborted ? -1 : node, *all, s);
                 self->Finish();
               });
         };
@@ -741,6 +741,7 @@ void SetOp::SendLarge(int node, uint32_t pair) {
 }
 
 void SetOp::SendPart(int node, std::vector<uint32_t> pairs) {
+  if (node == pool->self() && ordered) return StoreOrderedHere(std::move(pairs));
   if (node == pool->self()) {
     std::vector<std::string_view> local;
     local.reserve(pairs.size() * 2);
@@ -783,11 +784,8 @@ void SetOp::SendPart(int node, std::vector<uint32_t> pairs) {
   else if (cuts.size() > 1) SendStaged(node, std::move(small), std::move(cuts));
 }
 
-void SetOp::SendOrdered(int node, std::vector<uint32_t> pairs) {
-  if (node != pool->self()) {
-    if (!pool->NodeUp(node)) return Failed(node, pairs, Status::Unavailable(""));
-    return SendSets(node, pairs, 0, pairs.size(), true);
-  }
+void SetOp::StoreOrderedHere(std::vector<uint32_t> pairs) {
+  const int node = pool->self();
   storage::Store* store = pool->store_;
   Pool::Impl* impl = pool->impl_.get();
   const int64_t now = pool->WallNow();
@@ -835,11 +833,10 @@ void Pool::MultiSet(int lane, int db, std::span<const std::string_view> kvs, int
   op->failed.assign(kvs.size() / 2, 0);
 
   if (replicas() > 1) {
-    // Ordered: each pair to its slot's primary; a primary's share that
-    // does not fit one call (staged or chunked) still goes to every copy.
+    // Ordered: each pair to its slot's primary, which relays it.
+    op->ordered = true;
     std::vector<std::vector<uint32_t>> by_primary(nodes());
     std::vector<int> primary_of(nodes(), -2);
-    std::vector<uint32_t> spill;  // pairs of shares too large for one call
     for (uint32_t p = 0; p < kvs.size(); p += 2) {
       int owner = OwnerOf(kvs[p]);
       if (primary_of[owner] == -2)
@@ -850,21 +847,8 @@ void Pool::MultiSet(int lane, int db, std::span<const std::string_view> kvs, int
       }
       by_primary[primary_of[owner]].push_back(p);
     }
-    const size_t max_keys = std::max<size_t>(1, options_.max_batch_keys);
-    for (int node = 0; node < nodes(); ++node) {
-      auto& pairs = by_primary[node];
-      if (pairs.empty()) continue;
-      uint64_t bytes = 0;
-      for (uint32_t p : pairs) bytes += kvs[p + 1].size();
-      if (pairs.size() <= max_keys && bytes <= op->chunk) op->SendOrdered(node, std::move(pairs));
-      else spill.insert(spill.end(), pairs.begin(), pairs.end());
-    }
-    if (spill.empty()) return op->Finish();
-    std::vector<std::vector<uint32_t>> legacy(nodes());
-    for (uint32_t p : spill)
-      for (int c : WriteNodes(OwnerOf(kvs[p]))) legacy[c].push_back(p);
     for (int node = 0; node < nodes(); ++node)
-      if (!legacy[node].empty()) op->SendPart(node, std::move(legacy[node]));
+      if (!by_primary[node].empty()) op->SendPart(node, std::move(by_primary[node]));
     return op->Finish();
   }
   auto parts = GroupForWrite(*this, kvs, 2);

@@ -20,11 +20,13 @@ enum Opcode : uint16_t {
   // {db u32, n u32, n x (key, len u64, bulk_offset u64)} -> {}
   // Values are read from bulk_in; all published atomically on the owner.
   kOpMultiSet = 4,
-  // {db u32, key, total u64} -> {handle u64}: space for one large value.
+  // {db u32, key, total u64[, version u64, expire_at_ms i64]} -> {handle
+  // u64}: space for one large value (version and expiry: a primary's relay,
+  // published with kPutEndGiven).
   kOpPutBegin = 5,
   // {handle u64, offset u64} + bulk_in -> {}: fills part of it.
   kOpPutChunk = 6,
-  // {handle u64, publish u8} -> {}: publishes (or drops) it.
+  // {handle u64, publish u8 (PutEndMode)} -> {}: publishes (or drops) it.
   kOpPutEnd = 7,
   // {db u32, n u32, key*n} -> {n x u8 (1 present, 0 absent)}
   kOpMultiExists = 8,
@@ -84,6 +86,14 @@ enum Opcode : uint16_t {
   kOpApply = 23,
   // Body as kOpMultiDel -> {n x u8 (1 removed)}.
   kOpOrderedDel = 24,
+};
+
+// What kOpPutEnd does with the put or staged batch.
+enum PutEndMode : uint8_t {
+  kPutEndDrop = 0,
+  kPutEndPublish = 1,   // with fresh versions (unordered)
+  kPutEndOrdered = 2,   // this node orders it: one fresh version, relayed
+  kPutEndGiven = 3,     // the versions given at kOpPutBegin, unless older
 };
 
 // Per-key states in replies.

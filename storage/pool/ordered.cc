@@ -52,6 +52,23 @@ void Pool::Impl::Relay(int lane, int db, std::vector<std::string> keys, RelayDon
   auto finish = [st] {
     if (--st->pending == 0) st->done(st->error);
   };
+  Impl* impl = this;
+  // A copy's call for keys `sent` failed with `s`: it fetches them again.
+  auto failed = [impl, st, lane, db](int c, const std::vector<uint32_t>& sent, Status s) {
+    Pool* p = impl->pool;
+    std::vector<std::string_view> ks;
+    for (uint32_t k : sent) ks.push_back(st->keys[k]);
+    // It may still land, late, or never: it fetches them again.
+    p->NoteWriteFailed(lane, c, db, ks, s);
+    {
+      std::lock_guard<std::mutex> l(impl->sync_mu);
+      ++impl->sync.replica_write_errors;
+    }
+    if (st->error.ok())
+      st->error = Status::Aborted("pool: the write reached " + p->node(p->self()).Addr() +
+                                  " but not its copy on " + p->node(c).Addr() + " (" +
+                                  s.ToString() + ")");
+  };
   const size_t n = st->keys.size();
   // Taken before the keys are read: a write that lands after the read is
   // newer than a delete relayed here, so the delete cannot remove it.
@@ -68,7 +85,6 @@ void Pool::Impl::Relay(int lane, int db, std::vector<std::string> keys, RelayDon
   const size_t max_keys = std::max<size_t>(1, p->options_.max_batch_keys);
   for (int c = 0; c < p->nodes(); ++c) {
     const std::vector<uint32_t>& idx = to[c];
-    std::vector<std::string_view> refetch;  // values too large for one call
     size_t i = 0;
     while (i < idx.size()) {
       transport::CallArgs args;
@@ -79,7 +95,12 @@ void Pool::Impl::Relay(int lane, int db, std::vector<std::string> keys, RelayDon
         const storage::ItemRef& item = st->items[idx[i]];
         size_t len = item ? item.value().size() : 0;
         if (len > chunk_bytes) {
-          refetch.push_back(st->keys[idx[i]]);
+          ++st->pending;
+          RelayLarge(lane, c, db, st->keys[idx[i]], st->items[idx[i]],
+                     [failed, finish, c, k = idx[i]](Status s) {
+                       if (!s.ok()) failed(c, {k}, s);
+                       finish();
+                     });
           continue;
         }
         if (!sent.empty() && bytes + len > chunk_bytes) break;
@@ -104,36 +125,83 @@ void Pool::Impl::Relay(int lane, int db, std::vector<std::string> keys, RelayDon
         off += len;
       }
       ++st->pending;
-      Impl* impl = this;
-      p->transport_->Call(
-          lane, c, std::move(args), p->options_.timeout_ms,
-          [impl, st, lane, db, c, sent = std::move(sent), finish](Status s, std::string_view reply,
-                                                                 std::string_view) {
-            std::string_view payload;
-            if (s.ok()) s = ParseReplyStatus(reply, &payload);
-            if (!s.ok()) {
-              Pool* p = impl->pool;
-              std::vector<std::string_view> ks;
-              for (uint32_t k : sent) ks.push_back(st->keys[k]);
-              // It may still land, late, or never: it fetches them again.
-              p->NoteWriteFailed(lane, c, db, ks, s);
-              {
-                std::lock_guard<std::mutex> l(impl->sync_mu);
-                ++impl->sync.replica_write_errors;
-              }
-              if (st->error.ok())
-                st->error = Status::Aborted("pool: the write reached " + p->node(p->self()).Addr() +
-                                            " but not its copy on " + p->node(c).Addr() + " (" +
-                                            s.ToString() + ")");
-            }
-            finish();
-          });
+      p->transport_->Call(lane, c, std::move(args), p->options_.timeout_ms,
+                          [failed, c, sent = std::move(sent), finish](
+                              Status s, std::string_view reply, std::string_view) {
+                            std::string_view payload;
+                            if (s.ok()) s = ParseReplyStatus(reply, &payload);
+                            if (!s.ok()) failed(c, sent, s);
+                            finish();
+                          });
     }
-    // The copy fetches these from an in-sync copy (this one) itself.
-    if (!refetch.empty())
-      p->NoteWriteFailed(lane, c, db, refetch, Status::Unavailable("value larger than one call"));
   }
   finish();
+}
+
+void Pool::Impl::RelayLarge(int lane, int copy, int db, const std::string& key,
+                            const storage::ItemRef& item, RelayDone done) {
+  Pool* p = pool;
+  transport::CallArgs begin;
+  begin.opcode = kOpPutBegin;
+  Writer w(&begin.body);
+  w.U32(static_cast<uint32_t>(db));
+  w.Bytes(key);
+  w.U64(item.value().size());
+  w.U64(item.version());
+  w.I64(item.expire_at_ms());
+  // The value stays pinned by the caller's ItemRef until done runs.
+  std::string_view value = item.value();
+  const size_t chunk = chunk_bytes;
+  const int timeout = p->options_.timeout_ms;
+  transport::Transport* t = p->transport_;
+  t->Call(lane, copy, std::move(begin), timeout,
+          [t, lane, copy, value, chunk, timeout, done = std::move(done)](
+              Status s, std::string_view reply, std::string_view) mutable {
+            std::string_view payload;
+            if (s.ok()) s = ParseReplyStatus(reply, &payload);
+            uint64_t handle = 0;
+            Reader r(payload);
+            if (s.ok() && !r.U64(&handle)) s = Status::Internal("malformed put reply");
+            if (!s.ok()) return done(s);
+            struct Steps {
+              int pending = 1;
+              Status error;
+              RelayDone done;
+            };
+            auto st = std::make_shared<Steps>();
+            st->done = std::move(done);
+            auto end = [t, lane, copy, handle, timeout, st] {
+              transport::CallArgs a;
+              a.opcode = kOpPutEnd;
+              Writer w(&a.body);
+              w.U64(handle);
+              w.U8(st->error.ok() ? kPutEndGiven : kPutEndDrop);
+              t->Call(lane, copy, std::move(a), timeout,
+                      [st](Status s, std::string_view reply, std::string_view) {
+                        std::string_view payload;
+                        if (s.ok()) s = ParseReplyStatus(reply, &payload);
+                        st->done(st->error.ok() ? s : st->error);
+                      });
+            };
+            for (uint64_t off = 0; off < value.size(); off += chunk) {
+              size_t len = std::min<uint64_t>(chunk, value.size() - off);
+              transport::CallArgs a;
+              a.opcode = kOpPutChunk;
+              Writer cw(&a.body);
+              cw.U64(handle);
+              cw.U64(off);
+              a.bulk_in.push_back({const_cast<char*>(value.data() + off), len});
+              ++st->pending;
+              t->Call(lane, copy, std::move(a), timeout,
+                      [st, end](Status s, std::string_view reply, std::string_view) {
+                        std::string_view payload;
+                        if (s.ok()) s = ParseReplyStatus(reply, &payload);
+                        if (!s.ok() && st->error.ok()) st->error = s;
+                        if (--st->pending == 0) end();
+                      });
+            }
+            if (--st->pending == 0) end();
+          });
 }
 
 void Pool::Impl::OnApply(InCall call) {

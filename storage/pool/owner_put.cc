@@ -150,8 +150,14 @@ void Pool::Impl::OnPutBegin(InCall call) {
   uint64_t total;
   if (!ReadDb(r, store->databases(), &db) || !r.Bytes(&key) || !r.U64(&total))
     return call->Reply(ErrorReply(MalformedRequest()));
+  uint64_t version = 0;
+  int64_t expire = 0;
+  if (!r.done() && (!r.U64(&version) || !r.I64(&expire) || version == 0))
+    return call->Reply(ErrorReply(MalformedRequest()));
   auto item = store->Prepare(key, total, pool->WallNow());
   if (!item.ok()) return call->Reply(ErrorReply(item.status()));
+  item.value().set_version(version);
+  item.value().set_expire_at_ms(expire);
   Touch(db, key, true);  // a put that does not end: kOpCatchUp
   uint64_t handle;
   {
@@ -193,7 +199,8 @@ void Pool::Impl::OnPutEnd(InCall call) {
   Reader r(call->body());
   uint64_t handle;
   uint8_t publish;
-  if (!r.U64(&handle) || !r.U8(&publish)) return call->Reply(ErrorReply(MalformedRequest()));
+  if (!r.U64(&handle) || !r.U8(&publish) || publish > kPutEndGiven)
+    return call->Reply(ErrorReply(MalformedRequest()));
   std::shared_ptr<PendingPut> p;
   bool receiving;
   {
@@ -219,9 +226,30 @@ void Pool::Impl::OnPutEnd(InCall call) {
     untouch();
     return call->Reply(ErrorReply(Status::Aborted("put still receiving chunks")));
   }
-  Status s = pool->store_->Publish(p->db, &p->items, pool->WallNow());
+  std::vector<std::string> keys;
+  if (publish == kPutEndOrdered) {
+    std::vector<std::string_view> views;
+    for (const auto& it : p->items) views.push_back(it.key());
+    if (!PrimaryOfAll(views)) {
+      untouch();
+      return call->Reply(ErrorReply(Status::Aborted(
+          "pool: " + pool->node(pool->self()).Addr() + " does not order writes of these keys now; try again")));
+    }
+    const uint64_t v = pool->store_->NewVersion();
+    for (auto& it : p->items) {
+      keys.emplace_back(it.key());
+      it.set_version(v);
+    }
+  } else if (publish == kPutEndPublish) {
+    for (auto& it : p->items) it.set_version(0);  // fresh ones
+  }
+  Status s = pool->store_->Publish(p->db, &p->items, pool->WallNow(), publish != kPutEndPublish);
   if (!s.ok()) untouch();
-  call->Reply(s.ok() ? OkReply() : ErrorReply(s));
+  if (!s.ok() || publish != kPutEndOrdered) return call->Reply(s.ok() ? OkReply() : ErrorReply(s));
+  auto holder = std::make_shared<InCall>(std::move(call));
+  Relay((*holder)->lane(), p->db, std::move(keys), [holder](Status s) {
+    (*holder)->Reply(s.ok() ? OkReply() : ErrorReply(s));
+  });
 }
 
 void Pool::Impl::OnStageBegin(InCall call) {

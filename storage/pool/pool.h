@@ -249,9 +249,9 @@ class Pool {
 
   // Runs argv on the copies of `owner`'s slots. A write runs on the slot's
   // primary (ReadNode), which relays the state of the keys it wrote to the
-  // other copies (ordered.cc) and answers once they have it (an error if a
-  // copy failed); arguments larger than one call carries are still run on
-  // every copy that is up. A read runs on ReadNode(owner) only. With
+  // other copies (ordered.cc; values larger than one call in chunks) and
+  // answers once they have it (an error if a copy failed). A read runs on
+  // ReadNode(owner) only. With
   // replicas() == 1 this is Forward to the owner, or the executor when the
   // owner is this node.
   void RunOnCopies(int lane, int owner, int db, int resp, std::span<const std::string_view> argv,

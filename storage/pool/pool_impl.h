@@ -256,6 +256,11 @@ struct Pool::Impl {
   // runs once, on `lane`: OK, or kAborted naming the first copy that failed.
   using RelayDone = std::function<void(Status)>;
   void Relay(int lane, int db, std::vector<std::string> keys, RelayDone done);
+  // One value larger than a call carries, to one copy: kOpPutBegin with
+  // its version and expiry, the chunks in flight together, kOpPutEnd
+  // (kPutEndGiven). `item` must stay pinned until done runs.
+  void RelayLarge(int lane, int copy, int db, const std::string& key, const storage::ItemRef& item,
+                  RelayDone done);
   // sync.cc: a syncing copy's catch-up reads.
   void OnSyncScan(InCall call);
   void OnSyncKeys(InCall call);

@@ -407,6 +407,44 @@ TEST_F(PoolReplicaTest, CatchUpFromAPrimaryWithLargeValues) {
   for (size_t i = 0; i < k0.size(); ++i) EXPECT_TRUE(SameBytes(PeekOn(1, k0[i]), kvs[2 * i + 1])) << i;
 }
 
+// Parts too large for one call (staged, or a value in chunks) are ordered
+// by the primary too: the coordinator sends them there only, and the
+// primary relays them (large values in chunks) with its versions.
+TEST_F(PoolReplicaTest, LargeAndStagedWritesAreOrderedByThePrimary) {
+  ClusterOptions o;
+  o.replicas = 2;
+  o.max_bulk_per_call = 64 * kKiB;
+  Build(o);
+  ASSERT_TRUE(RunUntil([&] { return pool(2).Serving(0) && pool(2).Serving(1) && pool(0).Serving(2); }));
+  auto k0 = KeysOn(0, 30);
+  std::vector<std::string> kvs;
+  for (size_t i = 0; i < k0.size(); ++i) {
+    kvs.push_back(k0[i]);
+    kvs.push_back(Pattern(i % 3 == 0 ? 150 * kKiB : 20 * kKiB, i));
+  }
+  auto out = Set(2, kvs);
+  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+  EXPECT_EQ(CountSent(kOpPutBegin, 1, 2) + CountSent(kOpStageBegin, 1, 2), 0u)
+      << "the coordinator wrote to a copy that is not the primary";
+  EXPECT_GE(CountSent(kOpPutBegin, 1, 0), 10u) << "the primary relays each large value";
+  for (size_t i = 0; i < k0.size(); ++i) {
+    EXPECT_TRUE(SameBytes(PeekOn(1, k0[i]), kvs[2 * i + 1])) << i;
+    EXPECT_EQ(store(1).Peek(0, k0[i], WallMs()).version(), store(0).Peek(0, k0[i], WallMs()).version())
+        << i;
+  }
+  // A whole command with a large argument: run on the primary, relayed.
+  std::vector<std::string> args = {"SET", k0[1], Pattern(200 * kKiB, 99)};
+  bool done = false;
+  pool(2).RunOnCopies(0, 0, 0, 2, Views(args), true, [&](Status s, std::string) {
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    done = true;
+  });
+  ASSERT_TRUE(RunUntil([&] { return done; }));
+  EXPECT_TRUE(exec(1).commands.empty());
+  EXPECT_TRUE(SameBytes(PeekOn(1, k0[1]), args[2]));
+  EXPECT_EQ(store(1).Peek(0, k0[1], WallMs()).version(), store(0).Peek(0, k0[1], WallMs()).version());
+}
+
 // Writes and deletes that reach the syncing node while it catches up win
 // over what it pulls, whatever the order of arrival.
 TEST_F(PoolReplicaTest, WritesDuringCatchUpAreNotOverwritten) {

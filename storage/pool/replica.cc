@@ -290,87 +290,20 @@ void Pool::RunOnCopies(int lane, int owner, int db, int resp,
                      done(Status::OK(), executor_->Execute(lane, db, resp, av));
                    });
   }
-  size_t arg_bytes = 0;
-  for (std::string_view a : argv) arg_bytes += a.size();
-  if (arg_bytes <= impl_->chunk_bytes / 2) {
-    // Ordered by the slot's primary (ordered.cc).
-    int primary = ReadNode(owner);
-    if (WriteNodes(owner).empty() || primary < 0)
-      return done(Status::Unavailable(NoCopyError(owner)), {});
-    if (primary != self) return Forward(lane, primary, db, resp, argv, std::move(done), true);
-    std::vector<std::string_view> v(argv.begin(), argv.end());
-    std::vector<std::string_view> written = executor_->WriteKeys(v);
-    if (!impl_->PrimaryOfAll(written)) return done(Status::Unavailable(NoCopyError(owner)), {});
-    std::string reply = run_here();
-    return impl_->Relay(lane, db, std::vector<std::string>(written.begin(), written.end()),
-                        [done = std::move(done), reply = std::move(reply)](Status s) mutable {
-                          if (!s.ok()) return done(std::move(s), {});
-                          done(Status::OK(), std::move(reply));
-                        });
-  }
-  std::vector<int> to = WriteNodes(owner);
-  int acting = -1;
-  for (int c : to)
-    if (Serving(c)) {
-      acting = c;
-      break;
-    }
-  if (acting < 0) {
+  // A write: ordered by the slot's primary (ordered.cc).
+  int primary = ReadNode(owner);
+  if (WriteNodes(owner).empty() || primary < 0)
     return done(Status::Unavailable(NoCopyError(owner)), {});
-  }
-  struct State {
-    int pending;
-    int acting;
-    std::vector<Status> status;
-    std::vector<std::string> reply;
-    std::vector<std::string> keys;  // written keys (a copy that fails is told them)
-    ReplyDone done;
-  };
-  auto st = std::make_shared<State>();
-  {
-    std::vector<std::string_view> v(argv.begin(), argv.end());
-    for (std::string_view k : executor_->WriteKeys(v)) st->keys.emplace_back(k);
-  }
-  st->pending = static_cast<int>(to.size()) + 1;
-  st->acting = acting;
-  st->status.resize(nodes());
-  st->reply.resize(nodes());
-  st->done = std::move(done);
-  Impl* impl = impl_.get();
-  auto finish = [st, impl, this] {
-    if (--st->pending > 0) return;
-    if (!st->status[st->acting].ok()) return st->done(st->status[st->acting], {});
-    for (int n = 0; n < nodes(); ++n) {
-      if (st->status[n].ok()) continue;
-      {
-        std::lock_guard<std::mutex> l(impl->sync_mu);
-        ++impl->sync.replica_write_errors;
-      }
-      return st->done(Status(st->status[n].code(),
-                             "pool: the write reached " + node(st->acting).Addr() +
-                                 " but not its copy on " + node(n).Addr() + " (" +
-                                 st->status[n].message() + ")"),
-                      {});
-    }
-    st->done(Status::OK(), std::move(st->reply[st->acting]));
-  };
-  for (int c : to) {
-    if (c == self) {
-      st->reply[c] = run_here();
-      finish();
-      continue;
-    }
-    Forward(lane, c, db, resp, argv, [this, st, lane, db, c, finish](Status s, std::string r) {
-      if (!s.ok()) {
-        std::vector<std::string_view> keys(st->keys.begin(), st->keys.end());
-        NoteWriteFailed(lane, c, db, keys, s);
-      }
-      st->status[c] = std::move(s);
-      st->reply[c] = std::move(r);
-      finish();
-    });
-  }
-  finish();
+  if (primary != self) return Forward(lane, primary, db, resp, argv, std::move(done), true);
+  std::vector<std::string_view> v(argv.begin(), argv.end());
+  std::vector<std::string_view> written = executor_->WriteKeys(v);
+  if (!impl_->PrimaryOfAll(written)) return done(Status::Unavailable(NoCopyError(owner)), {});
+  std::string reply = run_here();
+  impl_->Relay(lane, db, std::vector<std::string>(written.begin(), written.end()),
+               [done = std::move(done), reply = std::move(reply)](Status s) mutable {
+                 if (!s.ok()) return done(std::move(s), {});
+                 done(Status::OK(), std::move(reply));
+               });
 }
 
 
