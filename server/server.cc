@@ -445,11 +445,15 @@ Status Server::Run() {
   if (!pidfile_.empty()) std::ofstream(pidfile_) << getpid() << "\n";
 
   if (pool_) {
+    pool_thread_ = std::make_unique<IoThread>(static_cast<int>(threads_.size()));
+    if (Status st = pool_thread_->Init(); !st.ok()) return st;
     std::vector<event_base*> lanes;
     for (auto& t : threads_) lanes.push_back(t->base());
+    lanes.push_back(pool_thread_->base());
     Status ps = pool_->Start(lanes);
     if (!ps.ok()) return ps;
-    pool_->StartHeartbeats(threads_[0]->base());
+    pool_->StartHeartbeats(pool_thread_->base(), static_cast<int>(threads_.size()));
+    pool_thread_->Start();
   }
   for (auto& t : threads_) t->Start();
   storage::StoreStats st = store_->GetStats();
@@ -469,9 +473,14 @@ Status Server::Run() {
       pool::Pool* p = pool_.get();
       t->Post([p, lane] { p->StopLane(lane); });
     }
+    int lane = pool_thread_->index();
+    pool::Pool* p = pool_.get();
+    pool_thread_->Post([p, lane] { p->StopLane(lane); });
+    pool_thread_->Stop();
   }
   for (auto& t : threads_) t->Stop();
   for (auto& t : threads_) t->Join();
+  if (pool_thread_) pool_thread_->Join();
   spdlog::info("kvpool is now ready to exit, bye bye...");
   return Status::OK();
 }

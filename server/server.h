@@ -74,6 +74,10 @@ class Server {
   std::unique_ptr<PoolExecutor> executor_;
   std::unique_ptr<transport::Transport> transport_;
   std::unique_ptr<pool::Pool> pool_;
+  // The pool's control lane (heartbeats, catch-up): a loop of its own, no
+  // clients, so a long request on an I/O thread cannot get this node
+  // counted down. Its lane index is threads_.size().
+  std::unique_ptr<IoThread> pool_thread_;
   std::atomic<uint32_t> next_thread_{0};
   std::string pidfile_;
   std::atomic<bool> logged_accept_error_{false};

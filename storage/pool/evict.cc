@@ -78,7 +78,7 @@ void Pool::Impl::SendEvictions() {
       }
       Impl* impl = this;
       size_t n = end - begin;
-      pool->transport_->Call(0, node, std::move(args), pool->options_.timeout_ms,
+      pool->transport_->Call(control_lane, node, std::move(args), pool->options_.timeout_ms,
                              [impl, n, shared](Status s, std::string_view reply, std::string_view) {
                                std::string_view payload;
                                if (s.ok()) s = ParseReplyStatus(reply, &payload);

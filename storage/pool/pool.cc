@@ -135,9 +135,10 @@ Status Pool::Start(std::vector<event_base*> lanes) {
   });
 }
 
-void Pool::StartHeartbeats(event_base* lane0) {
+void Pool::StartHeartbeats(event_base* base, int lane) {
+  impl_->control_lane = lane;
   impl_->heartbeat = event_new(
-      lane0, -1, EV_PERSIST,
+      base, -1, EV_PERSIST,
       [](evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->Heartbeat(); },
       impl_.get());
   timeval tv{options_.heartbeat_ms / 1000, (options_.heartbeat_ms % 1000) * 1000};
@@ -145,7 +146,7 @@ void Pool::StartHeartbeats(event_base* lane0) {
 }
 
 void Pool::StopLane(int lane) {
-  if (lane == 0 && impl_->heartbeat) {
+  if (lane == impl_->control_lane && impl_->heartbeat) {
     event_free(impl_->heartbeat);
     impl_->heartbeat = nullptr;
   }
@@ -180,7 +181,7 @@ void Pool::Impl::Heartbeat() {
       pw.U64(h.stale_gen);
       Impl* self = this;
       pool->transport_->Call(
-          0, n, std::move(args), std::max(o.down_after_ms / 2, 1),
+          control_lane, n, std::move(args), std::max(o.down_after_ms / 2, 1),
           [self, n](Status s, std::string_view reply, std::string_view) {
             PeerHealth& h = self->health[n];
             h.ping_in_flight = false;

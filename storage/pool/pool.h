@@ -159,7 +159,11 @@ class Pool {
   // Registers the call handler with the transport and starts it on `lanes`.
   [[nodiscard]] Status Start(std::vector<event_base*> lanes);
   // Lane 0: starts heartbeats. Call on lane 0's thread.
-  void StartHeartbeats(event_base* lane0);
+  // `lane` (lanes[lane] == base) becomes the control lane: heartbeats,
+  // catch-up, eviction notices and resync calls run there. A server gives
+  // the pool a lane of its own for it, so that a client's long request on
+  // an I/O thread cannot delay heartbeats and get this node counted down.
+  void StartHeartbeats(event_base* base, int lane = 0);
   // Stops the lane's part (heartbeats on lane 0, transport links). Lane thread.
   void StopLane(int lane);
 

@@ -85,6 +85,8 @@ struct PendingPut {
 struct Pool::Impl {
   Pool* pool;
   std::vector<event_base*> lanes;
+  // The lane heartbeats run on ("lane 0" below; StartHeartbeats).
+  int control_lane = 0;
   std::unique_ptr<PeerHealth[]> health;
   event* heartbeat = nullptr;
   // Every time below is on the monotonic clock (pool->MonoNow()) unless

@@ -171,7 +171,7 @@ void Pool::Impl::SettleStale(int n) {
   transport::CallArgs args;
   args.opcode = kOpResync;
   Impl* self = this;
-  pool->transport_->Call(0, n, std::move(args), pool->options_.timeout_ms,
+  pool->transport_->Call(control_lane, n, std::move(args), pool->options_.timeout_ms,
                          [self, n](Status s, std::string_view reply, std::string_view) {
                            PeerHealth& h = self->health[n];
                            h.resync_in_flight = false;

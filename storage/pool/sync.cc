@@ -239,7 +239,7 @@ void SyncOp::FetchLarge(int node, Entry e, std::shared_ptr<std::string> buf, uin
   args.bulk_out_capacity = len;
   ++pending;
   auto self = shared_from_this();
-  transport->Call(0, node, std::move(args), Timeout(),
+  transport->Call(impl->control_lane, node, std::move(args), Timeout(),
                   [self, node, e, buf, off, len, since, exact](Status s, std::string_view reply,
                                                                std::string_view bulk) {
                     std::string_view payload;
@@ -282,7 +282,7 @@ void SyncOp::Scan(size_t i) {
   ++pending;
   auto self = shared_from_this();
   transport->Call(
-      0, src.node, std::move(args), Timeout(),
+      impl->control_lane, src.node, std::move(args), Timeout(),
       [self, i](Status s, std::string_view reply, std::string_view bulk) {
         Source& src = self->sources[i];
         std::string_view payload;
@@ -372,7 +372,7 @@ void SyncOp::NextRound() {
       args.bulk_out_capacity = impl->chunk_bytes;
       ++pending;
       auto self = shared_from_this();
-      transport->Call(0, node, std::move(args), Timeout(),
+      transport->Call(impl->control_lane, node, std::move(args), Timeout(),
                       [self, node, part, shared_keys, since = round_seq](
                           Status s, std::string_view reply, std::string_view bulk) {
                         std::string_view payload;

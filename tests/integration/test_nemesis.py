@@ -110,7 +110,9 @@ def test_nemesis_history():
             got = copies(conns[n % 3], k)
             value = conns[0].get(k)
             want = None if value is None else kvhash64(value)
-            if len(got) != 2 or any(e[1] != "in-sync" or e[3] != want for e in got):
+            # Ordered writes: both copies also carry the primary's version.
+            if (len(got) != 2 or any(e[1] != "in-sync" or e[3] != want for e in got)
+                    or got[0][2] != got[1][2]):
                 differ.append((k, got, want))
         assert not differ, f"seed {SEED}: copies not in sync or not equal, e.g. {differ[:3]}; {log}"
     finally:
