@@ -622,16 +622,28 @@ void SetOp::SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin,
   args.opcode = ordered ? kOpOrderedSet : kOpMultiSet;
   Writer(&args.body).U32(static_cast<uint32_t>(db));
   AddPairs(&args, pairs, begin, end);
+  // This node's copies of the part take their state from the primary's
+  // reply, not from a call of their own.
+  bool take = false;
+  for (size_t i = begin; ordered && !take && i < end; ++i)
+    take = pool->impl_->IsCopy(pool->self(), kvs[pairs[i]]);
+  if (take) Writer(&args.body).U8(1);
   ++pending;
   std::vector<uint32_t> part(pairs.begin() + begin, pairs.begin() + end);
   auto self = shared_from_this();
   transport->Call(lane, node, std::move(args), deadline.RemainingMs(),
-                  [self, node, part = std::move(part)](Status s, std::string_view reply,
-                                                       std::string_view) {
+                  [self, node, take, part = std::move(part)](Status s, std::string_view reply,
+                                                             std::string_view) {
                     std::string_view payload;
+                    if (take) {
+                      std::vector<std::string_view> keys;
+                      for (uint32_t p : part) keys.push_back(self->kvs[p]);
+                      s = self->pool->impl_->TakeOrdered(self->lane, node, self->db, keys, std::move(s), reply,
+                                                         &payload);
+                    }
                     // A primary that took the write has relayed it (or told
                     // the copy that missed it to catch up): nothing to note.
-                    if (!s.ok() && !self->ordered) self->Missed(node, part, s);
+                    else if (!s.ok() && !self->ordered) self->Missed(node, part, s);
                     else if (s.ok()) s = ParseReplyStatus(reply, &payload);
                     // The primary's own account (kAborted) names the copy.
                     if (!s.ok()) self->Failed(s.code() == Code::kAborted ? -1 : node, part, s);

@@ -90,6 +90,7 @@ class Reader {
     return min_item_bytes == 0 || *n <= in_.size() / min_item_bytes;
   }
   bool done() const { return in_.empty(); }
+  std::string_view rest() const { return in_; }
   size_t left() const { return in_.size(); }
 
  private:

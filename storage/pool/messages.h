@@ -75,9 +75,15 @@ enum Opcode : uint16_t {
   // clock, applies it, and relays the result to the other copies (kOpApply)
   // before it replies. A call for keys this node is not the primary of
   // fails (kAborted).
-  // Body as kOpMultiSet -> {}: one version for the whole part.
+  // Both may end with {take u8}: 1 when the caller holds copies of some of
+  // the keys; the primary then sends them no kOpApply and replies
+  // {out, relay_error, n u32, n x (key, present u8, version u64,
+  // expire_at_ms i64, value)} instead: the state of the caller's copies
+  // (values larger than a call are still relayed), which it applies by
+  // kOpApply's rule before it answers its client.
+  // Body as kOpMultiSet -> {} (out ""): one version for the whole part.
   kOpOrderedSet = 21,
-  // Body as kOpCommand -> RESP reply bytes.
+  // Body as kOpCommand -> RESP reply bytes (out).
   kOpOrderedCommand = 22,
   // {db u32, n u32, n x (key, present u8, version u64, expire_at_ms i64,
   //  len u64, bulk_offset u64)} -> {}: from a primary. A present key is
@@ -86,6 +92,12 @@ enum Opcode : uint16_t {
   kOpApply = 23,
   // Body as kOpMultiDel -> {n x u8 (1 removed)}.
   kOpOrderedDel = 24,
+  // {db u32, n u32, n x key} -> {}: the caller's ordered call that took the
+  // state in its reply failed in transit, so its copies may miss a write
+  // this node applied. Sent on the same lane, it arrives after that call
+  // (even to a node paused meanwhile): this node relays the current state
+  // of those keys to their copies (kOpApply), then replies.
+  kOpRelayAgain = 25,
 };
 
 // What kOpPutEnd does with the put or staged batch.

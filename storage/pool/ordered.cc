@@ -17,15 +17,18 @@ namespace kvpool::pool {
 
 using transport::IncomingCall;
 
+bool Pool::Impl::IsCopy(int node, std::string_view key) const {
+  const int owner = pool->OwnerOf(key);
+  for (int i = 0; i < pool->replicas(); ++i)
+    if ((owner + i) % pool->nodes() == node) return true;
+  return false;
+}
+
 bool Pool::Impl::PrimaryOfAll(std::span<const std::string_view> keys) const {
   const int self = pool->self();
   if (!pool->Serving(self)) return false;
-  for (std::string_view k : keys) {
-    int owner = pool->OwnerOf(k);
-    bool copy = false;
-    for (int i = 0; i < pool->replicas() && !copy; ++i) copy = (owner + i) % pool->nodes() == self;
-    if (!copy) return false;
-  }
+  for (std::string_view k : keys)
+    if (!IsCopy(self, k)) return false;
   return true;
 }
 
@@ -33,10 +36,13 @@ namespace {
 
 // {key, present u8, version u64, expire_at_ms i64, len u64, bulk_offset u64}
 constexpr size_t kApplyEntryMin = 4 + 1 + 8 + 8 + 8 + 8;
+// {key, present u8, version u64, expire_at_ms i64, value}
+constexpr size_t kStateEntryMin = 4 + 1 + 8 + 8 + 4;
 
 }  // namespace
 
-void Pool::Impl::Relay(int lane, int db, std::vector<std::string> keys, RelayDone done) {
+void Pool::Impl::Relay(int lane, int db, std::vector<std::string> keys, RelayDone done, int take,
+                       std::string* state) {
   Pool* p = pool;
   storage::Store* store = p->store_;
   struct State {
@@ -78,9 +84,29 @@ void Pool::Impl::Relay(int lane, int db, std::vector<std::string> keys, RelayDon
   for (const std::string& k : st->keys) st->items.push_back(store->Peek(db, k, now));
 
   std::vector<std::vector<uint32_t>> to(p->nodes());
+  std::string taken;
+  uint32_t n_taken = 0;
+  Writer tw(&taken);
   for (uint32_t i = 0; i < n; ++i) {
-    for (int c : p->WriteNodes(p->OwnerOf(st->keys[i])))
-      if (c != p->self()) to[c].push_back(i);
+    for (int c : p->WriteNodes(p->OwnerOf(st->keys[i]))) {
+      if (c == p->self()) continue;
+      const storage::ItemRef& item = st->items[i];
+      if (c == take && state && (!item || item.value().size() <= chunk_bytes)) {
+        // The caller's copy: in the reply (kTakeState).
+        tw.Bytes(st->keys[i]);
+        tw.U8(item ? 1 : 0);
+        tw.U64(item ? item.version() : del_version);
+        tw.I64(item ? item.expire_at_ms() : 0);
+        tw.Bytes(item ? item.value() : std::string_view());
+        ++n_taken;
+        continue;
+      }
+      to[c].push_back(i);
+    }
+  }
+  if (state) {
+    Writer(state).U32(n_taken);
+    state->append(taken);
   }
   const size_t max_keys = std::max<size_t>(1, p->options_.max_batch_keys);
   for (int c = 0; c < p->nodes(); ++c) {
@@ -273,6 +299,142 @@ void Pool::Impl::OnApply(InCall call) {
   finish();
 }
 
+Status Pool::Impl::ApplyState(int db, std::string_view state) {
+  storage::Store* store = pool->store_;
+  Reader r(state);
+  uint32_t n;
+  if (!r.Count(&n, kStateEntryMin)) return Status::Internal("malformed state in an ordered reply");
+  struct Entry {
+    std::string_view key, value;
+    uint8_t present;
+    uint64_t version;
+    int64_t expire;
+  };
+  std::vector<Entry> es(n);
+  for (Entry& e : es) {
+    if (!r.Bytes(&e.key) || !r.U8(&e.present) || !r.U64(&e.version) || !r.I64(&e.expire) ||
+        !r.Bytes(&e.value) || e.version == 0 || (!e.present && !e.value.empty()) ||
+        !IsCopy(pool->self(), e.key))
+      return Status::Internal("malformed state in an ordered reply");
+  }
+  const int64_t now = pool->WallNow();
+  std::vector<storage::PendingItem> items;
+  items.reserve(n);
+  for (const Entry& e : es) {
+    Touch(db, e.key, true);
+    if (!e.present) {
+      store->DelIfOlder(db, e.key, e.version, now);
+      continue;
+    }
+    auto item = store->Prepare(e.key, e.value.size(), now);
+    if (!item.ok()) {
+      for (const auto& it : items) Touch(db, it.key());  // not applied
+      Touch(db, e.key);
+      return item.status();
+    }
+    item.value().set_version(e.version);
+    item.value().set_expire_at_ms(e.expire);
+    if (!e.value.empty()) std::memcpy(item.value().value_data(), e.value.data(), e.value.size());
+    items.push_back(std::move(item.value()));
+  }
+  Status st = store->Publish(db, &items, now, true);
+  if (!st.ok())
+    for (const auto& it : items) Touch(db, it.key());
+  return st;
+}
+
+Status Pool::Impl::TakeOrdered(int lane, int primary, int db,
+                               std::span<const std::string_view> keys, Status s,
+                               std::string_view reply, std::string_view* rest) {
+  Pool* p = pool;
+  if (!s.ok()) {
+    // Maybe applied there (now, or once a paused primary resumes) and
+    // relayed to the other copies, but not here: it relays them again.
+    // (Were this node to fetch them itself, it would stop serving them
+    // until the primary answered, and a dead primary never does.)
+    if (s.code() == Code::kTimeout || s.code() == Code::kUnavailable) {
+      std::vector<std::string_view> mine;
+      for (std::string_view k : keys)
+        if (IsCopy(p->self(), k)) mine.push_back(k);
+      if (!mine.empty()) RelayAgain(lane, primary, db, mine);
+    }
+    return s;
+  }
+  std::string_view payload;
+  if (Status ps = ParseReplyStatus(reply, &payload); !ps.ok()) return ps;  // not applied there
+  Reader r(payload);
+  std::string_view out, relay_error;
+  if (!r.Bytes(&out) || !r.Bytes(&relay_error)) return Status::Internal("malformed ordered reply");
+  *rest = out;
+  Status applied = ApplyState(db, r.rest());
+  if (!applied.ok()) {
+    {
+      std::lock_guard<std::mutex> l(sync_mu);
+      ++sync.replica_write_errors;
+    }
+    return Status::Aborted("pool: the write reached " + p->node(primary).Addr() +
+                           " but not its copy on " + p->node(p->self()).Addr() + " (" +
+                           applied.ToString() + ")");
+  }
+  if (!relay_error.empty()) return Status::Aborted(std::string(relay_error));
+  return Status::OK();
+}
+
+void Pool::Impl::RelayAgain(int lane, int primary, int db, std::span<const std::string_view> keys) {
+  Pool* p = pool;
+  {
+    std::lock_guard<std::mutex> l(sync_mu);
+    ++sync.catch_ups_sent;
+  }
+  const size_t max_keys = std::max<size_t>(1, p->options_.max_batch_keys);
+  for (size_t begin = 0; begin < keys.size(); begin += max_keys) {
+    size_t end = std::min(keys.size(), begin + max_keys);
+    transport::CallArgs args;
+    args.opcode = kOpRelayAgain;
+    args.body = KeysBody(db, end - begin, [&](size_t i) { return keys[begin + i]; });
+    // No answer is needed: a paused primary relays once it resumes, a dead
+    // one lost the write with the rest of its memory.
+    p->transport_->Call(lane, primary, std::move(args), p->options_.timeout_ms,
+                        [](Status, std::string_view, std::string_view) {});
+  }
+}
+
+std::string Pool::Impl::TakenReply(std::string_view out, const Status& relayed,
+                                   const std::string& state) {
+  std::string reply = OkReply();
+  Writer w(&reply);
+  w.Bytes(out);
+  w.Bytes(relayed.ok() ? std::string_view() : std::string_view(relayed.message()));
+  reply += state;
+  return reply;
+}
+
+void Pool::Impl::ForwardTaking(int lane, int primary, int db, int resp,
+                               std::span<const std::string_view> argv,
+                               std::span<const std::string_view> written, Pool::ReplyDone done) {
+  Pool* p = pool;
+  transport::CallArgs args;
+  args.opcode = kOpOrderedCommand;
+  Writer w(&args.body);
+  w.U32(static_cast<uint32_t>(db));
+  w.U8(static_cast<uint8_t>(resp));
+  EncodeArgv(w, argv);
+  w.U8(1);  // take
+  std::vector<std::string> keys(written.begin(), written.end());
+  p->transport_->Call(
+      lane, primary, std::move(args), p->options_.timeout_ms,
+      [this, p, lane, primary, db, keys = std::move(keys), done = std::move(done)](
+          Status s, std::string_view reply, std::string_view) {
+        std::vector<std::string_view> ks(keys.begin(), keys.end());
+        std::string_view out;
+        s = TakeOrdered(lane, primary, db, ks, std::move(s), reply, &out);
+        if (s.code() == Code::kUnavailable || s.code() == Code::kTimeout)
+          return done(Status(s.code(), p->NodeDownError(primary) + " (" + s.message() + ")"), {});
+        if (!s.ok()) return done(s, {});
+        done(Status::OK(), std::string(out));
+      });
+}
+
 void Pool::Impl::OnOrderedSet(InCall call) {
   Reader r(call->body());
   int db;
@@ -285,7 +447,9 @@ void Pool::Impl::OnOrderedCommand(InCall call) {
   int db;
   uint8_t resp;
   std::vector<std::string_view> argv;
-  if (!ReadDb(r, pool->store_->databases(), &db) || !r.U8(&resp) || !ReadArgv(r, &argv))
+  uint8_t take = 0;
+  if (!ReadDb(r, pool->store_->databases(), &db) || !r.U8(&resp) || !ReadArgv(r, &argv) ||
+      (!r.done() && (!r.U8(&take) || take > 1)))
     return call->Reply(ErrorReply(MalformedRequest()));
   std::vector<std::string_view> written = pool->executor_->WriteKeys(argv);
   if (!PrimaryOfAll(written))
@@ -296,10 +460,19 @@ void Pool::Impl::OnOrderedCommand(InCall call) {
   out += pool->executor_->Execute(call->lane(), db, resp == 3 ? 3 : 2, argv);
   auto holder = std::make_shared<InCall>(std::move(call));
   int lane = (*holder)->lane();
-  Relay(lane, db, std::vector<std::string>(written.begin(), written.end()),
-        [holder, out = std::move(out)](Status s) mutable {
-          (*holder)->Reply(s.ok() ? std::move(out) : ErrorReply(s));
-        });
+  std::vector<std::string> keys(written.begin(), written.end());
+  if (!take) {
+    return Relay(lane, db, std::move(keys), [holder, out = std::move(out)](Status s) mutable {
+      (*holder)->Reply(s.ok() ? std::move(out) : ErrorReply(s));
+    });
+  }
+  auto state = std::make_shared<std::string>();
+  Relay(
+      lane, db, std::move(keys),
+      [holder, out = std::move(out), state](Status s) {
+        (*holder)->Reply(TakenReply(std::string_view(out).substr(OkReply().size()), s, *state));
+      },
+      (*holder)->peer(), state.get());
 }
 
 }  // namespace kvpool::pool

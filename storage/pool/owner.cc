@@ -104,6 +104,7 @@ void Pool::Impl::HandleCall(InCall call) {
       {kOpOrderedCommand, &Impl::OnOrderedCommand},
       {kOpApply, &Impl::OnApply},
       {kOpOrderedDel, &Impl::OnOrderedDel},
+      {kOpRelayAgain, &Impl::OnRelayAgain},
   };
   static_assert(
       [] {
@@ -317,6 +318,21 @@ void Pool::Impl::OnCatchUp(InCall call) {
   if (pool->replicas() > 1 && caller >= 0 && caller < pool->nodes() && caller != pool->self())
     CatchUpKeys(caller, l->db, l->keys);
   call->Reply(OkReply());
+}
+
+}  // namespace kvpool::pool
+
+namespace kvpool::pool {
+
+void Pool::Impl::OnRelayAgain(InCall call) {
+  auto l = KeyListOf(*call, pool->store_->databases());
+  if (!l) return;
+  std::vector<std::string> keys;
+  for (std::string_view k : l->keys)
+    if (IsCopy(pool->self(), k)) keys.emplace_back(k);
+  auto holder = std::make_shared<InCall>(std::move(call));
+  Relay((*holder)->lane(), l->db, std::move(keys),
+        [holder](Status s) { (*holder)->Reply(s.ok() ? OkReply() : ErrorReply(s)); });
 }
 
 }  // namespace kvpool::pool

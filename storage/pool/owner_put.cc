@@ -73,12 +73,21 @@ void Pool::Impl::ReceiveSet(InCall call, Reader& r, int db, std::shared_ptr<Pend
     put->items.push_back(std::move(item.value()));
     parts.push_back({off, len});
   }
+  // kOpOrderedSet may end with {take u8}: the caller's copies take the
+  // state in the reply.
+  uint8_t take = 0;
   if (ordered) {
     std::vector<std::string_view> keys;
     for (const auto& it : put->items) keys.push_back(it.key());
-    if (!PrimaryOfAll(keys))
-      return call->Reply(ErrorReply(Status::Aborted(
-          "pool: " + pool->node(pool->self()).Addr() + " does not order writes of these keys now; try again")));
+    Status refused;
+    if (!r.done() && (!r.U8(&take) || take > 1 || !r.done())) refused = MalformedRequest();
+    else if (!PrimaryOfAll(keys))
+      refused = Status::Aborted("pool: " + pool->node(pool->self()).Addr() +
+                                " does not order writes of these keys now; try again");
+    if (!refused.ok()) {
+      for (std::string_view k : keys) Touch(put->db, k);  // not applied
+      return call->Reply(ErrorReply(refused));
+    }
   }
   IncomingCall* c = call.get();
   put->call = std::move(call);
@@ -86,7 +95,7 @@ void Pool::Impl::ReceiveSet(InCall call, Reader& r, int db, std::shared_ptr<Pend
     std::lock_guard<std::mutex> l(puts_mu);
     ++batch->receiving;
   }
-  auto finish = [this, put, store, batch, ordered] {
+  auto finish = [this, put, store, batch, ordered, take] {
     if (--put->pending > 0) return;
     Status st = put->error;
     if (batch) {
@@ -111,8 +120,14 @@ void Pool::Impl::ReceiveSet(InCall call, Reader& r, int db, std::shared_ptr<Pend
         return put->call->Reply(ErrorReply(st));
       }
       auto p = put;
-      return Relay(p->call->lane(), p->db, std::move(keys),
-                   [p](Status s) { p->call->Reply(s.ok() ? OkReply() : ErrorReply(s)); });
+      if (!take)
+        return Relay(p->call->lane(), p->db, std::move(keys),
+                     [p](Status s) { p->call->Reply(s.ok() ? OkReply() : ErrorReply(s)); });
+      auto state = std::make_shared<std::string>();
+      return Relay(
+          p->call->lane(), p->db, std::move(keys),
+          [p, state](Status s) { p->call->Reply(TakenReply({}, s, *state)); }, p->call->peer(),
+          state.get());
     }
     if (st.ok()) st = store->Publish(put->db, &put->items, pool->WallNow());
     // Not applied here: fetched again if this node is catching up.

@@ -328,14 +328,10 @@ std::string Pool::NodeDownError(int node) const {
   return "pool node " + options_.nodes[node].Addr() + " is unavailable";
 }
 
-namespace {
-
 void EncodeArgv(Writer& w, std::span<const std::string_view> argv) {
   w.U32(static_cast<uint32_t>(argv.size()));
   for (std::string_view a : argv) w.Bytes(a);
 }
-
-}  // namespace
 
 void Pool::Forward(int lane, int node, int db, int resp, std::span<const std::string_view> argv,
                    ReplyDone done, bool ordered) {

@@ -119,7 +119,8 @@ struct SyncStats {
   uint64_t keys_pulled = 0;   // values copied from peers
   uint64_t keys_rechecked = 0;  // keys written meanwhile, fetched again at the end
   uint64_t replica_write_errors = 0;  // writes a live copy did not take
-  uint64_t catch_ups_sent = 0;    // copies told to catch up after a write failed in transit
+  uint64_t catch_ups_sent = 0;    // copies told to catch up (or primaries asked to relay again)
+                                  // after a write failed in transit
   uint64_t catch_ups_received = 0;    // times this node was told so
   uint64_t evictions_applied = 0;     // keys dropped here because another copy evicted them
   uint64_t evictions_unsent = 0;      // evictions here other copies were not told of

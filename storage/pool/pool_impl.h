@@ -28,6 +28,7 @@ std::string OkReply();
 std::string ErrorReply(const Status& s);
 // A command's arguments, {argc u32, arg*argc} (kOpCommand); false if malformed.
 bool ReadArgv(Reader& r, std::vector<std::string_view>* argv);
+void EncodeArgv(Writer& w, std::span<const std::string_view> argv);
 // Splits a reply body; on OK, *payload is what follows the status byte.
 Status ParseReplyStatus(std::string_view body, std::string_view* payload);
 
@@ -247,6 +248,7 @@ struct Pool::Impl {
   void OnOrderedCommand(InCall call);
   void OnApply(InCall call);
   void OnOrderedDel(InCall call);  // owner.cc, beside kOpMultiDel
+  void OnRelayAgain(InCall call);  // owner.cc, beside kOpCatchUp
   // Whether this node may order writes of every key: it serves, and holds
   // a copy of each key's slot. (Coordinators send to the primary,
   // Pool::ReadNode; a node whose view differs for a heartbeat still takes
@@ -256,8 +258,35 @@ struct Pool::Impl {
   // absent) to their other copies that are up (kOpApply), all calls in
   // flight together; a copy that fails is told to fetch them again. done
   // runs once, on `lane`: OK, or kAborted naming the first copy that failed.
+  // take, state: the copies on node `take` (the caller) are not sent a
+  // call; the state of their keys (those no larger than a call) is written
+  // to *state before Relay returns, for the reply (TakenReply).
   using RelayDone = std::function<void(Status)>;
-  void Relay(int lane, int db, std::vector<std::string> keys, RelayDone done);
+  void Relay(int lane, int db, std::vector<std::string> keys, RelayDone done, int take = -1,
+             std::string* state = nullptr);
+  // The reply to an ordered call whose caller takes the state of its own
+  // copies: {out, relay error ("" if every copy took it), state}.
+  static std::string TakenReply(std::string_view out, const Status& relayed,
+                                const std::string& state);
+  // On the caller, the result of an ordered call that asked for its copies'
+  // state (kOpOrderedSet or kOpOrderedCommand with take 1) for `keys`:
+  // the state applied here, *out the command's reply. If the call failed
+  // in transit (the primary may have applied it), the primary is asked to
+  // relay the keys this node holds again (kOpRelayAgain, on `lane`).
+  Status TakeOrdered(int lane, int primary, int db, std::span<const std::string_view> keys,
+                     Status s, std::string_view reply, std::string_view* out);
+  void RelayAgain(int lane, int primary, int db, std::span<const std::string_view> keys);
+  // {n u32, n x (key, present u8, version u64, expire_at_ms i64, value)},
+  // each stored here unless this node holds a newer version (kOpApply's
+  // rule). Keys this node holds no copy of are refused.
+  Status ApplyState(int db, std::string_view state);
+  // Pool::Forward (ordered) for a caller holding copies of some of the
+  // `written` keys: they take their state from the reply (TakeOrdered).
+  void ForwardTaking(int lane, int primary, int db, int resp,
+                     std::span<const std::string_view> argv,
+                     std::span<const std::string_view> written, Pool::ReplyDone done);
+  // Whether `node` holds a copy of key's slot (up or not).
+  bool IsCopy(int node, std::string_view key) const;
   // One value larger than a call carries, to one copy: kOpPutBegin with
   // its version and expiry, the chunks in flight together, kOpPutEnd
   // (kPutEndGiven). `item` must stay pinned until done runs.

@@ -324,9 +324,11 @@ TEST_F(PoolReplicaTest, WholeWritesRunOnThePrimaryAndReachCopiesAsStateReadsOnOn
     EXPECT_EQ(store(1).Peek(0, k, WallMs()).version(), store(0).Peek(0, k, WallMs()).version());
     EXPECT_EQ(CountSent(kOpApply, 1, 0), 1u);
   }
-  // Run by a copy itself: sent to the primary, which relays it back.
+  // Run by a copy itself: sent to the primary, which returns the state in
+  // its reply instead of relaying it back.
   args[2] = "v2";
   argv = Views(args);
+  const size_t applies = CountSent(kOpApply, 1, 0), ordered = CountSent(kOpOrderedCommand, 0, 1);
   bool done = false;
   pool(1).RunOnCopies(0, 0, 0, 2, argv, true, [&](Status s, std::string) {
     EXPECT_TRUE(s.ok()) << s.ToString();
@@ -338,6 +340,49 @@ TEST_F(PoolReplicaTest, WholeWritesRunOnThePrimaryAndReachCopiesAsStateReadsOnOn
   EXPECT_EQ(PeekOn(1, k), "v2");
   EXPECT_EQ(store(1).Peek(0, k, WallMs()).version(), store(0).Peek(0, k, WallMs()).version());
   EXPECT_EQ(PeekOn(0, k), "v2");
+  EXPECT_EQ(CountSent(kOpOrderedCommand, 0, 1), ordered + 1);
+  EXPECT_EQ(CountSent(kOpApply, 1, 0), applies) << "the caller's copy took the state from the reply";
+}
+
+// A coordinator that holds a copy of the keys it writes (not the primary)
+// takes their state from the primary's reply (kOpOrderedSet with take);
+// when the call fails in transit, the primary relays those keys again.
+TEST_F(PoolReplicaTest, ACopyWritingThroughThePrimaryTakesTheStateFromItsReply) {
+  BuildReplicas();
+  auto k0 = KeysOn(0, 20);
+  RecordCalls();
+  ASSERT_TRUE(Set(1, Pairs(k0, ValueOf)).status.ok());
+  EXPECT_EQ(CountSent(kOpOrderedSet, 0, 1), 1u);
+  EXPECT_EQ(CountSent(kOpApply, 1, 0), 0u);
+  for (const auto& k : k0) {
+    EXPECT_EQ(PeekOn(1, k), ValueOf(k)) << k;
+    EXPECT_EQ(store(1).Peek(0, k, WallMs()).version(), store(0).Peek(0, k, WallMs()).version()) << k;
+  }
+  // A call lost in transit: the primary may have applied it (here: it
+  // holds newer values the copy lacks). The copy asks it to relay the keys
+  // again and keeps serving meanwhile.
+  for (const auto& k : k0) ASSERT_TRUE(store(0).Set(0, k, k + "@2", {}, WallMs(), nullptr).ok());
+  RecordCalls([](int from, int to, const CallArgs& a) {
+    return a.opcode == kOpOrderedSet && from == 1 && to == 0 ? Status::Timeout("injected")
+                                                             : Status::OK();
+  });
+  auto out = Set(1, Pairs(k0, [](const std::string& k) { return k + "@3"; }));
+  EXPECT_FALSE(out.status.ok());
+  EXPECT_EQ(CountSent(kOpRelayAgain, 0, 1), 1u);
+  ASSERT_TRUE(RunUntil([&] {
+    for (const auto& k : k0)
+      if (PeekOn(1, k) != k + "@2") return false;
+    return true;
+  })) << "node 1: " << PeekOn(1, k0[0]);
+  EXPECT_TRUE(pool(1).InSync()) << "it never stopped serving";
+  EXPECT_EQ(pool(1).sync_stats().catch_ups_received, 0u);
+  // An error reply (nothing applied there) asks for nothing.
+  RecordCalls([](int from, int to, const CallArgs& a) {
+    return a.opcode == kOpOrderedSet && from == 1 && to == 0 ? Status::OutOfMemory("injected")
+                                                             : Status::OK();
+  });
+  EXPECT_FALSE(Set(1, Pairs(k0, ValueOf)).status.ok());
+  EXPECT_EQ(CountSent(kOpRelayAgain, 0, 1), 1u);
 }
 
 // A node that restarts empty pulls the keys of the slots it holds (values

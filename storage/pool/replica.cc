@@ -294,9 +294,14 @@ void Pool::RunOnCopies(int lane, int owner, int db, int resp,
   int primary = ReadNode(owner);
   if (WriteNodes(owner).empty() || primary < 0)
     return done(Status::Unavailable(NoCopyError(owner)), {});
-  if (primary != self) return Forward(lane, primary, db, resp, argv, std::move(done), true);
   std::vector<std::string_view> v(argv.begin(), argv.end());
   std::vector<std::string_view> written = executor_->WriteKeys(v);
+  if (primary != self) {
+    bool take = false;
+    for (std::string_view k : written) take = take || impl_->IsCopy(self, k);
+    if (!take || !NodeUp(primary)) return Forward(lane, primary, db, resp, argv, std::move(done), true);
+    return impl_->ForwardTaking(lane, primary, db, resp, v, written, std::move(done));
+  }
   if (!impl_->PrimaryOfAll(written)) return done(Status::Unavailable(NoCopyError(owner)), {});
   std::string reply = run_here();
   impl_->Relay(lane, db, std::vector<std::string>(written.begin(), written.end()),
