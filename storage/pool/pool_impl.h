@@ -1,4 +1,4 @@
-// Internals shared by pool.cc (membership, whole commands), batch.cc (the
+// Internals shared by pool.cc (membership, whole commands), batch*.cc (the
 // requester side of batch reads and writes), owner.cc and owner_put.cc
 // (calls from peers), replica.cc and sync.cc (copies, catch-up) and
 // evict.cc (evictions on copies).
