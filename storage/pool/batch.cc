@@ -89,7 +89,6 @@ namespace {
 
 // The chunks of one large value being fetched.
 struct Fetch {
-  int pending = 1;  // chunk calls in flight, plus the loop issuing them
   bool changed = false, failed = false;
   Status error;  // the first failed chunk's
   uint64_t new_total = 0, new_version = 0;
@@ -123,8 +122,8 @@ struct GetOp : std::enable_shared_from_this<GetOp> {
   // in sync, once; false if none is left for any of them.
   bool Retry(int failed_node, const std::vector<uint32_t>& idx, size_t begin, size_t end);
   void FetchLarge(int node, uint32_t index, uint64_t total, uint64_t version, int attempts);
-  // One chunk call of a fetch (or the loop issuing them) is done.
-  void FetchPartDone(int node, uint32_t index, int attempts, Fetch& f);
+  // Every chunk call of a fetch ended (or the first failure did).
+  void FetchDone(int node, uint32_t index, int attempts, Fetch& f);
 };
 
 bool GetOp::Retry(int failed_node, const std::vector<uint32_t>& idx, size_t begin, size_t end) {
@@ -232,9 +231,10 @@ void GetOp::SendGets(int node, std::vector<uint32_t> idx, bool retry) {
   }
 }
 
-// A value larger than one call carries: its chunks, all in flight at once,
-// each checked against the version first seen; if the key changes midway
-// the fetch starts over (a few times, then it reads as unavailable).
+// A value larger than one call carries: its chunks, a few in flight at a
+// time (each with a timeout of its own), each checked against the version
+// first seen; if the key changes midway the fetch starts over (a few times,
+// then it reads as unavailable).
 void GetOp::FetchLarge(int node, uint32_t index, uint64_t total, uint64_t version,
                        int attempts) {
   auto self = shared_from_this();
@@ -244,59 +244,71 @@ void GetOp::FetchLarge(int node, uint32_t index, uint64_t total, uint64_t versio
     res.remote.clear();  // the last attempt's partial bytes
     return;
   }
-  res.remote.assign(total, '\0');
+  // Room without touching it: each chunk's pages are first written when it
+  // lands, so no single step faults in the whole value.
+  res.remote.clear();
+  res.remote.reserve(total);
   auto f = std::make_shared<Fetch>();
   ++pending;  // the fetch as a whole
-  for (uint64_t off = 0; off < total; off += chunk) {
-    uint64_t len = std::min<uint64_t>(chunk, total - off);
-    transport::CallArgs args;
-    args.opcode = kOpGetChunk;
-    Writer w(&args.body);
-    w.U32(static_cast<uint32_t>(db));
-    w.Bytes(keys[index]);
-    w.U64(version);
-    w.U64(off);
-    w.U64(len);
-    args.bulk_out_capacity = len;
-    ++f->pending;
-    transport->Call(
-        lane, node, std::move(args), deadline.RemainingMs(),
-        [self, f, node, index, off, len, attempts](Status s, std::string_view reply,
-                                                   std::string_view bulk) {
-          std::string_view payload;
-          if (s.ok()) s = ParseReplyStatus(reply, &payload);
-          Reader r(payload);
-          uint8_t state = 0;
-          uint64_t total = 0, version = 0;
-          if (s.ok() && (!r.U8(&state) || !r.U64(&total) || !r.U64(&version)))
-            s = Status::Internal("malformed chunk reply");
-          GetResult& res = self->results[index];
-          if (!s.ok()) {
-            if (!f->failed) f->error = s;
-            f->failed = true;
-          } else if (state == kKeyFound && bulk.size() == len) {
-            memcpy(res.remote.data() + off, bulk.data(), len);
-          } else if (state == kKeyFound || state == kKeyChanged) {
-            f->changed = true;
-            f->new_total = total;
-            f->new_version = version;
-          } else {
-            f->changed = true;  // gone meanwhile
-            f->new_total = 0;
-          }
-          self->FetchPartDone(node, index, attempts, *f);
-        });
-  }
-  // A chunk call may fail before Call returns: the fetch ends only once the
-  // loop is done too.
-  FetchPartDone(node, index, attempts, *f);
+  const size_t step = chunk;
+  const int db_ = db;
+  CallInWindow(
+      {.transport = transport,
+       .lane = lane,
+       .node = node,
+       .n = (total + step - 1) / step,
+       .timeout_ms = pool->timeout_ms(),
+       .make =
+           [self, index, version, total, step, db_](size_t i) {
+             uint64_t off = i * step, len = std::min<uint64_t>(step, total - off);
+             transport::CallArgs args;
+             args.opcode = kOpGetChunk;
+             Writer w(&args.body);
+             w.U32(static_cast<uint32_t>(db_));
+             w.Bytes(self->keys[index]);
+             w.U64(version);
+             w.U64(off);
+             w.U64(len);
+             args.bulk_out_capacity = len;
+             return args;
+           },
+       .reply =
+           [self, f, index, total, step](size_t i, Status s, std::string_view reply,
+                                         std::string_view bulk) {
+             uint64_t off = i * step, len = std::min<uint64_t>(step, total - off);
+             std::string_view payload;
+             if (s.ok()) s = ParseReplyStatus(reply, &payload);
+             Reader r(payload);
+             uint8_t state = 0;
+             uint64_t now_total = 0, now_version = 0;
+             if (s.ok() && (!r.U8(&state) || !r.U64(&now_total) || !r.U64(&now_version)))
+               s = Status::Internal("malformed chunk reply");
+             if (!s.ok()) return s;
+             std::string& out = self->results[index].remote;
+             if (state == kKeyFound && bulk.size() == len) {
+               // In order this zero-fills only this chunk's room (reserved).
+               if (out.size() < off + len) out.resize(off + len);
+               memcpy(out.data() + off, bulk.data(), len);
+               return Status::OK();
+             }
+             f->changed = true;
+             f->new_total = state == kKeyFound || state == kKeyChanged ? now_total : 0;
+             f->new_version = state == kKeyFound || state == kKeyChanged ? now_version : 0;
+             return Status::Aborted("changed");  // no more chunks of this version
+           },
+       .done = [self, f, node, index, attempts](Status s) {
+         if (!s.ok() && !f->changed) {
+           f->failed = true;
+           f->error = std::move(s);
+         }
+         self->FetchDone(node, index, attempts, *f);
+       }});
 }
 
-void GetOp::FetchPartDone(int node, uint32_t index, int attempts, Fetch& f) {
-  if (--f.pending > 0) return;
+void GetOp::FetchDone(int node, uint32_t index, int attempts, Fetch& f) {
   GetResult& res = results[index];
   if (f.failed) {
-    WarnReadFailed(deadline.options->mono_ms(), pool->node(node).Addr(), 1, res.remote.size(), f.error);
+    WarnReadFailed(deadline.options->mono_ms(), pool->node(node).Addr(), 1, res.remote.capacity(), f.error);
     res.state = GetResult::kUnavailable;
     res.remote.clear();
   } else if (!f.changed) {

@@ -2,7 +2,10 @@
 // replicas, by primary), the local part stored here, one call per remote
 // node (staged, or in chunks, when a part or a value is larger than one
 // call carries), all in flight at once.
+#include <event2/event.h>
+
 #include <algorithm>
+#include <memory>
 
 #include "storage/pool/pool_impl.h"
 #include "storage/pool/requests.h"
@@ -59,6 +62,15 @@ struct SetOp : std::enable_shared_from_this<SetOp> {
   // Ordered pairs whose primary is this node: stored with one fresh
   // version, then relayed to the other copies.
   void StoreOrderedHere(std::vector<uint32_t> pairs);
+  // Copies the values of `pairs` into `items` (prepared for them, in the
+  // same order), at most `chunk` bytes per turn of this lane's loop (a
+  // fresh segment page costs a fault: 300 MB took 0.9 s in one go), then
+  // runs then(items). Items or values are kept alive by this op.
+  void FillInSteps(std::vector<uint32_t> pairs, std::vector<storage::PendingItem> items,
+                   std::function<void(std::vector<storage::PendingItem>&)> then);
+  // This node's part without replicas: stored at once, or, when its values
+  // are larger than one step, filled in steps and published at once.
+  void StoreHere(std::vector<uint32_t> pairs);
   // Stores `pairs` on `node` in steps, published there at once: `begin`
   // (its reply: a handle), the calls parts(handle) makes, all in flight
   // together, then kOpPutEnd, which publishes if every part arrived and
@@ -143,45 +155,47 @@ void SetOp::SendInSteps(int node, std::vector<uint32_t> pairs, transport::CallAr
           self->Failed(node, *all, s);
           return self->Finish();
         }
-        struct Steps {
-          int pending = 1;  // part calls in flight, plus the loop issuing them
-          Status error;
-        };
-        auto st = std::make_shared<Steps>();
-        // Published only if every part arrived; dropped otherwise.
-        auto end = [self, node, all, handle, st] {
+        // Published only if every part arrived; dropped otherwise. An
+        // ordered publish is answered once the primary relayed it, so it
+        // may take as long as moving the values does.
+        uint64_t bytes = 0;
+        for (uint32_t p : *all) bytes += self->kvs[p + 1].size();
+        auto end = [self, node, all, handle, bytes](Status parts) {
           transport::CallArgs a;
           a.opcode = kOpPutEnd;
           Writer w(&a.body);
           w.U64(handle);
-          w.U8(!st->error.ok() ? kPutEndDrop : self->ordered ? kPutEndOrdered : kPutEndPublish);
+          w.U8(!parts.ok() ? kPutEndDrop : self->ordered ? kPutEndOrdered : kPutEndPublish);
+          int timeout = std::max(self->deadline.RemainingMs(),
+                                 self->ordered ? TransferTimeoutMs(self->pool->options_, bytes) : 0);
           self->transport->Call(
-              self->lane, node, std::move(a), self->deadline.RemainingMs(),
-              [self, node, all, st](Status s, std::string_view reply, std::string_view) {
+              self->lane, node, std::move(a), timeout,
+              [self, node, all, parts](Status s, std::string_view reply, std::string_view) {
                 std::string_view payload;
-                bool publishing = st->error.ok();
+                bool publishing = parts.ok();
                 // Only a publish lost in transit may still land there (an
                 // ordered one the primary relays itself).
                 if (!s.ok() && publishing && !self->ordered) self->Missed(node, *all, s);
                 if (s.ok()) s = ParseReplyStatus(reply, &payload);
-                if (!publishing) s = st->error;
+                if (!publishing) s = parts;
                 if (!s.ok()) self->Failed(s.code() == Code::kAborted ? -1 : node, *all, s);
                 self->Finish();
               });
         };
-        for (transport::CallArgs& a : parts(handle)) {
-          ++st->pending;
-          self->transport->Call(self->lane, node, std::move(a), self->deadline.RemainingMs(),
-                                [st, end](Status s, std::string_view reply, std::string_view) {
-                                  std::string_view payload;
-                                  if (s.ok()) s = ParseReplyStatus(reply, &payload);
-                                  if (!s.ok() && st->error.ok()) st->error = s;
-                                  if (--st->pending == 0) end();
-                                });
-        }
-        // A part may fail before Call returns: the steps end once, after the
-        // loop too.
-        if (--st->pending == 0) end();
+        // The parts, a few at a time, each with a timeout of its own.
+        auto calls = std::make_shared<std::vector<transport::CallArgs>>(parts(handle));
+        CallInWindow({.transport = self->transport,
+                      .lane = self->lane,
+                      .node = node,
+                      .n = calls->size(),
+                      .timeout_ms = self->pool->options_.timeout_ms,
+                      .make = [calls](size_t i) { return std::move((*calls)[i]); },
+                      .reply = [](size_t, Status s, std::string_view reply, std::string_view) {
+                        std::string_view payload;
+                        if (s.ok()) s = ParseReplyStatus(reply, &payload);
+                        return s;
+                      },
+                      .done = end});
       });
 }
 
@@ -228,22 +242,7 @@ void SetOp::SendLarge(int node, uint32_t pair) {
 
 void SetOp::SendPart(int node, std::vector<uint32_t> pairs) {
   if (node == pool->self() && ordered) return StoreOrderedHere(std::move(pairs));
-  if (node == pool->self()) {
-    std::vector<std::string_view> local;
-    local.reserve(pairs.size() * 2);
-    for (uint32_t p : pairs) {
-      pool->impl_->Touch(db, kvs[p], true);
-      local.push_back(kvs[p]);
-      local.push_back(kvs[p + 1]);
-    }
-    bool written = false;
-    Status s = pool->store_->MultiSet(db, local, false, pool->WallNow(), &written);
-    if (!s.ok()) {
-      for (uint32_t p : pairs) pool->impl_->Touch(db, kvs[p]);  // not applied: fetched again
-      Failed(node, pairs, s);
-    }
-    return;
-  }
+  if (node == pool->self()) return StoreHere(std::move(pairs));
   if (!pool->NodeUp(node)) {
     Failed(node, pairs, Status::Unavailable(""));
     return;
@@ -270,39 +269,155 @@ void SetOp::SendPart(int node, std::vector<uint32_t> pairs) {
   else if (cuts.size() > 1) SendStaged(node, std::move(small), std::move(cuts));
 }
 
+void SetOp::FillInSteps(std::vector<uint32_t> pairs, std::vector<storage::PendingItem> items,
+                        std::function<void(std::vector<storage::PendingItem>&)> then) {
+  struct Fill {
+    std::shared_ptr<SetOp> op;
+    std::vector<uint32_t> pairs;
+    std::vector<storage::PendingItem> items;
+    std::function<void(std::vector<storage::PendingItem>&)> then;
+    size_t i = 0, off = 0;  // the value being copied, and how far
+    event_base* base;
+
+    // One step; false when every value is in.
+    bool Step() {
+      size_t budget = op->chunk;
+      while (i < pairs.size()) {
+        std::string_view v = op->kvs[pairs[i] + 1];
+        size_t n = std::min(budget, v.size() - off);
+        if (n > 0) memcpy(items[i].value_data() + off, v.data() + off, n);
+        off += n;
+        budget -= n;
+        if (off == v.size()) {
+          ++i;
+          off = 0;
+        } else if (budget == 0) {
+          return true;
+        }
+      }
+      return false;
+    }
+    static void Run(std::shared_ptr<Fill> f) {
+      while (f->Step()) {
+        auto* hold = new std::shared_ptr<Fill>(f);
+        // 1 µs, not 0: a zero timeout is run in this same pass of the loop
+        // (libevent activates it at once), before any socket or timer.
+        timeval soon{0, 1};
+        auto next = [](evutil_socket_t, short, void* arg) {
+          std::unique_ptr<std::shared_ptr<Fill>> h(static_cast<std::shared_ptr<Fill>*>(arg));
+          Run(std::move(*h));
+        };
+        if (f->base != nullptr && event_base_once(f->base, -1, EV_TIMEOUT, next, hold, &soon) == 0)
+          return;  // the next step on the next turn of the loop
+        delete hold;  // no loop to yield to: on at once
+      }
+      f->then(f->items);
+    }
+  };
+  auto f = std::make_shared<Fill>();
+  f->op = shared_from_this();
+  f->pairs = std::move(pairs);
+  f->items = std::move(items);
+  f->then = std::move(then);
+  const auto& lanes = pool->impl_->lanes;
+  f->base = lane >= 0 && static_cast<size_t>(lane) < lanes.size() ? lanes[lane] : nullptr;
+  Fill::Run(std::move(f));
+}
+
+namespace {
+
+// The value bytes of `pairs`.
+size_t ValueBytes(std::span<const std::string_view> kvs, std::span<const uint32_t> pairs) {
+  size_t n = 0;
+  for (uint32_t p : pairs) n += kvs[p + 1].size();
+  return n;
+}
+
+}  // namespace
+
+void SetOp::StoreHere(std::vector<uint32_t> pairs) {
+  const int node = pool->self();
+  storage::Store* store = pool->store_;
+  for (uint32_t p : pairs) pool->impl_->Touch(db, kvs[p], true);
+  if (ValueBytes(kvs, pairs) <= chunk) {
+    std::vector<std::string_view> local;
+    local.reserve(pairs.size() * 2);
+    for (uint32_t p : pairs) {
+      local.push_back(kvs[p]);
+      local.push_back(kvs[p + 1]);
+    }
+    bool written = false;
+    Status s = store->MultiSet(db, local, false, pool->WallNow(), &written);
+    if (!s.ok()) {
+      for (uint32_t p : pairs) pool->impl_->Touch(db, kvs[p]);  // not applied: fetched again
+      Failed(node, pairs, s);
+    }
+    return;
+  }
+  std::vector<storage::PendingItem> items;
+  items.reserve(pairs.size());
+  for (uint32_t p : pairs) {
+    auto item = store->Prepare(kvs[p], kvs[p + 1].size(), pool->WallNow());
+    if (!item.ok()) {
+      for (uint32_t q : pairs) pool->impl_->Touch(db, kvs[q]);
+      return Failed(node, pairs, item.status());  // nothing applied
+    }
+    items.push_back(std::move(item.value()));
+  }
+  ++pending;
+  FillInSteps(pairs, std::move(items), [self = shared_from_this(), pairs](auto& items) {
+    Pool* pool = self->pool;
+    if (Status s = pool->store_->Publish(self->db, &items, pool->WallNow(), false); !s.ok()) {
+      for (uint32_t p : pairs) pool->impl_->Touch(self->db, self->kvs[p]);
+      self->Failed(pool->self(), pairs, s);
+    }
+    self->Finish();
+  });
+}
+
 void SetOp::StoreOrderedHere(std::vector<uint32_t> pairs) {
   const int node = pool->self();
   storage::Store* store = pool->store_;
   Pool::Impl* impl = pool->impl_.get();
-  const int64_t now = pool->WallNow();
   std::vector<std::string_view> keys;
   for (uint32_t p : pairs) keys.push_back(kvs[p]);
   if (!impl->PrimaryOfAll(keys))
     return Failed(-1, pairs, Status::Unavailable(pool->NoCopyError(pool->OwnerOf(keys[0]))));
   std::vector<storage::PendingItem> items;
   items.reserve(pairs.size());
-  const uint64_t v = store->NewVersion();
   for (uint32_t p : pairs) {
-    auto item = store->Prepare(kvs[p], kvs[p + 1].size(), now);
+    auto item = store->Prepare(kvs[p], kvs[p + 1].size(), pool->WallNow());
     if (!item.ok()) return Failed(node, pairs, item.status());  // nothing applied
-    if (!kvs[p + 1].empty()) memcpy(item.value().value_data(), kvs[p + 1].data(), kvs[p + 1].size());
-    item.value().set_version(v);
-    impl->Touch(db, kvs[p], true);
     items.push_back(std::move(item.value()));
   }
-  if (Status s = store->Publish(db, &items, now, true); !s.ok()) {
-    for (std::string_view k : keys) impl->Touch(db, k);  // not applied: fetched again
-    return Failed(node, pairs, s);
-  }
+  // Stamped and published once every value is in (maybe turns later, if
+  // they are larger than one step), then relayed.
   ++pending;
-  impl->Relay(lane, db, std::vector<std::string>(keys.begin(), keys.end()),
-              [self = shared_from_this(), pairs = std::move(pairs)](Status s) {
-                if (!s.ok()) self->Failed(-1, pairs, s);
-                self->Finish();
-              });
+  FillInSteps(pairs, std::move(items), [self = shared_from_this(), pairs](auto& items) {
+    Pool* pool = self->pool;
+    Pool::Impl* impl = pool->impl_.get();
+    const int db = self->db;
+    std::vector<std::string_view> keys;
+    for (uint32_t p : pairs) keys.push_back(self->kvs[p]);
+    if (!impl->PrimaryOfAll(keys)) {  // no longer the primary meanwhile
+      self->Failed(-1, pairs, Status::Unavailable(pool->NoCopyError(pool->OwnerOf(keys[0]))));
+      return self->Finish();
+    }
+    const uint64_t v = pool->store_->NewVersion();
+    for (auto& item : items) item.set_version(v);
+    for (std::string_view k : keys) impl->Touch(db, k, true);
+    if (Status s = pool->store_->Publish(db, &items, pool->WallNow(), true); !s.ok()) {
+      for (std::string_view k : keys) impl->Touch(db, k);  // not applied: fetched again
+      self->Failed(pool->self(), pairs, s);
+      return self->Finish();
+    }
+    impl->Relay(self->lane, db, std::vector<std::string>(keys.begin(), keys.end()),
+                [self, pairs](Status s) {
+                  if (!s.ok()) self->Failed(-1, pairs, s);
+                  self->Finish();
+                });
+  });
 }
-
-
 
 void Pool::MultiSet(int lane, int db, std::span<const std::string_view> kvs, int64_t now_ms,
                     std::shared_ptr<const void> owner, SetDone done) {

@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "storage/pool/pool_impl.h"
+#include "storage/pool/requests.h"
 
 namespace kvpool::pool {
 
@@ -189,44 +190,46 @@ void Pool::Impl::RelayLarge(int lane, int copy, int db, const std::string& key,
             Reader r(payload);
             if (s.ok() && !r.U64(&handle)) s = Status::Internal("malformed put reply");
             if (!s.ok()) return done(s);
-            struct Steps {
-              int pending = 1;
-              Status error;
-              RelayDone done;
-            };
-            auto st = std::make_shared<Steps>();
-            st->done = std::move(done);
-            auto end = [t, lane, copy, handle, timeout, st] {
-              transport::CallArgs a;
-              a.opcode = kOpPutEnd;
-              Writer w(&a.body);
-              w.U64(handle);
-              w.U8(st->error.ok() ? kPutEndGiven : kPutEndDrop);
-              t->Call(lane, copy, std::move(a), timeout,
-                      [st](Status s, std::string_view reply, std::string_view) {
-                        std::string_view payload;
-                        if (s.ok()) s = ParseReplyStatus(reply, &payload);
-                        st->done(st->error.ok() ? s : st->error);
-                      });
-            };
-            for (uint64_t off = 0; off < value.size(); off += chunk) {
-              size_t len = std::min<uint64_t>(chunk, value.size() - off);
-              transport::CallArgs a;
-              a.opcode = kOpPutChunk;
-              Writer cw(&a.body);
-              cw.U64(handle);
-              cw.U64(off);
-              a.bulk_in.push_back({const_cast<char*>(value.data() + off), len});
-              ++st->pending;
-              t->Call(lane, copy, std::move(a), timeout,
-                      [st, end](Status s, std::string_view reply, std::string_view) {
-                        std::string_view payload;
-                        if (s.ok()) s = ParseReplyStatus(reply, &payload);
-                        if (!s.ok() && st->error.ok()) st->error = s;
-                        if (--st->pending == 0) end();
-                      });
-            }
-            if (--st->pending == 0) end();
+            // The chunks, a few at a time, each with a timeout of its own;
+            // then kOpPutEnd, which drops the value unless every chunk landed.
+            CallInWindow(
+                {.transport = t,
+                 .lane = lane,
+                 .node = copy,
+                 .n = (value.size() + chunk - 1) / chunk,
+                 .timeout_ms = timeout,
+                 .make =
+                     [value, chunk, handle](size_t i) {
+                       uint64_t off = i * chunk;
+                       transport::CallArgs a;
+                       a.opcode = kOpPutChunk;
+                       Writer cw(&a.body);
+                       cw.U64(handle);
+                       cw.U64(off);
+                       a.bulk_in.push_back({const_cast<char*>(value.data() + off),
+                                            std::min<uint64_t>(chunk, value.size() - off)});
+                       return a;
+                     },
+                 .reply = [](size_t, Status s, std::string_view reply, std::string_view) {
+                   std::string_view payload;
+                   if (s.ok()) s = ParseReplyStatus(reply, &payload);
+                   return s;
+                 },
+                 .done = [t, lane, copy, handle, timeout,
+                          done = std::move(done)](Status chunks) mutable {
+                   transport::CallArgs a;
+                   a.opcode = kOpPutEnd;
+                   Writer w(&a.body);
+                   w.U64(handle);
+                   w.U8(chunks.ok() ? kPutEndGiven : kPutEndDrop);
+                   t->Call(lane, copy, std::move(a), timeout,
+                           [chunks, done = std::move(done)](Status s, std::string_view reply,
+                                                             std::string_view) {
+                             std::string_view payload;
+                             if (s.ok()) s = ParseReplyStatus(reply, &payload);
+                             done(chunks.ok() ? s : chunks);
+                           });
+                 }});
           });
 }
 

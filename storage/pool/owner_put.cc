@@ -26,7 +26,10 @@ void Pool::Impl::OnStageSet(InCall call) {
   {
     std::lock_guard<std::mutex> l(puts_mu);
     auto it = puts.find(handle);
-    if (it != puts.end() && it->second->staged) batch = it->second;
+    if (it != puts.end() && it->second->staged) {
+      batch = it->second;
+      batch->active_ms = pool->MonoNow();
+    }
   }
   if (!batch) return call->Reply(ErrorReply(Status::NotFound("no such put")));
   int db = batch->db;
@@ -181,7 +184,7 @@ void Pool::Impl::OnPutBegin(InCall call) {
     auto put = std::make_shared<PendingPut>();
     put->db = db;
     put->items.push_back(std::move(item.value()));
-    put->started_ms = pool->MonoNow();
+    put->active_ms = pool->MonoNow();
     puts.emplace(handle, std::move(put));
   }
   call->Reply(HandleReply(handle));
@@ -196,8 +199,10 @@ void Pool::Impl::OnPutChunk(InCall call) {
     std::lock_guard<std::mutex> l(puts_mu);
     auto it = puts.find(handle);
     if (it != puts.end() && !it->second->staged && off <= it->second->items[0].value_size() &&
-        call->bulk_in_size() <= it->second->items[0].value_size() - off)
+        call->bulk_in_size() <= it->second->items[0].value_size() - off) {
       put = it->second;
+      put->active_ms = pool->MonoNow();
+    }
   }
   if (!put) return call->Reply(ErrorReply(Status::NotFound("no such put")));
   // The read holds the pending item: a PutEnd that drops it, or the
@@ -273,7 +278,7 @@ void Pool::Impl::OnStageBegin(InCall call) {
   if (!ReadDb(r, pool->store_->databases(), &db)) return call->Reply(ErrorReply(MalformedRequest()));
   auto batch = std::make_shared<PendingPut>();
   batch->db = db;
-  batch->started_ms = pool->MonoNow();
+  batch->active_ms = pool->MonoNow();
   batch->staged = true;
   uint64_t handle;
   {
@@ -284,12 +289,13 @@ void Pool::Impl::OnStageBegin(InCall call) {
   call->Reply(HandleReply(handle));
 }
 
-// Large puts whose requester went away are dropped after a while.
+// Large puts whose requester went away (no call for them for a while) are
+// dropped.
 void Pool::Impl::SweepPuts(int64_t now) {
   const int64_t max_age = 4 * int64_t{pool->options_.timeout_ms} + 1000;
   std::lock_guard<std::mutex> l(puts_mu);
   for (auto it = puts.begin(); it != puts.end();) {
-    if (now - it->second->started_ms > max_age) {
+    if (now - it->second->active_ms > max_age) {
       it->second->ended = true;
       it = puts.erase(it);
     } else {

@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "storage/pool/pool_impl.h"
+#include "storage/pool/requests.h"
 
 namespace kvpool::pool {
 
@@ -107,7 +108,7 @@ Pool::Pool(PoolOptions options, storage::Store* store, transport::Transport* tra
       std::make_unique<std::atomic<uint64_t>[]>(options_.nodes.size() * options_.nodes.size());
   int64_t now = MonoNow();
   for (size_t i = 0; i < options_.nodes.size(); ++i) impl_->health[i].last_ok_ms.store(now);
-  impl_->chunk_bytes = transport_->max_bulk_per_call();
+  impl_->chunk_bytes = std::min(transport_->max_bulk_per_call(), kTransferStep);
   impl_->beat_ms.store(now);
   // A node that starts with copies to hold starts empty: it catches up
   // before it serves reads of them.

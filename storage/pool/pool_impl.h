@@ -75,7 +75,7 @@ struct PeerHealth {
 struct PendingPut {
   int db;
   std::vector<storage::PendingItem> items;
-  int64_t started_ms;  // MonoMs, for the sweep
+  int64_t active_ms;  // MonoMs of its last call, for the sweep
   bool staged = false;  // a batch: filled by kOpStageSet, not by chunks
   // Guarded by puts_mu: kOpStageSet calls still reading into the batch;
   // set once kOpPutEnd or the sweep took it (nothing is added after).

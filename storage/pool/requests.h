@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string_view>
 #include <vector>
 
 #include "storage/pool/pool.h"
+#include "storage/transport/transport.h"
 
 namespace kvpool::pool {
 
@@ -33,5 +35,39 @@ struct Deadline {
 std::vector<std::vector<uint32_t>> GroupForWrite(const Pool& pool,
                                                  std::span<const std::string_view> keys,
                                                  size_t stride = 1);
+
+// The bytes one call of a large transfer carries (a chunk of a value, a
+// staged part of an MSET, a step of a local fill): at most this, so that no
+// event loop spends more than a few ms on one call (copying it in or out:
+// about 12 ms into fresh pages here, whose faults cost more than the copy;
+// 8 MiB steps left loops late by 25-45 ms), and a small call on the same
+// lane waits behind at most kTransferWindow of them.
+inline constexpr size_t kTransferStep = 4u << 20;
+// Calls of one transfer in flight at once: enough to keep the link busy
+// while the owner handles the previous one.
+inline constexpr size_t kTransferWindow = 2;
+// A call that waits for `bytes` to move on (a large value the owner relays
+// to its copies before it answers) may take pool-timeout-ms plus this much
+// time: 1 ms per 32 KiB (a floor of 32 MB/s).
+inline int TransferTimeoutMs(const PoolOptions& o, uint64_t bytes) {
+  return static_cast<int>(std::min<uint64_t>(o.timeout_ms + bytes / (32u << 10), 1u << 30));
+}
+
+// Runs the calls make(0) .. make(n - 1) to `node` on `lane`, at most
+// `window` in flight at once, each with a timeout of its own (a transfer
+// of any size may take as long as it keeps moving). reply(i, status, body,
+// bulk) judges call i's answer; after the first failure no call is made.
+// done(the first failure, or OK) runs once, after every call made ended,
+// maybe before this returns.
+struct WindowedCalls {
+  transport::Transport* transport;
+  int lane, node;
+  size_t n, window = kTransferWindow;
+  int timeout_ms;
+  std::function<transport::CallArgs(size_t i)> make;
+  std::function<Status(size_t i, Status s, std::string_view reply, std::string_view bulk)> reply;
+  std::function<void(Status)> done;
+};
+void CallInWindow(WindowedCalls calls);
 
 }  // namespace kvpool::pool

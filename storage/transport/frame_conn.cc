@@ -23,6 +23,7 @@ constexpr size_t kDirectReadMin = 64 << 10;
 constexpr size_t kBodyRefMin = 16 << 10;
 // Fairness: one connection yields the loop after this many reads.
 constexpr int kMaxReadsPerEvent = 16;
+constexpr size_t kMaxWritePerFlush = 4u << 20;
 constexpr int kMaxIov = 64;
 
 std::string Errno(const char* what, int err) {
@@ -179,7 +180,17 @@ void FrameConn::ScheduleFlush() {
 }
 
 Status FrameConn::FlushSome() {
+  // At most kMaxWritePerFlush now: a peer reading as fast as this loop
+  // writes would otherwise keep it sending a large value for seconds.
+  size_t flushed = 0;
   while (evbuffer_get_length(out_) > 0) {
+    if (flushed >= kMaxWritePerFlush) {
+      if (!write_waiting_) {
+        event_add(write_ev_, nullptr);
+        write_waiting_ = true;
+      }
+      return Status::OK();
+    }
     evbuffer_iovec v[kMaxIov];
     int n = std::min(evbuffer_peek(out_, -1, nullptr, v, kMaxIov), kMaxIov);
     iovec iov[kMaxIov];
@@ -201,6 +212,7 @@ Status FrameConn::FlushSome() {
     // Draining releases references whose bytes have left (bulk release).
     evbuffer_drain(out_, static_cast<size_t>(w));
     written_ += static_cast<uint64_t>(w);
+    flushed += static_cast<size_t>(w);
     if (static_cast<size_t>(w) < want) {
       if (!write_waiting_) {
         event_add(write_ev_, nullptr);
