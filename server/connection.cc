@@ -388,9 +388,14 @@ void Connection::Flush() {
     pending_.clear();
     if (pending_.capacity() > (1u << 20)) pending_.shrink_to_fit();
   }
-  while (evbuffer_get_length(out_) > 0) {
-    int n = evbuffer_write(out_, fd_);
+  // At most kMaxWritePerFlush now: a reader as fast as this loop would
+  // otherwise keep it writing one huge reply for seconds; the rest goes on
+  // the next turns of the loop (the write event stays armed).
+  size_t flushed = 0;
+  while (evbuffer_get_length(out_) > 0 && flushed < kMaxWritePerFlush) {
+    int n = evbuffer_write_atmost(out_, fd_, static_cast<ev_ssize_t>(kMaxWritePerFlush - flushed));
     if (n > 0) {
+      flushed += static_cast<size_t>(n);
       server_->stats().net_output_bytes.fetch_add(static_cast<uint64_t>(n),
                                                   std::memory_order_relaxed);
       continue;

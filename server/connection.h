@@ -44,6 +44,8 @@ class Connection : private protocol::ReplySink {
   // requests stay unparsed until the client reads (back-pressure).
   static constexpr size_t kOutputPauseBytes = 16u << 20;
   static constexpr size_t kReadChunk = 16 * 1024;
+  // Bytes one Flush writes at most before the loop serves others.
+  static constexpr size_t kMaxWritePerFlush = 4u << 20;
 
   class Slot;
   // The reply of a deferred command (see ReplySlot) arrived.

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+
 #include "server/connection.h"
 
 namespace kvpool {
@@ -13,6 +15,7 @@ IoThread::~IoThread() {
   retired_.clear();
   if (task_ev_) event_free(task_ev_);
   if (reap_ev_) event_free(reap_ev_);
+  if (lag_ev_) event_free(lag_ev_);
   if (base_) event_base_free(base_);
 }
 
@@ -23,6 +26,39 @@ Status IoThread::Init() {
   reap_ev_ = event_new(base_, -1, 0, &IoThread::OnReap, this);
   if (task_ev_ == nullptr || reap_ev_ == nullptr) return Status::Internal("event_new failed");
   return Status::OK();
+}
+
+namespace {
+
+int64_t MonoUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+void IoThread::WatchLag(std::atomic<uint64_t>* max_lag_us) {
+  max_lag_us_ = max_lag_us;
+  if (lag_ev_ == nullptr) lag_ev_ = evtimer_new(base_, &IoThread::OnLagProbe, this);
+  if (lag_ev_ != nullptr) ArmLagProbe();
+}
+
+void IoThread::ArmLagProbe() {
+  timeval tv{0, kLagProbeMs * 1000};
+  lag_due_us_ = MonoUs() + kLagProbeMs * 1000;
+  evtimer_add(lag_ev_, &tv);
+}
+
+void IoThread::OnLagProbe(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<IoThread*>(arg);
+  int64_t late = MonoUs() - self->lag_due_us_;
+  uint64_t seen = self->max_lag_us_->load(std::memory_order_relaxed);
+  while (late > 0 && static_cast<uint64_t>(late) > seen &&
+         !self->max_lag_us_->compare_exchange_weak(seen, static_cast<uint64_t>(late),
+                                                    std::memory_order_relaxed)) {
+  }
+  self->ArmLagProbe();
 }
 
 void IoThread::Start() {

@@ -4,6 +4,8 @@
 
 #include <event2/event.h>
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -33,6 +35,12 @@ class IoThread {
   // Runs `task` on this thread's loop. Thread-safe; tasks run in order.
   void Post(std::function<void()> task);
 
+  // Keeps in *max_lag_us the longest this loop was late, in µs: a timer
+  // due every kLagProbeMs fires late by about as long as the loop was busy
+  // in one callback (a huge copy, a slow command). Call before Start().
+  void WatchLag(std::atomic<uint64_t>* max_lag_us);
+  static constexpr int kLagProbeMs = 10;
+
   event_base* base() const { return base_; }
   int index() const { return index_; }
 
@@ -51,11 +59,16 @@ class IoThread {
  private:
   static void OnTasks(evutil_socket_t, short, void* arg);
   static void OnReap(evutil_socket_t, short, void* arg);
+  static void OnLagProbe(evutil_socket_t, short, void* arg);
+  void ArmLagProbe();
 
   int index_;
   event_base* base_ = nullptr;
   event* task_ev_ = nullptr;
   event* reap_ev_ = nullptr;
+  event* lag_ev_ = nullptr;
+  std::atomic<uint64_t>* max_lag_us_ = nullptr;
+  int64_t lag_due_us_ = 0;  // monotonic µs the probe is due
   std::thread thread_;
   std::mutex mu_;
   std::vector<std::function<void()>> tasks_;  // guarded by mu_

@@ -77,6 +77,11 @@ void MultiGet(CommandContext& cx, std::span<const std::string_view> keys, GetRep
   });
 }
 
+bool ReadsElsewhere(CommandContext& cx, std::string_view key) {
+  pool::Pool* p = PoolFor(cx);
+  return p != nullptr && p->ReadNode(p->OwnerOf(key)) != p->self();
+}
+
 void MultiExists(CommandContext& cx, std::span<const std::string_view> keys, FlagsReply reply) {
   pool::Pool* p = PoolFor(cx);
   if (p == nullptr) {

@@ -43,6 +43,19 @@ void MultiDel(CommandContext& cx, std::span<const std::string_view> keys, FlagsR
 // Stores kvs = k1, v1, k2, v2 ... (an even count), with no expiry. Atomic on
 // each node (pool::Pool::MultiSet).
 void MultiSet(CommandContext& cx, std::span<const std::string_view> kvs, SetReply reply);
+// A plain SET (no options) of a value over 1 MiB: stored as an MSET of one
+// key (MultiSet, the same semantics), so that over a pool its value moves
+// in steps of pool::kTransferStep rather than as one forwarded command.
+// argv: SET key value ...
+inline bool SetByPairs(std::span<const std::string_view> argv) {
+  return argv.size() == 3 && argv[2].size() > (1u << 20);
+}
+
+// True when a read of `key` is answered by another node (this node is in a
+// pool and is not the copy reads of the key go to): GET then reads it
+// through MultiGet, whose values move in steps of pool::kTransferStep,
+// rather than as one forwarded command whose reply is one frame.
+bool ReadsElsewhere(CommandContext& cx, std::string_view key);
 
 // Every copy of `key` (pool::Pool::Copies), primary first. Without a pool,
 // or when the caller cannot wait for a later answer, this node's own copy

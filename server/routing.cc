@@ -5,6 +5,7 @@
 #include "server/command_table.h"
 #include "server/dispatcher.h"
 #include "server/errors.h"
+#include "server/key_access.h"
 #include "server/pool_executor.h"
 #include "server/util/strings.h"
 #include "storage/pool/pool.h"
@@ -92,7 +93,9 @@ bool RouteToCopies(ServerContext& server, ClientState& client, protocol::ReplyBu
   if (!slot) return false;  // an in-process caller cannot wait
   ServerContext* srv = &server;
   int lane = client.lane, db = client.db, resp = client.resp;
-  std::vector<std::string> copy(args.begin(), args.end());
+  // Kept only for a read's fallback: a write's arguments may be hundreds of MB.
+  std::vector<std::string> copy;
+  if (read_only) copy.assign(args.begin(), args.end());
   p->RunOnCopies(lane, owner, db, resp, args, !read_only,
                  [slot, srv, lane, db, resp, read_only, copy = std::move(copy)](Status s,
                                                                                 std::string r) {
@@ -111,6 +114,8 @@ bool RouteToCopies(ServerContext& server, ClientState& client, protocol::ReplyBu
 bool RouteByKeys(ServerContext& server, ClientState& client, protocol::ReplyBuilder& reply,
                  const CommandSpec& spec, std::span<const std::string_view> args, int64_t) {
   pool::Pool* p = server.pool();
+  // Its handler stores it through the pool (keys::MultiSet).
+  if (spec.name == "set" && keys::SetByPairs(args)) return false;
   std::vector<std::string_view> keys = CommandKeys(spec, args);
   if (keys.empty()) return false;
   std::set<int> owners;
@@ -121,6 +126,15 @@ bool RouteByKeys(ServerContext& server, ClientState& client, protocol::ReplyBuil
   }
   int owner = *owners.begin();
   bool read_only = (spec.flags & kCmdReadOnly) != 0;
+  if (spec.name == "get") {
+    // Its handler reads through the pool (keys::ReadsElsewhere); with no
+    // copy in sync it answers the slots' error, as other single-key reads.
+    if (p->replicas() > 1 && p->ReadNode(owner) < 0) {
+      reply.Error(errors::PoolNodeDown(p->NoCopyError(owner)));
+      return true;
+    }
+    return false;
+  }
   if (p->replicas() > 1) return RouteToCopies(server, client, reply, owner, read_only, args);
   if (owner == p->self()) return false;
   if (!p->NodeUp(owner)) {
@@ -134,7 +148,9 @@ bool RouteByKeys(ServerContext& server, ClientState& client, protocol::ReplyBuil
   if (!slot) return false;  // an in-process caller cannot wait
   ServerContext* srv = &server;
   int lane = client.lane, db = client.db, resp = client.resp;
-  std::vector<std::string> copy(args.begin(), args.end());
+  // Kept only for a read's fallback: a write's arguments may be hundreds of MB.
+  std::vector<std::string> copy;
+  if (read_only) copy.assign(args.begin(), args.end());
   p->Forward(lane, owner, db, resp, args,
              [slot, srv, lane, db, resp, read_only, copy = std::move(copy)](Status s,
                                                                             std::string r) {

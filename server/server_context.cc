@@ -19,6 +19,7 @@ void ServerStats::Reset() {
                   &query_buffer_limit_disconnections, &output_buffer_limit_disconnections,
                   &idle_timeout_disconnections})
     c->store(0, std::memory_order_relaxed);
+  io_loop_max_lag_us.store(0, std::memory_order_relaxed);
 }
 
 void LogLimitOnce(std::atomic<bool>& logged, const std::string& what) {

@@ -151,9 +151,35 @@ bool ExpireAtMs(CommandContext& cx, std::string_view text, uint32_t unit_flag, i
   return true;
 }
 
+// A found value: a large one goes to the reply by reference, never copied
+// into it: the pinned item if it is held here, else the string a peer's
+// bytes were received into (the reply takes it over).
+void ReplyFound(ReplyBuilder& rb, pool::GetResult& r) {
+  if (r.local) return ReplyValue(rb, std::move(r.local));
+  if (r.remote.size() < kZeroCopyMinBytes) return rb.Bulk(r.remote);
+  auto* owned = new std::string(std::move(r.remote));
+  rb.BulkRef(owned->data(), owned->size(), &protocol::DeleteString, owned);
+}
+
+void CountHits(ServerContext& server, uint64_t hits, uint64_t misses) {
+  server.stats().keyspace_hits.fetch_add(hits, std::memory_order_relaxed);
+  server.stats().keyspace_misses.fetch_add(misses, std::memory_order_relaxed);
+}
+
 // ---- GET family ----
 
 void CmdGet(CommandContext& cx) {
+  if (keys::ReadsElsewhere(cx, cx.arg(1))) {
+    ServerContext* srv = &cx.server();
+    return keys::MultiGet(cx, cx.args().subspan(1, 1),
+                          [srv](ReplyBuilder& rb, std::vector<pool::GetResult>& results) {
+                            pool::GetResult& r = results[0];
+                            bool hit = r.state == pool::GetResult::kFound;
+                            CountHits(*srv, hit ? 1 : 0, hit ? 0 : 1);
+                            if (!hit) return rb.Null();
+                            ReplyFound(rb, r);
+                          });
+  }
   ItemRef ref = StoreOf(cx).Get(cx.db(), cx.arg(1), cx.now_ms());
   CountLookup(cx, static_cast<bool>(ref));
   if (!ref) {
@@ -165,6 +191,13 @@ void CmdGet(CommandContext& cx) {
 
 // SET key value [NX|XX] [GET] [EX s|PX ms|EXAT ts|PXAT ts|KEEPTTL]
 void CmdSet(CommandContext& cx) {
+  if (keys::SetByPairs(cx.args())) {
+    return keys::MultiSet(cx, cx.args().subspan(1),
+                          [](ReplyBuilder& rb, const Status& s, size_t) {
+                            if (s.ok()) return rb.Ok();
+                            rb.Error(errors::FromStatus(s));  // as SET's own errors
+                          });
+  }
   ExtArgs ext;
   if (!ParseExtArgs(cx, 3, /*for_set=*/true, &ext)) return;
   SetOptions opts;
@@ -292,21 +325,6 @@ void CmdGetEx(CommandContext& cx) {
   } else if (ext.flags & kFlagPersist) {
     store.SetExpire(cx.db(), cx.arg(1), 0, storage::ExpireCondition::kXX, cx.now_ms());
   }
-}
-
-// A found value: a large one goes to the reply by reference, never copied
-// into it: the pinned item if it is held here, else the string a peer's
-// bytes were received into (the reply takes it over).
-void ReplyFound(ReplyBuilder& rb, pool::GetResult& r) {
-  if (r.local) return ReplyValue(rb, std::move(r.local));
-  if (r.remote.size() < kZeroCopyMinBytes) return rb.Bulk(r.remote);
-  auto* owned = new std::string(std::move(r.remote));
-  rb.BulkRef(owned->data(), owned->size(), &protocol::DeleteString, owned);
-}
-
-void CountHits(ServerContext& server, uint64_t hits, uint64_t misses) {
-  server.stats().keyspace_hits.fetch_add(hits, std::memory_order_relaxed);
-  server.stats().keyspace_misses.fetch_add(misses, std::memory_order_relaxed);
 }
 
 // MGET key [key ...]: a key whose node could not answer reads as a miss.
