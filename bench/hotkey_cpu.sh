@@ -23,22 +23,10 @@ SERVER=$ROOT/build/server/kvpool-server
 IO_THREADS="1 2"
 LOAD=(-t mset -c 50)
 
-die() { echo "hotkey_cpu.sh: $*" >&2; exit 2; }
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --rounds) ROUNDS=${2:?}; shift 2 ;;
-    --requests) REQUESTS=${2:?}; shift 2 ;;
-    --server) SERVER=${2:?}; shift 2 ;;
-    --io-threads) IO_THREADS=${2:?}; shift 2 ;;
-    --) shift; LOAD=("$@"); break ;;
-    -h|--help) sed -n '2,16s/^# \{0,1\}//p' "$0"; exit 0 ;;
-    *) die "unknown option $1 (try --help)" ;;
-  esac
-done
-[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
-[[ $REQUESTS =~ ^[1-9][0-9]*$ ]] || die "--requests must be a positive integer"
-[ -x "$SERVER" ] || die "$SERVER is not built (ninja -C build kvpool-server)"
-for t in redis-server redis-benchmark redis-cli; do command -v $t >/dev/null || die "no $t"; done
+# shellcheck source=bench/side_by_side.sh
+. "$ROOT/bench/side_by_side.sh"
+sbs_extra_option() { [ "$1" = --io-threads ] && IO_THREADS=$2; }
+sbs_parse "$@"
 
 declare -A PORT PID
 SIDES=()
@@ -66,8 +54,6 @@ launch() {  # NAME CMD...: starts CMD (with --port appended) on a free port, wai
 launch redis redis-server --bind 127.0.0.1 --save '' --appendonly no
 for v in $IO_THREADS; do launch "kvpool-io$v" "$SERVER" --bind 127.0.0.1 --io-threads "$v"; done
 
-ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
-HZ=$(getconf CLK_TCK)
 declare -A RUNS  # side -> space separated us/request of each round
 
 echo "load: redis-benchmark -n $REQUESTS ${LOAD[*]}; rounds: $ROUNDS; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -75,17 +61,16 @@ n=${#SIDES[@]}
 for r in $(seq "$ROUNDS"); do
   for i in $(seq 0 $((n - 1))); do
     s=${SIDES[$(( (i + r - 1) % n ))]}
-    t0=$(ticks "${PID[$s]}")
+    t0=$(cpu_ticks "${PID[$s]}")
     rps=$(redis-benchmark -p "${PORT[$s]}" -n "$REQUESTS" "${LOAD[@]}" --csv |
           awk -F'"' 'NR == 2 {print $4}')
-    t1=$(ticks "${PID[$s]}")
+    t1=$(cpu_ticks "${PID[$s]}")
     us=$(awk -v d=$((t1 - t0)) -v hz="$HZ" -v n="$REQUESTS" 'BEGIN {printf "%.2f", d / hz * 1e6 / n}')
     RUNS[$s]="${RUNS[$s]:-} $us"
     printf "round %d  %-12s %10s req/s  server cpu %6s us/req\n" "$r" "$s" "$rps" "$us"
   done
 done
 
-median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 declare -A MED
 for s in "${SIDES[@]}"; do MED[$s]=$(echo "${RUNS[$s]}" | median); done
 echo "medians (server cpu us/req):"

@@ -387,3 +387,26 @@ def test_hotkey_cpu_sh(kvpool_binary):
     assert sorted(l.split()[2] for l in runs) == ["kvpool-io1", "kvpool-io2", "redis"], p.stdout
     assert any(l.strip().startswith("kvpool-io2") and "x redis" in l for l in lines), p.stdout
     assert any("io2 / io1:" in l for l in lines), p.stdout
+
+
+def test_replica_cost_sh(kvpool_binary):
+    script = os.path.join(ROOT, "bench", "replica_cost.sh")
+    for args in (["--rounds", "0"], ["--requests", "x"], ["--server", "/nonexistent"], ["--bogus"]):
+        p = subprocess.run([script, *args], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 2, (args, p.stdout, p.stderr)
+    p = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and "--rounds" in p.stdout
+    if not all(os.access(f"/usr/bin/{t}", os.X_OK)
+               for t in ("redis-server", "redis-benchmark", "redis-cli")):
+        pytest.skip("redis-server, redis-benchmark or redis-cli is not installed")
+    p = subprocess.run([script, "--server", kvpool_binary, "--rounds", "1", "--requests", "2000"],
+                       capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    lines = p.stdout.splitlines()
+    runs = [l.split() for l in lines if l.startswith("round 1 ")]
+    assert sorted((r[2], r[3]) for r in runs) == [
+        ("r1", "mset"), ("r1", "set"), ("r2", "mset"), ("r2", "set"),
+        ("redis", "mset"), ("redis", "set")], p.stdout
+    assert all(float(r[4]) > 0 for r in runs), p.stdout
+    rows = [l for l in lines if l.startswith("| SET |") or l.startswith("| MSET |")]
+    assert len(rows) == 2, p.stdout

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# What ordered replicas cost writes (issue 13: at most 30%): a three-node pool
+# with pool-replicas 2 against the same pool with pool-replicas 1, and
+# redis-server for scale, side by side.
+#
+#   bench/replica_cost.sh [--rounds N] [--requests N] [--server PATH]
+#                         [-- REDIS-BENCHMARK-ARGS...]
+#
+# Default load, through node 1 of each pool: `redis-benchmark -t set,mset
+# -P 16 -c 20 -r 100000` (MSET: 10 random keys, so most MSETs touch all
+# three nodes). Starts redis-server and two pools of three kvpool-servers on
+# free loopback ports, runs the load against each side in turn for N rounds
+# (the order rotates each round), and reads the CPU time of each side's
+# processes (utime + stime, /proc/PID/stat) before and after. Prints each
+# run, then per test the medians: requests per second, server CPU per
+# request (all nodes of a pool together), and the ratios r2 / r1.
+# Stops whatever it started on exit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROUNDS=3
+REQUESTS=200000
+SERVER=$ROOT/build/server/kvpool-server
+LOAD=(-P 16 -c 20 -r 100000)
+TESTS=(set mset)
+
+# shellcheck source=bench/side_by_side.sh
+. "$ROOT/bench/side_by_side.sh"
+sbs_parse "$@"
+
+LOGS=$(mktemp -d /tmp/replica_cost.XXXXXX)
+declare -A PIDS PORT  # side -> its pids (space separated); side -> the port the load goes to
+ALL=()
+trap 'for p in "${ALL[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
+
+next_port=$(( 20000 + RANDOM % 20000 ))
+free_port() {  # -> $next_port: one nothing answers on, nor on its +10000 (the pool port)
+  while :; do
+    next_port=$((next_port + 1))
+    redis-cli -p "$next_port" ping >/dev/null 2>&1 && continue
+    redis-cli -p "$((next_port + 10000))" ping >/dev/null 2>&1 && continue
+    return 0
+  done
+}
+wait_pong() {  # PORT PID LOG
+  for _ in $(seq 100); do
+    [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ] && return 0
+    kill -0 "$2" 2>/dev/null || break
+    sleep 0.1
+  done
+  die "the server on port $1 did not start (see $3)"
+}
+
+start_redis() {
+  local port
+  free_port
+  port=$next_port
+  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no >"$LOGS/redis.log" 2>&1 &
+  ALL+=($!)
+  PIDS[redis]=$!
+  PORT[redis]=$port
+  wait_pong "$port" $! "$LOGS/redis.log"
+}
+
+start_pool() {  # SIDE REPLICAS
+  local side=$1 replicas=$2 ports=() spec="" i
+  for i in 1 2 3; do
+    free_port
+    ports+=("$next_port")
+    spec+="127.0.0.1:$next_port "
+  done
+  PIDS[$side]=""
+  for i in 0 1 2; do
+    "$SERVER" --bind 127.0.0.1 --port "${ports[$i]}" --pool-nodes "${spec% }" \
+      --pool-secret "replica-cost-$$" --pool-replicas "$replicas" \
+      >"$LOGS/$side-$((i + 1)).log" 2>&1 &
+    ALL+=($!)
+    PIDS[$side]+=" $!"
+  done
+  for i in 0 1 2; do wait_pong "${ports[$i]}" "${ALL[-$((3 - i))]}" "$LOGS/$side-$((i + 1)).log"; done
+  PORT[$side]=${ports[0]}
+  # Every node up (and, with replicas, in sync) before the load.
+  for _ in $(seq 300); do
+    local info
+    info=$(redis-cli -p "${ports[0]}" info pool | tr -d '\r')
+    if grep -qx 'pool_nodes_up:3' <<<"$info" &&
+       { [ "$replicas" = 1 ] || grep -qx 'pool_sync_state:in_sync' <<<"$info"; }; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  die "pool $side did not come up (see $LOGS)"
+}
+
+
+start_redis
+start_pool r1 1
+start_pool r2 2
+SIDES=(redis r1 r2)
+
+declare -A RPS CPU  # side,test -> space separated values of each round
+echo "load: redis-benchmark -n $REQUESTS ${LOAD[*]} -t <test>; rounds: $ROUNDS; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+for r in $(seq "$ROUNDS"); do
+  for i in 0 1 2; do
+    s=${SIDES[$(( (i + r - 1) % 3 ))]}
+    for t in "${TESTS[@]}"; do
+      # shellcheck disable=SC2086
+      t0=$(cpu_ticks ${PIDS[$s]})
+      rps=$(redis-benchmark -p "${PORT[$s]}" -n "$REQUESTS" "${LOAD[@]}" -t "$t" --csv |
+            awk -F'"' 'NR == 2 {print $4}')
+      # shellcheck disable=SC2086
+      t1=$(cpu_ticks ${PIDS[$s]})
+      us=$(awk -v d=$((t1 - t0)) -v hz="$HZ" -v n="$REQUESTS" 'BEGIN {printf "%.2f", d / hz * 1e6 / n}')
+      RPS[$s,$t]="${RPS[$s,$t]:-} $rps"
+      CPU[$s,$t]="${CPU[$s,$t]:-} $us"
+      printf "round %d  %-6s %-5s %10s req/s  server cpu %7s us/req\n" "$r" "$s" "$t" "$rps" "$us"
+    done
+  done
+done
+
+echo
+echo "| test | redis req/s | r1 req/s | r2 req/s | r2 / r1 | r1 cpu us/req | r2 cpu us/req | r2 / r1 cpu |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+for t in "${TESTS[@]}"; do
+  rr=$(echo "${RPS[redis,$t]}" | median)
+  r1=$(echo "${RPS[r1,$t]}" | median)
+  r2=$(echo "${RPS[r2,$t]}" | median)
+  c1=$(echo "${CPU[r1,$t]}" | median)
+  c2=$(echo "${CPU[r2,$t]}" | median)
+  awk -v t="$t" -v rr="$rr" -v r1="$r1" -v r2="$r2" -v c1="$c1" -v c2="$c2" \
+    'BEGIN {printf "| %s | %.0f | %.0f | %.0f | %.2f | %.1f | %.1f | %.2f |\n", toupper(t), rr, r1, r2, r2 / r1, c1, c2, c2 / c1}'
+done
+echo "logs: $LOGS"
