@@ -1,5 +1,7 @@
 #include "protocol/deferred_reply.h"
 
+#include "protocol/lazy_free.h"
+
 namespace kvpool::protocol {
 
 DeferredReply::~DeferredReply() { ReleaseAll(); }
@@ -49,6 +51,6 @@ void DeferredReply::ReleaseAll() {
   refs_.clear();
 }
 
-void DeleteString(void* s) { delete static_cast<std::string*>(s); }
+void DeleteString(void* s) { DeleteLater(static_cast<std::string*>(s)); }
 
 }  // namespace kvpool::protocol

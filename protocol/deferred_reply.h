@@ -49,7 +49,8 @@ class DeferredReply : public ReplySink {
 };
 
 // The release for a value held in a heap std::string: WriteRef(s->data(),
-// s->size(), &DeleteString, s) gives the reply ownership of `s`.
+// s->size(), &DeleteString, s) gives the reply ownership of `s` (a large
+// one is freed in the background: DeleteLater, lazy_free.h).
 void DeleteString(void* s);
 
 }  // namespace kvpool::protocol

@@ -1,5 +1,7 @@
 #include "protocol/deferred_reply.h"
 
+#include "protocol/lazy_free.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
@@ -71,6 +73,21 @@ TEST(DeferredReplyTest, OwnsAHeapStringGivenByReference) {
   DeferredReply unsent;
   auto* other = new std::string("never sent");
   unsent.WriteRef(other->data(), other->size(), &DeleteString, other);  // freed by ~DeferredReply
+}
+
+TEST(DeferredReplyTest, FreesALargeStringInTheBackground) {
+  const uint64_t before = LazyFreedBytes();
+  auto* big = new std::string(kLazyFreeMinBytes, 'b');
+  const size_t cap = big->capacity();
+  auto* small = new std::string(1000, 's');
+  {
+    DeferredReply d;
+    ReplyBuilder rb(&d, 3);
+    rb.BulkRef(big->data(), big->size(), &DeleteString, big);
+    rb.BulkRef(small->data(), small->size(), &DeleteString, small);  // freed at once
+  }
+  WaitForLazyFrees();  // ASan would report `big` leaked if it never were
+  EXPECT_EQ(LazyFreedBytes() - before, cap);
 }
 
 TEST(DeferredReplyTest, TextOnlyReplyCanBeAdopted) {
