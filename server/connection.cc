@@ -219,7 +219,7 @@ void Connection::HandleRead() {
     in_begin_ = 0;
     in_end_ = have;
   }
-  ssize_t n = recv(fd_, in_.get() + in_end_, in_cap_ - in_end_, 0);
+  ssize_t n = recv(fd_, in_.get() + in_end_, std::min(in_cap_ - in_end_, kMaxReadPerCall), 0);
   if (n == 0) {
     Close();
     return;

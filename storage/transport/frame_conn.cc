@@ -23,6 +23,9 @@ constexpr size_t kDirectReadMin = 64 << 10;
 constexpr size_t kBodyRefMin = 16 << 10;
 // Fairness: one connection yields the loop after this many reads.
 constexpr int kMaxReadsPerEvent = 16;
+// and after this many bytes: one recv into a large payload otherwise copies
+// whatever a fast sender keeps adding, hundreds of MB in one call.
+constexpr size_t kMaxReadPerEvent = 4u << 20;
 constexpr size_t kMaxWritePerFlush = 4u << 20;
 constexpr int kMaxIov = 64;
 
@@ -226,13 +229,14 @@ Status FrameConn::FlushSome() {
 
 void FrameConn::OnReadable() {
   FrameConnGuard g(&guard_);
-  for (int i = 0; i < kMaxReadsPerEvent && !closed_; ++i) {
+  size_t budget = kMaxReadPerEvent;
+  for (int i = 0; i < kMaxReadsPerEvent && !closed_ && budget > 0; ++i) {
     enum { kPayload, kHeader, kScratch } mode;
     char* dst;
     size_t want;
     const size_t left = payload_size_ - payload_got_;
     if (in_payload_ && !discard_ && (exact_reads_ || left >= kDirectReadMin)) {
-      mode = kPayload, dst = payload_.get() + payload_got_, want = left;
+      mode = kPayload, dst = payload_.get() + payload_got_, want = std::min(left, budget);
     } else if (!in_payload_ && (exact_reads_ || last_was_large_)) {
       // Exact header reads keep the handshake from over-reading, and after a
       // large frame they let the next large payload skip the scratch copy.
@@ -252,6 +256,7 @@ void FrameConn::OnReadable() {
                                                               : "peer closed the connection"));
     }
     const size_t got = static_cast<size_t>(n);
+    budget -= std::min(budget, got);
     if (mode == kPayload) {
       payload_got_ += got;
       if (payload_got_ == payload_size_ && !FinishFrame(&g.destroyed)) return;
