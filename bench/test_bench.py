@@ -369,8 +369,10 @@ def test_run_sh_rejects_bad_options():
     assert p.returncode == 0 and "--rounds" in p.stdout
 
 
-def test_hotkey_cpu_sh(kvpool_binary):
-    script = os.path.join(ROOT, "bench", "hotkey_cpu.sh")
+def _side_by_side_script(name: str) -> str:
+    """bench/NAME (a bench/side_by_side.sh user): bad options exit 2, --help
+    documents them; skips when the redis tools it runs are missing."""
+    script = os.path.join(ROOT, "bench", name)
     for args in (["--rounds", "0"], ["--requests", "x"], ["--server", "/nonexistent"], ["--bogus"]):
         p = subprocess.run([script, *args], capture_output=True, text=True, timeout=30)
         assert p.returncode == 2, (args, p.stdout, p.stderr)
@@ -379,6 +381,11 @@ def test_hotkey_cpu_sh(kvpool_binary):
     if not all(os.access(f"/usr/bin/{t}", os.X_OK)
                for t in ("redis-server", "redis-benchmark", "redis-cli")):
         pytest.skip("redis-server, redis-benchmark or redis-cli is not installed")
+    return script
+
+
+def test_hotkey_cpu_sh(kvpool_binary):
+    script = _side_by_side_script("hotkey_cpu.sh")
     p = subprocess.run([script, "--server", kvpool_binary, "--rounds", "1", "--requests", "2000"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, (p.stdout, p.stderr)
@@ -390,15 +397,7 @@ def test_hotkey_cpu_sh(kvpool_binary):
 
 
 def test_replica_cost_sh(kvpool_binary):
-    script = os.path.join(ROOT, "bench", "replica_cost.sh")
-    for args in (["--rounds", "0"], ["--requests", "x"], ["--server", "/nonexistent"], ["--bogus"]):
-        p = subprocess.run([script, *args], capture_output=True, text=True, timeout=30)
-        assert p.returncode == 2, (args, p.stdout, p.stderr)
-    p = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=30)
-    assert p.returncode == 0 and "--rounds" in p.stdout
-    if not all(os.access(f"/usr/bin/{t}", os.X_OK)
-               for t in ("redis-server", "redis-benchmark", "redis-cli")):
-        pytest.skip("redis-server, redis-benchmark or redis-cli is not installed")
+    script = _side_by_side_script("replica_cost.sh")
     p = subprocess.run([script, "--server", kvpool_binary, "--rounds", "1", "--requests", "2000"],
                        capture_output=True, text=True, timeout=180)
     assert p.returncode == 0, (p.stdout, p.stderr)
