@@ -190,10 +190,6 @@ inline std::string PoolExecKeysOn(std::string_view node) {
 inline std::string PoolExecNoCopy(std::string_view down_error) {
   return "EXECABORT " + std::string(down_error);
 }
-inline std::string PoolExecCopyMissed(std::string_view node, const Status& s) {
-  return "ERR pool: the transaction ran but its copy on " + std::string(node) +
-         " did not take it (" + s.message() + ")";
-}
 inline std::string PoolWatchFailed(const Status& s) {
   return "ERR cannot WATCH keys on pool node: " + s.message();
 }

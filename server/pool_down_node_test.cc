@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "server/dispatcher.h"
 #include "server/testing/pool_harness.h"
@@ -160,6 +162,34 @@ TEST_F(PoolReplicaTest, EveryKeyIsOnTwoNodes) {
   EXPECT_EQ(h.Run(1, {"DBSIZE"}), Int(3));
   EXPECT_EQ(h.Run(0, {"DEL", k[2]}), Int(1));
   EXPECT_EQ(Copies(k[2]), 0);
+}
+
+// A transaction through any node runs on its keys' primary, which relays
+// the state it left: both copies end with one value and one version (replayed
+// on each copy, as it once was, each would carry its own node's version, and
+// two writers' transactions could land in different orders).
+TEST_F(PoolReplicaTest, TransactionsThroughAnyNodeLeaveEqualCopies) {
+  for (int primary = 0; primary < 3; ++primary) {
+    const std::string tag = "{" + h.KeyOn(primary, "tx") + "}";
+    const std::string a = tag + ":a", n = tag + ":n";
+    for (int via = 0; via < 3; ++via) {
+      PoolClient& c = h.NewClient(via);
+      ASSERT_EQ(h.Run(c, {"MULTI"}), kOkReply);
+      ASSERT_EQ(h.Run(c, {"APPEND", a, std::to_string(via)}), kQueuedReply);
+      ASSERT_EQ(h.Run(c, {"INCR", n}), kQueuedReply);
+      EXPECT_EQ(h.Run(c, {"EXEC"}), Array({Int(via + 1), Int(via + 1)}))
+          << "primary " << primary << ", via " << via;
+    }
+    for (const auto& [key, want] : {std::pair{a, "012"}, std::pair{n, "3"}}) {
+      std::vector<storage::ItemRef> held;
+      for (int node = 0; node < 3; ++node)
+        if (auto item = h.store(node).Peek(0, key, NowMs())) held.push_back(std::move(item));
+      ASSERT_EQ(held.size(), 2u) << key;
+      EXPECT_EQ(held[0].value(), want) << key;
+      EXPECT_EQ(held[1].value(), want) << key;
+      EXPECT_EQ(held[0].version(), held[1].version()) << key;
+    }
+  }
 }
 
 TEST_F(PoolReplicaTest, KeysOfADownNodeAreReadFromTheirOtherCopy) {

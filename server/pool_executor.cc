@@ -3,6 +3,7 @@
 #include "server/command_table.h"
 #include "server/dispatcher.h"
 #include "server/routing.h"
+#include "server/util/strings.h"
 
 namespace kvpool {
 
@@ -39,6 +40,19 @@ std::vector<std::string_view> PoolExecutor::WriteKeys(const std::vector<std::str
   const CommandSpec* spec = server_->commands().Find(argv[0]);
   if (spec == nullptr || (spec->flags & kCmdWrite) == 0) return {};
   return CommandKeys(*spec, argv);
+}
+
+std::vector<std::pair<int, std::string_view>> PoolExecutor::TransactionWrites(
+    int db, const std::vector<std::vector<std::string_view>>& cmds) {
+  std::vector<std::pair<int, std::string_view>> out;
+  for (const auto& cmd : cmds) {
+    int64_t to;
+    if (cmd.size() == 2 && EqualsIgnoreCase(cmd[0], "select") && ParseInt64(cmd[1], &to) &&
+        to >= 0 && to < server_->store().databases())
+      db = static_cast<int>(to);
+    for (std::string_view k : WriteKeys(cmd)) out.emplace_back(db, k);
+  }
+  return out;
 }
 
 bool PoolExecutor::ReadsKeys(const std::vector<std::string_view>& argv) {

@@ -17,6 +17,8 @@ class PoolExecutor : public pool::CommandExecutor {
       const std::vector<std::pair<std::string_view, uint64_t>>& watched) override;
   std::vector<std::string_view> WriteKeys(const std::vector<std::string_view>& argv) override;
   bool ReadsKeys(const std::vector<std::string_view>& argv) override;
+  std::vector<std::pair<int, std::string_view>> TransactionWrites(
+      int db, const std::vector<std::vector<std::string_view>>& cmds) override;
 
  private:
   ServerContext* server_;

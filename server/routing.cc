@@ -170,19 +170,33 @@ bool Aborted(const std::string& r) {
   return r.empty() || r[0] == '_' || r[0] == '-' || r.compare(0, 3, "*-1") == 0;
 }
 
+// The db a client is in after EXEC of `cmds` (a SELECT among them moves it).
+int DbAfter(ServerContext& server, int db, const std::vector<std::vector<std::string>>& cmds) {
+  for (const auto& c : cmds) {
+    int64_t to;
+    if (c.size() == 2 && EqualsIgnoreCase(c[0], "select") && ParseInt64(c[1], &to) && to >= 0 &&
+        to < server.store().databases())
+      db = static_cast<int>(to);
+  }
+  return db;
+}
+
+bool Ran(const std::string& r) { return !Aborted(r); }
+
 // With replicas, a transaction whose keys' primary is `owner`: run with its
-// watches on the first copy in sync (here through the client's own EXEC),
-// then, if it ran and wrote, as a plain transaction on every other copy
-// that is up; answered with the first copy's reply once all are done.
+// watches on that primary, the first copy in sync (here through the
+// client's own EXEC), which then relays the state of the keys it wrote to
+// every other copy that is up, as it does for any other write
+// (storage/pool/ordered.cc): so copies end in the primary's order however
+// transactions from different nodes interleave. Answered once all have it.
 bool RouteExecToCopies(ServerContext& server, ClientState& client, protocol::ReplyBuilder& reply,
                        int owner, bool writes) {
   pool::Pool* p = server.pool();
   int acting = p->ReadNode(owner);
-  std::vector<int> others;
+  bool others = false;
   if (writes)
-    for (int c : p->WriteNodes(owner))
-      if (c != acting) others.push_back(c);
-  if (acting == p->self() && others.empty() && client.remote_watches.empty()) return false;
+    for (int c : p->WriteNodes(owner)) others |= c != acting;
+  if (acting == p->self() && !others && client.remote_watches.empty()) return false;
   std::shared_ptr<ReplySlot> slot = client.defer ? client.defer() : nullptr;
   auto reset = [&] {
     client.in_multi = false;
@@ -201,46 +215,16 @@ bool RouteExecToCopies(ServerContext& server, ClientState& client, protocol::Rep
     reset();
     return true;
   }
-  auto cmds = std::make_shared<std::vector<std::vector<std::string>>>(client.queued);
+  const std::string null_reply = client.resp == 3 ? "_\r\n" : "*-1\r\n";
   int lane = client.lane, db = client.db, resp = client.resp;
-  ServerContext* srv = &server;
-  // The other copies, once the first one ran it.
-  auto replicate = [p, srv, slot, cmds, others, lane, db, resp](std::string r) {
-    if (Aborted(r) || others.empty()) return slot->Finish(r);
-    struct State {
-      int pending;
-      std::string reply, error;
-    };
-    auto st = std::make_shared<State>();
-    st->pending = static_cast<int>(others.size()) + 1;
-    st->reply = std::move(r);
-    auto finish = [st, slot] {
-      if (--st->pending > 0) return;
-      slot->Finish(st->error.empty() ? st->reply : protocol::EncodeError(st->error));
-    };
-    for (int c : others) {
-      if (c == p->self()) {
-        std::vector<std::vector<std::string_view>> views;
-        for (const auto& cmd : *cmds) views.emplace_back(cmd.begin(), cmd.end());
-        PoolExecutor(srv).ExecuteTransaction(lane, db, resp, views, {});
-        finish();
-        continue;
-      }
-      p->ForwardTransaction(lane, c, db, resp, *cmds, {}, [st, finish, p, c](Status s, std::string) {
-        if (!s.ok())
-          st->error = errors::PoolExecCopyMissed(p->node(c).Addr(), s);
-        finish();
-      });
-    }
-    finish();
-  };
   if (acting == p->self()) {
+    std::vector<std::vector<std::string>> cmds = client.queued;
     std::string r;
     if (!client.remote_watches.empty()) {
       // Versions watched on another copy mean nothing here: abort, as a
       // changed key would.
       reset();
-      r = resp == 3 ? "_\r\n" : "*-1\r\n";
+      r = null_reply;
     } else {
       protocol::StringSink sink;
       protocol::ReplyBuilder rb(&sink, resp);
@@ -250,7 +234,18 @@ bool RouteExecToCopies(ServerContext& server, ClientState& client, protocol::Rep
       server.gate().UnlockExclusive();
       r = std::move(sink.out);
     }
-    replicate(std::move(r));
+    if (!writes || !Ran(r)) {
+      slot->Finish(r);
+      return true;
+    }
+    std::vector<std::vector<std::string_view>> views;
+    for (const auto& cmd : cmds) views.emplace_back(cmd.begin(), cmd.end());
+    std::vector<std::pair<int, std::string>> written;
+    for (const auto& [kdb, k] : PoolExecutor(&server).TransactionWrites(db, views))
+      written.emplace_back(kdb, std::string(k));
+    p->RelayWritten(lane, written, [slot, r = std::move(r)](Status s) {
+      slot->Finish(s.ok() ? r : protocol::EncodeError(errors::FromStatus(s)));
+    });
     return true;
   }
   std::vector<std::pair<std::string, uint64_t>> watched;
@@ -261,15 +256,26 @@ bool RouteExecToCopies(ServerContext& server, ClientState& client, protocol::Rep
   // Keys watched here while this node answered their reads: it no longer
   // does, so they cannot be checked where the transaction runs.
   bool local_watch = client.watch != nullptr;
+  std::vector<std::vector<std::string>> cmds = std::move(client.queued);
   reset();
   if (local_watch) {
-    replicate(resp == 3 ? "_\r\n" : "*-1\r\n");
+    slot->Finish(null_reply);
     return true;
   }
-  p->ForwardTransaction(lane, acting, db, resp, *cmds, watched,
-                        [replicate](Status s, std::string r) {
-                          replicate(s.ok() ? r : protocol::EncodeError(errors::ExecAbortFromStatus(s)));
-                        });
+  int final_db = DbAfter(server, db, cmds);
+  ClientState* cl = &client;
+  p->ForwardTransaction(
+      lane, acting, db, resp, cmds, watched,
+      [slot, cl, final_db](Status s, std::string r) {
+        if (s.ok() && slot->alive() && Ran(r)) cl->db = final_db;
+        if (s.ok()) return slot->Finish(r);
+        // Refused by a node that is no longer primary, or ran there and a
+        // copy missed it: not an EXECABORT, which says it did not run.
+        slot->Finish(protocol::EncodeError(s.code() == Code::kAborted
+                                               ? errors::FromStatus(s)
+                                               : errors::ExecAbortFromStatus(s)));
+      },
+      /*ordered=*/writes);
   return true;
 }
 
@@ -325,19 +331,11 @@ bool RouteExec(ServerContext& server, ClientState& client, protocol::ReplyBuilde
   std::vector<std::vector<std::string>> cmds = std::move(client.queued);
   // A SELECT inside the transaction runs on the owner; the client's own db
   // must follow it, as it would after a local EXEC.
-  int final_db = client.db;
-  for (const auto& c : cmds) {
-    int64_t db;
-    if (c.size() == 2 && EqualsIgnoreCase(c[0], "select") && ParseInt64(c[1], &db) && db >= 0 &&
-        db < server.store().databases())
-      final_db = static_cast<int>(db);
-  }
+  int final_db = DbAfter(server, client.db, cmds);
   ClientState* cl = &client;
   p->ForwardTransaction(client.lane, owner, client.db, client.resp, cmds, watched,
                         [slot, cl, final_db](Status s, std::string r) {
-                          if (s.ok() && slot->alive() && !r.empty() && r[0] != '_' &&
-                              r.compare(0, 3, "*-1") != 0 && r[0] != '-')
-                            cl->db = final_db;
+                          if (s.ok() && slot->alive() && Ran(r)) cl->db = final_db;
                           slot->Finish(s.ok() ? r : protocol::EncodeError(errors::ExecAbortFromStatus(s)));
                         });
   reset();

@@ -298,10 +298,30 @@ void Pool::Impl::OnTransaction(InCall call) {
   std::vector<std::pair<std::string_view, uint64_t>> watched(nwatch);
   for (auto& [k, v] : watched)
     if (!r.Bytes(&k) || !r.U64(&v)) return call->Reply(ErrorReply(MalformedRequest()));
+  uint8_t ordered = 0;  // absent from a peer of an older build
+  if (!r.done() && (!r.U8(&ordered) || ordered > 1))
+    return call->Reply(ErrorReply(MalformedRequest()));
+  std::vector<std::pair<int, std::string>> written;
+  if (ordered) {
+    // As kOpOrderedCommand: only the primary of every key it writes runs it.
+    std::vector<std::string_view> keys;
+    for (const auto& [kdb, k] : pool->executor_->TransactionWrites(db, cmds)) {
+      keys.push_back(k);
+      written.emplace_back(kdb, std::string(k));
+    }
+    if (!PrimaryOfAll(keys))
+      return call->Reply(ErrorReply(Status::Aborted(
+          "pool: " + pool->node(pool->self()).Addr() +
+          " does not order writes of these keys now; try again")));
+  }
   for (const auto& c : cmds) NoteCommand(db, c);
   std::string out = OkReply();
   out += pool->executor_->ExecuteTransaction(call->lane(), db, resp == 3 ? 3 : 2, cmds, watched);
-  call->Reply(std::move(out));
+  if (written.empty()) return call->Reply(std::move(out));
+  auto holder = std::make_shared<InCall>(std::move(call));
+  pool->RelayWritten((*holder)->lane(), written, [holder, out = std::move(out)](Status s) mutable {
+    (*holder)->Reply(s.ok() ? std::move(out) : ErrorReply(s));
+  });
 }
 
 void Pool::Impl::OnResync(InCall call) {

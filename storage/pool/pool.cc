@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <ctime>
+#include <map>
 
 #include "storage/pool/pool_impl.h"
 #include "storage/pool/requests.h"
@@ -360,8 +361,17 @@ void Pool::Forward(int lane, int node, int db, int resp, std::span<const std::st
 void Pool::ForwardTransaction(int lane, int node, int db, int resp,
                               const std::vector<std::vector<std::string>>& cmds,
                               const std::vector<std::pair<std::string, uint64_t>>& watched,
-                              ReplyDone done) {
+                              ReplyDone done, bool ordered) {
   if (!NodeUp(node)) return done(Status::Unavailable(NodeDownError(node)), {});
+  // Ordered, the keys of this node's copies it writes: if the call fails in
+  // transit, it may still have run there, and this copy asks for them again.
+  std::vector<std::pair<int, std::string>> mine;
+  if (ordered) {
+    std::vector<std::vector<std::string_view>> views;
+    for (const auto& c : cmds) views.emplace_back(c.begin(), c.end());
+    for (const auto& [kdb, k] : executor_->TransactionWrites(db, views))
+      if (impl_->IsCopy(options_.self, k)) mine.emplace_back(kdb, std::string(k));
+  }
   transport::CallArgs args;
   args.opcode = kOpTransaction;
   Writer w(&args.body);
@@ -377,14 +387,41 @@ void Pool::ForwardTransaction(int lane, int node, int db, int resp,
     w.Bytes(k);
     w.U64(v);
   }
+  w.U8(ordered ? 1 : 0);
   std::string down = NodeDownError(node);
   transport_->Call(lane, node, std::move(args), options_.timeout_ms,
-                   [done = std::move(done), down](Status s, std::string_view reply, std::string_view) {
+                   [this, lane, node, mine = std::move(mine), done = std::move(done), down](
+                       Status s, std::string_view reply, std::string_view) {
+                     if ((s.code() == Code::kTimeout || s.code() == Code::kUnavailable) &&
+                         !mine.empty()) {
+                       std::map<int, std::vector<std::string_view>> by_db;
+                       for (const auto& [kdb, k] : mine) by_db[kdb].push_back(k);
+                       for (const auto& [kdb, ks] : by_db) impl_->RelayAgain(lane, node, kdb, ks);
+                     }
                      std::string_view payload;
                      if (s.ok()) s = ParseReplyStatus(reply, &payload);
                      if (!s.ok()) return done(Status(s.code(), down + " (" + s.message() + ")"), {});
                      done(Status::OK(), std::string(payload));
                    });
+}
+
+void Pool::RelayWritten(int lane, const std::vector<std::pair<int, std::string>>& written,
+                        std::function<void(Status)> done) {
+  std::map<int, std::vector<std::string>> by_db;
+  for (const auto& [kdb, k] : written) by_db[kdb].push_back(k);
+  if (by_db.empty()) return done(Status::OK());
+  struct State {
+    int pending;
+    Status error;
+    std::function<void(Status)> done;
+  };
+  auto st = std::make_shared<State>(State{static_cast<int>(by_db.size()), Status::OK(), std::move(done)});
+  for (auto& [kdb, keys] : by_db) {
+    impl_->Relay(lane, kdb, std::move(keys), [st](Status s) {
+      if (!s.ok() && st->error.ok()) st->error = s;
+      if (--st->pending == 0) st->done(st->error);
+    });
+  }
 }
 
 void Pool::Versions(int lane, int node, int db, std::span<const std::string_view> keys,

@@ -82,6 +82,13 @@ class CommandExecutor {
   }
   // Whether `argv` only reads keys (a syncing replica refuses those).
   virtual bool ReadsKeys(const std::vector<std::string_view>&) { return false; }
+  // The keys a transaction run against `db` may write, each with the db it
+  // is in then (a SELECT among cmds moves the later ones).
+  virtual std::vector<std::pair<int, std::string_view>> TransactionWrites(
+      int db, const std::vector<std::vector<std::string_view>>&) {
+    (void)db;
+    return {};
+  }
 };
 
 // One key's answer in a batch read.
@@ -244,10 +251,19 @@ class Pool {
   // state of the keys it wrote to the other copies (kOpOrderedCommand).
   void Forward(int lane, int node, int db, int resp, std::span<const std::string_view> argv,
                ReplyDone done, bool ordered = false);
+  // MULTI + cmds + EXEC on `node`, aborted there if a watched key's version
+  // differs. ordered: node is the primary of the keys it writes; it relays
+  // their state to the other copies before it answers (an error if a copy
+  // missed it), so every copy ends in the primary's order.
   void ForwardTransaction(int lane, int node, int db, int resp,
                           const std::vector<std::vector<std::string>>& cmds,
                           const std::vector<std::pair<std::string, uint64_t>>& watched,
-                          ReplyDone done);
+                          ReplyDone done, bool ordered = false);
+  // A transaction ran here, the primary of the keys it wrote (`written`,
+  // each with its db): relays their state to the other copies; done once
+  // they all have it, or with the first copy that missed it.
+  void RelayWritten(int lane, const std::vector<std::pair<int, std::string>>& written,
+                    std::function<void(Status)> done);
   // Runs argv on every node (this one through the executor) in RESP2.
   using BroadcastDone = std::function<void(std::vector<NodeReply>& replies)>;
   void Broadcast(int lane, int db, std::span<const std::string_view> argv, BroadcastDone done);

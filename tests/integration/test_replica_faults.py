@@ -10,7 +10,8 @@
   itself: every key reads back through every node, and POOL COPIES shows
   both copies of them in sync and equal.
 - Two writers of the same keys at the same instant through different
-  nodes, with MSET and with pipelined SET: every write of a slot is ordered
+  nodes, with MSET, with pipelined SET and with pipelined MULTI/EXEC (SET and
+  APPEND under one hash tag): every write of a slot is ordered
   by its primary, so both copies of every key end with the same value and
   version, and every node reads that value.
 """
@@ -145,10 +146,27 @@ def _forked(c, keys) -> list:
     return bad
 
 
-@pytest.mark.parametrize("how", ["mset", "pipelined-set"])
+def _multi_exec_writes(c, groups: int, tag: str) -> None:
+    """Pipelined MULTI/EXEC, one per hash tag: SET {g}:s, APPEND {g}:a.
+    APPEND does not commute: copies that ran two writers' transactions in
+    different orders end with different values."""
+    pipe = c.pipeline(transaction=False)
+    for g in range(groups):
+        pipe.execute_command("MULTI")
+        pipe.execute_command("SET", f"{{race:{g}}}:s", f"{tag}:{g}")
+        pipe.execute_command("APPEND", f"{{race:{g}}}:a", f"{tag};")
+        pipe.execute_command("EXEC")
+    for i, r in enumerate(pipe.execute(raise_on_error=False)):
+        if i % 4 == 3:
+            assert isinstance(r, list) and len(r) == 2, r
+
+
+@pytest.mark.parametrize("how", ["mset", "pipelined-set", "multi-exec"])
 def test_two_writers_of_the_same_keys_never_fork_them(pool, how):
     p = pool
-    keys = [f"race:{i}" for i in range(3000)]
+    groups = 800
+    keys = ([f"{{race:{g}}}:{f}" for g in range(groups) for f in "sa"] if how == "multi-exec"
+            else [f"race:{i}" for i in range(3000)])
     errors = []
 
     def writer(node: int, tag: str, barrier: threading.Barrier) -> None:
@@ -157,6 +175,8 @@ def test_two_writers_of_the_same_keys_never_fork_them(pool, how):
             barrier.wait()
             if how == "mset":
                 c.mset({k: f"{tag}:{k}" for k in keys})
+            elif how == "multi-exec":
+                _multi_exec_writes(c, groups, tag)
             else:
                 pipe = c.pipeline(transaction=False)
                 for k in keys:
@@ -178,6 +198,13 @@ def test_two_writers_of_the_same_keys_never_fork_them(pool, how):
         seen = [c.mget(keys) for c in clients]
         for k, a, b, c in zip(keys, *seen):
             assert a is not None and a == b == c, (k, a, b, c)
-            assert a.decode() in (f"a{rnd}:{k}", f"b{rnd}:{k}"), (k, a)
+            if how == "multi-exec":
+                g = k[len("{race:"):k.index("}")]
+                if k.endswith(":s"):
+                    assert a.decode() in (f"a{rnd}:{g}", f"b{rnd}:{g}"), (k, a)
+                else:  # both writers' appends of this round, in one order
+                    assert a.decode().endswith((f"a{rnd};b{rnd};", f"b{rnd};a{rnd};")), (k, a)
+            else:
+                assert a.decode() in (f"a{rnd}:{k}", f"b{rnd}:{k}"), (k, a)
         forked = _forked(clients[2], keys)
         assert not forked, f"round {rnd}: {len(forked)} of {len(keys)} keys forked, e.g. {forked[:3]}"
