@@ -151,12 +151,20 @@ bool ExpireAtMs(CommandContext& cx, std::string_view text, uint32_t unit_flag, i
   return true;
 }
 
+void DropHeld(void* held) { delete static_cast<std::shared_ptr<const void>*>(held); }
+
 // A found value: a large one goes to the reply by reference, never copied
 // into it: the pinned item if it is held here, else the string a peer's
 // bytes were received into (the reply takes it over).
 void ReplyFound(ReplyBuilder& rb, pool::GetResult& r) {
   if (r.local) return ReplyValue(rb, std::move(r.local));
-  if (r.remote.size() < kZeroCopyMinBytes) return rb.Bulk(r.remote);
+  const std::string_view v = r.value();
+  if (v.size() < kZeroCopyMinBytes) return rb.Bulk(v);
+  if (r.buffer) {
+    // Where the peer's reply was received: the reply keeps that buffer.
+    auto* held = new std::shared_ptr<const void>(std::move(r.buffer));
+    return rb.BulkRef(v.data(), v.size(), &DropHeld, held);
+  }
   auto* owned = new std::string(std::move(r.remote));
   rb.BulkRef(owned->data(), owned->size(), &protocol::DeleteString, owned);
 }

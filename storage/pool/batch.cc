@@ -114,7 +114,7 @@ struct GetOp : std::enable_shared_from_this<GetOp> {
   void Fail(const std::vector<uint32_t>& idx, size_t begin, size_t end) {
     for (size_t i = begin; i < end; ++i) {
       results[idx[i]].state = GetResult::kUnavailable;
-      results[idx[i]].remote.clear();
+      results[idx[i]].DropRemote();
     }
   }
   void SendGets(int node, std::vector<uint32_t> idx, bool retry = true);
@@ -145,7 +145,7 @@ bool GetOp::Retry(int failed_node, const std::vector<uint32_t>& idx, size_t begi
     std::vector<storage::ItemRef> items = store->MultiGet(db, local, deadline.options->wall_ms());
     for (size_t i = 0; i < items.size(); ++i) {
       GetResult& res = results[by_node[node][i]];
-      res.remote.clear();
+      res.DropRemote();
       res.state = items[i] ? GetResult::kFound : GetResult::kMissing;
       res.local = std::move(items[i]);
     }
@@ -165,7 +165,7 @@ void GetOp::SendGets(int node, std::vector<uint32_t> idx, bool retry) {
     transport->Call(
         lane, node, std::move(args), deadline.RemainingMs(),
         [self, node, idx, begin, end, retry](Status s, std::string_view reply,
-                                             std::string_view bulk) {
+                                             transport::BulkOut bulk) {
           std::string_view payload;
           if (s.ok()) s = ParseReplyStatus(reply, &payload);
           // The whole reply is checked before any key is acted on, so a
@@ -192,13 +192,18 @@ void GetOp::SendGets(int node, std::vector<uint32_t> idx, bool retry) {
           }
           size_t off = 0;
           std::vector<uint32_t> again;  // fit a later call
+          // The values stay where they were received, not copied per key.
+          std::shared_ptr<const void> held;
+          if (bytes != 0) held = bulk.Keep();
           for (size_t i = begin; i < end; ++i) {
             const Entry& e = entries[i - begin];
             if (e.state != kKeyFound) continue;
             GetResult& res = self->results[idx[i]];
             if (e.sent == e.total) {
               res.state = GetResult::kFound;
-              res.remote.assign(bulk.data() + off, e.sent);
+              res.DropRemote();
+              res.received = std::string_view(bulk.data() + off, e.sent);
+              res.buffer = held;
               off += e.sent;
             } else if (e.total > self->chunk) {
               self->FetchLarge(node, idx[i], e.total, e.version, 0);
@@ -241,12 +246,12 @@ void GetOp::FetchLarge(int node, uint32_t index, uint64_t total, uint64_t versio
   GetResult& res = results[index];
   if (attempts >= 4) {
     res.state = GetResult::kUnavailable;
-    res.remote.clear();  // the last attempt's partial bytes
+    res.DropRemote();  // the last attempt's partial bytes
     return;
   }
   // Room without touching it: each chunk's pages are first written when it
   // lands, so no single step faults in the whole value.
-  res.remote.clear();
+  res.DropRemote();
   res.remote.reserve(total);
   auto f = std::make_shared<Fetch>();
   ++pending;  // the fetch as a whole
@@ -310,14 +315,14 @@ void GetOp::FetchDone(int node, uint32_t index, int attempts, Fetch& f) {
   if (f.failed) {
     WarnReadFailed(deadline.options->mono_ms(), pool->node(node).Addr(), 1, res.remote.capacity(), f.error);
     res.state = GetResult::kUnavailable;
-    res.remote.clear();
+    res.DropRemote();
   } else if (!f.changed) {
     res.state = GetResult::kFound;
   } else if (f.new_total == 0 && f.new_version == 0) {
     res.state = GetResult::kMissing;
-    res.remote.clear();
+    res.DropRemote();
   } else if (f.new_total <= chunk) {
-    res.remote.clear();
+    res.DropRemote();
     SendGets(node, {index});
   } else {
     FetchLarge(node, index, f.new_total, f.new_version, attempts + 1);

@@ -96,8 +96,21 @@ struct GetResult {
   enum State : uint8_t { kMissing, kFound, kUnavailable };
   State state = kMissing;
   storage::ItemRef local;  // found on this node (pinned)
-  std::string remote;      // found on a peer
-  std::string_view value() const { return local ? local.value() : std::string_view(remote); }
+  // Found on a peer: where its reply was received (`received`, alive as
+  // long as `buffer`: not copied out), or, for a value fetched in chunks,
+  // assembled into `remote`.
+  std::string_view received;
+  std::shared_ptr<const void> buffer;
+  std::string remote;
+  std::string_view value() const {
+    return local ? local.value() : buffer ? received : std::string_view(remote);
+  }
+  // Forgets any bytes a peer sent.
+  void DropRemote() {
+    received = {};
+    buffer.reset();
+    remote.clear();
+  }
 };
 
 // kSyncing (only with replicas): up, taking writes, catching up from the

@@ -136,7 +136,7 @@ class HookTransport final : public Transport {
                                                     std::string_view bulk) {
                    std::string r(reply), b(bulk);
                    if (rewrite_reply) rewrite_reply(op, &s, &r, &b);
-                   done(s, r, b);
+                   done(s, r, transport::BulkOut(b));
                  });
   }
   const transport::PeerCounters& counters(int peer) const override {

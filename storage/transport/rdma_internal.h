@@ -325,7 +325,7 @@ class OutLink final : public OutLinkBase, public ConnOwner {
   void TrySend(OutCall* c);
   void Send(OutCall* c);
   void Finish(std::unique_ptr<OutCall> c, const Status& st, std::string_view reply,
-              std::string_view bulk);
+              BulkOut bulk);
   void Release(OutCall* c);
 
   RdmaTransport* t_;

@@ -227,12 +227,13 @@ void OutLink::Fail(Status why, bool backoff) {
 }
 
 void OutLink::Finish(std::unique_ptr<OutCall> c, const Status& st, std::string_view reply,
-                     std::string_view bulk) {
+                     BulkOut bulk) {
   CallDone done = Conclude(c.get(), st);
   // Not queued any more, but the buffers stay ours until the callback has
   // seen bulk_out in place.
   lane_->CancelStaging(c.get());
-  done(st, reply, bulk);
+  // Staging buffers are reused: BulkOut::Keep copies out of them.
+  done(st, reply, std::move(bulk));
   Release(c.get());
 }
 

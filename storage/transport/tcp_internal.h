@@ -70,7 +70,7 @@ class OutLink final : public OutLinkBase, public FrameConn::Handler {
   void SendHandshake(FrameHeader h, std::string body) override;
   void Send(Pending* p, CallArgs args);
   void Finish(std::unique_ptr<Pending> p, const Status& st, std::string_view reply,
-              std::string_view bulk);
+              BulkOut bulk);
 
   TcpTransport* t_;
   Lane* lane_;

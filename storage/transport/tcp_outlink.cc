@@ -121,7 +121,8 @@ void OutLink::OnFrame(const FrameHeader& h, FrameBuffer payload) {
   if (h.kind == FrameKind::kReply) {
     counters().bytes_in.fetch_add(h.bulk_len, std::memory_order_relaxed);
     return Finish(std::move(p), Status::OK(), body,
-                  std::string_view(payload.data.get() + h.body_len, h.bulk_len));
+                  BulkOut(std::string_view(payload.data.get() + h.body_len, h.bulk_len),
+                          &payload.data));
   }
   Finish(std::move(p), ErrorReplyStatus(h, body), {}, {});
 }
@@ -139,10 +140,10 @@ void OutLink::Fail(Status why, bool backoff) {
 }
 
 void OutLink::Finish(std::unique_ptr<Pending> p, const Status& st, std::string_view reply,
-                     std::string_view bulk) {
+                     BulkOut bulk) {
   CallDone done = Conclude(p.get(), st);
   p.reset();
-  done(st, reply, bulk);
+  done(st, reply, std::move(bulk));
 }
 
 void OutLink::OnTimeout(PendingCall* raw) {

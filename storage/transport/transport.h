@@ -120,13 +120,44 @@ struct CallArgs {
   size_t bulk_out_capacity = 0;
 };
 
+// What the owner wrote into a call's bulk_out, as the callback sees it: a
+// view valid during the callback (a callback may take it as a
+// std::string_view). Keep() makes the bytes outlive the callback, for a
+// caller that would otherwise copy them out: over TCP it takes over the
+// buffer the reply frame was received into (no copy); where the bytes sit
+// in memory the transport reuses (an RDMA staging buffer) it copies them
+// once. After Keep(), view() is where they are kept.
+class BulkOut {
+ public:
+  BulkOut() = default;
+  // Bytes in memory the transport reuses after the callback.
+  BulkOut(std::string_view bytes) : bytes_(bytes) {}  // NOLINT: implicit, as a view
+  // Bytes inside `*buffer`, which Keep() may take from its owner.
+  BulkOut(std::string_view bytes, std::unique_ptr<char[]>* buffer)
+      : bytes_(bytes), buffer_(buffer) {}
+
+  std::string_view view() const { return bytes_; }
+  operator std::string_view() const { return bytes_; }  // NOLINT: implicit
+  size_t size() const { return bytes_.size(); }
+  const char* data() const { return bytes_.data(); }
+
+  // Keeps the bytes alive for as long as the returned pointer (or a copy of
+  // it) lives; may be called more than once.
+  std::shared_ptr<const void> Keep();
+
+ private:
+  std::string_view bytes_;
+  std::unique_ptr<char[]>* buffer_ = nullptr;
+  std::shared_ptr<const void> kept_;
+};
+
 // status: OK with the reply, or kUnavailable (peer down / link lost),
 // kTimeout, kPermissionDenied (authentication failed), kInvalidArgument
 // (bad lane/peer, body over max_body, bulk over max_bulk or, for rdma, over
 // max_bulk_per_call), kInternal (the owner dropped the call). `bulk_out`
-// holds what the owner wrote, contiguous (valid only during the callback);
-// `reply` likewise.
-using CallDone = std::function<void(Status status, std::string_view reply, std::string_view bulk_out)>;
+// holds what the owner wrote, contiguous (valid only during the callback
+// unless kept: BulkOut::Keep); `reply` is valid only during the callback.
+using CallDone = std::function<void(Status status, std::string_view reply, BulkOut bulk_out)>;
 
 struct PeerCounters {
   std::atomic<uint64_t> calls{0};       // calls this node made to the peer

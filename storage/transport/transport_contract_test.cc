@@ -113,6 +113,30 @@ TEST_P(TransportContract, BulkOutAllSizes) {
   }
 }
 
+// A caller may keep what a reply's bulk_out holds past its callback,
+// while later calls reuse whatever the transport received into; over TCP
+// that is the received frame itself, handed over without a copy.
+TEST_P(TransportContract, KeptBulkOutOutlivesTheCallback) {
+  ContractPair p(kind());
+  ASSERT_TRUE(p.started()) << p.why();
+  std::vector<TestNode::KeptResult> kept;
+  std::vector<std::string> sent;
+  for (int round = 0; round < 3; ++round) {
+    for (size_t size : kind().bulk_sizes) {
+      std::string data = Pattern(size, 7000 + kept.size());
+      CallArgs args = Args(kBulkEcho, "", size);
+      args.bulk_in = {{data.data(), size}};
+      kept.push_back(p.a->CallKeep(0, 1, std::move(args)));
+      ASSERT_TRUE(kept.back().st.ok()) << kept.back().st.ToString();
+      if (std::string(kind().name) == "tcp") {
+        EXPECT_FALSE(kept.back().moved) << size;
+      }
+      sent.push_back(std::move(data));
+    }
+  }
+  for (size_t i = 0; i < kept.size(); ++i) EXPECT_TRUE(kept[i].bulk == sent[i]) << i;
+}
+
 TEST_P(TransportContract, BulkInToBulkOutRoundTrip) {
   ContractPair p(kind());
   ASSERT_TRUE(p.started()) << p.why();

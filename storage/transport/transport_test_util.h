@@ -163,6 +163,27 @@ class TestNode {
     return p.get_future().get();
   }
 
+  // As CallSync, keeping bulk_out past the callback (BulkOut::Keep).
+  struct KeptResult {
+    Status st;
+    std::shared_ptr<const void> kept;
+    std::string_view bulk;  // valid while `kept` lives
+    bool moved = false;     // Keep copied the bytes elsewhere
+  };
+  KeptResult CallKeep(int lane, int peer, CallArgs args) {
+    std::promise<KeptResult> p;
+    lanes_[lane]->Post([&, args = std::move(args)]() mutable {
+      t_->Call(lane, peer, std::move(args), call_timeout_ms_,
+               [&p](Status st, std::string_view, BulkOut bulk) {
+                 const char* before = bulk.data();
+                 KeptResult r{st, bulk.Keep(), bulk.view(), false};
+                 r.moved = r.bulk.data() != before;
+                 p.set_value(std::move(r));
+               });
+    });
+    return p.get_future().get();
+  }
+
  private:
   const int call_timeout_ms_ = 10000;
   std::vector<std::unique_ptr<LoopThread>> lanes_;
