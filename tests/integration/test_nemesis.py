@@ -4,7 +4,9 @@ Three clients write (MSET) and read (MGET, MEXISTS) their own keys through
 the nodes while a seeded nemesis, round after round, picks a node and either
 kills it (kill -9) and restarts it at once, kills it and restarts it once
 the others count it down, or pauses it (SIGSTOP past pool-down-after-ms)
-and resumes it; it waits for the pool to be whole and in sync before the
+and resumes it; where network namespaces can be made (root), a second run
+puts each node in its own namespace and also partitions a node from its
+peers while clients still reach it (blackhole routes), or cuts its link; it waits for the pool to be whole and in sync before the
 next round (a pool of two copies survives one fault at a time). At the
 end:
 - every key holds its last acknowledged write, or a later write whose
@@ -27,7 +29,8 @@ import time
 
 import pytest
 
-from conftest import Pool, stop_all
+from conftest import Pool
+from netns_pool import NsPool, can_netns
 from pool_util import copies, kvhash64
 from replica_load import LoadClient, verify_acked
 from util import wait_until
@@ -52,14 +55,23 @@ def _heal(p: Pool) -> None:
     p.wait_all_up(timeout=60)
 
 
-def _fault(p: Pool, rnd: random.Random, log: list) -> None:
+KINDS = ["kill-restart", "kill-wait-restart", "pause"]
+PARTITIONS = ["isolate", "cut"]
+
+
+def _fault(p: Pool, rnd: random.Random, log: list, kind: str) -> None:
     node = rnd.randrange(p.n)
-    kind = rnd.choice(["kill-restart", "kill-wait-restart", "pause"])
     t0 = time.monotonic()
     if kind == "pause":
         os.kill(p.nodes[node].proc.pid, signal.SIGSTOP)
         time.sleep(rnd.uniform(1.5, 3.0))
         os.kill(p.nodes[node].proc.pid, signal.SIGCONT)
+    elif kind in PARTITIONS:
+        # Past pool-down-after-ms: the other two count it down and go on
+        # without it; it sees itself in a minority and serves nothing.
+        (p.isolate if kind == "isolate" else p.cut)(node)
+        time.sleep(rnd.uniform(1.5, 3.0))
+        (p.rejoin if kind == "isolate" else p.mend)(node)
     else:
         p.kill(node)
         if kind == "kill-wait-restart":
@@ -72,9 +84,21 @@ def _fault(p: Pool, rnd: random.Random, log: list) -> None:
 
 
 def test_nemesis_history():
+    _history(Pool(3, name="nemesis", **OPTS), KINDS)
+
+
+def test_nemesis_history_with_partitions():
+    """The same, the nodes in network namespaces: the nemesis also
+    partitions a node from its peers (clients still reach it) or cuts its
+    link, and the first fault is always a partition."""
+    if not can_netns():
+        pytest.skip("needs root, ip(8) and permission to create network namespaces")
+    _history(NsPool(3, name="nempart", **OPTS), KINDS + PARTITIONS, first="isolate")
+
+
+def _history(p: Pool, kinds: list, first: str = "") -> None:
     rnd = random.Random(SEED)
     print(f"nemesis seed {SEED} ({ROUNDS} rounds): KVPOOL_NEMESIS_SEED={SEED} to replay")
-    p = Pool(3, name="nemesis", **OPTS)
     log: list = []
     try:
         p.start()
@@ -84,8 +108,8 @@ def test_nemesis_history():
         for t in clients:
             t.start()
         time.sleep(1.5)
-        for _ in range(ROUNDS):
-            _fault(p, rnd, log)
+        for r in range(ROUNDS):
+            _fault(p, rnd, log, first if r == 0 and first else rnd.choice(kinds))
         stop.set()
         for t in clients:
             t.join(30)
@@ -116,4 +140,4 @@ def test_nemesis_history():
                 differ.append((k, got, want))
         assert not differ, f"seed {SEED}: copies not in sync or not equal, e.g. {differ[:3]}; {log}"
     finally:
-        stop_all(p.nodes)
+        p.stop()

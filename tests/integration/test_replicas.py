@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import signal
-import subprocess
 import threading
 import time
 import urllib.request
@@ -40,8 +38,8 @@ import urllib.request
 import pytest
 import redis
 
-from conftest import (EXTRA_SERVER_ARGS, HOST, SERVER_BINARY, Pool, ServerProcess, parse_pool_nodes,
-                      pick_free_ports, stop_all)
+from conftest import HOST, Pool, parse_pool_nodes, pick_free_ports, stop_all
+from netns_pool import NsPool, can_netns
 from pool_util import copies, kvhash64
 from replica_load import LoadClient, verify_acked
 from util import scan_all, wait_until
@@ -356,67 +354,14 @@ def test_kill_and_restart_under_load():
 
 # ------------------------------------------------------------------ partition
 
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
-
-
-class _NsNode(ServerProcess):
-    """A node running in its own network namespace, at its own address."""
-
-    def __init__(self, ns: str, host: str, name: str):
-        super().__init__(name=name)
-        self.ns = ns
-        self.host = host
-
-    def argv(self) -> list[str]:
-        return (["ip", "netns", "exec", self.ns, SERVER_BINARY, "--port", str(self.port), "--bind",
-                 self.host, "--protected-mode", "no"] + EXTRA_SERVER_ARGS + self.extra_args +
-                self.pool_args)
-
-
-def _can_netns() -> bool:
-    """Root, ip(8), and namespaces this environment lets us make."""
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        return False
-    probe = f"kvrprobe{os.getpid()}"
-    try:
-        made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, timeout=10)
-        subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=10)
-        return made.returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
-
 
 def test_partition_majority_wins_nothing_stale_after_heal():
-    if not _can_netns():
+    if not can_netns():
         pytest.skip("needs root, ip(8) and permission to create network namespaces")
-    tag = os.getpid() % 100000
-    net = f"10.231.{tag % 200 + 20}"
-    bridge, nss, links = f"kvr{tag}b", [f"kvr{tag}n{i}" for i in range(3)], [f"kvr{tag}h{i}" for i in range(3)]
-    nodes: list[_NsNode] = []
+    p = NsPool(3, name="part", **OPTS)
+    nodes = p.nodes
     try:
-        _ip("link", "add", bridge, "type", "bridge")
-        _ip("addr", "add", f"{net}.254/24", "dev", bridge)
-        _ip("link", "set", bridge, "up")
-        for i in range(3):
-            _ip("netns", "add", nss[i])
-            _ip("link", "add", links[i], "type", "veth", "peer", "name", "eth0", "netns", nss[i])
-            _ip("link", "set", links[i], "master", bridge)
-            _ip("link", "set", links[i], "up")
-            _ip("-n", nss[i], "addr", "add", f"{net}.{i + 1}/24", "dev", "eth0")
-            _ip("-n", nss[i], "link", "set", "eth0", "up")
-            _ip("-n", nss[i], "link", "set", "lo", "up")
-        port = 7001
-        pool_nodes = " ".join(f"{net}.{i + 1}:{port}" for i in range(3))
-        secret = "part-" + str(tag)
-        for i in range(3):
-            n = _NsNode(nss[i], f"{net}.{i + 1}", f"part-n{i + 1}")
-            n.extra_args = [a for k, v in OPTS.items() for a in ("--" + k, str(v))]
-            n.pool_args = ["--pool-nodes", pool_nodes, "--pool-secret", secret]
-            nodes.append(n)
-            n.spawn(port)
-        for n in nodes:
-            n.wait_ready()
+        p.start(wait_up=False)
 
         def states(i):
             with nodes[i].raw() as c:
@@ -434,7 +379,7 @@ def test_partition_majority_wins_nothing_stale_after_heal():
             assert c[n % 3].mset({k: expected[k] for k in part})
 
         attempts = c[2].info("pool")["pool_sync_attempts"]
-        _ip("link", "set", links[2], "down")  # node 3 is cut off from everyone
+        p.cut(2)  # node 3 is cut off from everyone
         wait_until(lambda: states(0)[2] == "down" and states(1)[2] == "down", timeout=20,
                    what="node 3 down on the majority side")
         rnd = random.Random(8)
@@ -454,7 +399,7 @@ def test_partition_majority_wins_nothing_stale_after_heal():
             expected.update(upd)
         time.sleep(DOWN_AFTER_MS / 1000)  # node 3 sees itself alone too
 
-        _ip("link", "set", links[2], "up")
+        p.mend(2)
         # From the moment the link is back, no read through any node returns
         # an overwritten or deleted value (node 3 may answer nil until it is
         # in sync: it then has no copy it trusts).
@@ -490,11 +435,4 @@ def test_partition_majority_wins_nothing_stale_after_heal():
                    what="node 2 down")
         _read_all([c[2], c[0]], expected, absent, set())
     finally:
-        stop_all(nodes)
-        # The host ends first: a namespace outlives its deletion while its
-        # sockets linger, and its veth pair with it.
-        for link in links:
-            subprocess.run(["ip", "link", "del", link], capture_output=True, timeout=10)
-        for ns in nss:
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
-        subprocess.run(["ip", "link", "del", bridge], capture_output=True, timeout=10)
+        p.stop()
