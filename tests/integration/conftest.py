@@ -12,7 +12,9 @@ Pool mode: KVPOOL_POOL_NODES=N (N >= 2, with KVPOOL_SERVER) makes the default
 `server` fixture node 1 of an N-node pool (every node on its own free port,
 same pool-nodes list and secret on each), and `server_factory` starts N-node
 pools with the requested options too (pool=False asks for a single process).
-Tests marked `single_node` are skipped in pool mode. `server.nodes` is the
+Tests marked `single_node` are skipped in pool mode, and so are tests
+marked `own_pool` (they start their own pools whatever the mode, so the
+single-node runs already ran them unchanged). `server.nodes` is the
 list of nodes of the server's pool ([server] outside pool mode), so a test can
 read per-node figures (INFO memory, INFO stats) the same way in both modes.
 
@@ -586,9 +588,13 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
     if POOL_MODE:
         skip = pytest.mark.skip(reason="single_node: targets one process, skipped in pool mode")
+        again = pytest.mark.skip(reason="own_pool: its own pools, the same in every mode; "
+                                        "ran in the single-node run")
         for item in items:
             if "single_node" in item.keywords:
                 item.add_marker(skip)
+            elif "own_pool" in item.keywords:
+                item.add_marker(again)
 
 
 _first_server_of_test = {"index": 0}

@@ -33,7 +33,7 @@ from hardening_util import is_sanitized
 from pool_util import SlotMap, copies
 from util import wait_until
 
-pytestmark = pytest.mark.kvpool_only
+pytestmark = [pytest.mark.kvpool_only, pytest.mark.own_pool]
 
 SANITIZED = is_sanitized(SERVER_BINARY)
 MB = 1_000_000

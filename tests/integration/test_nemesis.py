@@ -35,7 +35,7 @@ from pool_util import copies, kvhash64
 from replica_load import LoadClient, verify_acked
 from util import wait_until
 
-pytestmark = pytest.mark.kvpool_only
+pytestmark = [pytest.mark.kvpool_only, pytest.mark.own_pool]
 
 OPTS = {"pool-replicas": 2, "pool-down-after-ms": 1000, "pool-heartbeat-ms": 100}
 SEED = int(os.environ.get("KVPOOL_NEMESIS_SEED") or random.randrange(1 << 30))

@@ -30,7 +30,7 @@ from pool_util import SlotMap, iter_chunks, key_slot, local_keys, myself_line
 from resp import RespError
 from util import err, scan_all, wait_until
 
-pytestmark = pytest.mark.kvpool_only
+pytestmark = [pytest.mark.kvpool_only, pytest.mark.own_pool]
 
 MB = 1024 * 1024
 

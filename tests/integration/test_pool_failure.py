@@ -19,7 +19,7 @@ import redis
 from pool_util import SlotMap, local_keys
 from util import err
 
-pytestmark = pytest.mark.kvpool_only
+pytestmark = [pytest.mark.kvpool_only, pytest.mark.own_pool]
 
 # ------------------------------------------------------------- node failure
 

@@ -38,7 +38,7 @@ from pool_util import (KIND_AUTH_FAIL, KIND_AUTH_OK, KIND_CALL, KIND_CHALLENGE, 
                        pool_port)
 from util import err
 
-pytestmark = pytest.mark.kvpool_only
+pytestmark = [pytest.mark.kvpool_only, pytest.mark.own_pool]
 
 FAST = dict(pool_heartbeat_ms=50, pool_down_after_ms=500, pool_timeout_ms=1000)
 

@@ -30,7 +30,7 @@ from conftest import Pool, stop_all
 from pool_util import SlotMap, copies, kvhash64
 from util import wait_until
 
-pytestmark = pytest.mark.kvpool_only
+pytestmark = [pytest.mark.kvpool_only, pytest.mark.own_pool]
 
 OPTS = {"pool-replicas": 2, "pool-down-after-ms": 1000, "pool-heartbeat-ms": 100}
 BATCH = 1000

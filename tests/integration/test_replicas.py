@@ -44,7 +44,7 @@ from pool_util import copies, kvhash64
 from replica_load import LoadClient, verify_acked
 from util import scan_all, wait_until
 
-pytestmark = pytest.mark.kvpool_only
+pytestmark = [pytest.mark.kvpool_only, pytest.mark.own_pool]
 
 # Defaults: a loaded (sanitizer) machine must not see healthy nodes as down.
 DOWN_AFTER_MS = 1000
