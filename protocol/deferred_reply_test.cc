@@ -90,6 +90,14 @@ TEST(DeferredReplyTest, FreesALargeStringInTheBackground) {
   EXPECT_EQ(LazyFreedBytes() - before, cap);
 }
 
+TEST(DeferredReplyTest, FreesALargeArrayInTheBackground) {
+  const uint64_t before = LazyFreedBytes();
+  DeleteArrayLater(new char[1000], 1000);  // at once
+  DeleteArrayLater(new char[kLazyFreeMinBytes], kLazyFreeMinBytes);
+  WaitForLazyFrees();  // ASan would report either leaked if it never were
+  EXPECT_EQ(LazyFreedBytes() - before, kLazyFreeMinBytes);
+}
+
 TEST(DeferredReplyTest, TextOnlyReplyCanBeAdopted) {
   DeferredReply d;
   ReplyBuilder rb(&d, 2);

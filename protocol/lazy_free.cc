@@ -20,13 +20,8 @@ class Freer {
     t.detach();  // lives as long as the process; Freer is never destroyed
   }
 
-  void Add(std::string* s) {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      queue_.emplace_back(s);
-    }
-    cv_.notify_all();
-  }
+  void Add(std::string* s) { Add({s, nullptr, s->capacity()}); }
+  void Add(char* array, size_t bytes) { Add({nullptr, array, bytes}); }
 
   void Wait() {
     std::unique_lock<std::mutex> l(mu_);
@@ -39,9 +34,24 @@ class Freer {
   }
 
  private:
+  // A string, or an array from new char[bytes].
+  struct Garbage {
+    std::string* s;
+    char* array;
+    size_t bytes;
+  };
+
+  void Add(Garbage g) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      queue_.push_back(g);
+    }
+    cv_.notify_all();
+  }
+
   void Run() {
     for (;;) {
-      std::vector<std::unique_ptr<std::string>> batch;
+      std::vector<Garbage> batch;
       {
         std::unique_lock<std::mutex> l(mu_);
         cv_.wait(l, [&] { return !queue_.empty(); });
@@ -49,8 +59,11 @@ class Freer {
         busy_ = true;
       }
       uint64_t bytes = 0;
-      for (auto& s : batch) bytes += s->capacity();
-      batch.clear();  // the frees
+      for (const Garbage& g : batch) {  // the frees
+        bytes += g.bytes;
+        delete g.s;
+        delete[] g.array;
+      }
       {
         std::lock_guard<std::mutex> l(mu_);
         freed_ += bytes;
@@ -62,7 +75,7 @@ class Freer {
 
   std::mutex mu_;
   std::condition_variable cv_, idle_cv_;
-  std::vector<std::unique_ptr<std::string>> queue_;  // guarded by mu_
+  std::vector<Garbage> queue_;  // guarded by mu_
   bool busy_ = false;                                 // guarded by mu_
   uint64_t freed_ = 0;                                // guarded by mu_
 };
@@ -80,6 +93,14 @@ void DeleteLater(std::string* s) {
     return;
   }
   TheFreer().Add(s);
+}
+
+void DeleteArrayLater(char* array, size_t bytes) {
+  if (bytes < kLazyFreeMinBytes) {
+    delete[] array;
+    return;
+  }
+  TheFreer().Add(array, bytes);
 }
 
 void WaitForLazyFrees() { TheFreer().Wait(); }

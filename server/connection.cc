@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "protocol/lazy_free.h"
 #include "server/dispatcher.h"
 #include "server/io_thread.h"
 #include "server/util/strings.h"
@@ -211,7 +212,11 @@ void Connection::HandleRead() {
       memmove(in_.get(), in_.get() + in_begin_, have);
     } else {
       size_t cap = std::max(in_cap_ * 2, have + want);
-      std::shared_ptr<char[]> grown(new char[cap]);
+      // Whoever lets go of it last (this connection, or a peer link still
+      // sending a large value from it) frees a large one in the background:
+      // unmapping hundreds of MB of touched pages takes tens of ms.
+      std::shared_ptr<char[]> grown(new char[cap],
+                                    [cap](char* p) { protocol::DeleteArrayLater(p, cap); });
       if (have) memcpy(grown.get(), in_.get() + in_begin_, have);
       in_ = std::move(grown);
       in_cap_ = cap;

@@ -445,6 +445,7 @@ void FlagsOp::Send(int node, const std::vector<uint32_t>& idx, bool retry) {
     transport::CallArgs args;
     args.opcode = ordered ? kOpOrderedDel : opcode;
     args.body = KeysBody(db, keys, idx, begin, end);
+    args.reset_on_timeout = ordered || opcode == kOpMultiDel;
     ++pending;
     transport->Call(lane, node, std::move(args), deadline.RemainingMs(),
                     [self, node, part, retry](Status s, std::string_view reply, std::string_view) {

@@ -106,6 +106,7 @@ void SetOp::AddPairs(transport::CallArgs* args, const std::vector<uint32_t>& pai
 void SetOp::SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin, size_t end) {
   transport::CallArgs args;
   args.opcode = ordered ? kOpOrderedSet : kOpMultiSet;
+  args.reset_on_timeout = true;
   Writer(&args.body).U32(static_cast<uint32_t>(db));
   AddPairs(&args, pairs, begin, end);
   // This node's copies of the part take their state from the primary's
@@ -163,6 +164,7 @@ void SetOp::SendInSteps(int node, std::vector<uint32_t> pairs, transport::CallAr
         auto end = [self, node, all, handle, bytes](Status parts) {
           transport::CallArgs a;
           a.opcode = kOpPutEnd;
+          a.reset_on_timeout = parts.ok();  // a publish
           Writer w(&a.body);
           w.U64(handle);
           w.U8(!parts.ok() ? kPutEndDrop : self->ordered ? kPutEndOrdered : kPutEndPublish);
@@ -209,6 +211,7 @@ void SetOp::SendStaged(int node, std::vector<uint32_t> pairs, std::vector<size_t
                 std::vector<transport::CallArgs> calls(cuts.size());
                 for (size_t c = 0; c < cuts.size(); ++c) {
                   calls[c].opcode = kOpStageSet;
+                  calls[c].reset_on_timeout = true;
                   Writer(&calls[c].body).U64(handle);
                   size_t end = c + 1 < cuts.size() ? cuts[c + 1] : kept->size();
                   self->AddPairs(&calls[c], *kept, cuts[c], end);

@@ -418,6 +418,7 @@ void Pool::Impl::ForwardTaking(int lane, int primary, int db, int resp,
   Pool* p = pool;
   transport::CallArgs args;
   args.opcode = kOpOrderedCommand;
+  args.reset_on_timeout = true;
   Writer w(&args.body);
   w.U32(static_cast<uint32_t>(db));
   w.U8(static_cast<uint8_t>(resp));

@@ -129,7 +129,8 @@ void Pool::Impl::OnPing(InCall call) {
   w.U64(st.used_memory);
   w.U64(st.maxmemory);
   bool syncing_now = syncing.load();
-  w.U8(syncing_now ? 1 : 0);
+  // 1: a whole catch-up (it was away); 2: only some keys fetched again.
+  w.U8(!syncing_now ? 0 : keys_only.load() ? 2 : 1);
   w.I64(syncing_now ? pool->MonoNow() - sync_stats_started_ms() : 0);
   // Whether this node counts the caller up, i.e. sends it writes: a
   // syncing caller scans only once every peer does.

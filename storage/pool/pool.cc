@@ -230,6 +230,7 @@ void Pool::Impl::Heartbeat() {
             h.maxmemory.store(maxmem, std::memory_order_relaxed);
             // Before `up`: a node seen up for the first time is never read
             // from before it is known to be in sync.
+            h.keys_only.store(syncing == 2);
             h.syncing.store(syncing != 0);
             h.lag_ms.store(lag, std::memory_order_relaxed);
             h.last_ok_ms.store(self->pool->MonoNow(), std::memory_order_relaxed);
@@ -340,6 +341,7 @@ void Pool::Forward(int lane, int node, int db, int resp, std::span<const std::st
   if (!NodeUp(node)) return done(Status::Unavailable(NodeDownError(node)), {});
   transport::CallArgs args;
   args.opcode = ordered ? kOpOrderedCommand : kOpCommand;
+  args.reset_on_timeout = true;  // it may write
   Writer w(&args.body);
   w.U32(static_cast<uint32_t>(db));
   w.U8(static_cast<uint8_t>(resp));
@@ -374,6 +376,7 @@ void Pool::ForwardTransaction(int lane, int node, int db, int resp,
   }
   transport::CallArgs args;
   args.opcode = kOpTransaction;
+  args.reset_on_timeout = true;
   Writer w(&args.body);
   w.U32(static_cast<uint32_t>(db));
   w.U8(static_cast<uint8_t>(resp));

@@ -53,6 +53,7 @@ struct PeerHealth {
   std::atomic<int64_t> last_ok_ms{0};  // MonoMs
   std::atomic<uint64_t> keys{0}, used_memory{0}, maxmemory{0};
   std::atomic<bool> syncing{false};  // it said it is catching up (replicas)
+  std::atomic<bool> keys_only{false}; // ...only some keys again (otherwise it was away)
   std::atomic<int64_t> lag_ms{0};    // for how long, as it said
   std::atomic<bool> sees_me_up{false};  // it counts this node up (sends it writes)
   // Replicas: marked down since it last synced, so it may have missed
@@ -142,6 +143,10 @@ struct Pool::Impl {
   // (rather than catching up from no one and then, in sync but empty,
   // being the source a returning copy refills from). Lane 0.
   std::vector<int> CopiesToWaitFor(const std::vector<int>& slot_source) const;
+  // Copies of slots with no source in `slot_source` that are up and
+  // catching up themselves, and that this node's whole catch-up waits for
+  // (sync.cc).
+  std::vector<int> CopiesCatchingUp(const std::vector<int>& slot_source) const;
   // A catch-up after being away (not a fresh start): keys of slots with a
   // source are dropped first, so deletes made meanwhile are not undone.
   std::atomic<bool> purge_first{false};

@@ -445,6 +445,30 @@ void Pool::Impl::SyncTick(int64_t now) {
       break;
     }
   }
+  // A slot with no copy in sync to catch up from while another copy of it
+  // is up and catching up itself: that copy took the writes this node
+  // missed while it was away (it is only fetching some keys again), or both
+  // were away. Caught up "from no one", this node would serve what it held
+  // before (the nemesis read values dozens of writes old this way, right
+  // after a partition healed). It waits for that copy; when both catch up
+  // whole, the lower index goes first, so two never wait for each other. A
+  // pass over some keys waits for no one.
+  if (!keys_only.load()) {
+    std::vector<int> wait = CopiesCatchingUp(op->slot_source);
+    if (!wait.empty()) {
+      std::lock_guard<std::mutex> l(sync_mu);
+      if (wait != sync.waiting_for) {
+        std::string names;
+        for (int c : wait) names += (names.empty() ? "" : ", ") + pool->node(c).Addr();
+        spdlog::warn("pool: waiting for {} to catch up before catching up from it: no copy in "
+                     "sync holds some of this node's slots",
+                     names);
+        sync.waiting_for = std::move(wait);
+      }
+      sync_retry_ms = now + o.heartbeat_ms;
+      return;
+    }
+  }
   // Never in sync: what this node holds is only what it was sent since it
   // started, so no slot is caught up "from no one" while another copy may
   // hold its data.
@@ -503,6 +527,29 @@ std::vector<int> Pool::Impl::CopiesToWaitFor(const std::vector<int>& slot_source
     for (int i = 0; i < t.replicas(); ++i) {
       int c = t.CopyOfSlot(s, i);
       if (c != pool->self() && MayHoldData(c)) wait[c] = true;
+    }
+  }
+  std::vector<int> out;
+  for (int c = 0; c < pool->nodes(); ++c)
+    if (wait[c]) out.push_back(c);
+  return out;
+}
+
+std::vector<int> Pool::Impl::CopiesCatchingUp(const std::vector<int>& slot_source) const {
+  const SlotTable& t = pool->slots_;
+  const int self = pool->self();
+  std::vector<bool> wait(pool->nodes(), false);
+  int last_owner = -1;
+  for (int s = 0; s < kSlots; ++s) {
+    if (slot_source[s] >= 0 || !t.HoldsSlot(self, s) || t.OwnerOfSlot(s) == last_owner) continue;
+    last_owner = t.OwnerOfSlot(s);
+    for (int i = 0; i < t.replicas(); ++i) {
+      int c = t.CopyOfSlot(s, i);
+      const PeerHealth& h = health[c];
+      // One never in sync (generation 0) holds nothing to wait for.
+      if (c != self && h.up.load() && h.syncing.load() && h.gen.load() != 0 &&
+          (h.keys_only.load() || c < self))
+        wait[c] = true;
     }
   }
   std::vector<int> out;

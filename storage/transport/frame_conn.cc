@@ -340,6 +340,12 @@ bool FrameConn::FinishFrame(const bool* destroyed) {
   return !*destroyed && !closed_;
 }
 
+void FrameConn::AbortOnClose() {
+  if (fd_ < 0) return;
+  linger l{1, 0};
+  setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+}
+
 void FrameConn::Fail(Status why) {
   if (closed_) return;
   closed_ = true;

@@ -78,6 +78,9 @@ class FrameConn {
   void QueueRef(const void* data, size_t len, evbuffer_ref_cleanup_cb cleanup, void* arg);
   // Writes what it can now (used right before closing deliberately).
   void FlushNow();
+  // Closing will reset the connection (SO_LINGER 0): bytes not yet
+  // delivered to the peer are dropped, never delivered later.
+  void AbortOnClose();
   // Reads what the socket holds now, as a readable event would (the
   // handler's callbacks may destroy this).
   void ReadNow() { OnReadable(); }

@@ -39,6 +39,7 @@ struct PendingCall {
   uint64_t id = 0;
   CallDone done;
   event* timer = nullptr;  // the call's timeout; null without one
+  bool reset_on_timeout = false;  // CallArgs::reset_on_timeout
 };
 
 class OutLinkBase {

@@ -43,6 +43,7 @@ void OutLink::Call(CallArgs args, int timeout_ms, CallDone done) {
     if (v.iov_len) c->bulk_in.push_back(v);
   for (const iovec& v : c->bulk_in) c->in_len += v.iov_len;
   c->cap = args.bulk_out_capacity;
+  c->reset_on_timeout = args.reset_on_timeout;
   if (c->in_len && c->cap) {
     // One buffer when both fit (bulk_out after bulk_in, cache-line aligned).
     c->out_off = (c->in_len + 63) & ~size_t{63};
@@ -253,6 +254,18 @@ void OutLink::OnTimeout(PendingCall* p) {
     return Fail(Status::Unavailable("link to peer " + std::to_string(peer_) +
                                     " reset: a timed-out call's buffers were not released"),
                 /*backoff=*/false);
+  }
+  if (c->reset_on_timeout && c->state == OutCall::State::kSent) {
+    // A posted write may still be retransmitted to the peer: destroying the
+    // QP drops it (CallArgs::reset_on_timeout). The other calls on the
+    // link fail with kUnavailable; this one, once the QP is gone (nothing
+    // can touch its buffers), with kTimeout.
+    std::unique_ptr<OutCall> mine = Take<OutCall>(c->id);
+    Fail(Status::Unavailable("link to peer " + std::to_string(peer_) +
+                             " reset: a write to it timed out"),
+         /*backoff=*/false);
+    return Finish(std::move(mine), Status::Timeout("no reply from peer " + std::to_string(peer_)),
+                  {}, {});
   }
   const Status why = Status::Timeout("no reply from peer " + std::to_string(peer_));
   if (c->state == OutCall::State::kSent && c->need > 0) {

@@ -24,6 +24,7 @@ void OutLink::Call(CallArgs args, int timeout_ms, CallDone done) {
   auto owned = std::make_unique<Pending>();
   owned->done = std::move(done);
   owned->bulk_cap = args.bulk_out_capacity;
+  owned->reset_on_timeout = args.reset_on_timeout;
   auto* p = static_cast<Pending*>(Track(std::move(owned), timeout_ms));
   if (state_ == State::kReady) {
     Send(p, std::move(args));
@@ -151,10 +152,19 @@ void OutLink::OnTimeout(PendingCall* raw) {
   if (!p) return;
   // If its bulk_in is still queued by reference, the caller would free it
   // under us once told; the link cannot even drain, so drop it.
-  if (p->has_bulk_in && conn_ && conn_->written() < p->sent_end)
+  if (p->reset_on_timeout && conn_) {
+    // Reset, not closed: what the kernel still holds for the peer is
+    // dropped, so this write cannot land after its caller was told it
+    // failed (CallArgs::reset_on_timeout).
+    conn_->AbortOnClose();
+    Fail(Status::Unavailable("link to peer " + std::to_string(peer_) +
+                             " reset: a write to it timed out"),
+         /*backoff=*/false);
+  } else if (p->has_bulk_in && conn_ && conn_->written() < p->sent_end) {
     Fail(Status::Unavailable("link to peer " + std::to_string(peer_) +
                              " stalled (a timed-out call's bulk was still queued)"),
          /*backoff=*/false);
+  }
   Finish(std::move(p), Status::Timeout("no reply from peer " + std::to_string(peer_)), {}, {});
 }
 

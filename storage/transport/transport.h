@@ -118,6 +118,12 @@ struct CallArgs {
   std::vector<iovec> bulk_in;
   // Room the owner may write into.
   size_t bulk_out_capacity = 0;
+  // A write the owner applies whenever it arrives (it orders it then). If
+  // the call times out, the link to the peer is reset, so a request still
+  // on its way (queued behind a partition, say) is dropped rather than
+  // applied after the caller was told it failed, over newer writes. The
+  // other calls on that link then fail with kUnavailable.
+  bool reset_on_timeout = false;
 };
 
 // What the owner wrote into a call's bulk_out, as the callback sees it: a

@@ -221,6 +221,30 @@ TEST_P(TransportContract, TimeoutAndLateReplyDropped) {
   EXPECT_EQ(p.a->t().counters(1).errors.load(), 1u);
 }
 
+// A write that timed out (kTimeout) resets its link: the other call on it
+// fails at once (kUnavailable); the next call opens a new link.
+TEST_P(TransportContract, ResetOnTimeoutDropsTheLink) {
+  ContractPair p(kind());
+  ASSERT_TRUE(p.started()) << p.why();
+  std::promise<Status> write, other;
+  p.a->lane(0).Post([&] {
+    p.a->t().Call(0, 1, Args(kNever, "held"), 30000,
+                  [&](Status st, std::string_view, std::string_view) { other.set_value(st); });
+    CallArgs w = Args(kNever, "write");
+    w.reset_on_timeout = true;
+    p.a->t().Call(0, 1, std::move(w), 300,
+                  [&](Status st, std::string_view, std::string_view) { write.set_value(st); });
+  });
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(write.get_future().get().code(), Code::kTimeout);
+  Status st = other.get_future().get();
+  EXPECT_EQ(st.code(), Code::kUnavailable) << st.ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  CallResult r = p.a->CallSync(0, 1, Args(kEcho, "after"));
+  ASSERT_TRUE(r.st.ok()) << r.st.ToString();
+  EXPECT_EQ(r.reply, "after");
+}
+
 TEST_P(TransportContract, DroppedCallAnswersAtOnce) {
   ContractPair p(kind());
   ASSERT_TRUE(p.started()) << p.why();

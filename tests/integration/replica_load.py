@@ -89,7 +89,7 @@ class LoadClient(threading.Thread):
                         continue
                     seq = int(v.decode().rsplit("=", 1)[1])
                     if seq < want[k]:
-                        self.stale.append((t0, k, seq, want[k]))
+                        self.stale.append((t0, k, seq, want[k], self.node))
 
 
 def verify_acked(clients, conns) -> None:

@@ -79,7 +79,7 @@ def _fault(p: Pool, rnd: random.Random, log: list, kind: str) -> None:
             time.sleep(rnd.uniform(0, 1.5))
         p.nodes[node].restart_same_port()
     _heal(p)
-    log.append(f"{kind} node {node + 1} ({time.monotonic() - t0:.1f}s to heal)")
+    log.append(f"{kind} node {node + 1} at t={t0:.1f} ({time.monotonic() - t0:.1f}s to heal)")
     time.sleep(rnd.uniform(0.5, 1.5))
 
 
@@ -119,7 +119,11 @@ def _history(p: Pool, kinds: list, first: str = "") -> None:
         print(f"seed {SEED}: {ops} requests, {errors} errors; {'; '.join(log)}")
 
         stale = [s for t in clients for s in t.stale]
-        assert not stale, f"seed {SEED}: stale reads (t, key, seq read, seq acked) {stale[:5]}; {log}"
+        if stale:
+            _heal(p)
+            where = {s[1]: copies(p.nodes[0].client(), s[1]) for s in stale[:5]}
+            raise AssertionError(f"seed {SEED}: {len(stale)} stale reads (t, key, seq read, seq acked, "
+                                 f"node read through) {stale[:5]}; their copies {where}; {log}")
         _heal(p)
         conns = [n.client() for n in p.nodes]
         for c in conns:
