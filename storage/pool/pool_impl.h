@@ -147,6 +147,9 @@ struct Pool::Impl {
   // catching up themselves, and that this node's whole catch-up waits for
   // (sync.cc).
   std::vector<int> CopiesCatchingUp(const std::vector<int>& slot_source) const;
+  // Whether the catch-up planned as `slot_source` must wait for one of
+  // those copies first (sync.cc). Lane 0.
+  bool WaitsBeforeCatchingUp(const std::vector<int>& slot_source);
   // A catch-up after being away (not a fresh start): keys of slots with a
   // source are dropped first, so deletes made meanwhile are not undone.
   std::atomic<bool> purge_first{false};

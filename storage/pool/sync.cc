@@ -392,6 +392,41 @@ void SyncOp::NextRound() {
   Done();
 }
 
+// A slot with no copy in sync to catch up from (source -1) while another
+// copy of it is up and catching up itself: that copy took the writes this
+// node missed while it was away (it is only fetching some keys again), or
+// both were away. Caught up "from no one", this node would serve what it
+// held before (the nemesis read values dozens of writes old this way, right
+// after a partition healed). A whole catch-up waits for that copy; when both
+// catch up whole, the lower index goes first, so two never wait for each
+// other. A pass over some keys waits for no one. And a node never in sync
+// holds only what it was sent since it started, so it catches no slot up
+// "from no one" while another copy may hold its data. True (logged once per
+// set of copies) while this node waits.
+bool Pool::Impl::WaitsBeforeCatchingUp(const std::vector<int>& slot_source) {
+  std::vector<int> wait;
+  const char* why = nullptr;
+  if (!keys_only.load()) {
+    wait = CopiesCatchingUp(slot_source);
+    why = "to catch up before catching up from it: no copy in sync holds some of this "
+          "node's slots";
+  }
+  if (wait.empty() && sync_gen.load() == 0) {
+    wait = CopiesToWaitFor(slot_source);
+    why = "before catching up: no copy in sync holds some of this node's slots, and it may "
+          "hold their data";
+  }
+  if (wait.empty()) return false;
+  std::lock_guard<std::mutex> l(sync_mu);
+  if (wait != sync.waiting_for) {
+    std::string names;
+    for (int c : wait) names += (names.empty() ? "" : ", ") + pool->node(c).Addr();
+    spdlog::warn("pool: waiting for {} {}", names, why);
+    sync.waiting_for = std::move(wait);
+  }
+  return true;
+}
+
 void Pool::Impl::SyncTick(int64_t now) {
   if (sync_op || now < sync_retry_ms) return;
   const PoolOptions& o = pool->options_;
@@ -445,48 +480,9 @@ void Pool::Impl::SyncTick(int64_t now) {
       break;
     }
   }
-  // A slot with no copy in sync to catch up from while another copy of it
-  // is up and catching up itself: that copy took the writes this node
-  // missed while it was away (it is only fetching some keys again), or both
-  // were away. Caught up "from no one", this node would serve what it held
-  // before (the nemesis read values dozens of writes old this way, right
-  // after a partition healed). It waits for that copy; when both catch up
-  // whole, the lower index goes first, so two never wait for each other. A
-  // pass over some keys waits for no one.
-  if (!keys_only.load()) {
-    std::vector<int> wait = CopiesCatchingUp(op->slot_source);
-    if (!wait.empty()) {
-      std::lock_guard<std::mutex> l(sync_mu);
-      if (wait != sync.waiting_for) {
-        std::string names;
-        for (int c : wait) names += (names.empty() ? "" : ", ") + pool->node(c).Addr();
-        spdlog::warn("pool: waiting for {} to catch up before catching up from it: no copy in "
-                     "sync holds some of this node's slots",
-                     names);
-        sync.waiting_for = std::move(wait);
-      }
-      sync_retry_ms = now + o.heartbeat_ms;
-      return;
-    }
-  }
-  // Never in sync: what this node holds is only what it was sent since it
-  // started, so no slot is caught up "from no one" while another copy may
-  // hold its data.
-  if (sync_gen.load() == 0) {
-    std::vector<int> wait = CopiesToWaitFor(op->slot_source);
-    if (!wait.empty()) {
-      std::lock_guard<std::mutex> l(sync_mu);
-      if (wait != sync.waiting_for) {
-        std::string names;
-        for (int c : wait) names += (names.empty() ? "" : ", ") + pool->node(c).Addr();
-        spdlog::warn("pool: waiting for {} before catching up: no copy in sync holds some of "
-                     "this node's slots, and {} may hold their data",
-                     names, wait.size() == 1 ? "it" : "they");
-        sync.waiting_for = std::move(wait);
-      }
-      sync_retry_ms = now + o.heartbeat_ms;
-      return;
-    }
+  if (WaitsBeforeCatchingUp(op->slot_source)) {
+    sync_retry_ms = now + o.heartbeat_ms;
+    return;
   }
   {
     std::lock_guard<std::mutex> l(sync_mu);
