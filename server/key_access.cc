@@ -82,20 +82,41 @@ bool ReadsElsewhere(CommandContext& cx, std::string_view key) {
   return p != nullptr && p->ReadNode(p->OwnerOf(key)) != p->self();
 }
 
-void MultiExists(CommandContext& cx, std::span<const std::string_view> keys, FlagsReply reply) {
+namespace {
+
+// MultiExists, or with `touch` MultiTouch.
+void Presence(CommandContext& cx, std::span<const std::string_view> keys, bool touch,
+              FlagsReply reply) {
   pool::Pool* p = PoolFor(cx);
   if (p == nullptr) {
-    std::vector<std::string_view> list(keys.begin(), keys.end());
-    std::vector<uint8_t> found = cx.store().MultiExists(cx.db(), list, cx.now_ms());
-    std::vector<int8_t> flags(found.begin(), found.end());
+    std::vector<int8_t> flags(keys.size());
+    if (touch) {
+      for (size_t i = 0; i < keys.size(); ++i)
+        flags[i] = cx.store().Get(cx.db(), keys[i], cx.now_ms()) ? 1 : 0;
+    } else {
+      std::vector<std::string_view> list(keys.begin(), keys.end());
+      std::vector<uint8_t> found = cx.store().MultiExists(cx.db(), list, cx.now_ms());
+      flags.assign(found.begin(), found.end());
+    }
     return reply(cx.reply(), flags, {});
   }
   Answer::Run(cx, [&](std::shared_ptr<Answer> a) {
-    p->MultiExists(cx.lane(), cx.db(), keys, cx.now_ms(),
-                   [a, reply = std::move(reply)](std::vector<int8_t>& flags) {
-                     a->Write([&](protocol::ReplyBuilder& rb) { reply(rb, flags, {}); });
-                   });
+    auto done = [a, reply = std::move(reply)](std::vector<int8_t>& flags) {
+      a->Write([&](protocol::ReplyBuilder& rb) { reply(rb, flags, {}); });
+    };
+    if (touch) p->MultiTouch(cx.lane(), cx.db(), keys, cx.now_ms(), std::move(done));
+    else p->MultiExists(cx.lane(), cx.db(), keys, cx.now_ms(), std::move(done));
   });
+}
+
+}  // namespace
+
+void MultiExists(CommandContext& cx, std::span<const std::string_view> keys, FlagsReply reply) {
+  Presence(cx, keys, false, std::move(reply));
+}
+
+void MultiTouch(CommandContext& cx, std::span<const std::string_view> keys, FlagsReply reply) {
+  Presence(cx, keys, true, std::move(reply));
 }
 
 void MultiDel(CommandContext& cx, std::span<const std::string_view> keys, FlagsReply reply) {

@@ -38,6 +38,9 @@ using SetReply = std::function<void(protocol::ReplyBuilder&, const Status& statu
 void MultiGet(CommandContext& cx, std::span<const std::string_view> keys, GetReply reply);
 // Presence of `keys`; never refreshes a TTL or changes eviction order.
 void MultiExists(CommandContext& cx, std::span<const std::string_view> keys, FlagsReply reply);
+// As MultiExists, but a read of each key: refreshes its access time (LRU)
+// on the copy that answers, as TOUCH.
+void MultiTouch(CommandContext& cx, std::span<const std::string_view> keys, FlagsReply reply);
 // Removes `keys`.
 void MultiDel(CommandContext& cx, std::span<const std::string_view> keys, FlagsReply reply);
 // Stores kvs = k1, v1, k2, v2 ... (an even count), with no expiry. Atomic on

@@ -88,33 +88,30 @@ void CmdDel(CommandContext& cx) {
                  });
 }
 
+// EXISTS and TOUCH: the number of keys present (a key once per time it is
+// named), counted as keyspace hits and misses.
+keys::FlagsReply CountPresent(CommandContext& cx) {
+  ServerStats* stats = &cx.server().stats();
+  return [stats](ReplyBuilder& rb, std::vector<int8_t>& flags, std::string_view) {
+    int64_t count = 0;
+    for (int8_t f : flags) count += f == 1;
+    stats->keyspace_hits.fetch_add(count, std::memory_order_relaxed);
+    stats->keyspace_misses.fetch_add(flags.size() - count, std::memory_order_relaxed);
+    rb.Integer(count);
+  };
+}
+
 // EXISTS counts a key once per time it is named. Peek: no LRU touch, as
 // Redis's LOOKUP_NOTOUCH.
 // A key whose node could not answer counts as absent.
 void CmdExists(CommandContext& cx) {
-  ServerStats* stats = &cx.server().stats();
-  keys::MultiExists(cx, cx.args().subspan(1),
-                    [stats](ReplyBuilder& rb, std::vector<int8_t>& flags, std::string_view) {
-                      int64_t count = 0;
-                      for (int8_t f : flags) count += f == 1;
-                      stats->keyspace_hits.fetch_add(count, std::memory_order_relaxed);
-                      stats->keyspace_misses.fetch_add(flags.size() - count,
-                                                       std::memory_order_relaxed);
-                      rb.Integer(count);
-                    });
+  keys::MultiExists(cx, cx.args().subspan(1), CountPresent(cx));
 }
 
 // TOUCH: a read of each key (updates LRU), counting the ones that exist.
+// A key whose node could not answer counts as absent (as EXISTS).
 void CmdTouch(CommandContext& cx) {
-  if (PoolTouch(cx)) return;
-  storage::Store& store = StoreOf(cx);
-  int64_t count = 0;
-  for (size_t i = 1; i < cx.argc(); ++i) {
-    bool found = static_cast<bool>(store.Get(cx.db(), cx.arg(i), cx.now_ms()));
-    CountLookup(cx, found);
-    count += found;
-  }
-  cx.reply().Integer(count);
+  keys::MultiTouch(cx, cx.args().subspan(1), CountPresent(cx));
 }
 
 void CmdType(CommandContext& cx) {

@@ -29,10 +29,6 @@ class Encoded {
   protocol::ReplyBuilder rb_;
 };
 
-std::vector<std::string_view> Tail(CommandContext& cx, size_t from) {
-  return {cx.args().begin() + from, cx.args().end()};
-}
-
 // The pool to use and a slot to answer through, or false: local path (every
 // key read here, or, for a `write`, written here alone).
 bool Begin(CommandContext& cx, std::span<const std::string_view> keys,
@@ -95,24 +91,6 @@ bool PoolMSetNx(CommandContext& cx) {
                                  slot->Finish(e.out());
                                });
                  });
-  return true;
-}
-
-// TOUCH with keys on other nodes: counts those that exist there (a peer's
-// LRU is not refreshed; TOUCH of keys held here runs locally and does).
-bool PoolTouch(CommandContext& cx) {
-  auto keys = Tail(cx, 1);
-  std::shared_ptr<ReplySlot> slot;
-  if (!Begin(cx, keys, &slot)) return false;
-  int resp = cx.client().resp;
-  cx.pool()->MultiExists(cx.lane(), cx.db(), keys, cx.now_ms(),
-                         [slot, resp](std::vector<int8_t>& results) {
-                           Encoded e(resp);
-                           int64_t n = 0;
-                           for (int8_t r : results) n += r == 1;
-                           e.rb().Integer(n);
-                           slot->Finish(e.out());
-                         });
   return true;
 }
 

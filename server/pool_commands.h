@@ -13,7 +13,6 @@
 namespace kvpool {
 
 bool PoolMSetNx(CommandContext& cx);
-bool PoolTouch(CommandContext& cx);   // TOUCH (counts)
 bool PoolDbSize(CommandContext& cx);
 bool PoolKeys(CommandContext& cx);
 bool PoolScan(CommandContext& cx);

@@ -69,6 +69,8 @@ TEST_F(PoolRoutingTest, MExistsExistsDelAcrossNodes) {
             Array({Int(1), Int(0), Int(1), Int(1)}));
   // EXISTS counts a key named twice twice, as Redis does.
   EXPECT_EQ(h.Run(2, {"EXISTS", k[0], k[1], k[2], k[0], absent}), Int(4));
+  // TOUCH too, the keys held elsewhere read where they are (kOpMultiTouch).
+  EXPECT_EQ(h.Run(2, {"TOUCH", k[0], k[1], k[2], k[0], absent}), Int(4));
   EXPECT_EQ(h.Run(0, {"DEL", k[0], k[1], absent}), Int(2));
   EXPECT_FALSE(Holds(0, k[0]));
   EXPECT_FALSE(Holds(1, k[1]));

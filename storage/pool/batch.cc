@@ -378,7 +378,7 @@ void Pool::MultiGet(int lane, int db, std::span<const std::string_view> keys, in
 // Not in an anonymous namespace: Pool befriends it (an ordered delete here
 // relays through Pool::Impl).
 
-// Exists: asked of the node that answers reads (with replicas, a failed
+// Exists and Touch: asked of the node that answers reads (with replicas, a failed
 // call is asked of the next copy in sync, once). Del: sent to every copy
 // that takes writes; a key reads as removed if a copy removed it, and as
 // failed (-1) if any copy could not answer. `touch` runs before a local
@@ -408,7 +408,12 @@ struct FlagsOp : std::enable_shared_from_this<FlagsOp> {
   static void Merge(int8_t& r, int8_t v) {
     if (r >= 0) r = v < 0 ? -1 : std::max(r, v);
   }
+  bool reads() const { return opcode == kOpMultiExists || opcode == kOpMultiTouch; }
   void Local(const std::vector<uint32_t>& idx) {
+    if (opcode == kOpMultiTouch) {
+      for (uint32_t i : idx) Merge(results[i], store->Get(db, keys[i], now_ms) ? 1 : 0);
+      return;
+    }
     if (opcode == kOpMultiExists) {
       // Never touches LRU or TTL; one lock per shard.
       std::vector<std::string_view> ks;
@@ -443,7 +448,7 @@ void FlagsOp::Send(int node, const std::vector<uint32_t>& idx, bool retry) {
     size_t end = std::min(idx.size(), begin + max_keys);
     std::vector<uint32_t> part(idx.begin() + begin, idx.begin() + end);
     transport::CallArgs args;
-    args.opcode = ordered ? kOpOrderedDel : opcode;
+    args.opcode = ordered ? static_cast<uint16_t>(kOpOrderedDel) : opcode;
     args.body = KeysBody(db, keys, idx, begin, end);
     args.reset_on_timeout = ordered || opcode == kOpMultiDel;
     ++pending;
@@ -459,7 +464,7 @@ void FlagsOp::Send(int node, const std::vector<uint32_t>& idx, bool retry) {
                       if (s.ok()) s = ParseReplyStatus(reply, &payload);
                       if (s.ok() && payload.size() != part.size())
                         s = Status::Internal("malformed reply");
-                      if (!s.ok() && retry && self->opcode == kOpMultiExists &&
+                      if (!s.ok() && retry && self->reads() &&
                           self->pool->replicas() > 1) {
                         self->Retry(node, part);
                         return self->Finish();
@@ -504,7 +509,7 @@ void KeyFlags(Pool* pool, transport::Transport* transport, storage::Store* store
   op->results.assign(keys.size(), 0);
   op->done = std::move(done);
   op->ordered = opcode == kOpMultiDel && pool->replicas() > 1;
-  auto parts = opcode == kOpMultiExists ? GroupForRead(*pool, keys)
+  auto parts = op->reads()              ? GroupForRead(*pool, keys)
                : op->ordered            ? GroupForOrderedWrite(*pool, keys)
                                         : GroupForWrite(*pool, keys);
   for (int node = 0; node <= pool->nodes(); ++node) {
@@ -524,6 +529,13 @@ void KeyFlags(Pool* pool, transport::Transport* transport, storage::Store* store
 void Pool::MultiExists(int lane, int db, std::span<const std::string_view> keys, int64_t now_ms,
                        ExistsDone done) {
   KeyFlags(this, transport_, store_, kOpMultiExists, lane, db, keys, now_ms,
+           Deadline::After(options_, options_.timeout_ms),
+           std::max<size_t>(1, options_.max_batch_keys), nullptr, std::move(done));
+}
+
+void Pool::MultiTouch(int lane, int db, std::span<const std::string_view> keys, int64_t now_ms,
+                      ExistsDone done) {
+  KeyFlags(this, transport_, store_, kOpMultiTouch, lane, db, keys, now_ms,
            Deadline::After(options_, options_.timeout_ms),
            std::max<size_t>(1, options_.max_batch_keys), nullptr, std::move(done));
 }

@@ -98,6 +98,9 @@ enum Opcode : uint16_t {
   // (even to a node paused meanwhile): this node relays the current state
   // of those keys to their copies (kOpApply), then replies.
   kOpRelayAgain = 25,
+  // Body as kOpMultiExists -> {n x u8 (1 present)}: a read of each key, as
+  // TOUCH: it refreshes the key's access time (LRU), unlike kOpMultiExists.
+  kOpMultiTouch = 26,
 };
 
 // What kOpPutEnd does with the put or staged batch.

@@ -105,6 +105,7 @@ void Pool::Impl::HandleCall(InCall call) {
       {kOpApply, &Impl::OnApply},
       {kOpOrderedDel, &Impl::OnOrderedDel},
       {kOpRelayAgain, &Impl::OnRelayAgain},
+      {kOpMultiTouch, &Impl::OnMultiTouch},
   };
   static_assert(
       [] {
@@ -211,15 +212,24 @@ void Pool::Impl::OnGetChunk(InCall call) {
   call->Reply(std::move(out));
 }
 
-void Pool::Impl::OnMultiExists(InCall call) {
+void Pool::Impl::OnMultiExists(InCall call) { ReplyPresence(std::move(call), false); }
+
+void Pool::Impl::OnMultiTouch(InCall call) { ReplyPresence(std::move(call), true); }
+
+void Pool::Impl::ReplyPresence(InCall call, bool touch) {
   storage::Store* store = pool->store_;
   auto l = KeyListOf(*call, store->databases());
   if (!l) return;
   // A syncing replica may lack keys: the requester asks another copy.
   if (syncing.load()) return call->Reply(ErrorReply(Status::Unavailable("syncing")));
   std::string out = OkReply();
-  // One lock per shard, buckets prefetched, no pin per key.
-  for (uint8_t yes : store->MultiExists(l->db, l->keys, pool->WallNow())) out.push_back(yes ? 1 : 0);
+  const int64_t now = pool->WallNow();
+  if (touch) {
+    for (std::string_view k : l->keys) out.push_back(store->Get(l->db, k, now) ? 1 : 0);
+  } else {
+    // One lock per shard, buckets prefetched, no pin per key.
+    for (uint8_t yes : store->MultiExists(l->db, l->keys, now)) out.push_back(yes ? 1 : 0);
+  }
   call->Reply(std::move(out));
 }
 

@@ -238,6 +238,10 @@ class Pool {
   using ExistsDone = std::function<void(std::vector<int8_t>& results)>;
   void MultiExists(int lane, int db, std::span<const std::string_view> keys, int64_t now_ms,
                    ExistsDone done);
+  // As MultiExists, but a read of each key: refreshes its access time on
+  // the copy that answers (TOUCH).
+  void MultiTouch(int lane, int db, std::span<const std::string_view> keys, int64_t now_ms,
+                  ExistsDone done);
   // Per key: 1 removed, 0 absent, -1 the owner could not answer.
   void MultiDel(int lane, int db, std::span<const std::string_view> keys, int64_t now_ms,
                 ExistsDone done);

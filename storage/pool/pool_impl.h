@@ -228,6 +228,9 @@ struct Pool::Impl {
   void OnMultiGet(InCall call);
   void OnGetChunk(InCall call);
   void OnMultiExists(InCall call);
+  void OnMultiTouch(InCall call);
+  // kOpMultiExists / kOpMultiTouch: 1 or 0 per key.
+  void ReplyPresence(InCall call, bool touch);
   void OnMultiDel(InCall call);
   void OnVersions(InCall call);
   void OnCommand(InCall call);

@@ -471,5 +471,40 @@ TEST_F(PoolTest, ForwardTransactionCarriesCommandsAndWatches) {
   EXPECT_TRUE(exec(2).transactions[0].watched.empty());
 }
 
+
+int64_t g_touch_clock_ms = 0;
+int64_t TouchClockMs() { return g_touch_clock_ms; }
+
+// TOUCH through another node refreshes the key's access time where it is
+// held (kOpMultiTouch), so eviction keeps it; EXISTS does not (as Redis's
+// LOOKUP_NOTOUCH). Before, TOUCH of a remote key was sent as an EXISTS.
+TEST_F(PoolTest, TouchThroughAnotherNodeRefreshesLruWhereTheKeyIsHeld) {
+  ClusterOptions o;
+  o.nodes = 2;
+  o.maxmemory = 2 * kMiB;
+  o.maxmemory_samples = 10;
+  o.wall_ms = &TouchClockMs;
+  g_touch_clock_ms = WallMs();
+  const int64_t t0 = g_touch_clock_ms;
+  Build(o);
+  const std::string v(1000, 'v');
+  std::vector<std::string> keys = KeysOn(1, 1000);
+  for (const auto& k : keys) ASSERT_TRUE(store(1).Set(0, k, v, {}, t0, nullptr).ok());
+  std::vector<std::string> hot, cold;
+  for (size_t i = 0; i < keys.size(); ++i) (i % 2 == 0 ? hot : cold).push_back(keys[i]);
+  g_touch_clock_ms = t0 + 100000;
+  EXPECT_EQ(Touch(0, hot), std::vector<int8_t>(hot.size(), 1));
+  EXPECT_EQ(Exists(0, cold), std::vector<int8_t>(cold.size(), 1));
+  EXPECT_EQ(CountSent(kOpMultiTouch, 1), 1u);
+  // Fill node 1: about half of the old keys must go.
+  for (int i = 0; i < 1500; ++i)
+    ASSERT_TRUE(store(1).Set(0, "n" + std::to_string(i), v, {}, t0 + 200000, nullptr).ok());
+  int hot_left = 0, cold_left = 0;
+  for (const auto& k : hot) hot_left += static_cast<bool>(store(1).Peek(0, k, t0 + 200000));
+  for (const auto& k : cold) cold_left += static_cast<bool>(store(1).Peek(0, k, t0 + 200000));
+  EXPECT_GT(hot_left, cold_left * 3) << "hot " << hot_left << " cold " << cold_left;
+  EXPECT_GT(store(1).GetStats().evicted_keys, 0u);
+}
+
 }  // namespace
 }  // namespace kvpool::pool

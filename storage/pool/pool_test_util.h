@@ -192,6 +192,7 @@ struct ClusterOptions {
   int down_after_ms = 60000;
   size_t max_batch_keys = 4096;
   size_t maxmemory = 64 * kMiB;
+  int maxmemory_samples = 5;  // keys an eviction samples (more: closer to LRU)
   bool wait_until_up = true;  // Build returns once every peer answered
   int replicas = 1;           // pool-replicas
   int64_t (*wall_ms)() = &WallMs;  // the wall clock every Pool reads
@@ -241,6 +242,7 @@ class PoolTest : public ::testing::Test {
     for (int i = 0; i < o.nodes; ++i) {
       storage::StoreOptions so;
       so.maxmemory = o.maxmemory;
+      so.maxmemory_samples = o.maxmemory_samples;
       so.version_node = static_cast<uint8_t>(i);
       auto st = Store::Open(so);
       ASSERT_TRUE(st.ok()) << st.status().ToString();
@@ -312,6 +314,7 @@ class PoolTest : public ::testing::Test {
     stores_[i].reset();
     storage::StoreOptions so;
     so.maxmemory = opts_.maxmemory;
+    so.maxmemory_samples = opts_.maxmemory_samples;
     so.version_node = static_cast<uint8_t>(i);
     auto st = Store::Open(so);
     ASSERT_TRUE(st.ok());
@@ -398,8 +401,9 @@ class PoolTest : public ::testing::Test {
     return s->out;
   }
 
-  std::vector<int8_t> Flags(bool del, int from, const std::vector<std::string>& keys, int db = 0,
-                            bool* sync = nullptr) {
+  // kOpMultiExists, kOpMultiTouch or kOpMultiDel of `keys` through `from`.
+  std::vector<int8_t> Flags(uint16_t op, int from, const std::vector<std::string>& keys,
+                            int db = 0, bool* sync = nullptr) {
     struct S {
       bool done = false;
       std::vector<int8_t> out;
@@ -411,22 +415,24 @@ class PoolTest : public ::testing::Test {
       s->out = r;
       s->done = true;
     };
-    if (del)
-      pool(from).MultiDel(0, db, views, WallMs(), cb);
-    else
-      pool(from).MultiExists(0, db, views, WallMs(), cb);
+    const int64_t now = opts_.wall_ms();
+    if (op == kOpMultiDel) pool(from).MultiDel(0, db, views, now, cb);
+    else if (op == kOpMultiTouch) pool(from).MultiTouch(0, db, views, now, cb);
+    else pool(from).MultiExists(0, db, views, now, cb);
     if (sync) *sync = s->done;
-    EXPECT_TRUE(RunUntil([&] { return s->done; })) << (del ? "MultiDel" : "MultiExists")
-                                                    << " hung";
+    EXPECT_TRUE(RunUntil([&] { return s->done; })) << "opcode " << op << " hung";
     return s->out;
   }
   std::vector<int8_t> Exists(int from, const std::vector<std::string>& keys, int db = 0,
                              bool* sync = nullptr) {
-    return Flags(false, from, keys, db, sync);
+    return Flags(kOpMultiExists, from, keys, db, sync);
+  }
+  std::vector<int8_t> Touch(int from, const std::vector<std::string>& keys, int db = 0) {
+    return Flags(kOpMultiTouch, from, keys, db);
   }
   std::vector<int8_t> Del(int from, const std::vector<std::string>& keys, int db = 0,
                           bool* sync = nullptr) {
-    return Flags(true, from, keys, db, sync);
+    return Flags(kOpMultiDel, from, keys, db, sync);
   }
 
   // kvs = k1, v1, k2, v2...; the values are handed to the pool by reference
