@@ -170,6 +170,8 @@ inline std::string ExecAbortFromStatus(const Status& s) {
 }
 
 // ---- the pool ----
+// A peer's reply to a forwarded command that does not decode as it must.
+inline constexpr const char* kPoolBadReply = "ERR a pool node sent a malformed reply";
 
 // A write that could not reach `down_error` (pool::Pool::NodeDownError,
 // pool::Pool::NoCopyError).

@@ -4,6 +4,8 @@
 #include <utility>
 
 #include "protocol/deferred_reply.h"
+#include "protocol/reply_reader.h"
+#include "server/errors.h"
 #include "server/server_context.h"
 
 namespace kvpool::keys {
@@ -160,6 +162,65 @@ void MultiSet(CommandContext& cx, std::span<const std::string_view> kvs, SetRepl
                 [a, reply = std::move(reply)](Status s, size_t failed) {
                   a->Write([&](protocol::ReplyBuilder& rb) { reply(rb, s, failed); });
                 });
+  });
+}
+
+void MultiSetNx(CommandContext& cx, std::span<const std::string_view> kvs, SetNxReply reply) {
+  std::vector<std::string_view> keys;
+  for (size_t i = 0; i < kvs.size(); i += 2) keys.push_back(kvs[i]);
+  pool::Pool* p = PoolFor(cx);
+  const int owner = p ? p->OwnerOf(keys[0]) : 0;
+  bool one_node = true;
+  if (p)
+    for (auto k : keys) one_node &= p->OwnerOf(k) == owner;
+  if (p == nullptr || (one_node && p->AllLocal(keys, true))) {
+    std::vector<std::string_view> pairs(kvs.begin(), kvs.end());
+    bool written = false;
+    Status s = cx.store().MultiSet(cx.db(), pairs, true, cx.now_ms(), &written);
+    return reply(cx.reply(), written ? 1 : 0, s.ok() ? "" : errors::FromStatus(s));
+  }
+  const int lane = cx.lane(), db = cx.db();
+  if (one_node) {
+    // One other node (with replicas, the keys' primary, which orders it):
+    // the command runs there whole, atomically.
+    Answer::Run(cx, [&](std::shared_ptr<Answer> a) {
+      p->RunOnCopies(lane, owner, db, cx.client().resp, cx.args(), true,
+                     [a, reply = std::move(reply)](Status s, std::string r) {
+                       protocol::ReplyValue v;
+                       std::string error;
+                       if (!s.ok()) error = errors::FromStatus(s);
+                       else if (!protocol::ReadReply(r, &v)) error = errors::kPoolBadReply;
+                       else if (v.type == protocol::ReplyValue::kError) error = v.str;
+                       else if (v.type != protocol::ReplyValue::kInteger) error = errors::kPoolBadReply;
+                       a->Write([&](protocol::ReplyBuilder& rb) {
+                         reply(rb, v.integer == 1 ? 1 : 0, error);
+                       });
+                     });
+    });
+    return;
+  }
+  auto pairs = std::make_shared<std::vector<std::string_view>>(kvs.begin(), kvs.end());
+  std::shared_ptr<const void> args = cx.client().args_owner;
+  const int64_t now = cx.now_ms();
+  Answer::Run(cx, [&](std::shared_ptr<Answer> a) {
+    p->MultiExists(lane, db, keys, now,
+                   [a, p, lane, db, pairs, args, now, reply = std::move(reply)](
+                       std::vector<int8_t>& found) mutable {
+                     for (int8_t f : found) {
+                       if (f == 0) continue;
+                       std::string_view error = f < 0 ? errors::kMSetNxUncheckable : "";
+                       return a->Write([&](protocol::ReplyBuilder& rb) { reply(rb, 0, error); });
+                     }
+                     p->MultiSet(lane, db, *pairs, now, args,
+                                 [a, pairs, reply = std::move(reply)](Status s, size_t failed) {
+                                   std::string error;
+                                   if (!s.ok())
+                                     error = errors::PoolNotStored(s, failed, pairs->size() / 2);
+                                   a->Write([&](protocol::ReplyBuilder& rb) {
+                                     reply(rb, s.ok() ? 1 : 0, error);
+                                   });
+                                 });
+                   });
   });
 }
 

@@ -46,6 +46,15 @@ void MultiDel(CommandContext& cx, std::span<const std::string_view> keys, FlagsR
 // Stores kvs = k1, v1, k2, v2 ... (an even count), with no expiry. Atomic on
 // each node (pool::Pool::MultiSet).
 void MultiSet(CommandContext& cx, std::span<const std::string_view> kvs, SetReply reply);
+// MSETNX: stores kvs (an even count) only if none of their keys exists.
+// `error` non-empty: the error reply (the owner's own, or why the check or
+// the write failed); else written is 1 (stored) or 0 (a key exists). Atomic
+// when one node holds every key (it runs there, ordered by the primary with
+// replicas); across nodes, an existence check then the writes, and another
+// client may create a key in between.
+using SetNxReply =
+    std::function<void(protocol::ReplyBuilder&, int written, std::string_view error)>;
+void MultiSetNx(CommandContext& cx, std::span<const std::string_view> kvs, SetNxReply reply);
 // A plain SET (no options) of a value over 1 MiB: stored as an MSET of one
 // key (MultiSet, the same semantics), so that over a pool its value moves
 // in steps of pool::kTransferStep rather than as one forwarded command.

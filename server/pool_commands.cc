@@ -42,58 +42,6 @@ bool Begin(CommandContext& cx, std::span<const std::string_view> keys,
 
 }  // namespace
 
-// MSETNX with keys on several nodes: an existence check of every key, then
-// the writes if none exists. Atomic on one node; across nodes another
-// client may create a key between the check and the write (documented).
-bool PoolMSetNx(CommandContext& cx) {
-  if (cx.argc() % 2 == 0) return false;  // the local path answers the arity error
-  std::vector<std::string_view> keys;
-  for (size_t i = 1; i < cx.argc(); i += 2) keys.push_back(cx.arg(i));
-  pool::Pool* p = cx.pool();
-  if (p == nullptr || !cx.client().defer) return false;
-  int owner = p->OwnerOf(keys[0]);
-  bool one_node = true;
-  for (auto k : keys) one_node &= p->OwnerOf(k) == owner;
-  if (one_node && p->AllLocal(keys, true)) return false;
-  std::shared_ptr<ReplySlot> slot = cx.Defer();
-  if (!slot) return false;
-  int resp = cx.client().resp, lane = cx.lane(), db = cx.db();
-  if (one_node) {
-    // One other node (or, with replicas, each copy): it does it atomically.
-    p->RunOnCopies(lane, owner, db, resp, cx.args(), true, [slot](Status s, std::string r) {
-      slot->Finish(s.ok() ? r : protocol::EncodeError(errors::FromStatus(s)));
-    });
-    return true;
-  }
-  auto kvs = std::make_shared<std::vector<std::string_view>>(cx.args().begin() + 1,
-                                                             cx.args().end());
-  std::shared_ptr<const void> owner_mem = cx.client().args_owner;
-  int64_t now = cx.now_ms();
-  p->MultiExists(lane, db, keys, now,
-                 [p, slot, resp, lane, db, kvs, owner_mem, now](std::vector<int8_t>& found) {
-                   Encoded e(resp);
-                   for (int8_t f : found) {
-                     if (f < 0) {
-                       e.rb().Error(errors::kMSetNxUncheckable);
-                       return slot->Finish(e.out());
-                     }
-                     if (f == 1) {
-                       e.rb().Integer(0);
-                       return slot->Finish(e.out());
-                     }
-                   }
-                   p->MultiSet(lane, db, *kvs, now, owner_mem,
-                               [slot, resp, kvs](Status s, size_t failed) {
-                                 Encoded e(resp);
-                                 if (s.ok()) e.rb().Integer(1);
-                                 else
-                                   e.rb().Error(errors::PoolNotStored(s, failed, kvs->size() / 2));
-                                 slot->Finish(e.out());
-                               });
-                 });
-  return true;
-}
-
 namespace {
 
 // Runs the command on every node and hands the decoded replies to `merge`,

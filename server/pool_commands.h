@@ -12,7 +12,6 @@
 
 namespace kvpool {
 
-bool PoolMSetNx(CommandContext& cx);
 bool PoolDbSize(CommandContext& cx);
 bool PoolKeys(CommandContext& cx);
 bool PoolScan(CommandContext& cx);

@@ -64,6 +64,12 @@ TEST_F(PoolDownNodeTest, WritesToItsKeysNameIt) {
             Err("ERR pool node " + h.Addr(2) +
                 " is unavailable: 1 of 3 keys were not deleted (2 deleted)"));
   EXPECT_EQ(h.Run(1, {"EXISTS", k[0], k[1]}), Int(0));
+  // MSETNX cannot check a key there; on its keys alone, it names the node.
+  std::string nx0 = h.KeyOn(0, "nx"), nx2 = h.KeyOn(2, "nx"), other2 = h.KeyOn(2, "nx2");
+  EXPECT_EQ(h.Run(1, {"MSETNX", nx0, "1", nx2, "2"}),
+            Err("ERR a pool node is unavailable: MSETNX could not check every key"));
+  EXPECT_EQ(h.Run(1, {"EXISTS", nx0}), Int(0));
+  EXPECT_EQ(h.Run(0, {"MSETNX", nx2, "1", other2, "2"}), Err("ERR " + Unavailable(2)));
   // Writes of keys elsewhere are untouched.
   EXPECT_EQ(h.Run(0, {"SET", k[1], "fine"}), kOkReply);
 }

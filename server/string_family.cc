@@ -354,21 +354,6 @@ void CmdMGet(CommandContext& cx) {
                  });
 }
 
-// MSET / MSETNX: key value pairs; an odd count is an arity error naming the command.
-bool MultiSetArgs(CommandContext& cx, bool if_none_exist, bool* written) {
-  if (cx.argc() % 2 == 0) {
-    cx.reply().Error(errors::WrongArity(ToLower(cx.arg(0))));
-    return false;
-  }
-  std::vector<std::string_view> kvs(cx.args().begin() + 1, cx.args().end());
-  Status s = StoreOf(cx).MultiSet(cx.db(), kvs, if_none_exist, cx.now_ms(), written);
-  if (!s.ok()) {
-    ReplyStoreError(cx, s);
-    return false;
-  }
-  return true;
-}
-
 // MSET: atomic on each node. A failure names how many keys were not stored
 // (Redis's OOM text when none was, for want of memory).
 void CmdMSet(CommandContext& cx) {
@@ -384,9 +369,12 @@ void CmdMSet(CommandContext& cx) {
 }
 
 void CmdMSetNx(CommandContext& cx) {
-  if (PoolMSetNx(cx)) return;
-  bool written = false;
-  if (MultiSetArgs(cx, true, &written)) cx.reply().Integer(written ? 1 : 0);
+  if (cx.argc() % 2 == 0) return cx.reply().Error(errors::WrongArity(ToLower(cx.arg(0))));
+  keys::MultiSetNx(cx, cx.args().subspan(1),
+                   [](ReplyBuilder& rb, int written, std::string_view error) {
+                     if (!error.empty()) return rb.Error(error);
+                     rb.Integer(written);
+                   });
 }
 
 // MEXISTS key [key ...] -> one 1/0 per key, in key order. Peek: an existence
