@@ -511,6 +511,9 @@ void StatsSection(ServerContext& s, int64_t now_ms, std::string& o) {
   Line(o, "protocol_errors", get(st.protocol_errors));
   // Since start or CONFIG RESETSTAT: how long one callback held a loop at most.
   Line(o, "io_loop_max_lag_ms", st.io_loop_max_lag_us.load(std::memory_order_relaxed) / 1000);
+  // The part of it the loop's thread was running (its CPU time): the rest
+  // was waiting for a core.
+  Line(o, "io_loop_max_busy_ms", st.io_loop_max_busy_us.load(std::memory_order_relaxed) / 1000);
 }
 
 void ReplicationSection(std::string& o) {

@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <time.h>
+
+#include <algorithm>
 #include <chrono>
 
 #include "server/connection.h"
@@ -36,10 +39,25 @@ int64_t MonoUs() {
       .count();
 }
 
+// This thread's CPU time (user + system), µs.
+int64_t ThreadCpuUs() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return int64_t{ts.tv_sec} * 1000000 + ts.tv_nsec / 1000;
+}
+
+void RaiseTo(std::atomic<uint64_t>* max, int64_t v) {
+  uint64_t seen = max->load(std::memory_order_relaxed);
+  while (v > 0 && static_cast<uint64_t>(v) > seen &&
+         !max->compare_exchange_weak(seen, static_cast<uint64_t>(v), std::memory_order_relaxed)) {
+  }
+}
+
 }  // namespace
 
-void IoThread::WatchLag(std::atomic<uint64_t>* max_lag_us) {
+void IoThread::WatchLag(std::atomic<uint64_t>* max_lag_us, std::atomic<uint64_t>* max_busy_us) {
   max_lag_us_ = max_lag_us;
+  max_busy_us_ = max_busy_us;
   if (lag_ev_ == nullptr) lag_ev_ = evtimer_new(base_, &IoThread::OnLagProbe, this);
   if (lag_ev_ != nullptr) ArmLagProbe();
 }
@@ -47,17 +65,15 @@ void IoThread::WatchLag(std::atomic<uint64_t>* max_lag_us) {
 void IoThread::ArmLagProbe() {
   timeval tv{0, kLagProbeMs * 1000};
   lag_due_us_ = MonoUs() + kLagProbeMs * 1000;
+  lag_armed_cpu_us_ = ThreadCpuUs();
   evtimer_add(lag_ev_, &tv);
 }
 
 void IoThread::OnLagProbe(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<IoThread*>(arg);
   int64_t late = MonoUs() - self->lag_due_us_;
-  uint64_t seen = self->max_lag_us_->load(std::memory_order_relaxed);
-  while (late > 0 && static_cast<uint64_t>(late) > seen &&
-         !self->max_lag_us_->compare_exchange_weak(seen, static_cast<uint64_t>(late),
-                                                    std::memory_order_relaxed)) {
-  }
+  RaiseTo(self->max_lag_us_, late);
+  RaiseTo(self->max_busy_us_, std::min(late, ThreadCpuUs() - self->lag_armed_cpu_us_));
   self->ArmLagProbe();
 }
 

@@ -37,8 +37,12 @@ class IoThread {
 
   // Keeps in *max_lag_us the longest this loop was late, in µs: a timer
   // due every kLagProbeMs fires late by about as long as the loop was busy
-  // in one callback (a huge copy, a slow command). Call before Start().
-  void WatchLag(std::atomic<uint64_t>* max_lag_us);
+  // in one callback (a huge copy, a slow command), or as the thread waited
+  // for a core (a busy machine). *max_busy_us keeps the part of each delay
+  // this thread spent running (its CPU time, CLOCK_THREAD_CPUTIME_ID, since
+  // the probe was armed, capped at the delay): its own work, not the
+  // scheduler's. Call before Start().
+  void WatchLag(std::atomic<uint64_t>* max_lag_us, std::atomic<uint64_t>* max_busy_us);
   static constexpr int kLagProbeMs = 10;
 
   event_base* base() const { return base_; }
@@ -68,6 +72,8 @@ class IoThread {
   event* reap_ev_ = nullptr;
   event* lag_ev_ = nullptr;
   std::atomic<uint64_t>* max_lag_us_ = nullptr;
+  std::atomic<uint64_t>* max_busy_us_ = nullptr;
+  int64_t lag_armed_cpu_us_ = 0;  // this thread's CPU time when armed
   int64_t lag_due_us_ = 0;  // monotonic µs the probe is due
   std::thread thread_;
   std::mutex mu_;

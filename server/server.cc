@@ -447,7 +447,7 @@ Status Server::Run() {
   if (pool_) {
     pool_thread_ = std::make_unique<IoThread>(static_cast<int>(threads_.size()));
     if (Status st = pool_thread_->Init(); !st.ok()) return st;
-    pool_thread_->WatchLag(&ctx_->stats().io_loop_max_lag_us);
+    pool_thread_->WatchLag(&ctx_->stats().io_loop_max_lag_us, &ctx_->stats().io_loop_max_busy_us);
     std::vector<event_base*> lanes;
     for (auto& t : threads_) lanes.push_back(t->base());
     lanes.push_back(pool_thread_->base());
@@ -457,7 +457,7 @@ Status Server::Run() {
     pool_thread_->Start();
   }
   for (auto& t : threads_) {
-    t->WatchLag(&ctx_->stats().io_loop_max_lag_us);
+    t->WatchLag(&ctx_->stats().io_loop_max_lag_us, &ctx_->stats().io_loop_max_busy_us);
     t->Start();
   }
   storage::StoreStats st = store_->GetStats();

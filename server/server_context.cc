@@ -20,6 +20,7 @@ void ServerStats::Reset() {
                   &idle_timeout_disconnections})
     c->store(0, std::memory_order_relaxed);
   io_loop_max_lag_us.store(0, std::memory_order_relaxed);
+  io_loop_max_busy_us.store(0, std::memory_order_relaxed);
 }
 
 void LogLimitOnce(std::atomic<bool>& logged, const std::string& what) {

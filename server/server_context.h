@@ -46,6 +46,9 @@ struct ServerStats {
   // The longest any event loop (I/O threads, pool control lane) was late,
   // in µs (IoThread::WatchLag): a maximum, not a count.
   std::atomic<uint64_t> io_loop_max_lag_us{0};
+  // The part of such a delay the late loop's thread spent running (not
+  // waiting for a core): what its own callbacks held it.
+  std::atomic<uint64_t> io_loop_max_busy_us{0};
   std::atomic<bool> logged_maxclients{false}, logged_protected_mode{false},
       logged_query_buffer{false}, logged_output_buffer{false}, logged_protocol{false},
       logged_cross_protocol{false};

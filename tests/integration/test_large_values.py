@@ -139,8 +139,10 @@ def test_large_value_through_a_node_without_a_copy(pool):
         del got
     finally:
         w.finish()
-    lag = [n.client().info("stats")["io_loop_max_lag_ms"] for n in p.nodes]
-    print(f"loop lag ms {lag}; SET {SIZE // MB} MB {took_set:.2f}s, GET " + ", ".join(f"{t:.2f}s" for t in took_get) +
+    stats = [n.client().info("stats") for n in p.nodes]
+    lag = [st["io_loop_max_lag_ms"] for st in stats]
+    busy = [st["io_loop_max_busy_ms"] for st in stats]
+    print(f"loop lag ms {lag} (running {busy}); SET {SIZE // MB} MB {took_set:.2f}s, GET " + ", ".join(f"{t:.2f}s" for t in took_get) +
           f"; slowest PING " + ", ".join(f"{s:.2f}s" for s in w.slowest) +
           f"; small MGETs {w.reads}")
     assert not w.errors, w.errors
