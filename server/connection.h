@@ -45,10 +45,10 @@ class Connection : private protocol::ReplySink {
   static constexpr size_t kOutputPauseBytes = 16u << 20;
   static constexpr size_t kReadChunk = 16 * 1024;
   // Bytes one Flush writes at most before the loop serves others.
-  static constexpr size_t kMaxWritePerFlush = 4u << 20;
+  static constexpr size_t kMaxWritePerFlush = 1u << 20;
   // Bytes one read takes at most: on loopback one recv copies whatever a
   // fast sender keeps adding (a 300 MB SET held a loop 1.3 s in one call).
-  static constexpr size_t kMaxReadPerCall = 4u << 20;
+  static constexpr size_t kMaxReadPerCall = 1u << 20;
 
   class Slot;
   // The reply of a deferred command (see ReplySlot) arrived.

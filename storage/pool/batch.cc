@@ -291,9 +291,15 @@ void GetOp::FetchLarge(int node, uint32_t index, uint64_t total, uint64_t versio
              if (!s.ok()) return s;
              std::string& out = self->results[index].remote;
              if (state == kKeyFound && bulk.size() == len) {
-               // In order this zero-fills only this chunk's room (reserved).
-               if (out.size() < off + len) out.resize(off + len);
-               memcpy(out.data() + off, bulk.data(), len);
+               // In order (the usual case: one link answers in order), the
+               // chunk is appended: one pass over its bytes. Out of order,
+               // the room up to it is zero-filled first, then written.
+               if (out.size() == off) {
+                 out.append(bulk.data(), len);
+               } else {
+                 if (out.size() < off + len) out.resize(off + len);
+                 memcpy(out.data() + off, bulk.data(), len);
+               }
                return Status::OK();
              }
              f->changed = true;

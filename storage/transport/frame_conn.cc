@@ -25,8 +25,8 @@ constexpr size_t kBodyRefMin = 16 << 10;
 constexpr int kMaxReadsPerEvent = 16;
 // and after this many bytes: one recv into a large payload otherwise copies
 // whatever a fast sender keeps adding, hundreds of MB in one call.
-constexpr size_t kMaxReadPerEvent = 4u << 20;
-constexpr size_t kMaxWritePerFlush = 4u << 20;
+constexpr size_t kMaxReadPerEvent = 1u << 20;
+constexpr size_t kMaxWritePerFlush = 1u << 20;
 constexpr int kMaxIov = 64;
 
 std::string Errno(const char* what, int err) {

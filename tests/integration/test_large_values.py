@@ -11,9 +11,10 @@ read small keys through every node:
 - no node is counted down or told to catch up: every node's heartbeats and
   small calls keep being answered while the value moves;
 - no event loop of any node is kept busy long by one huge copy: INFO's
-  io_loop_max_lag_ms (how late a 10 ms timer on each loop fired at most)
-  stays far below the whole transfer's time. Before the steps, the node
-  that took the client's SET was late by 0.9 to 1.2 s; now tens of ms.
+  io_loop_max_busy_ms (the part of a 10 ms timer's delay its loop's thread
+  spent running) stays near 10 ms, far below the whole transfer's time.
+  Before the steps, the node that took the client's SET was late by 0.9 to
+  1.2 s; with reads and writes of 4 MiB per turn, 20 to 50 ms running.
   A PING through each node is answered meanwhile (its round trip, measured
   here, includes this test process's own work on 300 MB replies).
 
@@ -39,9 +40,14 @@ SANITIZED = is_sanitized(SERVER_BINARY)
 MB = 1_000_000
 SIZE = (48 if SANITIZED else 300) * MB
 SMALL_KEYS = 500
-# A loop may be late by a few steps' copies (4 MiB each), never by the
-# whole value's.
-MAX_LAG_MS = 2000 if SANITIZED else 300
+# A loop's own work (io_loop_max_busy_ms: its thread's CPU time within the
+# delay) is a few reads and copies of at most 1 MiB, and one step's (4 MiB)
+# copy: 10 to 21 ms measured, never the whole value's. The wall-clock
+# delay (io_loop_max_lag_ms) adds time waiting for a core: on two cores
+# shared by three nodes, this test and a neighbour's load, 500 ms was seen
+# with 22 ms running, so it is bounded only against a stall.
+MAX_BUSY_MS = 1000 if SANITIZED else 100
+MAX_LAG_MS = 3000 if SANITIZED else 1000
 # Before the steps, a PING waited 7 to 11 s.
 MAX_PING_S = 10.0 if SANITIZED else 5.0
 
@@ -149,6 +155,7 @@ def test_large_value_through_a_node_without_a_copy(pool):
     assert w.misses == [0, 0, 0], f"small keys read as missing while the value moved: {w.misses}"
     assert all(r > 0 for r in w.reads)
     assert max(w.slowest) < MAX_PING_S, f"a PING waited {max(w.slowest):.2f}s"
+    assert max(busy) < MAX_BUSY_MS, f"an event loop ran one turn for {max(busy)} ms: {busy}"
     assert max(lag) < MAX_LAG_MS, f"an event loop was late by {max(lag)} ms: {lag}"
     after = [_info(n) for n in p.nodes]
     for i in range(3):
