@@ -224,6 +224,145 @@ void MultiSetNx(CommandContext& cx, std::span<const std::string_view> kvs, SetNx
   });
 }
 
+namespace {
+
+// src and dst on one node, this one: the Store renames.
+void RenameHere(CommandContext& cx, std::string_view src, std::string_view dst, bool nx,
+                const RenameReply& reply) {
+  storage::Store& store = cx.store();
+  RenameResult result = RenameResult::kRenamed;
+  std::string error;
+  if (src == dst) {
+    // Redis: no-op, but a missing key is still an error; RENAMENX says 0.
+    if (!store.Peek(cx.db(), src, cx.now_ms())) result = RenameResult::kNoSuchKey;
+    else if (nx) result = RenameResult::kDestinationExists;
+    return reply(cx.reply(), result, error);
+  }
+  Status s = store.Rename(cx.db(), src, dst, nx, cx.now_ms());
+  if (s.code() == Code::kNotFound) {
+    result = RenameResult::kNoSuchKey;
+  } else if (s.code() == Code::kAborted && nx) {
+    result = RenameResult::kDestinationExists;
+  } else if (!s.ok()) {
+    result = RenameResult::kError;
+    error = errors::FromStatus(s);
+  }
+  reply(cx.reply(), result, error);
+}
+
+// A peer's reply to a RENAME or RENAMENX run there whole.
+RenameResult RenamedThere(const Status& s, const std::string& reply, std::string* error) {
+  protocol::ReplyValue v;
+  if (!s.ok()) {
+    *error = errors::FromStatus(s);
+  } else if (!protocol::ReadReply(reply, &v)) {
+    *error = errors::kPoolBadReply;
+  } else if (v.type == protocol::ReplyValue::kError) {
+    if (v.str == errors::kNoSuchKey) return RenameResult::kNoSuchKey;
+    *error = v.str;
+  } else if (v.type == protocol::ReplyValue::kInteger) {
+    return v.integer == 1 ? RenameResult::kRenamed : RenameResult::kDestinationExists;
+  } else if (v.type == protocol::ReplyValue::kStatus) {
+    return RenameResult::kRenamed;
+  } else {
+    *error = errors::kPoolBadReply;
+  }
+  return RenameResult::kError;
+}
+
+// src and dst on two nodes: GET and PTTL of src on its node, SET (PX, NX)
+// of dst on its node, then DEL of src; `done` gets the outcome.
+struct CrossRename : std::enable_shared_from_this<CrossRename> {
+  pool::Pool* p;
+  int lane, db, from, to;
+  std::string src, dst;
+  bool nx;
+  std::function<void(RenameResult, std::string_view)> done;
+
+  // Runs argv on the copies of `node`'s slots (a read on the one that
+  // answers reads) and hands on the decoded reply.
+  void Run(int node, std::vector<std::string> argv, bool write,
+           std::function<void(Status, protocol::ReplyValue)> next) {
+    std::vector<std::string_view> av(argv.begin(), argv.end());
+    p->RunOnCopies(lane, node, db, 2, av, write,
+                   [next = std::move(next)](Status s, std::string r) {
+                     protocol::ReplyValue v;
+                     if (s.ok() && !protocol::ReadReply(r, &v))
+                       s = Status::Internal("malformed reply");
+                     next(s, std::move(v));
+                   });
+  }
+  void Fail(const Status& s) { done(RenameResult::kError, errors::FromStatus(s)); }
+  void Start() {
+    auto self = shared_from_this();
+    Run(from, {"GET", src}, false, [self](Status s, protocol::ReplyValue value) {
+      if (!s.ok()) return self->Fail(s);
+      if (value.type == protocol::ReplyValue::kNil) return self->done(RenameResult::kNoSuchKey, "");
+      self->Run(self->from, {"PTTL", self->src}, false,
+                [self, value = std::move(value)](Status s, protocol::ReplyValue ttl) {
+                  if (!s.ok()) return self->Fail(s);
+                  self->Write(value.str, ttl.type == protocol::ReplyValue::kInteger ? ttl.integer : -1);
+                });
+    });
+  }
+  void Write(const std::string& value, int64_t ttl_ms) {
+    auto self = shared_from_this();
+    std::vector<std::string> set{"SET", dst, value};
+    if (ttl_ms > 0) {
+      set.push_back("PX");
+      set.push_back(std::to_string(ttl_ms));
+    }
+    if (nx) set.push_back("NX");
+    Run(to, std::move(set), true, [self](Status s, protocol::ReplyValue r) {
+      if (!s.ok()) return self->Fail(s);
+      if (r.type == protocol::ReplyValue::kError) return self->done(RenameResult::kError, r.str);
+      if (r.type == protocol::ReplyValue::kNil)  // NX and the destination exists
+        return self->done(RenameResult::kDestinationExists, "");
+      self->Run(self->from, {"DEL", self->src}, true, [self](Status s, protocol::ReplyValue) {
+        if (!s.ok()) return self->Fail(s);
+        self->done(RenameResult::kRenamed, "");
+      });
+    });
+  }
+};
+
+}  // namespace
+
+void Rename(CommandContext& cx, std::string_view src, std::string_view dst, bool nx,
+            RenameReply reply) {
+  pool::Pool* p = PoolFor(cx);
+  const int from = p ? p->OwnerOf(src) : 0, to = p ? p->OwnerOf(dst) : 0;
+  std::string_view both[] = {src, dst};
+  if (p == nullptr || (from == to && p->AllLocal(both, true)))
+    return RenameHere(cx, src, dst, nx, reply);
+  Answer::Run(cx, [&](std::shared_ptr<Answer> a) {
+    auto finish = [a, reply = std::move(reply)](RenameResult r, std::string_view error) {
+      a->Write([&](protocol::ReplyBuilder& rb) { reply(rb, r, error); });
+    };
+    if (from == to) {
+      // Both keys on one other node: it renames atomically.
+      p->RunOnCopies(cx.lane(), from, cx.db(), cx.client().resp, cx.args(), true,
+                     [finish](Status s, std::string r) {
+                       std::string error;
+                       RenameResult result = RenamedThere(s, r, &error);
+                       finish(result, error);
+                     });
+      return;
+    }
+    auto op = std::make_shared<CrossRename>();
+    op->p = p;
+    op->lane = cx.lane();
+    op->db = cx.db();
+    op->from = from;
+    op->to = to;
+    op->src = std::string(src);
+    op->dst = std::string(dst);
+    op->nx = nx;
+    op->done = finish;
+    op->Start();
+  });
+}
+
 void Copies(CommandContext& cx, std::string_view key, CopiesReply reply) {
   pool::Pool* p = PoolFor(cx);
   if (p == nullptr) {

@@ -55,6 +55,15 @@ void MultiSet(CommandContext& cx, std::span<const std::string_view> kvs, SetRepl
 using SetNxReply =
     std::function<void(protocol::ReplyBuilder&, int written, std::string_view error)>;
 void MultiSetNx(CommandContext& cx, std::span<const std::string_view> kvs, SetNxReply reply);
+// RENAME / RENAMENX (nx) of src to dst. On one node (here, or run there
+// whole, atomically; ordered by the primary with replicas). Across nodes:
+// the value and TTL are read from src's node, written to dst's (NX for
+// RENAMENX), then src is deleted: not atomic against other clients.
+enum class RenameResult { kRenamed, kNoSuchKey, kDestinationExists, kError };
+using RenameReply =
+    std::function<void(protocol::ReplyBuilder&, RenameResult result, std::string_view error)>;
+void Rename(CommandContext& cx, std::string_view src, std::string_view dst, bool nx,
+            RenameReply reply);
 // A plain SET (no options) of a value over 1 MiB: stored as an MSET of one
 // key (MultiSet, the same semantics), so that over a pool its value moves
 // in steps of pool::kTransferStep rather than as one forwarded command.

@@ -356,43 +356,23 @@ void CmdRandomKey(CommandContext& cx) {
 // ---- renaming and copying ----
 
 void RenameGeneric(CommandContext& cx, bool nx) {
-  storage::Store& store = StoreOf(cx);
-  std::string_view src = cx.arg(1), dst = cx.arg(2);
-  if (src == dst) {
-    // Redis: no-op, but a missing key is still an error; RENAMENX says 0.
-    if (!store.Peek(cx.db(), src, cx.now_ms())) {
-      cx.reply().Error(errors::kNoSuchKey);
-    } else if (nx) {
-      cx.reply().Integer(0);
-    } else {
-      cx.reply().Ok();
-    }
-    return;
-  }
-  Status s = store.Rename(cx.db(), src, dst, nx, cx.now_ms());
-  if (s.ok()) {
-    if (nx) {
-      cx.reply().Integer(1);
-    } else {
-      cx.reply().Ok();
-    }
-  } else if (s.code() == Code::kNotFound) {
-    cx.reply().Error(errors::kNoSuchKey);
-  } else if (s.code() == Code::kAborted && nx) {
-    cx.reply().Integer(0);
-  } else {
-    ReplyStoreError(cx, s);
-  }
+  keys::Rename(cx, cx.arg(1), cx.arg(2), nx,
+               [nx](ReplyBuilder& rb, keys::RenameResult r, std::string_view error) {
+                 switch (r) {
+                   case keys::RenameResult::kRenamed:
+                     return nx ? rb.Integer(1) : rb.Ok();
+                   case keys::RenameResult::kNoSuchKey:
+                     return rb.Error(errors::kNoSuchKey);
+                   case keys::RenameResult::kDestinationExists:
+                     return rb.Integer(0);
+                   case keys::RenameResult::kError:
+                     return rb.Error(error);
+                 }
+               });
 }
 
-void CmdRename(CommandContext& cx) {
-  if (PoolRename(cx)) return;
-  RenameGeneric(cx, false);
-}
-void CmdRenameNx(CommandContext& cx) {
-  if (PoolRename(cx)) return;
-  RenameGeneric(cx, true);
-}
+void CmdRename(CommandContext& cx) { RenameGeneric(cx, false); }
+void CmdRenameNx(CommandContext& cx) { RenameGeneric(cx, true); }
 
 // MOVE key db: copy into db if absent there, then delete the source only if
 // it is still the version that was copied.

@@ -227,6 +227,15 @@ TEST_F(PoolRoutingTest, RenameNxAcrossNodes) {
   EXPECT_EQ(h.Run(2, {"RENAME", t + "a", t + "b"}), kOkReply);
   EXPECT_EQ(h.Run(0, {"GET", t + "b"}), Bulk("x"));
   EXPECT_FALSE(Holds(1, t + "a"));
+  // Its answers, decoded and written again: no such key, NX refused, same key.
+  EXPECT_EQ(h.Run(2, {"RENAME", t + "a", t + "c"}), Err("ERR no such key"));
+  ASSERT_EQ(h.Run(0, {"SET", t + "c", "y"}), kOkReply);
+  EXPECT_EQ(h.Run(2, {"RENAMENX", t + "b", t + "c"}), Int(0));
+  EXPECT_EQ(h.Run(2, {"RENAMENX", t + "b", t + "b"}), Int(0));
+  EXPECT_EQ(h.Run(0, {"RENAME", t + "b", t + "b"}), kOkReply);
+  EXPECT_EQ(h.Run(0, {"RENAMENX", t + "b", t + "d"}), Int(1));
+  EXPECT_EQ(h.Run(1, {"MGET", t + "b", t + "c", t + "d"}),
+            Array({kNilReply, Bulk("y"), Bulk("x")}));
 }
 
 // ---------------------------------------------- commands covering the pool
