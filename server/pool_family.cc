@@ -198,6 +198,11 @@ std::string PoolInfoSection(ServerContext& s) {
   const auto& lc = p->listen_counters();
   out += "pool_port_refused_sources:" + std::to_string(lc.refused_sources.load()) + "\r\n";
   out += "pool_port_dropped_handshakes:" + std::to_string(lc.dropped_handshakes.load()) + "\r\n";
+  // Writes whose reply never came, by what the owner said became of them.
+  const pool::WriteFates wf = p->write_fates();
+  out += "pool_write_fates_landed:" + std::to_string(wf.landed) + "\r\n";
+  out += "pool_write_fates_fenced:" + std::to_string(wf.fenced) + "\r\n";
+  out += "pool_write_fates_unknown:" + std::to_string(wf.unknown) + "\r\n";
   out += "pool_replicas:" + std::to_string(p->replicas()) + "\r\n";
   if (p->replicas() > 1) {
     pool::SyncStats ss = p->sync_stats();

@@ -458,7 +458,7 @@ void FlagsOp::Send(int node, const std::vector<uint32_t>& idx, bool retry) {
     args.body = KeysBody(db, keys, idx, begin, end);
     args.reset_on_timeout = ordered || opcode == kOpMultiDel;
     ++pending;
-    transport->Call(lane, node, std::move(args), deadline.RemainingMs(),
+    pool->impl_->WriteCall(lane, node, std::move(args), deadline.RemainingMs(),
                     [self, node, part, retry](Status s, std::string_view reply, std::string_view) {
                       std::string_view payload;
                       // A primary that took an ordered delete relayed it.

@@ -118,7 +118,7 @@ void SetOp::SendSets(int node, const std::vector<uint32_t>& pairs, size_t begin,
   ++pending;
   std::vector<uint32_t> part(pairs.begin() + begin, pairs.begin() + end);
   auto self = shared_from_this();
-  transport->Call(lane, node, std::move(args), deadline.RemainingMs(),
+  pool->impl_->WriteCall(lane, node, std::move(args), deadline.RemainingMs(),
                   [self, node, take, part = std::move(part)](Status s, std::string_view reply,
                                                              std::string_view) {
                     std::string_view payload;
@@ -170,7 +170,7 @@ void SetOp::SendInSteps(int node, std::vector<uint32_t> pairs, transport::CallAr
           w.U8(!parts.ok() ? kPutEndDrop : self->ordered ? kPutEndOrdered : kPutEndPublish);
           int timeout = std::max(self->deadline.RemainingMs(),
                                  self->ordered ? TransferTimeoutMs(self->pool->options_, bytes) : 0);
-          self->transport->Call(
+          self->pool->impl_->WriteCall(
               self->lane, node, std::move(a), timeout,
               [self, node, all, parts](Status s, std::string_view reply, std::string_view) {
                 std::string_view payload;

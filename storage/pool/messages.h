@@ -101,6 +101,24 @@ enum Opcode : uint16_t {
   // Body as kOpMultiExists -> {n x u8 (1 present)}: a read of each key, as
   // TOUCH: it refreshes the key's access time (LRU), unlike kOpMultiExists.
   kOpMultiTouch = 26,
+  // A write with a token (fate.cc): the write's own body, then
+  // {opcode u32, epoch u64, token u64, watermark u64} -> the write's reply.
+  // The owner records what became of the token; tokens of the caller's
+  // (epoch, lane) below watermark are settled and forgotten. A token it has
+  // already seen (or fenced) is refused, not run again.
+  kOpTokened = 27,
+  // {epoch u64, token u64} -> {fate u8 (FateState)[, kept u8, reply of the
+  // write]}: what became of a tokened write whose reply the caller never
+  // got. One it never saw is fenced: refused if it arrives later. One still
+  // running is answered when it ends.
+  kOpFate = 28,
+};
+
+// What kOpFate says of a token.
+enum FateState : uint8_t {
+  kFateFenced = 0,   // never ran, and now never will
+  kFateRunning = 1,  // still running (answered so only if it cannot wait)
+  kFateDone = 2,     // ran: its reply follows (if kept)
 };
 
 // What kOpPutEnd does with the put or staged batch.

@@ -425,7 +425,7 @@ void Pool::Impl::ForwardTaking(int lane, int primary, int db, int resp,
   EncodeArgv(w, argv);
   w.U8(1);  // take
   std::vector<std::string> keys(written.begin(), written.end());
-  p->transport_->Call(
+  WriteCall(
       lane, primary, std::move(args), p->options_.timeout_ms,
       [this, p, lane, primary, db, keys = std::move(keys), done = std::move(done)](
           Status s, std::string_view reply, std::string_view) {

@@ -2,7 +2,8 @@
 // whole commands, through the server's CommandExecutor). One handler per
 // opcode; HandleCall finds it in a table indexed by opcode. Writes are in
 // owner_put.cc, the catch-up reads in sync.cc, kOpEvicted in evict.cc,
-// kOpCopy in copies.cc, the ordered writes in ordered.cc.
+// kOpCopy in copies.cc, the ordered writes in ordered.cc, kOpTokened and
+// kOpFate in fate.cc.
 #include <iterator>
 #include <optional>
 
@@ -106,6 +107,8 @@ void Pool::Impl::HandleCall(InCall call) {
       {kOpOrderedDel, &Impl::OnOrderedDel},
       {kOpRelayAgain, &Impl::OnRelayAgain},
       {kOpMultiTouch, &Impl::OnMultiTouch},
+      {kOpTokened, &Impl::OnTokened},
+      {kOpFate, &Impl::OnFate},
   };
   static_assert(
       [] {

@@ -131,6 +131,8 @@ Pool::~Pool() {
 
 Status Pool::Start(std::vector<event_base*> lanes) {
   impl_->lanes = lanes;
+  impl_->InitFates(lanes.size());
+  impl_->lane_stopped = std::make_unique<std::atomic<bool>[]>(lanes.size());
   Impl* impl = impl_.get();
   return transport_->Start(std::move(lanes), [impl](std::unique_ptr<transport::IncomingCall> c) {
     impl->HandleCall(std::move(c));
@@ -152,6 +154,7 @@ void Pool::StopLane(int lane) {
     event_free(impl_->heartbeat);
     impl_->heartbeat = nullptr;
   }
+  if (impl_->lane_stopped) impl_->lane_stopped[lane].store(true);
   transport_->StopLane(lane);
 }
 
@@ -347,7 +350,7 @@ void Pool::Forward(int lane, int node, int db, int resp, std::span<const std::st
   w.U8(static_cast<uint8_t>(resp));
   EncodeArgv(w, argv);
   std::string down = NodeDownError(node);
-  transport_->Call(lane, node, std::move(args), options_.timeout_ms,
+  impl_->WriteCall(lane, node, std::move(args), options_.timeout_ms,
                    [done = std::move(done), down](Status s, std::string_view reply, std::string_view) {
                      std::string_view payload;
                      if (s.ok()) s = ParseReplyStatus(reply, &payload);
@@ -392,7 +395,7 @@ void Pool::ForwardTransaction(int lane, int node, int db, int resp,
   }
   w.U8(ordered ? 1 : 0);
   std::string down = NodeDownError(node);
-  transport_->Call(lane, node, std::move(args), options_.timeout_ms,
+  impl_->WriteCall(lane, node, std::move(args), options_.timeout_ms,
                    [this, lane, node, mine = std::move(mine), done = std::move(done), down](
                        Status s, std::string_view reply, std::string_view) {
                      if ((s.code() == Code::kTimeout || s.code() == Code::kUnavailable) &&

@@ -149,6 +149,14 @@ struct SyncStats {
   std::vector<int> waiting_for;
 };
 
+// Writes to another node whose reply never came (timed out, or the link
+// broke after they were sent), by what asking the owner found (fate.cc).
+struct WriteFates {
+  uint64_t landed = 0;   // it ran there: reported with its own reply
+  uint64_t fenced = 0;   // it never ran, and now never will: reported failed
+  uint64_t unknown = 0;  // no answer: reported failed, "whether ... is not known"
+};
+
 // One copy of a key as POOL COPIES shows it (Pool::Copies).
 struct CopyInfo {
   enum State : uint8_t { kInSync, kSyncing, kDown };
@@ -224,6 +232,7 @@ class Pool {
   // each copy's state as this node sees it.
   std::string NoCopyError(int owner) const;
   SyncStats sync_stats() const;
+  WriteFates write_fates() const;
   std::vector<NodeStatus> Nodes() const;
   const char* transport_name() const { return transport_->name(); }
   const transport::PeerCounters& counters(int node) const { return transport_->counters(node); }

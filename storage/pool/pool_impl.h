@@ -9,6 +9,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -21,6 +22,7 @@
 namespace kvpool::pool {
 
 struct SyncOp;
+struct FateTable;
 
 // Reply bodies start with a status: 0 = OK and the payload follows, else a
 // kvpool::Code and a message.
@@ -102,6 +104,30 @@ struct Pool::Impl {
   uint64_t next_put = 1;                          // guarded by puts_mu
   // Lane 0, every heartbeat: drops puts older than 4 x pool-timeout-ms + 1 s.
   void SweepPuts(int64_t now);
+
+  // ---- the fate of writes whose reply never came (fate.cc) ----
+  // Requester: tokens of calls that may write, by lane (each lane's own).
+  struct LaneTokens {
+    uint64_t next = 1;
+    std::set<uint64_t> open;  // sent, not yet settled
+  };
+  std::unique_ptr<LaneTokens[]> lane_tokens;
+  std::unique_ptr<std::atomic<bool>[]> lane_stopped;
+  uint64_t fate_epoch = 0;  // random, per process
+  // Owner: what became of each token (shared with the calls running).
+  std::shared_ptr<FateTable> fates;
+  std::atomic<uint64_t> fates_landed{0}, fates_fenced{0}, fates_unknown{0};
+  void InitFates(size_t lane_count);
+  // Sends a call like Transport::Call. One that may write
+  // (args.reset_on_timeout) carries a token (kOpTokened); if it times out
+  // or its link breaks after it was sent, the owner is asked what became
+  // of it (kOpFate): done then gets the write's own reply if it ran there,
+  // the original error if it did not (it never will), or that error saying
+  // the outcome is unknown.
+  void WriteCall(int lane, int node, transport::CallArgs args, int timeout_ms,
+                 transport::CallDone done);
+  void AskFate(int lane, int node, uint64_t token, int timeout_ms, Status first,
+               transport::CallDone done);
 
   // ---- requester side only (batch.cc, sync.cc) ----
   // Largest bulk one call may carry (a transport limit); larger values move
@@ -260,6 +286,9 @@ struct Pool::Impl {
   void OnApply(InCall call);
   void OnOrderedDel(InCall call);  // owner.cc, beside kOpMultiDel
   void OnRelayAgain(InCall call);  // owner.cc, beside kOpCatchUp
+  // fate.cc: a tokened write, and what became of one (WriteCall).
+  void OnTokened(InCall call);
+  void OnFate(InCall call);
   // Whether this node may order writes of every key: it serves, and holds
   // a copy of each key's slot. (Coordinators send to the primary,
   // Pool::ReadNode; a node whose view differs for a heartbeat still takes

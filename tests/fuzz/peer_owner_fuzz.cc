@@ -17,7 +17,7 @@
 //   u8  setup     bit 0: bulk reads complete synchronously (like TCP)
 //                 bit 1: maxmemory-policy noeviction (else allkeys-lru)
 //   then up to kMaxCalls calls:
-//   u8  op        op < 0xF0: opcode op % 27 (0 is unknown);
+//   u8  op        op < 0xF0: opcode op % 29 (0 is unknown);
 //                 op >= 0xF0: a raw u16 opcode follows
 //   u16 body_len, then body_len body bytes
 //   u8  bulk      bits 0-1: bulk_in split into 1..3 iovecs;
@@ -289,7 +289,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (size_t call = 0; call < kMaxCalls && !in.empty(); ++call) {
     uint64_t op = in.Uint(1);
     CallArgs args;
-    args.opcode = op >= 0xF0 ? static_cast<uint16_t>(in.Uint(2)) : static_cast<uint16_t>(op % 27);
+    args.opcode = op >= 0xF0 ? static_cast<uint16_t>(in.Uint(2)) : static_cast<uint16_t>(op % 29);
     args.body = in.Bytes(in.Uint(2));
     const uint64_t bulk = in.Uint(1);
     const uint64_t n = in.Uint(2);
