@@ -16,12 +16,7 @@ class PoolFateTest : public PoolTest {
     o.latency_ms = latency_ms;
     o.timeout_ms = 1000;
     Build(o);
-    ASSERT_TRUE(RunUntil([&] {
-      for (int n = 0; n < 3; ++n)
-        for (int m = 0; m < 3; ++m)
-          if (!pool(n).Serving(m)) return false;
-      return true;
-    })) << "a fresh pool never got in sync";
+    WaitAllServing();
   }
   // The reply of node 0's first call of `op` is lost (a timeout), after the
   // owner ran it.
@@ -52,6 +47,16 @@ class PoolFateTest : public PoolTest {
     w.U64(token);
     w.U64(token);
     a->opcode = kOpTokened;
+  }
+  // An ordered write of no keys, with a token.
+  static CallArgs EmptySet(uint64_t epoch, uint64_t token) {
+    CallArgs a;
+    a.opcode = kOpOrderedSet;
+    Writer w(&a.body);
+    w.U32(0);  // db
+    w.U32(0);  // keys
+    AddTrailer(&a, epoch, token);
+    return a;
   }
   static CallArgs FateQuery(uint64_t epoch, uint64_t token) {
     CallArgs a;
@@ -213,23 +218,11 @@ TEST_F(PoolFateTest, AQueryAboutAWriteStillRunningIsAnsweredWhenItEnds) {
 
   // The same token again: refused, not run twice. A token never seen:
   // fenced, and then refused.
-  CallArgs twice;
-  twice.opcode = kOpOrderedSet;
-  Writer b2(&twice.body);
-  b2.U32(0);
-  b2.U32(0);
-  AddTrailer(&twice, 77, 5);
-  EXPECT_EQ(Raw(1, twice).first.code(), Code::kAborted);
+  EXPECT_EQ(Raw(1, EmptySet(77, 5)).first.code(), Code::kAborted);
   auto [fs, fp] = Raw(1, FateQuery(77, 6));
   ASSERT_TRUE(fs.ok()) << fs.ToString();
   EXPECT_EQ(fp, std::string(1, char(kFateFenced)));
-  CallArgs late;
-  late.opcode = kOpOrderedSet;
-  Writer b3(&late.body);
-  b3.U32(0);
-  b3.U32(0);
-  AddTrailer(&late, 77, 6);
-  EXPECT_EQ(Raw(1, late).first.code(), Code::kAborted);
+  EXPECT_EQ(Raw(1, EmptySet(77, 6)).first.code(), Code::kAborted);
 }
 
 TEST_F(PoolFateTest, MalformedTokenedCallsAreRejected) {

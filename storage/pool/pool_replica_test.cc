@@ -21,15 +21,6 @@ class PoolReplicaTest : public PoolTest {
     Build(o);
     WaitAllServing();
   }
-  // Every node starts syncing (from no one: the pool is new).
-  void WaitAllServing() {
-    ASSERT_TRUE(RunUntil([&] {
-      for (int n = 0; n < 3; ++n)
-        for (int m = 0; m < 3; ++m)
-          if (!pool(n).Serving(m)) return false;
-      return true;
-    })) << "a fresh pool never got in sync";
-  }
   std::string PeekOn(int node, std::string_view key, int db = 0) {
     storage::ItemRef it = store(node).Peek(db, key, WallMs());
     return it ? std::string(it.value()) : std::string("<nil>");

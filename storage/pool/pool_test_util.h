@@ -290,6 +290,17 @@ class PoolTest : public ::testing::Test {
         << "peers never came up";
   }
 
+  // With replicas, every node starts syncing (from no one: the pool is
+  // new): returns once each node sees every node serving.
+  void WaitAllServing() {
+    ASSERT_TRUE(RunUntil([&] {
+      for (int n = 0; n < opts_.nodes; ++n)
+        for (int m = 0; m < opts_.nodes; ++m)
+          if (!pool(n).Serving(m)) return false;
+      return true;
+    })) << "a fresh pool never got in sync";
+  }
+
   // Node i's PoolOptions, from the cluster's options (opts_).
   PoolOptions OptionsFor(int i) const {
     PoolOptions po;
