@@ -23,8 +23,7 @@ using transport::IncomingCall;
 
 namespace {
 
-// {opcode u32, epoch u64, token u64, watermark u64}
-constexpr size_t kTrailer = 4 + 8 + 8 + 8;
+constexpr size_t kTrailer = kTokenTrailerBytes;
 // Replies kept for kOpFate up to this size (larger: "ran", without it).
 constexpr size_t kKeepReply = 1u << 20;
 // Entries older than this are forgotten whatever their state.
@@ -247,18 +246,20 @@ void Pool::Impl::WriteCall(int lane, int node, transport::CallArgs args, int tim
   w.U64(token);
   w.U64(*lt.open.begin());
   args.opcode = kOpTokened;
-  // A call that fails before Call returns was never sent: nothing to ask.
-  auto returned = std::make_shared<bool>(false);
+  // A call that fails before Call returns (while lt.sending is its token)
+  // was never sent: nothing to ask.
+  lt.sending = token;
   t->Call(lane, node, std::move(args), timeout_ms,
-          [this, lane, node, token, timeout_ms, returned, done = std::move(done)](
+          [this, lane, node, token, timeout_ms, done = std::move(done)](
               Status s, std::string_view reply, transport::BulkOut bulk) mutable {
-            if (*returned && !lane_stopped[lane] &&
+            LaneTokens& lt = lane_tokens[lane];
+            if (lt.sending != token && !lt.stopped &&
                 (s.code() == Code::kTimeout || s.code() == Code::kUnavailable))
               return AskFate(lane, node, token, timeout_ms, std::move(s), std::move(done));
-            lane_tokens[lane].open.erase(token);
+            lt.open.erase(token);
             done(s, reply, std::move(bulk));
           });
-  *returned = true;
+  lt.sending = 0;
 }
 
 void Pool::Impl::AskFate(int lane, int node, uint64_t token, int timeout_ms, Status first,

@@ -106,13 +106,16 @@ enum Opcode : uint16_t {
   // The owner records what became of the token; tokens of the caller's
   // (epoch, lane) below watermark are settled and forgotten. A token it has
   // already seen (or fenced) is refused, not run again.
-  kOpTokened = 27,
+  kOpTokened = 27,  // (the trailer: kTokenTrailerBytes)
   // {epoch u64, token u64} -> {fate u8 (FateState)[, kept u8, reply of the
   // write]}: what became of a tokened write whose reply the caller never
   // got. One it never saw is fenced: refused if it arrives later. One still
   // running is answered when it ends.
   kOpFate = 28,
 };
+
+// kOpTokened's trailer: {opcode u32, epoch u64, token u64, watermark u64}.
+inline constexpr unsigned kTokenTrailerBytes = 4 + 8 + 8 + 8;
 
 // What kOpFate says of a token.
 enum FateState : uint8_t {

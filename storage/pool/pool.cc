@@ -132,7 +132,6 @@ Pool::~Pool() {
 Status Pool::Start(std::vector<event_base*> lanes) {
   impl_->lanes = lanes;
   impl_->InitFates(lanes.size());
-  impl_->lane_stopped = std::make_unique<std::atomic<bool>[]>(lanes.size());
   Impl* impl = impl_.get();
   return transport_->Start(std::move(lanes), [impl](std::unique_ptr<transport::IncomingCall> c) {
     impl->HandleCall(std::move(c));
@@ -154,7 +153,7 @@ void Pool::StopLane(int lane) {
     event_free(impl_->heartbeat);
     impl_->heartbeat = nullptr;
   }
-  if (impl_->lane_stopped) impl_->lane_stopped[lane].store(true);
+  if (impl_->lane_tokens) impl_->lane_tokens[lane].stopped = true;
   transport_->StopLane(lane);
 }
 

@@ -106,13 +106,15 @@ struct Pool::Impl {
   void SweepPuts(int64_t now);
 
   // ---- the fate of writes whose reply never came (fate.cc) ----
-  // Requester: tokens of calls that may write, by lane (each lane's own).
+  // Requester: tokens of calls that may write, by lane (each used on its
+  // own lane only).
   struct LaneTokens {
     uint64_t next = 1;
     std::set<uint64_t> open;  // sent, not yet settled
+    uint64_t sending = 0;     // the token whose Call has not returned yet
+    bool stopped = false;     // Pool::StopLane ran: no more fate queries
   };
   std::unique_ptr<LaneTokens[]> lane_tokens;
-  std::unique_ptr<std::atomic<bool>[]> lane_stopped;
   uint64_t fate_epoch = 0;  // random, per process
   // Owner: what became of each token (shared with the calls running).
   std::shared_ptr<FateTable> fates;

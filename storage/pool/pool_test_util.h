@@ -44,7 +44,7 @@ inline constexpr size_t kMiB = 1024 * 1024;
 // A write that carries a token (kOpTokened, fate.cc) as the call inside:
 // its opcode and its body without the token's trailer. Tests watch the
 // calls they know by the opcode of what they do.
-inline constexpr size_t kTokenTrailer = 4 + 8 + 8 + 8;
+inline constexpr size_t kTokenTrailer = kTokenTrailerBytes;
 inline void Unwrap(uint16_t* opcode, std::string_view* body) {
   if (*opcode != kOpTokened || body->size() < kTokenTrailer) return;
   std::string_view t = body->substr(body->size() - kTokenTrailer);
