@@ -58,7 +58,9 @@ void MultiSetNx(CommandContext& cx, std::span<const std::string_view> kvs, SetNx
 // RENAME / RENAMENX (nx) of src to dst. On one node (here, or run there
 // whole, atomically; ordered by the primary with replicas). Across nodes:
 // the value and TTL are read from src's node, written to dst's (NX for
-// RENAMENX), then src is deleted: not atomic against other clients.
+// RENAMENX), then src is deleted: not atomic against other clients. A value
+// over 1 MiB moves in steps as MGET and MSET move it; its NX is a check
+// before the write and its TTL a PEXPIREAT after.
 enum class RenameResult { kRenamed, kNoSuchKey, kDestinationExists, kError };
 using RenameReply =
     std::function<void(protocol::ReplyBuilder&, RenameResult result, std::string_view error)>;

@@ -238,6 +238,28 @@ TEST_F(PoolRoutingTest, RenameNxAcrossNodes) {
             Array({kNilReply, Bulk("y"), Bulk("x")}));
 }
 
+// A value over 1 MiB moves as MGET reads it and MSET stores it, in steps:
+// NX checked first, the TTL set after.
+TEST_F(PoolRoutingTest, RenameOfALargeValueAcrossNodes) {
+  const std::string big(3 << 20, 'v');
+  ASSERT_EQ(h.Run(0, {"SET", k[1], big, "PX", "600000"}), kOkReply);
+  ASSERT_EQ(h.Run(0, {"SET", k[2], "two"}), kOkReply);
+  EXPECT_EQ(h.Run(0, {"RENAMENX", k[1], k[2]}), Int(0));
+  EXPECT_EQ(h.Run(2, {"GET", k[2]}), Bulk("two"));
+  EXPECT_EQ(h.Run(0, {"RENAMENX", k[1], k[0]}), Int(1));
+  EXPECT_EQ(h.Run(2, {"GET", k[0]}), Bulk(big));
+  EXPECT_FALSE(Holds(1, k[1]));
+  std::string ttl = h.Run(1, {"PTTL", k[0]});
+  ASSERT_EQ(ttl[0], ':') << ttl;
+  EXPECT_GT(std::stoll(ttl.substr(1)), 0);
+  EXPECT_LE(std::stoll(ttl.substr(1)), 600000);
+  // Without a TTL, onto a key that exists (RENAME overwrites it).
+  EXPECT_EQ(h.Run(1, {"PERSIST", k[0]}), Int(1));
+  EXPECT_EQ(h.Run(0, {"RENAME", k[0], k[2]}), kOkReply);
+  EXPECT_EQ(h.Run(1, {"MGET", k[0], k[2]}), Array({kNilReply, Bulk(big)}));
+  EXPECT_EQ(h.Run(1, {"PTTL", k[2]}), Int(-1));
+}
+
 // ---------------------------------------------- commands covering the pool
 
 TEST_F(PoolRoutingTest, DbSizeAndKeysCoverEveryNode) {
