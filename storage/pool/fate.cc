@@ -40,6 +40,7 @@ bool MayCarryToken(uint32_t op) {
     case kOpOrderedSet:
     case kOpOrderedCommand:
     case kOpOrderedDel:
+    case kOpApply:
       return true;
     default:
       return false;

@@ -152,7 +152,10 @@ void Pool::Impl::Relay(int lane, int db, std::vector<std::string> keys, RelayDon
         off += len;
       }
       ++st->pending;
-      p->transport_->Call(lane, c, std::move(args), p->options_.timeout_ms,
+      // Tokened: a relay that landed but lost its reply is not reported as
+      // a copy missing the write.
+      args.reset_on_timeout = true;
+      WriteCall(lane, c, std::move(args), p->options_.timeout_ms,
                           [failed, c, sent = std::move(sent), finish](
                               Status s, std::string_view reply, std::string_view) {
                             std::string_view payload;
@@ -181,8 +184,9 @@ void Pool::Impl::RelayLarge(int lane, int copy, int db, const std::string& key,
   const size_t chunk = chunk_bytes;
   const int timeout = p->options_.timeout_ms;
   transport::Transport* t = p->transport_;
+  Impl* impl = this;
   t->Call(lane, copy, std::move(begin), timeout,
-          [t, lane, copy, value, chunk, timeout, done = std::move(done)](
+          [t, impl, lane, copy, value, chunk, timeout, done = std::move(done)](
               Status s, std::string_view reply, std::string_view) mutable {
             std::string_view payload;
             if (s.ok()) s = ParseReplyStatus(reply, &payload);
@@ -215,14 +219,15 @@ void Pool::Impl::RelayLarge(int lane, int copy, int db, const std::string& key,
                    if (s.ok()) s = ParseReplyStatus(reply, &payload);
                    return s;
                  },
-                 .done = [t, lane, copy, handle, timeout,
+                 .done = [impl, lane, copy, handle, timeout,
                           done = std::move(done)](Status chunks) mutable {
                    transport::CallArgs a;
                    a.opcode = kOpPutEnd;
+                   a.reset_on_timeout = chunks.ok();  // a publish: tokened
                    Writer w(&a.body);
                    w.U64(handle);
                    w.U8(chunks.ok() ? kPutEndGiven : kPutEndDrop);
-                   t->Call(lane, copy, std::move(a), timeout,
+                   impl->WriteCall(lane, copy, std::move(a), timeout,
                            [chunks, done = std::move(done)](Status s, std::string_view reply,
                                                              std::string_view) {
                              std::string_view payload;

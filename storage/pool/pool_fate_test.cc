@@ -129,6 +129,32 @@ TEST_F(PoolFateTest, AnOrderedWriteWhoseReplyWasLostLandsOnEveryCopy) {
   }
 }
 
+// The primary's relay to the other copy landed there but its reply was
+// lost: the write is on both copies, so it is not reported as failed.
+TEST_F(PoolFateTest, ARelayWhoseReplyWasLostIsNotReportedAsACopyMissingTheWrite) {
+  BuildReplicas();
+  auto keys = KeysOn(1, 2);  // copies on 1 (primary) and 2; written through 0
+  auto lost = std::make_shared<bool>(false);
+  hook(1).rewrite_reply = [lost](uint16_t o, Status* s, std::string* reply, std::string*) {
+    if (o != kOpApply || *lost) return;
+    *lost = true;
+    *s = Status::Timeout("no reply from peer (test)");
+    reply->clear();
+  };
+  SetOutcome out = Set(0, {keys[0], "a", keys[1], "b"});
+  EXPECT_TRUE(out.status.ok()) << out.status.ToString();
+  EXPECT_EQ(out.failed_keys, 0u);
+  EXPECT_TRUE(*lost);
+  EXPECT_EQ(pool(1).write_fates().landed, 1u);
+  EXPECT_EQ(pool(1).sync_stats().replica_write_errors, 0u);
+  for (const auto& k : keys) {
+    storage::ItemRef a = store(1).Peek(0, k, WallMs()), b = store(2).Peek(0, k, WallMs());
+    ASSERT_TRUE(a && b) << k;
+    EXPECT_EQ(a.value(), b.value());
+    EXPECT_EQ(a.version(), b.version());
+  }
+}
+
 TEST_F(PoolFateTest, AWriteThatNeverArrivedIsFencedAndRefusedIfItArrivesLate) {
   Build();
   const std::string key = KeysOn(1, 1)[0];
