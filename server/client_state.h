@@ -66,6 +66,9 @@ struct ClientState {
   int resp = 2;
   bool authenticated = false;
   bool close_after_reply = false;  // QUIT, CLIENT KILL of self
+  // READONLY (a cluster client): reads of slots this node holds a copy of
+  // are not redirected (cluster-redirects yes).
+  bool readonly = false;
 
   // MULTI/EXEC.
   bool in_multi = false;

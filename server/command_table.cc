@@ -14,6 +14,7 @@ CommandTable CommandTable::Build() {
   RegisterTransactionFamily(t);
   RegisterServerFamily(t);
   RegisterPoolFamily(t);
+  RegisterClusterFamily(t);
   return t;
 }
 

@@ -34,5 +34,6 @@ void RegisterConnectionFamily(CommandTable& t);
 void RegisterTransactionFamily(CommandTable& t);
 void RegisterServerFamily(CommandTable& t);
 void RegisterPoolFamily(CommandTable& t);
+void RegisterClusterFamily(CommandTable& t);
 
 }  // namespace kvpool

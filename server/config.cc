@@ -101,6 +101,12 @@ std::vector<OptionSpec> BuildSpecs() {
        "nodes of pool-nodes); writes are acknowledged once every live copy holds them. 1 = no "
        "copies. At most the number of nodes.",
        1, 1024},
+      {"cluster-redirects", T::kBool, "no", true,
+       "yes = a single-key command for a slot another node serves answers -MOVED <slot> "
+       "<host>:<port>, as Redis Cluster does, so strict cluster clients go to the owner; "
+       "no = every node serves every key. Multi-key commands are served across slots either "
+       "way.",
+       0, 1},
       {"rdma-device", T::kString, "", false, "RDMA device (e.g. mlx5_0, rxe0); empty = first active."},
       {"rdma-port", T::kInt, "1", false, "Port of the RDMA device.", 1, 255},
       {"rdma-gid-index", T::kInt, "-1", false,

@@ -4,6 +4,7 @@
 
 #include <ctime>
 
+#include "server/cluster_family.h"
 #include "server/command_table.h"
 #include "server/errors.h"
 #include "server/exec_gate.h"
@@ -77,6 +78,14 @@ void Dispatch(ServerContext& server, ClientState& client, protocol::ReplyBuilder
     if (st.used_memory > st.maxmemory) {
       if (client.in_multi) client.multi_error = true;
       reply.Error(errors::kOom);
+      return;
+    }
+  }
+  if (spec->first_key > 0 && server.pool() != nullptr && !client.local_only &&
+      server.hot().cluster_redirects.load(std::memory_order_relaxed)) {
+    if (std::string moved = MovedError(server, client, *spec, args); !moved.empty()) {
+      if (client.in_multi) client.multi_error = true;
+      reply.Error(moved);
       return;
     }
   }

@@ -115,8 +115,13 @@ inline constexpr const char* kProtectedMode =
         "restart it with the '--protected-mode no' option. 4) Set up an authentication "
         "password for the default user. NOTE: You only need to do one of the above things in "
         "order for the server to start accepting connections from the outside.\r\n";
-inline constexpr const char* kNotACluster =
-    "ERR kvpool is not a Redis Cluster: only CLUSTER KEYSLOT is supported (see POOL NODES)";
+// A single node answers CLUSTER (but KEYSLOT), READONLY, READWRITE and
+// ASKING as Redis does without cluster mode.
+inline constexpr const char* kClusterDisabled = "ERR This instance has cluster support disabled";
+inline constexpr const char* kInvalidSlot = "ERR Invalid slot";
+inline constexpr const char* kInvalidSlotOrCount = "ERR Invalid slot or number of keys";
+inline constexpr const char* kClusterPlacesSlotsItself =
+    "ERR kvpool places slots itself, from pool-nodes: this CLUSTER subcommand is not supported";
 inline constexpr const char* kMSetNxUncheckable =
     "ERR a pool node is unavailable: MSETNX could not check every key";
 
@@ -175,6 +180,11 @@ inline constexpr const char* kPoolBadReply = "ERR a pool node sent a malformed r
 
 // A write that could not reach `down_error` (pool::Pool::NodeDownError,
 // pool::Pool::NoCopyError).
+// A single-key command for a slot another node serves, with
+// cluster-redirects yes: "MOVED <slot> <host>:<port>", as Redis Cluster.
+inline std::string Moved(int slot, std::string_view addr) {
+  return "MOVED " + std::to_string(slot) + " " + std::string(addr);
+}
 inline std::string PoolNodeDown(std::string_view down_error) {
   return "ERR " + std::string(down_error);
 }

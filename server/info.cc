@@ -741,7 +741,7 @@ std::string InfoText(ServerContext& server, std::span<const std::string_view> se
     else if (name == "stats") StatsSection(server, now_ms, out);
     else if (name == "replication") ReplicationSection(out);
     else if (name == "cpu") CpuSection(out);
-    else if (name == "cluster") Line(out, "cluster_enabled", 0);
+    else if (name == "cluster") Line(out, "cluster_enabled", server.pool() != nullptr ? 1 : 0);
     else if (name == "keyspace") KeyspaceSection(server, out);
     else if (name == "pool") PoolSection(server, out);
     // "modules": kvpool loads none, so the section is empty, as in Redis.

@@ -1,4 +1,4 @@
-// POOL NODES / KEYNODE / MEXISTS / DBSIZE / COPIES / CLUSTER KEYSLOT, and
+// POOL NODES / KEYNODE / MEXISTS / DBSIZE / COPIES, and
 // INFO's pool section.
 #include <string>
 
@@ -168,19 +168,11 @@ void CmdPool(CommandContext& cx) {
   cx.reply().Error(errors::UnknownSubcommandOrArity(cx.arg(1), "POOL"));
 }
 
-void CmdCluster(CommandContext& cx) {
-  std::string sub = ToLower(cx.arg(1));
-  if (sub == "keyslot" && cx.argc() == 3) return cx.reply().Integer(pool::KeySlot(cx.arg(2)));
-  cx.reply().Error(errors::kNotACluster);
-}
-
 }  // namespace
 
 void RegisterPoolFamily(CommandTable& t) {
   t.Add({"pool", -2, kCmdReadOnly | kCmdLoading | kCmdStale, 0, 0, 0, CmdPool, "server",
          "The nodes of the pool and which one owns a key."});
-  t.Add({"cluster", -2, kCmdLoading | kCmdStale, 0, 0, 0, CmdCluster, "cluster",
-         "CLUSTER KEYSLOT: the hash slot of a key."});
 }
 
 std::string PoolInfoSection(ServerContext& s) {
@@ -203,6 +195,10 @@ std::string PoolInfoSection(ServerContext& s) {
   out += "pool_write_fates_landed:" + std::to_string(wf.landed) + "\r\n";
   out += "pool_write_fates_fenced:" + std::to_string(wf.fenced) + "\r\n";
   out += "pool_write_fates_unknown:" + std::to_string(wf.unknown) + "\r\n";
+  // Keys and whole commands of clients this node sent to another node (a
+  // cluster client that goes to each key's node keeps both at 0).
+  out += "pool_keys_elsewhere:" + std::to_string(p->routed().keys_elsewhere.load()) + "\r\n";
+  out += "pool_commands_forwarded:" + std::to_string(p->routed().commands_forwarded.load()) + "\r\n";
   out += "pool_replicas:" + std::to_string(p->replicas()) + "\r\n";
   if (p->replicas() > 1) {
     pool::SyncStats ss = p->sync_stats();

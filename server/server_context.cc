@@ -83,6 +83,7 @@ ServerContext::ServerContext(Config* config, storage::Store* store, const Comman
   auto sync = [this](const Config& c) {
     hot_.requirepass_set.store(!c.String("requirepass").empty());
     hot_.noeviction.store(c.Int("maxmemory-policy") == 0);
+    hot_.cluster_redirects.store(c.Int("cluster-redirects") != 0);
     hot_.proto_max_bulk_len.store(c.Int("proto-max-bulk-len"));
     hot_.client_query_buffer_limit.store(c.Int("client-query-buffer-limit"));
     hot_.proto_max_args.store(c.Int("proto-max-args"));
@@ -96,7 +97,7 @@ ServerContext::ServerContext(Config* config, storage::Store* store, const Comman
   };
   sync(*config_);
   for (const char* name :
-       {"requirepass", "maxmemory-policy", "proto-max-bulk-len", "client-query-buffer-limit",
+       {"requirepass", "maxmemory-policy", "cluster-redirects", "proto-max-bulk-len", "client-query-buffer-limit",
         "proto-max-args", "proto-inline-max-len", "client-output-buffer-limit"})
     config_->OnChange(name, sync);
   config_->OnChange("maxmemory",

@@ -89,6 +89,7 @@ size_t EffectiveMaxMemory(const Config& config);
 struct HotOptions {
   std::atomic<bool> requirepass_set{false};
   std::atomic<bool> noeviction{false};
+  std::atomic<bool> cluster_redirects{false};
   std::atomic<int64_t> proto_max_bulk_len{512 << 20};
   std::atomic<int64_t> client_query_buffer_limit{int64_t{1} << 30};
   std::atomic<int64_t> proto_max_args{1 << 20};

@@ -15,6 +15,14 @@ namespace kvpool::pool {
 
 namespace {
 
+// Keys of `parts` (grouped by node) bound for another node: RouteCounters.
+void CountElsewhere(const Pool& pool, const std::vector<std::vector<uint32_t>>& parts) {
+  size_t n = 0;
+  for (int node = 0; node < pool.nodes(); ++node)
+    if (node != pool.self()) n += parts[node].size();
+  if (n != 0) pool.routed().keys_elsewhere.fetch_add(n, std::memory_order_relaxed);
+}
+
 // Indices of `keys` grouped by the node that answers their reads (the
 // owner, or with replicas the first copy in sync); parts[nodes()] holds keys
 // no copy can answer.
@@ -25,6 +33,7 @@ std::vector<std::vector<uint32_t>> GroupForRead(const Pool& pool,
     int node = pool.ReadNode(pool.OwnerOf(keys[i]));
     parts[node < 0 ? pool.nodes() : node].push_back(static_cast<uint32_t>(i));
   }
+  CountElsewhere(pool, parts);
   return parts;
 }
 
@@ -54,6 +63,7 @@ std::vector<std::vector<uint32_t>> GroupForOrderedWrite(const Pool& pool,
     int p = primary_of[owner];
     parts[p < 0 ? pool.nodes() : p].push_back(static_cast<uint32_t>(i));
   }
+  CountElsewhere(pool, parts);
   return parts;
 }
 
@@ -79,6 +89,9 @@ std::vector<std::vector<uint32_t>> GroupForWrite(const Pool& pool,
     }
     if (to[owner].empty()) parts[pool.nodes()].push_back(static_cast<uint32_t>(i));
     for (int node : to[owner]) parts[node].push_back(static_cast<uint32_t>(i));
+    // Bound for another node unless its primary is this one.
+    if (to[owner].empty() || to[owner][0] != pool.self())
+      pool.routed().keys_elsewhere.fetch_add(1, std::memory_order_relaxed);
   }
   return parts;
 }

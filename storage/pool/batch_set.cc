@@ -450,6 +450,8 @@ void Pool::MultiSet(int lane, int db, std::span<const std::string_view> kvs, int
         continue;
       }
       by_primary[primary_of[owner]].push_back(p);
+      if (primary_of[owner] != self())
+        routed_.keys_elsewhere.fetch_add(1, std::memory_order_relaxed);
     }
     for (int node = 0; node < nodes(); ++node)
       if (!by_primary[node].empty()) op->SendPart(node, std::move(by_primary[node]));

@@ -421,6 +421,7 @@ void Pool::Impl::ForwardTaking(int lane, int primary, int db, int resp,
                                std::span<const std::string_view> argv,
                                std::span<const std::string_view> written, Pool::ReplyDone done) {
   Pool* p = pool;
+  p->routed().commands_forwarded.fetch_add(1, std::memory_order_relaxed);
   transport::CallArgs args;
   args.opcode = kOpOrderedCommand;
   args.reset_on_timeout = true;

@@ -341,6 +341,7 @@ void EncodeArgv(Writer& w, std::span<const std::string_view> argv) {
 void Pool::Forward(int lane, int node, int db, int resp, std::span<const std::string_view> argv,
                    ReplyDone done, bool ordered) {
   if (!NodeUp(node)) return done(Status::Unavailable(NodeDownError(node)), {});
+  routed_.commands_forwarded.fetch_add(1, std::memory_order_relaxed);
   transport::CallArgs args;
   args.opcode = ordered ? kOpOrderedCommand : kOpCommand;
   args.reset_on_timeout = true;  // it may write
@@ -367,6 +368,7 @@ void Pool::ForwardTransaction(int lane, int node, int db, int resp,
                               const std::vector<std::pair<std::string, uint64_t>>& watched,
                               ReplyDone done, bool ordered) {
   if (!NodeUp(node)) return done(Status::Unavailable(NodeDownError(node)), {});
+  routed_.commands_forwarded.fetch_add(1, std::memory_order_relaxed);
   // Ordered, the keys of this node's copies it writes: if the call fails in
   // transit, it may still have run there, and this copy asks for them again.
   std::vector<std::pair<int, std::string>> mine;

@@ -157,6 +157,15 @@ struct WriteFates {
   uint64_t unknown = 0;  // no answer: reported failed, "whether ... is not known"
 };
 
+// How often this node had to reach another node for a client (INFO pool):
+// keys a read or write went to another node for, and whole commands run on
+// another node. A cluster client that sends each key to its node keeps
+// both at 0.
+struct RouteCounters {
+  std::atomic<uint64_t> keys_elsewhere{0};
+  std::atomic<uint64_t> commands_forwarded{0};
+};
+
 // One copy of a key as POOL COPIES shows it (Pool::Copies).
 struct CopyInfo {
   enum State : uint8_t { kInSync, kSyncing, kDown };
@@ -323,6 +332,8 @@ class Pool {
   // Error text for a write that could not reach `node`.
   std::string NodeDownError(int node) const;
 
+  RouteCounters& routed() const { return routed_; }
+
  private:
   friend struct SyncOp;
   friend struct SetOp;    // batch.cc
@@ -336,6 +347,7 @@ class Pool {
   transport::Transport* transport_;
   CommandExecutor* executor_;
   std::unique_ptr<Impl> impl_;
+  mutable RouteCounters routed_;
 };
 
 }  // namespace kvpool::pool
