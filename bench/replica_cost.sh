@@ -29,30 +29,9 @@ TESTS=(set mset)
 sbs_parse "$@"
 
 LOGS=$(mktemp -d /tmp/replica_cost.XXXXXX)
-declare -A PIDS PORT  # side -> its pids (space separated); side -> the port the load goes to
+declare -A PIDS PORT PORTS  # side -> its pids; the port the load goes to; every node's port
 ALL=()
 trap 'for p in "${ALL[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
-
-# Client ports from 20000, pool ports (+10000) from 30000: both below the
-# ephemeral range (32768 up), where a client's socket may hold a port a
-# moment after a probe found it free.
-next_port=$(( 20000 + RANDOM % 2000 ))
-free_port() {  # -> $next_port: one nothing answers on, nor on its +10000 (the pool port)
-  while :; do
-    next_port=$((next_port + 1))
-    redis-cli -p "$next_port" ping >/dev/null 2>&1 && continue
-    redis-cli -p "$((next_port + 10000))" ping >/dev/null 2>&1 && continue
-    return 0
-  done
-}
-wait_pong() {  # PORT PID: 0 once it answers, 1 if it exited or never did
-  for _ in $(seq 100); do
-    [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ] && return 0
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
 
 start_redis() {
   local port
@@ -63,46 +42,6 @@ start_redis() {
   PIDS[redis]=$!
   PORT[redis]=$port
   wait_pong "$port" $! || die "redis-server did not start (see $LOGS/redis.log)"
-}
-
-start_pool() {  # SIDE REPLICAS: three nodes; new ports and again if one fails to start
-  local side=$1 replicas=$2 attempt i ok
-  for attempt in 1 2 3; do
-    local ports=() pids=() spec=""
-    for i in 1 2 3; do
-      free_port
-      ports+=("$next_port")
-      spec+="127.0.0.1:$next_port "
-    done
-    for i in 0 1 2; do
-      "$SERVER" --bind 127.0.0.1 --port "${ports[$i]}" --pool-nodes "${spec% }" \
-        --pool-secret "replica-cost-$$" --pool-replicas "$replicas" \
-        >"$LOGS/$side-$((i + 1)).log" 2>&1 &
-      ALL+=($!)
-      pids+=($!)
-    done
-    ok=1
-    for i in 0 1 2; do wait_pong "${ports[$i]}" "${pids[$i]}" || ok=0; done
-    if [ $ok = 0 ]; then
-      kill "${pids[@]}" 2>/dev/null || true
-      echo "replica_cost.sh: pool $side, attempt $attempt: a node did not start (see $LOGS)" >&2
-      continue
-    fi
-    PIDS[$side]="${pids[*]}"
-    PORT[$side]=${ports[0]}
-    # Every node up (and, with replicas, in sync) before the load.
-    for _ in $(seq 300); do
-      local info
-      info=$(redis-cli -p "${ports[0]}" info pool | tr -d '\r')
-      if grep -qx 'pool_nodes_up:3' <<<"$info" &&
-         { [ "$replicas" = 1 ] || grep -qx 'pool_sync_state:in_sync' <<<"$info"; }; then
-        return 0
-      fi
-      sleep 0.1
-    done
-    die "pool $side did not come up (see $LOGS)"
-  done
-  die "pool $side: its nodes did not start in 3 attempts (see $LOGS)"
 }
 
 start_redis

@@ -1,5 +1,6 @@
-# What bench/hotkey_cpu.sh and bench/replica_cost.sh share (sourced, not run):
-# their common options, the median of a list, and the CPU time of processes.
+# What bench/hotkey_cpu.sh, replica_cost.sh and cluster_cost.sh share (sourced, not run):
+# their common options, the median of a list, the CPU time of processes, and
+# starting a pool of three nodes.
 #
 # The script sets ROUNDS, REQUESTS, SERVER and LOAD (its defaults) and may
 # define sbs_extra_option OPT VALUE (return 0 if it took the option and its
@@ -45,3 +46,70 @@ cpu_ticks() {
   echo "$t"
 }
 HZ=$(getconf CLK_TCK)
+
+# Client ports from 20000, pool ports (+10000) from 30000: both below the
+# ephemeral range (32768 up), where a client's socket may hold a port a
+# moment after a probe found it free.
+next_port=$(( 20000 + RANDOM % 2000 ))
+free_port() {  # -> $next_port: one nothing answers on, nor on its +10000 (the pool port)
+  while :; do
+    next_port=$((next_port + 1))
+    redis-cli -p "$next_port" ping >/dev/null 2>&1 && continue
+    redis-cli -p "$((next_port + 10000))" ping >/dev/null 2>&1 && continue
+    return 0
+  done
+}
+wait_pong() {  # PORT PID: 0 once it answers, 1 if it exited or never did
+  for _ in $(seq 100); do
+    [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ] && return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+# SIDE REPLICAS [SERVER-ARGS...]: three nodes forming one pool; new ports and
+# again if one fails to start. Sets PIDS[SIDE] (space separated), PORT[SIDE]
+# (node 1's client port) and PORTS[SIDE] (every node's); needs LOGS, ALL,
+# SERVER and the arrays declared by the caller.
+start_pool() {
+  local side=$1 replicas=$2 attempt i ok
+  shift 2
+  for attempt in 1 2 3; do
+    local ports=() pids=() spec=""
+    for i in 1 2 3; do
+      free_port
+      ports+=("$next_port")
+      spec+="127.0.0.1:$next_port "
+    done
+    for i in 0 1 2; do
+      "$SERVER" --bind 127.0.0.1 --port "${ports[$i]}" --pool-nodes "${spec% }" \
+        --pool-secret "side-by-side-$$" --pool-replicas "$replicas" "$@" \
+        >"$LOGS/$side-$((i + 1)).log" 2>&1 &
+      ALL+=($!)
+      pids+=($!)
+    done
+    ok=1
+    for i in 0 1 2; do wait_pong "${ports[$i]}" "${pids[$i]}" || ok=0; done
+    if [ $ok = 0 ]; then
+      kill "${pids[@]}" 2>/dev/null || true
+      echo "$(basename "$0"): pool $side, attempt $attempt: a node did not start (see $LOGS)" >&2
+      continue
+    fi
+    PIDS[$side]="${pids[*]}"
+    PORT[$side]=${ports[0]}
+    PORTS[$side]="${ports[*]}"
+    # Every node up (and, with replicas, in sync) before the load.
+    for _ in $(seq 300); do
+      local info
+      info=$(redis-cli -p "${ports[0]}" info pool | tr -d '\r')
+      if grep -qx 'pool_nodes_up:3' <<<"$info" &&
+         { [ "$replicas" = 1 ] || grep -qx 'pool_sync_state:in_sync' <<<"$info"; }; then
+        return 0
+      fi
+      sleep 0.1
+    done
+    die "pool $side did not come up (see $LOGS)"
+  done
+  die "pool $side: its nodes did not start in 3 attempts (see $LOGS)"
+}
