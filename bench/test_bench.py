@@ -409,3 +409,19 @@ def test_replica_cost_sh(kvpool_binary):
     assert all(float(r[4]) > 0 for r in runs), p.stdout
     rows = [l for l in lines if l.startswith("| SET |") or l.startswith("| MSET |")]
     assert len(rows) == 2, p.stdout
+
+
+def test_cluster_cost_sh(kvpool_binary):
+    script = _side_by_side_script("cluster_cost.sh")
+    p = subprocess.run([script, "--server", kvpool_binary, "--rounds", "1", "--requests", "2000"],
+                       capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    lines = p.stdout.splitlines()
+    runs = [l.split() for l in lines if l.startswith("round 1 ")]
+    assert sorted((r[2], r[3]) for r in runs) == [
+        ("cluster", "get"), ("cluster", "set"), ("one-node", "get"), ("one-node", "set")], p.stdout
+    assert all(float(r[4]) > 0 for r in runs), p.stdout
+    rows = [l for l in lines if l.startswith("| SET |") or l.startswith("| GET |")]
+    assert len(rows) == 2, p.stdout
+    bad = subprocess.run([script, "--replicas", "7"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2, bad.stderr
