@@ -98,11 +98,17 @@ void CmdExec(CommandContext& cx) {
   ServerStats& stats = cx.server().stats();
   cx.reply().ArrayHeader(queued.size());
   std::vector<std::string_view> args;
+  // Each queued command answers at once, into the array, from this node's
+  // store: none may defer (with replicas, the caller relays what the
+  // transaction wrote to the other copies afterwards).
+  auto defer = std::move(c.defer);
+  c.defer = nullptr;
   for (const std::vector<std::string>& command : queued) {
     args.assign(command.begin(), command.end());
     stats.commands.fetch_add(1, std::memory_order_relaxed);
     Execute(cx.server(), c, cx.reply(), args, cx.now_ms());
   }
+  c.defer = std::move(defer);
 }
 
 void CmdDiscard(CommandContext& cx) {
