@@ -17,6 +17,10 @@ if [ "${1:-}" = "--test" ]; then
   # The Soft-RoCE guest used by the RDMA tests (../shared/rdma-vm/setup.sh
   # installs the rest of what it needs itself).
   PKGS+=(qemu-system-x86 busybox-static kmod rdmacm-utils perftest)
+  # The Node.js cluster clients (tests/clients/node). NodeSource's nodejs
+  # carries npm itself and conflicts with Debian's npm package.
+  PKGS+=(nodejs)
+  command -v npm >/dev/null || PKGS+=(npm)
 fi
 
 missing=()

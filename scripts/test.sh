@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds kvpool and runs every test:
 #   1. unit tests (gtest) and the integration suite (pytest with redis-py,
-#      redis-cli, redis-benchmark and the hiredis client against real
-#      kvpool-server processes), on one node and on a three-node pool;
+#      redis-cli, redis-benchmark, the hiredis client and the Node.js cluster
+#      clients ioredis and node-redis against real kvpool-server processes),
+#      on one node and on a three-node pool;
 #   2. the unit tests and the integration suite again with ASan + UBSan;
 #   3. the integration suite with the server under TSan and io-threads 2;
 #   4. the fuzzers: RESP parser (FUZZ_SECONDS, 60), peer frames and the
@@ -28,6 +29,17 @@ check_reports() {
 
 step "dependencies"
 scripts/install-deps.sh --test
+# ioredis and node-redis for test_cluster_node_clients.py, when node_modules
+# is missing or older than the lock file.
+NODE_CLIENTS=tests/clients/node
+if [ ! "$NODE_CLIENTS/node_modules/.package-lock.json" -nt "$NODE_CLIENTS/package.json" ] ||
+   [ "$NODE_CLIENTS/package-lock.json" -nt "$NODE_CLIENTS/node_modules/.package-lock.json" ]; then
+  if [ -f "$NODE_CLIENTS/package-lock.json" ]; then
+    (cd "$NODE_CLIENTS" && npm ci --no-audit --no-fund)
+  else
+    (cd "$NODE_CLIENTS" && npm install --no-audit --no-fund)
+  fi
+fi
 
 step "build (RelWithDebInfo)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -13,6 +13,7 @@
 // any mismatch or error.
 "use strict";
 
+const { inspect } = require("util");
 const keySlot = require("cluster-key-slot");
 
 const [lib, host, portArg, nkeysArg] = process.argv.slice(2);
@@ -45,7 +46,7 @@ async function ioredis() {
     },
     async transaction(pairs) {
       const res = await c.multi().mset(pairs.flat()).mget(pairs.map(([k]) => k)).exec();
-      return res.map(([err, v]) => { if (err) throw err; return v; });
+      return Array.isArray(res) ? res.map(([err, v]) => err || v) : res;
     },
     quit: () => c.quit(),
   };
@@ -130,8 +131,10 @@ async function main() {
 
   // MULTI/EXEC on one slot (a hashtag), multi-key inside.
   const tx = Array.from({ length: 10 }, (_, i) => [`nc:{tx}:${i}`, `t:${i}`]);
-  const [msetReply, txVals] = await c.transaction(tx);
-  check(msetReply === "OK" && tx.every(([, v], i) => txVals[i] === v), `MULTI/EXEC: ${JSON.stringify([msetReply, txVals])}`);
+  const what = `MULTI, MSET and MGET of ${tx.length} keys in slot ${keySlot(tx[0][0])}, EXEC`;
+  const txReply = await c.transaction(tx).catch((e) => { throw new Error(`${what}: ${e.message}`); });
+  check(Array.isArray(txReply) && txReply[0] === "OK" && tx.every(([, v], i) => txReply[1][i] === v),
+    `${what}: EXEC answered ${inspect(txReply)}`);
   counts.multi_exec_keys = tx.length;
 
   // DEL every key (per slot), then check each is gone.
