@@ -9,8 +9,10 @@
 #include <spdlog/spdlog.h>
 
 #include "protocol/lazy_free.h"
+#include "server/command_table.h"
 #include "server/dispatcher.h"
 #include "server/io_thread.h"
+#include "server/routing.h"
 #include "server/util/strings.h"
 
 namespace kvpool {
@@ -40,21 +42,23 @@ void ReleaseRef(const void*, size_t, void* extra) {
 
 class Connection::Slot : public ReplySlot {
  public:
-  explicit Slot(std::shared_ptr<Connection*> conn) : conn_(std::move(conn)) {}
+  Slot(std::shared_ptr<Connection*> conn, std::shared_ptr<Outstanding> o)
+      : conn_(std::move(conn)), o_(std::move(o)) {}
   void Finish(std::string_view encoded) override {
-    if (finished_) return;
-    finished_ = true;
-    if (*conn_ != nullptr) (*conn_)->DeferredDone(encoded);
+    protocol::DeferredReply r;
+    r.Write(encoded.data(), encoded.size());
+    Finish(std::move(r));
   }
   void Finish(protocol::DeferredReply&& reply) override {
     if (finished_) return;
     finished_ = true;
-    if (*conn_ != nullptr) (*conn_)->DeferredDone(std::move(reply));
+    if (*conn_ != nullptr) (*conn_)->DeferredDone(o_, std::move(reply));
   }
   bool alive() const override { return *conn_ != nullptr; }
 
  private:
   std::shared_ptr<Connection*> conn_;
+  std::shared_ptr<Outstanding> o_;
   bool finished_ = false;
 };
 
@@ -84,8 +88,10 @@ Connection::Connection(ServerContext* server, IoThread* thread, int fd, std::str
   });
   client_.lane = thread_->index();
   client_.defer = [this]() -> std::shared_ptr<ReplySlot> {
-    waiting_ = true;
-    return std::make_shared<Slot>(handle_);
+    auto o = std::make_shared<Outstanding>();
+    outstanding_.push_back(o);
+    last_deferred_ = o;
+    return std::make_shared<Slot>(handle_, std::move(o));
   };
 }
 
@@ -134,7 +140,7 @@ void Connection::Cron(int64_t now_ms, int64_t timeout_ms) {
     Close();
     return;
   }
-  if (timeout_ms <= 0 || waiting_) return;
+  if (timeout_ms <= 0 || !outstanding_.empty()) return;
   if (now_ms - client_.info->last_interaction_ms.load(std::memory_order_relaxed) > timeout_ms) {
     SPDLOG_DEBUG("closing idle client id={}", id());
     server_->stats().idle_timeout_disconnections.fetch_add(1);
@@ -155,7 +161,7 @@ void Connection::OnWritable(evutil_socket_t, short, void* arg) {
 }
 
 void Connection::ResumeReading() {
-  if (closed_ || reading_ || closing_ || waiting_ || OutputBytes() >= kOutputPauseBytes) return;
+  if (closed_ || reading_ || closing_ || held_ || OutputBytes() >= kOutputPauseBytes) return;
   output_paused_ = false;
   event_add(read_ev_, nullptr);
   reading_ = true;
@@ -163,24 +169,43 @@ void Connection::ResumeReading() {
   Flush();
 }
 
-void Connection::DeferredDone(std::string_view encoded) {
-  pending_.append(encoded);
+void Connection::DeferredDone(const std::shared_ptr<Outstanding>& o,
+                              protocol::DeferredReply&& reply) {
+  o->reply = std::move(reply);
+  o->done = true;
+  // Done: later commands on its keys may run.
+  for (const std::string& k : o->keys)
+    if (auto it = busy_keys_.find(k); it != busy_keys_.end() && --it->second == 0) busy_keys_.erase(it);
+  o->keys.clear();
+  if (o->barrier) {
+    o->barrier = false;
+    --barriers_;
+  }
+  EmitReady();
   AfterDeferred();
 }
 
-void Connection::DeferredDone(protocol::DeferredReply&& reply) {
-  if (reply.text_only() && pending_.empty()) {
-    pending_.swap(reply.text());  // adopted, not copied
-  } else {
-    reply.ReplayInto(*this);  // values a peer sent stay references
+void Connection::EmitReady() {
+  emitting_ = true;  // what is replayed goes out, not to a command's `after`
+  while (!outstanding_.empty() && outstanding_.front()->done) {
+    std::shared_ptr<Outstanding> o = std::move(outstanding_.front());
+    outstanding_.pop_front();
+    o->emitted = true;
+    if (o->reply.text_only() && pending_.empty()) {
+      pending_.swap(o->reply.text());  // adopted, not copied
+    } else {
+      o->reply.ReplayInto(*this);  // values a peer sent stay references
+    }
+    held_bytes_ -= std::min(held_bytes_, o->after_bytes);
+    o->after.ReplayInto(*this);
   }
-  AfterDeferred();
+  emitting_ = false;
 }
 
 void Connection::AfterDeferred() {
-  waiting_ = false;
   if (in_dispatch_) return;  // finished at once: the dispatch loop goes on
   PublishInfo(NowMs());
+  ProcessInput();  // commands that waited, or were not parsed yet
   Flush();
   ResumeReading();
 }
@@ -208,10 +233,14 @@ void Connection::HandleRead() {
                                          ? parser_.min_request_size() - have
                                          : size_t{0});
   if (in_cap_ - in_end_ < want) {
-    if (in_begin_ > 0 && in_cap_ - have >= want && have < in_cap_ / 2) {
+    // Outstanding commands' arguments point into in_: it is kept as it is,
+    // and the unparsed rest moves to a buffer of the same size.
+    const bool in_use = !outstanding_.empty() || held_;
+    if (!in_use && in_begin_ > 0 && in_cap_ - have >= want && have < in_cap_ / 2) {
       memmove(in_.get(), in_.get() + in_begin_, have);
     } else {
-      size_t cap = std::max(in_cap_ * 2, have + want);
+      size_t cap = std::max(in_use ? in_cap_ : in_cap_ * 2, have + want);
+      if (in_use) old_in_.push_back(in_);
       // Whoever lets go of it last (this connection, or a peer link still
       // sending a large value from it) frees a large one in the background:
       // unmapping hundreds of MB of touched pages takes tens of ms.
@@ -261,71 +290,116 @@ bool CrossProtocolAttack(std::string_view command) {
 }  // namespace
 
 void Connection::ProcessInput() {
-  while (!closed_ && !closing_ && !waiting_ && in_begin_ < in_end_) {
-    if (OutputBytes() >= kOutputPauseBytes) {
-      // The client is not reading its replies: stop taking requests.
+  while (!closed_ && !closing_) {
+    if (!held_) {
+      if (in_begin_ >= in_end_) break;
+      if (OutputBytes() >= kOutputPauseBytes) {
+        // The client is not reading its replies: stop taking requests.
+        if (reading_) {
+          event_del(read_ev_);
+          reading_ = false;
+        }
+        output_paused_ = true;
+        break;
+      }
+      bool authed = client_.authenticated || !server_->hot().requirepass_set.load();
+      if (authed != parser_authed_limits_) UpdateParserLimits();
+      size_t consumed = 0;
+      std::string_view in(in_.get() + in_begin_, in_end_ - in_begin_);
+      protocol::ParseResult r = parser_.Parse(in, &consumed, &args_);
+      if (r == protocol::ParseResult::kNeedMore) break;
+      if (r == protocol::ParseResult::kError) {
+        server_->stats().protocol_errors.fetch_add(1, std::memory_order_relaxed);
+        LogLimitOnce(server_->stats().logged_protocol,
+                     "protocol error from client " + client_.info->addr + ": " + parser_.error() +
+                         " (the client is closed, as Redis does)");
+        // After the replies still outstanding, then closed once they are out.
+        capture_ = outstanding_.empty() ? nullptr : outstanding_.back();
+        reply_.Error(parser_.error());
+        capture_.reset();
+        in_begin_ = in_end_;
+        closing_ = true;
+        break;
+      }
+      in_begin_ += consumed;
+      if (args_.empty()) continue;
+      if (CrossProtocolAttack(args_[0])) {
+        // An HTTP request (a browser page posting to the cache) is not run,
+        // line by line, as inline commands: as Redis, close without a reply.
+        LogLimitOnce(server_->stats().logged_cross_protocol,
+                     "possible SECURITY ATTACK from " + client_.info->addr +
+                         ": it sent POST or Host: (cross protocol scripting); connection closed");
+        in_begin_ = in_end_;
+        closing_ = true;
+        break;
+      }
+    }
+    std::vector<std::string_view> keys;
+    const bool passable = MayPass(&keys);
+    if (!outstanding_.empty() && !passable) {
+      // It waits for the replies outstanding; nothing more is read meanwhile.
+      held_ = true;
       if (reading_) {
         event_del(read_ev_);
         reading_ = false;
       }
-      output_paused_ = true;
       break;
     }
-    bool authed = client_.authenticated || !server_->hot().requirepass_set.load();
-    if (authed != parser_authed_limits_) UpdateParserLimits();
-    size_t consumed = 0;
-    std::string_view in(in_.get() + in_begin_, in_end_ - in_begin_);
-    protocol::ParseResult r = parser_.Parse(in, &consumed, &args_);
-    if (r == protocol::ParseResult::kNeedMore) break;
-    if (r == protocol::ParseResult::kError) {
-      server_->stats().protocol_errors.fetch_add(1, std::memory_order_relaxed);
-      LogLimitOnce(server_->stats().logged_protocol,
-                   "protocol error from client " + client_.info->addr + ": " + parser_.error() +
-                       " (the client is closed, as Redis does)");
-      reply_.Error(parser_.error());
-      in_begin_ = in_end_;
-      closing_ = true;
-      break;
-    }
-    in_begin_ += consumed;
-    if (args_.empty()) continue;
-    if (CrossProtocolAttack(args_[0])) {
-      // An HTTP request (a browser page posting to the cache) is not run,
-      // line by line, as inline commands: as Redis, close without a reply.
-      LogLimitOnce(server_->stats().logged_cross_protocol,
-                   "possible SECURITY ATTACK from " + client_.info->addr +
-                       ": it sent POST or Host: (cross protocol scripting); connection closed");
-      in_begin_ = in_end_;
-      closing_ = true;
-      break;
-    }
-    int64_t now = NowMs();
-    client_.args_owner = in_;
-    in_dispatch_ = true;
-    Dispatch(*server_, client_, reply_, args_, now, thread_->index());
-    in_dispatch_ = false;
-    PublishInfo(now);
-    if (waiting_) {
-      // The reply comes later; the arguments (which point into in_) must
-      // stay put until then, so nothing more is read or parsed.
-      if (reading_) {
-        event_del(read_ev_);
-        reading_ = false;
-      }
-      break;
-    }
+    held_ = false;
+    Run(passable, keys);
     if (client_.close_after_reply) {
       closing_ = true;
       break;
     }
   }
-  if (waiting_) return;  // the deferred command's arguments live in in_
+  if (!outstanding_.empty() || held_) return;  // their arguments live in in_
+  old_in_.clear();
   if (in_begin_ == in_end_) in_begin_ = in_end_ = 0;
   // Give back a large buffer once a big request has been served.
   if (in_end_ == 0 && in_cap_ > (1u << 20)) {
     in_.reset();
     in_cap_ = 0;
   }
+}
+
+bool Connection::MayPass(std::vector<std::string_view>* keys) {
+  if (client_.in_multi) return false;
+  const CommandSpec* spec = server_->commands().Find(args_[0]);
+  if (spec == nullptr || spec->first_key <= 0 || spec->name == "watch") return false;
+  *keys = CommandKeys(*spec, args_);
+  if (keys->empty()) return false;
+  if (outstanding_.empty()) return true;
+  if (barriers_ > 0 || outstanding_.size() >= kMaxOutstanding) return false;
+  for (std::string_view k : *keys)
+    if (busy_keys_.count(std::string(k)) != 0) return false;
+  return true;
+}
+
+void Connection::Run(bool passable, const std::vector<std::string_view>& keys) {
+  int64_t now = NowMs();
+  client_.args_owner = in_;
+  // Replies of a command that runs while others are outstanding go behind
+  // the last of them.
+  capture_ = outstanding_.empty() ? nullptr : outstanding_.back();
+  in_dispatch_ = true;
+  Dispatch(*server_, client_, reply_, args_, now, thread_->index());
+  in_dispatch_ = false;
+  capture_.reset();
+  PublishInfo(now);
+  std::shared_ptr<Outstanding> o = std::move(last_deferred_);
+  if (o != nullptr && !o->done) {
+    if (passable) {
+      for (std::string_view k : keys) {
+        o->keys.emplace_back(k);
+        ++busy_keys_[o->keys.back()];
+      }
+    } else {
+      o->barrier = true;
+      ++barriers_;
+    }
+  }
+  // Answered at once although deferred: its reply (and any behind it) can go.
+  if (!outstanding_.empty() && outstanding_.front()->done) EmitReady();
 }
 
 void Connection::PublishInfo(int64_t now_ms) {
@@ -354,11 +428,27 @@ bool Connection::OverOutputLimit() {
   return false;
 }
 
-size_t Connection::OutputBytes() const { return pending_.size() + evbuffer_get_length(out_); }
+size_t Connection::OutputBytes() const {
+  return pending_.size() + evbuffer_get_length(out_) + held_bytes_;
+}
 
-void Connection::Write(const char* data, size_t len) { pending_.append(data, len); }
+void Connection::Write(const char* data, size_t len) {
+  if (Outstanding* t = CaptureTarget()) {
+    t->after.Write(data, len);
+    t->after_bytes += len;
+    held_bytes_ += len;
+    return;
+  }
+  pending_.append(data, len);
+}
 
 void Connection::WriteRef(const char* data, size_t len, void (*release)(void*), void* ctx) {
+  if (Outstanding* t = CaptureTarget()) {
+    t->after.WriteRef(data, len, release, ctx);
+    t->after_bytes += len;
+    held_bytes_ += len;
+    return;
+  }
   if (len < kZeroCopyMinBytes) {
     pending_.append(data, len);
     release(ctx);
@@ -429,7 +519,7 @@ void Connection::Flush() {
     write_armed_ = false;
   }
   client_.info->output_buffer.store(OutputBytes(), std::memory_order_relaxed);
-  if (drained && closing_) Close();
+  if (drained && closing_ && outstanding_.empty()) Close();
 }
 
 }  // namespace kvpool

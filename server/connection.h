@@ -2,17 +2,28 @@
 // parses them (pipelined), dispatches each, and writes the replies back in
 // order. Large values go to the socket by reference (no copy) while pinned.
 //
+// A command answered later (its keys are on other nodes) does not stop the
+// pipeline: the commands after it run meanwhile if each has keys, none of
+// them a key of a command still outstanding, and is not WATCH; their
+// replies wait behind, in order. So the order of commands on one key is
+// kept, as in Redis; commands on different keys may take effect out of the
+// order they were sent in (as when a cluster client pipelines to several
+// nodes). Any other command waits until every outstanding reply is in.
+//
 // Threading: lives on one IoThread and is touched only there.
 #pragma once
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
+#include "protocol/deferred_reply.h"
 #include "protocol/reply_builder.h"
 #include "protocol/resp_parser.h"
 #include "server/client_state.h"
@@ -50,12 +61,34 @@ class Connection : private protocol::ReplySink {
   // fast sender keeps adding (a 300 MB SET held a loop 1.3 s in one call).
   static constexpr size_t kMaxReadPerCall = 1u << 20;
 
+  // Most deferred commands outstanding at once; more wait.
+  static constexpr size_t kMaxOutstanding = 256;
+
   class Slot;
+  // A deferred command whose reply has not been sent.
+  struct Outstanding {
+    bool done = false;     // its reply is in `reply`
+    bool emitted = false;  // written out (it was at the head)
+    bool barrier = false;  // later commands wait for it
+    protocol::DeferredReply reply;
+    // Replies of later commands that ran meanwhile, sent right after it.
+    protocol::DeferredReply after;
+    size_t after_bytes = 0;
+    std::vector<std::string> keys;  // counted in busy_keys_ until done
+  };
   // The reply of a deferred command (see ReplySlot) arrived.
-  void DeferredDone(std::string_view encoded);
-  void DeferredDone(protocol::DeferredReply&& reply);
+  void DeferredDone(const std::shared_ptr<Outstanding>& o, protocol::DeferredReply&& reply);
+  // Writes out the replies at the head of outstanding_ that are in.
+  void EmitReady();
   void AfterDeferred();
   void ResumeReading();
+  // Whether args_ may run while replies are outstanding; its keys in *keys.
+  bool MayPass(std::vector<std::string_view>* keys);
+  // Dispatches args_ (parsed) and keeps track of it if it is answered later.
+  void Run(bool passable, const std::vector<std::string_view>& keys);
+  Outstanding* CaptureTarget() const {
+    return capture_ != nullptr && !emitting_ && !capture_->emitted ? capture_.get() : nullptr;
+  }
 
   static void OnReadable(evutil_socket_t fd, short what, void* arg);
   static void OnWritable(evutil_socket_t fd, short what, void* arg);
@@ -85,8 +118,19 @@ class Connection : private protocol::ReplySink {
   bool output_paused_ = false;
   bool write_armed_ = false;   // write event armed
   bool closing_ = false;       // close once output drains
-  bool waiting_ = false;       // a deferred reply is outstanding: requests wait
+  bool held_ = false;          // args_ is a parsed command waiting for outstanding replies
   bool in_dispatch_ = false;   // inside Dispatch (a deferred reply may finish at once)
+  bool emitting_ = false;      // EmitReady is writing out replies
+  std::deque<std::shared_ptr<Outstanding>> outstanding_;  // oldest first
+  std::unordered_map<std::string, int> busy_keys_;  // keys of outstanding commands
+  int barriers_ = 0;                                // outstanding commands nothing passes
+  size_t held_bytes_ = 0;  // bytes of replies waiting behind outstanding ones
+  // Where the running command's replies go while one before it is
+  // outstanding (its `after`); null = to the socket.
+  std::shared_ptr<Outstanding> capture_;
+  std::shared_ptr<Outstanding> last_deferred_;  // set by client_.defer
+  // Input buffers outstanding or held commands' arguments point into.
+  std::vector<std::shared_ptr<char[]>> old_in_;
   // Points to this connection until it closes; deferred replies hold it.
   std::shared_ptr<Connection*> handle_;
 

@@ -637,3 +637,53 @@ def test_hiredis_client_against_pool_nodes(pool, nodes):
         assert proc.stdout.startswith("OK: "), proc.stdout
     # The client spreads its keys over the pool and deletes them all at the end.
     assert nodes[0].dbsize() == 0
+
+
+# ------------------------------------------------ pipelines through one node
+
+def test_a_pipeline_through_one_node_answers_in_order_and_keeps_each_keys_order(raws, slots):
+    """Commands after one answered later (its key is on another node) run
+    meanwhile unless they share a key with one outstanding: every reply
+    comes in the order sent, and each key sees its commands in order."""
+    here, there, far = slots.keys_on(0, 2, "pl0"), slots.keys_on(1, 2, "pl1"), slots.keys_on(2, 2, "pl2")
+    cmds, want = [], []
+    for i in range(50):
+        for k in (here[0], there[0], far[0]):
+            cmds.append(("INCR", k))
+            want.append(i + 1)
+        cmds.append(("APPEND", there[1], f"{i},"))
+        want.append(len("".join(f"{j}," for j in range(i + 1))))
+        cmds.append(("GET", there[1]))
+        want.append("".join(f"{j}," for j in range(i + 1)).encode())
+        cmds.append(("MSET", here[1], str(i), far[1], str(i)))
+        want.append("OK")
+        cmds.append(("MGET", here[1], far[1], there[0]))
+        want.append([str(i).encode(), str(i).encode(), str(i + 1).encode()])
+        cmds.append(("PING",))  # no keys: waits for every reply before it
+        want.append("PONG")
+    assert raws[0].pipeline(cmds) == want
+    # A transaction in the middle of a pipeline of remote keys: it waits,
+    # runs whole, and the commands after it see what it wrote.
+    tag = slots.tag_on(1, "pltx")
+    got = raws[0].pipeline([("SET", there[0], "a"), ("MULTI",), ("INCR", f"{tag}x"),
+                            ("INCR", f"{tag}x"), ("EXEC",), ("GET", f"{tag}x"), ("GET", there[0])])
+    assert got == ["OK", "OK", "QUEUED", "QUEUED", [1, 2], b"2", b"a"]
+
+
+def test_a_transaction_on_its_keys_primary_answers_in_its_array(pool_factory):
+    """With replicas, a transaction run on its keys' primary: MSET, MSETNX and
+    DEL answer inside EXEC's array (they used to defer for their relay and
+    leave it, shifting every later reply)."""
+    p = pool_factory(3, name="txprimary", pool_replicas=2)
+    wait_until(lambda: all(n.client().info("pool")["pool_sync_state"] == "in_sync" for n in p.nodes),
+               timeout=60, what="in sync")
+    tag = SlotMap.of(p).tag_on(2, "txp")
+    with p.nodes[2].raw() as c:
+        got = c.pipeline([("MULTI",), ("MSET", f"{tag}a", "1", f"{tag}b", "2"),
+                          ("MSETNX", f"{tag}c", "3"), ("MGET", f"{tag}a", f"{tag}c"),
+                          ("DEL", f"{tag}a"), ("EXEC",), ("PING",)])
+    assert got == ["OK", "QUEUED", "QUEUED", "QUEUED", "QUEUED", ["OK", 1, [b"1", b"3"], 1], "PONG"]
+    # Every copy holds what it wrote.
+    for n in (p.nodes[2], p.nodes[0]):
+        with n.raw() as c:
+            assert c.execute("MGET", f"{tag}a", f"{tag}b", f"{tag}c") == [None, b"2", b"3"]
