@@ -335,7 +335,8 @@ void Connection::ProcessInput() {
       }
     }
     std::vector<std::string_view> keys;
-    const bool passable = MayPass(&keys);
+    // Only while replies are outstanding: a command runs at once otherwise.
+    const bool passable = !outstanding_.empty() && MayPass(&keys);
     if (!outstanding_.empty() && !passable) {
       // It waits for the replies outstanding; nothing more is read meanwhile.
       held_ = true;
@@ -346,7 +347,7 @@ void Connection::ProcessInput() {
       break;
     }
     held_ = false;
-    Run(passable, keys);
+    Run(passable, std::move(keys));
     if (client_.close_after_reply) {
       closing_ = true;
       break;
@@ -362,25 +363,28 @@ void Connection::ProcessInput() {
   }
 }
 
-bool Connection::MayPass(std::vector<std::string_view>* keys) {
+bool Connection::Passable(std::vector<std::string_view>* keys) {
   if (client_.in_multi) return false;
   const CommandSpec* spec = server_->commands().Find(args_[0]);
   if (spec == nullptr || spec->first_key <= 0 || spec->name == "watch") return false;
   *keys = CommandKeys(*spec, args_);
-  if (keys->empty()) return false;
-  if (outstanding_.empty()) return true;
-  if (barriers_ > 0 || outstanding_.size() >= kMaxOutstanding) return false;
+  return !keys->empty();
+}
+
+bool Connection::MayPass(std::vector<std::string_view>* keys) {
+  if (barriers_ > 0 || outstanding_.size() >= kMaxOutstanding || !Passable(keys)) return false;
   for (std::string_view k : *keys)
     if (busy_keys_.count(std::string(k)) != 0) return false;
   return true;
 }
 
-void Connection::Run(bool passable, const std::vector<std::string_view>& keys) {
+void Connection::Run(bool passable, std::vector<std::string_view> keys) {
   int64_t now = NowMs();
   client_.args_owner = in_;
+  const bool asked = !outstanding_.empty();  // MayPass decided `passable`
   // Replies of a command that runs while others are outstanding go behind
   // the last of them.
-  capture_ = outstanding_.empty() ? nullptr : outstanding_.back();
+  capture_ = asked ? outstanding_.back() : nullptr;
   in_dispatch_ = true;
   Dispatch(*server_, client_, reply_, args_, now, thread_->index());
   in_dispatch_ = false;
@@ -388,6 +392,9 @@ void Connection::Run(bool passable, const std::vector<std::string_view>& keys) {
   PublishInfo(now);
   std::shared_ptr<Outstanding> o = std::move(last_deferred_);
   if (o != nullptr && !o->done) {
+    // Answered later: may later commands pass it? (Decided here, not for
+    // every command: most answer at once.)
+    if (!asked) passable = Passable(&keys);
     if (passable) {
       for (std::string_view k : keys) {
         o->keys.emplace_back(k);

@@ -82,10 +82,14 @@ class Connection : private protocol::ReplySink {
   void EmitReady();
   void AfterDeferred();
   void ResumeReading();
+  // Whether args_ is a command later ones may pass while it is outstanding
+  // (it has keys, none WATCHed, outside MULTI); its keys in *keys.
+  bool Passable(std::vector<std::string_view>* keys);
   // Whether args_ may run while replies are outstanding; its keys in *keys.
   bool MayPass(std::vector<std::string_view>* keys);
-  // Dispatches args_ (parsed) and keeps track of it if it is answered later.
-  void Run(bool passable, const std::vector<std::string_view>& keys);
+  // Dispatches args_ (parsed) and keeps track of it if it is answered later
+  // (`passable` and `keys` as MayPass found them, when it was asked).
+  void Run(bool passable, std::vector<std::string_view> keys);
   Outstanding* CaptureTarget() const {
     return capture_ != nullptr && !emitting_ && !capture_->emitted ? capture_.get() : nullptr;
   }
