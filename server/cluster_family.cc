@@ -13,7 +13,9 @@
 // cannot say); its slots are the ranges it serves now.
 //
 // Node ids are derived from the node's entry in pool-nodes (its client and
-// pool addresses): the same on every node and across restarts.
+// pool addresses): the same on every node and across restarts. Addresses
+// are those nodes announce (cluster-announce-ip/-port, learnt from their
+// heartbeat answers), else their pool-nodes entries.
 #include <algorithm>
 #include <iterator>
 #include <string>
@@ -81,11 +83,12 @@ std::vector<Range> AllRanges(const pool::Pool& p) {
   return out;
 }
 
-void NodeEntry(protocol::ReplyBuilder& rb, const pool::NodeSpec& n) {
+void NodeEntry(protocol::ReplyBuilder& rb, const pool::Pool& p, int node) {
+  const pool::NodeSpec n = p.Announced(node);
   rb.ArrayHeader(4);
   rb.Bulk(n.host);
   rb.Integer(n.port);
-  rb.Bulk(NodeId(n));
+  rb.Bulk(NodeId(p.node(node)));
   rb.MapHeader(0);  // no hostname or other metadata
 }
 
@@ -98,8 +101,8 @@ void Slots(CommandContext& cx, const pool::Pool& p) {
     rb.ArrayHeader(3 + v.replicas.size());
     rb.Integer(r.first);
     rb.Integer(r.last);
-    NodeEntry(rb, p.node(v.master));
-    for (int c : v.replicas) NodeEntry(rb, p.node(c));
+    NodeEntry(rb, p, v.master);
+    for (int c : v.replicas) NodeEntry(rb, p, c);
   }
 }
 
@@ -109,10 +112,10 @@ const char* Health(const pool::Pool& p, int n) {
 }
 
 void ShardNode(protocol::ReplyBuilder& rb, const pool::Pool& p, int n, bool master) {
-  const pool::NodeSpec& s = p.node(n);
+  const pool::NodeSpec s = p.Announced(n);
   rb.MapHeader(7);
   rb.Bulk("id");
-  rb.Bulk(NodeId(s));
+  rb.Bulk(NodeId(p.node(n)));
   rb.Bulk("port");
   rb.Integer(s.port);
   rb.Bulk("ip");
@@ -152,9 +155,9 @@ void Nodes(CommandContext& cx, const pool::Pool& p) {
   std::vector<pool::NodeStatus> status = p.Nodes();
   std::string out;
   for (int n = 0; n < p.nodes(); ++n) {
-    const pool::NodeSpec& s = p.node(n);
+    const pool::NodeSpec s = p.Announced(n);
     const bool up = p.NodeUp(n), self = n == p.self();
-    out += NodeId(s) + " " + s.Addr() + "@" + std::to_string(s.pool_port) + " " +
+    out += NodeId(p.node(n)) + " " + s.Addr() + "@" + std::to_string(s.pool_port) + " " +
            (self ? "myself,master" : "master") + (up ? "" : ",fail") + " - 0 " +
            std::to_string(self ? 0 : status[n].last_seen_ms) + " " + std::to_string(n + 1) + " " +
            (up ? "connected" : "disconnected");
@@ -305,7 +308,7 @@ std::string MovedError(ServerContext& server, const ClientState& client, const C
   if (client.readonly && (spec.flags & kCmdReadOnly) && p->slots().HoldsSlot(p->self(), slot) &&
       p->Serving(p->self()))
     return {};
-  return errors::Moved(slot, p->node(target).Addr());
+  return errors::Moved(slot, p->Announced(target).Addr());
 }
 
 void RegisterClusterFamily(CommandTable& t) {

@@ -107,6 +107,12 @@ std::vector<OptionSpec> BuildSpecs() {
        "no = every node serves every key. Multi-key commands are served across slots either "
        "way.",
        0, 1},
+      {"cluster-announce-ip", T::kString, "", true,
+       "Address clients are told to reach this node at (CLUSTER SLOTS, SHARDS, NODES, MOVED), "
+       "for a node behind NAT or in a container; empty = its pool-nodes entry's host. Other "
+       "nodes learn it from heartbeats. At most 255 bytes."},
+      {"cluster-announce-port", T::kInt, "0", true,
+       "Client port clients are told to use for this node; 0 = its own port.", 0, 65535},
       {"rdma-device", T::kString, "", false, "RDMA device (e.g. mlx5_0, rxe0); empty = first active."},
       {"rdma-port", T::kInt, "1", false, "Port of the RDMA device.", 1, 255},
       {"rdma-gid-index", T::kInt, "-1", false,

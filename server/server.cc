@@ -158,6 +158,16 @@ Status Server::SetUpPool() {
   executor_ = std::make_unique<PoolExecutor>(ctx_.get());
   pool_ = std::make_unique<pool::Pool>(po, store_.get(), transport_.get(), executor_.get());
   ctx_->set_pool(pool_.get());
+  // The address cluster clients are told to use for this node.
+  pool::Pool* pool = pool_.get();
+  auto announce = [pool](const Config& c) {
+    std::string host = c.String("cluster-announce-ip");
+    if (host.size() > 255) host.clear();
+    pool->SetAnnounce(std::move(host), static_cast<int>(c.Int("cluster-announce-port")));
+  };
+  announce(*config_);
+  config_->OnChange("cluster-announce-ip", announce);
+  config_->OnChange("cluster-announce-port", announce);
   ServerContext* ctx = ctx_.get();
   ctx_->pool_info = [ctx] { return PoolInfoSection(*ctx); };
   spdlog::info("pool: node {} of {} ({}), transport {}, pool port {}", self, nodes.size(),

@@ -147,6 +147,12 @@ void Pool::Impl::OnPing(InCall call) {
   w.U32(static_cast<uint32_t>(pool->nodes()));
   for (int c = 0; c < pool->nodes(); ++c)
     w.U64(c == pool->self() ? sync_gen.load() : health[c].gen.load());
+  {
+    // The client address this node announces (empty / 0: none).
+    std::lock_guard<std::mutex> l(announce_mu);
+    w.Bytes(announced[pool->self()].first);
+    w.U32(static_cast<uint32_t>(announced[pool->self()].second));
+  }
   uint8_t stale;
   uint64_t gen;
   if (known && pool->replicas() > 1 && r.U8(&stale) && r.U64(&gen))

@@ -107,6 +107,7 @@ Pool::Pool(PoolOptions options, storage::Store* store, transport::Transport* tra
   impl_->health = std::make_unique<PeerHealth[]>(options_.nodes.size());
   impl_->reported_gen =
       std::make_unique<std::atomic<uint64_t>[]>(options_.nodes.size() * options_.nodes.size());
+  impl_->announced.resize(options_.nodes.size(), {std::string(), 0});
   int64_t now = MonoNow();
   for (size_t i = 0; i < options_.nodes.size(); ++i) impl_->health[i].last_ok_ms.store(now);
   impl_->chunk_bytes = std::min(transport_->max_bulk_per_call(), kTransferStep);
@@ -216,10 +217,19 @@ void Pool::Impl::Heartbeat() {
             uint32_t count;
             const int nodes = self->pool->nodes();
             if (r.U32(&count) && count == static_cast<uint32_t>(nodes)) {
-              for (int c = 0; c < nodes; ++c) {
+              bool all = true;
+              for (int c = 0; c < nodes && all; ++c) {
                 uint64_t g;
-                if (!r.U64(&g)) break;
+                if (!(all = r.U64(&g))) break;
                 self->reported_gen[n * nodes + c].store(g);
+              }
+              // The client address it announces (cluster-announce-ip/-port).
+              std::string_view host;
+              uint32_t port;
+              if (all && r.Bytes(&host) && r.U32(&port) && host.size() <= kMaxAnnouncedHost &&
+                  port <= 65535) {
+                std::lock_guard<std::mutex> l(self->announce_mu);
+                self->announced[n] = {std::string(host), static_cast<int>(port)};
               }
             }
             if (static_cast<int>(node) != n) {
@@ -490,6 +500,20 @@ void Pool::Broadcast(int lane, int db, std::span<const std::string_view> argv,
       finish_one();
     });
   }
+}
+
+void Pool::SetAnnounce(std::string host, int port) {
+  std::lock_guard<std::mutex> l(impl_->announce_mu);
+  impl_->announced[options_.self] = {std::move(host), port};
+}
+
+NodeSpec Pool::Announced(int node) const {
+  NodeSpec n = options_.nodes[node];
+  std::lock_guard<std::mutex> l(impl_->announce_mu);
+  const auto& [host, port] = impl_->announced[node];
+  if (!host.empty()) n.host = host;
+  if (port != 0) n.port = port;
+  return n;
 }
 
 }  // namespace kvpool::pool

@@ -334,6 +334,14 @@ class Pool {
 
   RouteCounters& routed() const { return routed_; }
 
+  // cluster-announce-ip / -port: the address clients are told to use for
+  // this node (empty host / port 0: its pool-nodes entry's). Peers learn it
+  // from this node's heartbeat answers. Any thread.
+  void SetAnnounce(std::string host, int port);
+  // Where clients reach `node`: the address it announces (a peer's as of
+  // its last heartbeat answer), else its pool-nodes entry. Any thread.
+  NodeSpec Announced(int node) const;
+
  private:
   friend struct SyncOp;
   friend struct SetOp;    // batch.cc

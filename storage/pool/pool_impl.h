@@ -162,6 +162,10 @@ struct Pool::Impl {
   // reported it (its ping answers carry every node's as it knows them);
   // 0 = never seen in sync. Any lane writes and reads.
   std::unique_ptr<std::atomic<uint64_t>[]> reported_gen;
+  // Per node, the client address it announces (cluster-announce-ip/-port;
+  // a peer's from its last ping answer): empty / 0 = its pool-nodes entry.
+  mutable std::mutex announce_mu;
+  std::vector<std::pair<std::string, int>> announced;
   // Whether copy `node` may hold data (lane 0): up, it has been in sync
   // since it started; down, it had been when last heard of, here or by a
   // peer.

@@ -43,6 +43,8 @@ std::vector<std::vector<uint32_t>> GroupForWrite(const Pool& pool,
 // 8 MiB steps left loops late by 25-45 ms), and a small call on the same
 // lane waits behind at most kTransferWindow of them.
 inline constexpr size_t kTransferStep = 4u << 20;
+// Longest client host a node announces (cluster-announce-ip) in its heartbeat answers.
+inline constexpr size_t kMaxAnnouncedHost = 255;
 // Calls of one transfer in flight at once: enough to keep the link busy
 // while the owner handles the previous one.
 inline constexpr size_t kTransferWindow = 2;

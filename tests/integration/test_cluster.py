@@ -258,3 +258,36 @@ def test_a_single_node_is_not_a_cluster(server_factory):
         assert raw.execute("READONLY").message == "ERR This instance has cluster support disabled"
         assert raw.execute("CLUSTER", "KEYSLOT", "foo") == 12182
     assert s.client().info("cluster")["cluster_enabled"] == 0
+
+
+def test_announced_addresses_reach_every_node(pool_factory):
+    """cluster-announce-ip / -port: the address clients are told to use for
+    a node (NAT, containers), in every node's CLUSTER SLOTS / SHARDS / NODES
+    and MOVED, learnt from its heartbeats; changed at run time too. Its id
+    stays the one derived from pool-nodes."""
+    p = pool_factory(3, name="announce", node_args={2: ["--cluster-announce-ip", "10.9.8.7",
+                                                        "--cluster-announce-port", "7777"]})
+    ids = [n.client().execute_command("CLUSTER", "MYID").decode() for n in p.nodes]
+
+    def third(node):
+        with node.raw() as raw:
+            return raw.execute("CLUSTER", "SLOTS")[2][2]
+
+    for n in p.nodes:
+        wait_until(lambda: third(n) == [b"10.9.8.7", 7777, ids[2].encode(), []], timeout=10,
+                   what="node 3's announced address")
+    with p.nodes[0].raw() as raw:
+        line = raw.execute("CLUSTER", "NODES").decode().splitlines()[2]
+        assert line.startswith(f"{ids[2]} 10.9.8.7:7777@"), line
+        shards = raw.execute("CLUSTER", "SHARDS")
+        member = dict(zip(shards[2][3][0][::2], shards[2][3][0][1::2]))
+        assert member[b"ip"] == b"10.9.8.7" and member[b"port"] == 7777
+        assert raw.execute("CONFIG", "SET", "cluster-redirects", "yes") == "OK"
+        key = SlotMap.of(p).key_on(2, prefix="ann")
+        assert raw.execute("GET", key).message == f"MOVED {key_slot(key)} 10.9.8.7:7777"
+        assert raw.execute("CONFIG", "SET", "cluster-redirects", "no") == "OK"
+    c = p.nodes[2].client()
+    assert c.config_set("cluster-announce-ip", "") and c.config_set("cluster-announce-port", "0")
+    wait_until(lambda: third(p.nodes[0]) == [HOST.encode(), p.nodes[2].port, ids[2].encode(), []],
+               timeout=10, what="node 3's own address again")
+    assert p.nodes[2].client().execute_command("CLUSTER", "MYID").decode() == ids[2]
