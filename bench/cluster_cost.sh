@@ -34,15 +34,11 @@ sbs_extra_option() {
 sbs_parse "$@"
 [[ $REPLICAS =~ ^[1-3]$ ]] || die "--replicas must be 1, 2 or 3"
 
-LOGS=$(mktemp -d /tmp/cluster_cost.XXXXXX)
-declare -A PIDS PORT PORTS
-ALL=()
-trap 'for p in "${ALL[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
+sbs_setup cluster_cost
 
 start_pool pool "$REPLICAS"
 SIDES=(cluster one-node)
 
-declare -A RPS CPU  # side,test -> space separated values of each round
 echo "load: redis-benchmark -n $REQUESTS ${LOAD[*]} -t <test> [--cluster]; pool-replicas $REPLICAS;" \
   "rounds: $ROUNDS; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq "$ROUNDS"); do
@@ -51,17 +47,7 @@ for r in $(seq "$ROUNDS"); do
     mode=()
     [ "$s" = cluster ] && mode=(--cluster)
     for t in "${TESTS[@]}"; do
-      # shellcheck disable=SC2086
-      t0=$(cpu_ticks ${PIDS[pool]})
-      rps=$(redis-benchmark "${mode[@]}" -h 127.0.0.1 -p "${PORT[pool]}" -n "$REQUESTS" "${LOAD[@]}" \
-              -t "$t" --csv | awk -F'"' -v t="${t^^}" '$2 == t {print $4}')
-      # shellcheck disable=SC2086
-      t1=$(cpu_ticks ${PIDS[pool]})
-      [ -n "$rps" ] || die "redis-benchmark $s $t gave no result (see $LOGS)"
-      us=$(awk -v d=$((t1 - t0)) -v hz="$HZ" -v n="$REQUESTS" 'BEGIN {printf "%.2f", d / hz * 1e6 / n}')
-      RPS[$s,$t]="${RPS[$s,$t]:-} $rps"
-      CPU[$s,$t]="${CPU[$s,$t]:-} $us"
-      printf "round %d  %-8s %-4s %10s req/s  server cpu %7s us/req\n" "$r" "$s" "$t" "$rps" "$us"
+      sbs_run "$r" "$s" "$t" "${PIDS[pool]}" -- "${mode[@]}" -h 127.0.0.1 -p "${PORT[pool]}"
     done
   done
 done

@@ -28,10 +28,7 @@ TESTS=(set mset)
 . "$ROOT/bench/side_by_side.sh"
 sbs_parse "$@"
 
-LOGS=$(mktemp -d /tmp/replica_cost.XXXXXX)
-declare -A PIDS PORT PORTS  # side -> its pids; the port the load goes to; every node's port
-ALL=()
-trap 'for p in "${ALL[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
+sbs_setup replica_cost
 
 start_redis() {
   local port
@@ -49,22 +46,12 @@ start_pool r1 1
 start_pool r2 2
 SIDES=(redis r1 r2)
 
-declare -A RPS CPU  # side,test -> space separated values of each round
 echo "load: redis-benchmark -n $REQUESTS ${LOAD[*]} -t <test>; rounds: $ROUNDS; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq "$ROUNDS"); do
   for i in 0 1 2; do
     s=${SIDES[$(( (i + r - 1) % 3 ))]}
     for t in "${TESTS[@]}"; do
-      # shellcheck disable=SC2086
-      t0=$(cpu_ticks ${PIDS[$s]})
-      rps=$(redis-benchmark -p "${PORT[$s]}" -n "$REQUESTS" "${LOAD[@]}" -t "$t" --csv |
-            awk -F'"' 'NR == 2 {print $4}')
-      # shellcheck disable=SC2086
-      t1=$(cpu_ticks ${PIDS[$s]})
-      us=$(awk -v d=$((t1 - t0)) -v hz="$HZ" -v n="$REQUESTS" 'BEGIN {printf "%.2f", d / hz * 1e6 / n}')
-      RPS[$s,$t]="${RPS[$s,$t]:-} $rps"
-      CPU[$s,$t]="${CPU[$s,$t]:-} $us"
-      printf "round %d  %-6s %-5s %10s req/s  server cpu %7s us/req\n" "$r" "$s" "$t" "$rps" "$us"
+      sbs_run "$r" "$s" "$t" "${PIDS[$s]}" -- -p "${PORT[$s]}"
     done
   done
 done

@@ -113,3 +113,35 @@ start_pool() {
   done
   die "pool $side: its nodes did not start in 3 attempts (see $LOGS)"
 }
+
+# ROUND SIDE TEST PIDS -- REDIS-BENCHMARK-ARGS...: runs redis-benchmark
+# (-n $REQUESTS, $LOAD, -t TEST, --csv) with the given arguments, measures
+# the CPU the processes PIDS (space separated) spent meanwhile, appends the
+# requests per second and server CPU per request to RPS[SIDE,TEST] and
+# CPU[SIDE,TEST] (arrays the caller declares) and prints the run.
+sbs_run() {
+  local r=$1 s=$2 t=$3 pids=$4 t0 t1 rps us
+  shift 5
+  # shellcheck disable=SC2086
+  t0=$(cpu_ticks $pids)
+  rps=$(redis-benchmark "$@" -n "$REQUESTS" "${LOAD[@]}" -t "$t" --csv |
+        awk -F'"' -v t="${t^^}" '$2 == t || index($2, t " (") == 1 {print $4}')
+  # shellcheck disable=SC2086
+  t1=$(cpu_ticks $pids)
+  [ -n "$rps" ] || die "redis-benchmark $s $t gave no result (see $LOGS)"
+  us=$(awk -v d=$((t1 - t0)) -v hz="$HZ" -v n="$REQUESTS" 'BEGIN {printf "%.2f", d / hz * 1e6 / n}')
+  RPS[$s,$t]="${RPS[$s,$t]:-} $rps"
+  CPU[$s,$t]="${CPU[$s,$t]:-} $us"
+  printf "round %d  %-8s %-5s %10s req/s  server cpu %7s us/req\n" "$r" "$s" "$t" "$rps" "$us"
+}
+
+# NAME: a log directory /tmp/NAME.XXXXXX in LOGS, the arrays the functions
+# here fill (PIDS, PORT, PORTS per side: its pids, the port the load goes
+# to, every node's port; RPS, CPU per side,test: each round's values), and
+# every process started (ALL) stopped on exit.
+sbs_setup() {
+  LOGS=$(mktemp -d "/tmp/$1.XXXXXX")
+  declare -gA PIDS PORT PORTS RPS CPU
+  ALL=()
+  trap 'for p in "${ALL[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
+}

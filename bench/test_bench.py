@@ -396,32 +396,30 @@ def test_hotkey_cpu_sh(kvpool_binary):
     assert any("io2 / io1:" in l for l in lines), p.stdout
 
 
-def test_replica_cost_sh(kvpool_binary):
-    script = _side_by_side_script("replica_cost.sh")
+def _run_pool_comparison(script_name: str, kvpool_binary: str, runs: list, rows: list) -> None:
+    """Runs a side-by-side pool script for one short round: each (side, test)
+    of `runs` ran once with a throughput, and the summary has `rows`."""
+    script = _side_by_side_script(script_name)
     p = subprocess.run([script, "--server", kvpool_binary, "--rounds", "1", "--requests", "2000"],
                        capture_output=True, text=True, timeout=180)
     assert p.returncode == 0, (p.stdout, p.stderr)
     lines = p.stdout.splitlines()
-    runs = [l.split() for l in lines if l.startswith("round 1 ")]
-    assert sorted((r[2], r[3]) for r in runs) == [
-        ("r1", "mset"), ("r1", "set"), ("r2", "mset"), ("r2", "set"),
-        ("redis", "mset"), ("redis", "set")], p.stdout
-    assert all(float(r[4]) > 0 for r in runs), p.stdout
-    rows = [l for l in lines if l.startswith("| SET |") or l.startswith("| MSET |")]
-    assert len(rows) == 2, p.stdout
+    got = [l.split() for l in lines if l.startswith("round 1 ")]
+    assert sorted((r[2], r[3]) for r in got) == sorted(runs), p.stdout
+    assert all(float(r[4]) > 0 for r in got), p.stdout
+    assert [l.split()[1] for l in lines if l.startswith("| ") and l.split()[1] in rows] == rows, p.stdout
+
+
+def test_replica_cost_sh(kvpool_binary):
+    _run_pool_comparison("replica_cost.sh", kvpool_binary,
+                         [(side, t) for side in ("redis", "r1", "r2") for t in ("set", "mset")],
+                         ["SET", "MSET"])
 
 
 def test_cluster_cost_sh(kvpool_binary):
-    script = _side_by_side_script("cluster_cost.sh")
-    p = subprocess.run([script, "--server", kvpool_binary, "--rounds", "1", "--requests", "2000"],
-                       capture_output=True, text=True, timeout=180)
-    assert p.returncode == 0, (p.stdout, p.stderr)
-    lines = p.stdout.splitlines()
-    runs = [l.split() for l in lines if l.startswith("round 1 ")]
-    assert sorted((r[2], r[3]) for r in runs) == [
-        ("cluster", "get"), ("cluster", "set"), ("one-node", "get"), ("one-node", "set")], p.stdout
-    assert all(float(r[4]) > 0 for r in runs), p.stdout
-    rows = [l for l in lines if l.startswith("| SET |") or l.startswith("| GET |")]
-    assert len(rows) == 2, p.stdout
-    bad = subprocess.run([script, "--replicas", "7"], capture_output=True, text=True, timeout=30)
+    _run_pool_comparison("cluster_cost.sh", kvpool_binary,
+                         [(side, t) for side in ("cluster", "one-node") for t in ("set", "get")],
+                         ["SET", "GET"])
+    bad = subprocess.run([os.path.join(ROOT, "bench", "cluster_cost.sh"), "--replicas", "7"],
+                         capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2, bad.stderr
