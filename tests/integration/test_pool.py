@@ -669,21 +669,3 @@ def test_a_pipeline_through_one_node_answers_in_order_and_keeps_each_keys_order(
                             ("INCR", f"{tag}x"), ("EXEC",), ("GET", f"{tag}x"), ("GET", there[0])])
     assert got == ["OK", "OK", "QUEUED", "QUEUED", [1, 2], b"2", b"a"]
 
-
-def test_a_transaction_on_its_keys_primary_answers_in_its_array(pool_factory):
-    """With replicas, a transaction run on its keys' primary: MSET, MSETNX and
-    DEL answer inside EXEC's array (they used to defer for their relay and
-    leave it, shifting every later reply)."""
-    p = pool_factory(3, name="txprimary", pool_replicas=2)
-    wait_until(lambda: all(n.client().info("pool")["pool_sync_state"] == "in_sync" for n in p.nodes),
-               timeout=60, what="in sync")
-    tag = SlotMap.of(p).tag_on(2, "txp")
-    with p.nodes[2].raw() as c:
-        got = c.pipeline([("MULTI",), ("MSET", f"{tag}a", "1", f"{tag}b", "2"),
-                          ("MSETNX", f"{tag}c", "3"), ("MGET", f"{tag}a", f"{tag}c"),
-                          ("DEL", f"{tag}a"), ("EXEC",), ("PING",)])
-    assert got == ["OK", "QUEUED", "QUEUED", "QUEUED", "QUEUED", ["OK", 1, [b"1", b"3"], 1], "PONG"]
-    # Every copy holds what it wrote.
-    for n in (p.nodes[2], p.nodes[0]):
-        with n.raw() as c:
-            assert c.execute("MGET", f"{tag}a", f"{tag}b", f"{tag}c") == [None, b"2", b"3"]

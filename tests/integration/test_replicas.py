@@ -40,7 +40,7 @@ import redis
 
 from conftest import HOST, Pool, parse_pool_nodes, pick_free_ports, stop_all
 from netns_pool import NsPool, can_netns
-from pool_util import copies, kvhash64
+from pool_util import SlotMap, copies, kvhash64
 from replica_load import LoadClient, verify_acked
 from util import scan_all, wait_until
 
@@ -436,3 +436,22 @@ def test_partition_majority_wins_nothing_stale_after_heal():
         _read_all([c[2], c[0]], expected, absent, set())
     finally:
         p.stop()
+
+
+def test_a_transaction_on_its_keys_primary_answers_in_its_array(pool):
+    """A transaction run on its keys' primary: MSET, MSETNX and DEL answer
+    inside EXEC's array (they used to defer for their relay and leave it,
+    shifting every later reply on the connection)."""
+    tag = SlotMap.of(pool).tag_on(2, "txp")
+    with pool.nodes[2].raw() as c:
+        got = c.pipeline([("MULTI",), ("MSET", f"{tag}a", "1", f"{tag}b", "2"),
+                          ("MSETNX", f"{tag}c", "3"), ("MGET", f"{tag}a", f"{tag}c"),
+                          ("DEL", f"{tag}a"), ("EXEC",), ("PING",)])
+    assert got == ["OK", "QUEUED", "QUEUED", "QUEUED", "QUEUED", ["OK", 1, [b"1", b"3"], 1], "PONG"]
+    # Both copies (nodes 3 and 1) hold what it wrote.
+    for i in (2, 0):
+        assert copies(pool.nodes[i].client(), f"{tag}b")[0][1] == "in-sync"
+        with pool.nodes[i].raw() as c:
+            assert c.execute("MGET", f"{tag}a", f"{tag}b", f"{tag}c") == [None, b"2", b"3"]
+    got = copies(pool.nodes[0].client(), f"{tag}c")
+    assert len(got) == 2 and got[0][2:] == got[1][2:], got
