@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
 #include <time.h>
 
 #include <algorithm>
@@ -39,12 +40,22 @@ int64_t MonoUs() {
       .count();
 }
 
-// This thread's CPU time (user + system), µs.
-int64_t ThreadCpuUs() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return int64_t{ts.tv_sec} * 1000000 + ts.tv_nsec / 1000;
+int64_t Us(const timeval& tv) { return int64_t{tv.tv_sec} * 1000000 + tv.tv_usec; }
+
+// A loop turn that ran this long on the CPU is logged with where its time
+// went (user code, the kernel, page faults), to tell a stall in our code
+// from one in the kernel (reclaim, compaction) on a loaded machine.
+constexpr int64_t kLongTurnUs = 100 * 1000;
+
+}  // namespace
+
+IoThread::Usage IoThread::ThreadUsage() {
+  rusage ru{};
+  getrusage(RUSAGE_THREAD, &ru);
+  return Usage{Us(ru.ru_utime), Us(ru.ru_stime), ru.ru_minflt, ru.ru_majflt};
 }
+
+namespace {
 
 void RaiseTo(std::atomic<uint64_t>* max, int64_t v) {
   uint64_t seen = max->load(std::memory_order_relaxed);
@@ -65,7 +76,7 @@ void IoThread::WatchLag(std::atomic<uint64_t>* max_lag_us, std::atomic<uint64_t>
 void IoThread::ArmLagProbe() {
   timeval tv{0, kLagProbeMs * 1000};
   lag_due_us_ = MonoUs() + kLagProbeMs * 1000;
-  lag_armed_cpu_us_ = ThreadCpuUs();
+  lag_armed_ = ThreadUsage();
   evtimer_add(lag_ev_, &tv);
 }
 
@@ -73,7 +84,17 @@ void IoThread::OnLagProbe(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<IoThread*>(arg);
   int64_t late = MonoUs() - self->lag_due_us_;
   RaiseTo(self->max_lag_us_, late);
-  RaiseTo(self->max_busy_us_, std::min(late, ThreadCpuUs() - self->lag_armed_cpu_us_));
+  Usage now = ThreadUsage();
+  const Usage& then = self->lag_armed_;
+  int64_t user = now.user_us - then.user_us, sys = now.sys_us - then.sys_us;
+  int64_t busy = std::min(late, user + sys);
+  RaiseTo(self->max_busy_us_, busy);
+  if (busy >= kLongTurnUs) {
+    spdlog::warn("io-{}: one event loop turn ran {} ms on the CPU ({} ms user, {} ms system, "
+                 "{} minor and {} major page faults)",
+                 self->index_, busy / 1000, user / 1000, sys / 1000, now.minflt - then.minflt,
+                 now.majflt - then.majflt);
+  }
   self->ArmLagProbe();
 }
 

@@ -73,7 +73,15 @@ class IoThread {
   event* lag_ev_ = nullptr;
   std::atomic<uint64_t>* max_lag_us_ = nullptr;
   std::atomic<uint64_t>* max_busy_us_ = nullptr;
-  int64_t lag_armed_cpu_us_ = 0;  // this thread's CPU time when armed
+  // This thread's CPU time and page faults so far (getrusage RUSAGE_THREAD).
+  struct Usage {
+    int64_t user_us = 0;
+    int64_t sys_us = 0;
+    long minflt = 0;
+    long majflt = 0;
+  };
+  static Usage ThreadUsage();
+  Usage lag_armed_;  // when the probe was armed
   int64_t lag_due_us_ = 0;  // monotonic µs the probe is due
   std::thread thread_;
   std::mutex mu_;

@@ -5,6 +5,7 @@
 // result back at its key's original index.
 #include <algorithm>
 #include <atomic>
+#include <map>
 
 #include <spdlog/spdlog.h>
 
@@ -105,6 +106,10 @@ struct Fetch {
   bool changed = false, failed = false;
   Status error;  // the first failed chunk's
   uint64_t new_total = 0, new_version = 0;
+  // Chunks that arrived before the ones ahead of them, by offset, until the
+  // value reaches them (at most the call window's worth).
+  std::map<uint64_t, std::string> early;
+  uint64_t total = 0;  // bytes expected
 };
 
 struct GetOp : std::enable_shared_from_this<GetOp> {
@@ -267,6 +272,7 @@ void GetOp::FetchLarge(int node, uint32_t index, uint64_t total, uint64_t versio
   res.DropRemote();
   res.remote.reserve(total);
   auto f = std::make_shared<Fetch>();
+  f->total = total;
   ++pending;  // the fetch as a whole
   const size_t step = chunk;
   const int db_ = db;
@@ -305,13 +311,18 @@ void GetOp::FetchLarge(int node, uint32_t index, uint64_t total, uint64_t versio
              std::string& out = self->results[index].remote;
              if (state == kKeyFound && bulk.size() == len) {
                // In order (the usual case: one link answers in order), the
-               // chunk is appended: one pass over its bytes. Out of order,
-               // the room up to it is zero-filled first, then written.
+               // chunk is appended: one pass over its bytes. One that comes
+               // early waits aside: zero-filling the room up to it would
+               // fault in most of a large value in one turn of the loop.
                if (out.size() == off) {
                  out.append(bulk.data(), len);
+                 for (auto it = f->early.begin(); it != f->early.end() && it->first == out.size();
+                      it = f->early.erase(it))
+                   out.append(it->second);
+               } else if (off > out.size()) {
+                 f->early.emplace(off, std::string(bulk));
                } else {
-                 if (out.size() < off + len) out.resize(off + len);
-                 memcpy(out.data() + off, bulk.data(), len);
+                 memcpy(out.data() + off, bulk.data(), std::min<uint64_t>(len, out.size() - off));
                }
                return Status::OK();
              }
@@ -331,6 +342,10 @@ void GetOp::FetchLarge(int node, uint32_t index, uint64_t total, uint64_t versio
 
 void GetOp::FetchDone(int node, uint32_t index, int attempts, Fetch& f) {
   GetResult& res = results[index];
+  if (!f.failed && !f.changed && res.remote.size() != f.total) {
+    f.failed = true;  // a chunk never came (cannot happen with every reply OK)
+    f.error = Status::Internal("chunks missing from a value read in steps");
+  }
   if (f.failed) {
     WarnReadFailed(deadline.options->mono_ms(), pool->node(node).Addr(), 1, res.remote.capacity(), f.error);
     res.state = GetResult::kUnavailable;

@@ -229,7 +229,8 @@ void FakeNetwork::DoCall(int from, int to, int lane, CallArgs args, int timeout_
     Schedule(latency_ms_, [this, c, injected] { Finish(c, injected); });
     return;
   }
-  Schedule(latency_ms_, [this, c] { Deliver(c); });
+  int extra = delay_ ? delay_(from, to, c->args) : 0;
+  Schedule(latency_ms_ + extra, [this, c] { Deliver(c); });
 }
 
 void FakeNetwork::Deliver(const std::shared_ptr<Call>& c) {

@@ -54,6 +54,10 @@ class FakeNetwork {
   // with it (after the latency) without reaching the owner.
   using CallFilter = std::function<Status(int from, int to, const CallArgs& args)>;
   void SetCallFilter(CallFilter filter) { filter_ = std::move(filter); }
+  // Extra delay before a call is delivered, in ms, chosen per call (replies
+  // then come back in another order than the calls went).
+  using CallDelay = std::function<int(int from, int to, const CallArgs& args)>;
+  void SetCallDelay(CallDelay delay) { delay_ = std::move(delay); }
   // One-way delay of calls and replies, in ms (default 0: next loop turn).
   void set_latency_ms(int ms) { latency_ms_ = ms; }
   // ReadBulk completes before it returns (like TCP) instead of later.
@@ -97,6 +101,7 @@ class FakeNetwork {
   CallFilter filter_;
   int latency_ms_ = 0;
   bool sync_bulk_ = false;
+  CallDelay delay_;
   size_t max_bulk_per_call_ = 4u << 20;
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, std::shared_ptr<Call>> calls_;  // not yet finished
