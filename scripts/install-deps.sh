@@ -12,6 +12,7 @@ PKGS=(
   redis-tools redis-server
   clang-14 libclang-rt-14-dev
   iperf3 procps iproute2
+  pybind11-dev python3-pybind11 python3-dev python3-venv python3-pip python3-numpy
 )
 if [ "${1:-}" = "--test" ]; then
   # The Soft-RoCE guest used by the RDMA tests (../shared/rdma-vm/setup.sh
@@ -20,6 +21,8 @@ if [ "${1:-}" = "--test" ]; then
   # The Node.js cluster clients (tests/clients/node). NodeSource's nodejs
   # carries npm itself and conflicts with Debian's npm package.
   PKGS+=(nodejs)
+  # torch tensors stand in for an engine's host KV pool in the LLM tests.
+  PKGS+=(python3-torch)
   command -v npm >/dev/null || PKGS+=(npm)
 fi
 

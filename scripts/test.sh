@@ -48,6 +48,17 @@ ninja -C build
 step "unit tests"
 ctest --test-dir build --output-on-failure -j2
 
+step "pip install clients/python (the native client) into a venv"
+venv=$(mktemp -d /tmp/kvpool-venv.XXXXXX)
+/usr/bin/python3 -m venv --system-site-packages "$venv"
+"$venv/bin/pip" install -q --no-build-isolation --no-index clients/python
+(cd / && "$venv/bin/python" -c "import kvpool, kvpool._native; print('installed', kvpool.DistributedStore)")
+rm -rf "$venv" clients/python/build clients/python/kvpool.egg-info
+
+# Every integration run imports the plain build's kvpool._native (a
+# sanitizer build has none), whichever server it tests.
+export KVPOOL_NATIVE_DIR=$ROOT/build/clients/python
+
 export KVPOOL_HIREDIS_CLIENT=$ROOT/build/tests/clients/hiredis_client
 step "integration: one node"
 KVPOOL_SERVER=$ROOT/build/server/kvpool-server "${PYTEST[@]}"

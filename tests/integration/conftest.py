@@ -36,6 +36,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from typing import Iterable, Optional
@@ -44,6 +45,15 @@ import pytest
 import redis
 
 from resp import RespConnection, RespError
+
+# The Python client (clients/python/kvpool) and its native module, which the
+# build puts in <build>/clients/python/kvpool (KVPOOL_NATIVE_DIR names
+# another build's): `import kvpool` works in every test.
+_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+for _p in (os.environ.get("KVPOOL_NATIVE_DIR") or os.path.join(_ROOT, "build", "clients", "python"),
+           os.path.join(_ROOT, "clients", "python")):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
 
 # Where servers listen and clients connect. The RDMA run in the Soft-RoCE
 # guest sets it to the rxe0 address, where rdma_cm finds the device.
