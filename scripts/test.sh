@@ -6,8 +6,9 @@
 #      on one node and on a three-node pool;
 #   2. the unit tests and the integration suite again with ASan + UBSan;
 #   3. the integration suite with the server under TSan and io-threads 2;
-#   4. the fuzzers: RESP parser (FUZZ_SECONDS, 60), peer frames and the
-#      pool owner side (FUZZ_PEER_SECONDS, 30 each);
+#   4. the fuzzers: RESP parser (FUZZ_SECONDS, 60), peer frames, the
+#      pool owner side and the native client's reply reader
+#      (FUZZ_PEER_SECONDS, 30 each);
 #   5. the RDMA tests against real verbs (Soft-RoCE guest, or the machine's
 #      own RDMA device).
 # Installs what is missing first. Exit status 0 = everything passed.
@@ -99,9 +100,9 @@ TSAN_OPTIONS=halt_on_error=0:log_path=$reports/tsan KVPOOL_SERVER_ARGS="--io-thr
 KVPOOL_SERVER=$ROOT/build-tsan/server/kvpool-server "${PYTEST[@]}" -k "not 64mib"
 check_reports "$reports"
 
-step "fuzzers: RESP parser ${FUZZ_SECONDS:-60}s, peer frames and pool owner ${FUZZ_PEER_SECONDS:-30}s each"
+step "fuzzers: RESP parser ${FUZZ_SECONDS:-60}s; peer frames, pool owner, client reply reader ${FUZZ_PEER_SECONDS:-30}s each"
 FUZZ_SECONDS=${FUZZ_SECONDS:-60} FUZZ_TARGETS=resp_parser_fuzz tests/fuzz/build_and_run.sh "$ROOT/build-fuzz"
-FUZZ_SECONDS=${FUZZ_PEER_SECONDS:-30} FUZZ_TARGETS="peer_frame_fuzz peer_owner_fuzz" \
+FUZZ_SECONDS=${FUZZ_PEER_SECONDS:-30} FUZZ_TARGETS="peer_frame_fuzz peer_owner_fuzz reply_reader_fuzz" \
   tests/fuzz/build_and_run.sh "$ROOT/build-fuzz"
 
 step "RDMA: transport and pool against real verbs"

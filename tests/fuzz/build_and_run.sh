@@ -7,11 +7,13 @@
 #                     wire decoders
 #   peer_owner_fuzz   the pool's owner side: arbitrary calls from a peer run
 #                     against a real Pool + Store over the in-memory transport
+#   reply_reader_fuzz the native client's reply reader (clients/cpp): what a
+#                     node, or anything posing as one, answers
 #
 # Usage, from the repo root:   tests/fuzz/build_and_run.sh <build-dir>
 #   FUZZ_SECONDS  run time in seconds, per target (default 60)
 #   FUZZ_JOBS     parallel fuzzing jobs (default 1)
-#   FUZZ_TARGETS  which targets, space separated (default: all three)
+#   FUZZ_TARGETS  which targets, space separated (default: all four)
 # Exits non-zero on a build failure or any crash, leak, hang, OOM or
 # invariant violation; the reproducer is left in <build-dir>/artifacts/.
 set -euo pipefail
@@ -25,7 +27,7 @@ mkdir -p "$1"
 build_dir="$(cd "$1" && pwd)"
 seconds="${FUZZ_SECONDS:-60}"
 jobs="${FUZZ_JOBS:-1}"
-targets="${FUZZ_TARGETS:-resp_parser_fuzz peer_frame_fuzz peer_owner_fuzz}"
+targets="${FUZZ_TARGETS:-resp_parser_fuzz peer_frame_fuzz peer_owner_fuzz reply_reader_fuzz}"
 artifacts="${build_dir}/artifacts"
 mkdir -p "${artifacts}"
 
@@ -50,6 +52,14 @@ build_peer_frame_fuzz() {
     "${repo_root}/storage/util/sha256.cc" \
     "${repo_root}/tests/fuzz/peer_frame_fuzz.cc" \
     -o "${build_dir}/peer_frame_fuzz"
+}
+
+build_reply_reader_fuzz() {
+  clang++-14 "${cxxflags[@]}" -fsanitize=fuzzer,address,undefined \
+    -I"${repo_root}/clients/cpp/include" -I"${repo_root}/clients/cpp/src" \
+    "${repo_root}/clients/cpp/src/reply_reader.cc" \
+    "${repo_root}/tests/fuzz/reply_reader_fuzz.cc" \
+    -o "${build_dir}/reply_reader_fuzz"
 }
 
 # Store + Pool + fake transport: ~20 files, compiled in parallel to objects.
@@ -85,6 +95,7 @@ corpus_of() {
     resp_parser_fuzz) echo resp_parser ;;
     peer_frame_fuzz) echo peer_frame ;;
     peer_owner_fuzz) echo peer_owner ;;
+    reply_reader_fuzz) echo reply_reader ;;
   esac
 }
 dict_of() {
@@ -97,7 +108,7 @@ dict_of() {
 failed=()
 for target in ${targets}; do
   case "${target}" in
-    resp_parser_fuzz|peer_frame_fuzz|peer_owner_fuzz) ;;
+    resp_parser_fuzz|peer_frame_fuzz|peer_owner_fuzz|reply_reader_fuzz) ;;
     *) echo "unknown fuzz target '${target}'" >&2; exit 2 ;;
   esac
   fuzzer="${build_dir}/${target}"

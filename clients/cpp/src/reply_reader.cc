@@ -175,6 +175,7 @@ size_t ReplyReader::ReadDirect(int fd, bool* failed) {
 }
 
 int ReplyReader::Feed(std::string_view bytes, ReplySink* sink) {
+  if (!error_.empty()) return -1;  // a stream that failed stays failed
   while (!bytes.empty()) {
     if (rpos_ == wpos_) rpos_ = wpos_ = 0;
     if (wpos_ == buf_.size()) {
@@ -192,6 +193,7 @@ int ReplyReader::Feed(std::string_view bytes, ReplySink* sink) {
 }
 
 int ReplyReader::Pump(int fd, ReplySink* sink) {
+  if (!error_.empty()) return -1;  // a stream that failed stays failed
   if (!Parse(sink)) return -1;
   int progress = 0;
   for (;;) {

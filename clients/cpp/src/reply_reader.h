@@ -43,7 +43,8 @@ class ReplyReader {
   ReplyReader();
   // Parses what is buffered, then reads from `fd` (non-blocking) until it
   // would block. Returns 1 after progress, 0 when nothing could be read, -1
-  // on EOF, a socket error or a protocol error (see error()).
+  // on EOF, a socket error or a protocol error (see error()), and from then
+  // on.
   int Pump(int fd, ReplySink* sink);
   // Parses bytes given (tests; the fuzzer). Same returns as Pump.
   int Feed(std::string_view bytes, ReplySink* sink);

@@ -81,6 +81,9 @@ TEST(ReplyReader, RefusesMalformedInput) {
     Recorder rec;
     EXPECT_EQ(r.Feed(bad, &rec), -1) << bad;
     EXPECT_FALSE(r.error().empty()) << bad;
+    std::string before = rec.log;
+    EXPECT_EQ(r.Feed("+OK\r\n", &rec), -1) << "a failed stream stays failed: " << bad;
+    EXPECT_EQ(rec.log, before);
   }
   ReplyReader r;
   Recorder rec;
