@@ -130,6 +130,12 @@ def test_torch_tensors_and_buffer_objects(store):
     u = torch.empty_like(t)
     assert store.get_into("tensor", u.data_ptr(), nbytes) == nbytes
     assert torch.equal(t, u)
+    # Tensors as buffer objects, bf16 too (numpy has no bf16): no copy.
+    kv = torch.randn(4, 1024).to(torch.bfloat16)
+    assert store.batch_put_from_buffers(["bf16"], [kv]) == [0]
+    back = torch.zeros_like(kv)
+    assert store.batch_get_into_buffers(["bf16"], [back]) == [kv.numel() * 2]
+    assert torch.equal(kv, back)
     # bytes, bytearray, memoryview and numpy values; bytearray into reads.
     vals = [b"bytes", bytearray(b"bytearray"), memoryview(b"memoryview"), np.arange(5, dtype=np.int64)]
     r = store.put_batch(["b0", "b1", "b2", "b3"], vals)

@@ -76,6 +76,22 @@ def parse_address(addr: str) -> Tuple[str, int, str, str]:
     return host.strip("[]") or "127.0.0.1", int(port), "", ""
 
 
+def _as_buffer(obj):
+    """A buffer-protocol view of ``obj`` without a copy: torch tensors (which
+    have no buffer protocol; any dtype, bf16 included) are viewed as their
+    bytes through numpy; everything else is passed as it is."""
+    if hasattr(obj, "data_ptr") and hasattr(obj, "is_contiguous"):
+        if obj.device.type != "cpu" or not obj.is_contiguous():
+            raise BufferError("a tensor must be a contiguous CPU tensor")
+        return obj.detach().reshape(-1).view(dtype=_torch_uint8(obj)).numpy()
+    return obj
+
+
+def _torch_uint8(t):
+    import torch
+    return torch.uint8
+
+
 class DistributedStore:
     """See the module docstring. Thread-safe: calls from several threads
     run in parallel, each on connections of its own."""
@@ -187,16 +203,17 @@ class DistributedStore:
 
     def batch_get_into_buffers(self, keys: Sequence[Key], buffers: Sequence) -> List[int]:
         """Reads each key into a writable buffer object (bytearray,
-        memoryview, numpy array): bytes read or a code."""
+        memoryview, numpy array, CPU torch tensor): bytes read or a code."""
         if len(keys) != len(buffers):
             return [INVALID_PARAMS] * len(keys)
-        return self.native.get_into_buffers(keys, buffers) if keys else []
+        return self.native.get_into_buffers(keys, [_as_buffer(b) for b in buffers]) if keys else []
 
     def batch_put_from_buffers(self, keys: Sequence[Key], buffers: Sequence) -> List[int]:
-        """Stores each key from a buffer object (bytes, bytearray, ...)."""
+        """Stores each key from a buffer object (bytes, bytearray,
+        memoryview, numpy array, CPU torch tensor)."""
         if len(keys) != len(buffers):
             return [INVALID_PARAMS] * len(keys)
-        return self.native.put_from_buffers(keys, buffers) if keys else []
+        return self.native.put_from_buffers(keys, [_as_buffer(b) for b in buffers]) if keys else []
 
     def put_batch(self, keys: Sequence[Key], values: Sequence) -> BatchResult:
         """Stores each value (any buffer object: bytes, bytearray,
