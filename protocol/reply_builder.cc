@@ -90,7 +90,11 @@ void ReplyBuilder::Line(char type, std::string_view s) {
 
 void ReplyBuilder::SimpleString(std::string_view s) { Line('+', s); }
 
-void ReplyBuilder::Error(std::string_view msg) { Line('-', msg); }
+void ReplyBuilder::Error(std::string_view msg) {
+  ++errors_;
+  last_error_code_.assign(msg.substr(0, msg.find(' ')));
+  Line('-', msg);
+}
 
 std::string EncodeError(std::string_view msg) {
   StringSink sink;

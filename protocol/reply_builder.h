@@ -73,6 +73,11 @@ class ReplyBuilder {
   // Bytes that are already a complete RESP reply (e.g. relayed from a peer).
   void Raw(std::string_view encoded);
 
+  // Error() calls so far, and the first word of the last one ("ERR",
+  // "WRONGTYPE"): what a caller needs for error statistics.
+  uint64_t errors() const { return errors_; }
+  std::string_view last_error_code() const { return last_error_code_; }
+
   // Array of bulks.
   template <typename Container>
   void BulkArray(const Container& items) {
@@ -87,6 +92,8 @@ class ReplyBuilder {
   void TypedBlob(char type, std::string_view prefix, std::string_view s);
   ReplySink* sink_;
   int resp_;
+  uint64_t errors_ = 0;
+  std::string last_error_code_;
 };
 
 }  // namespace kvpool::protocol

@@ -15,6 +15,7 @@ CommandTable CommandTable::Build() {
   RegisterServerFamily(t);
   RegisterPoolFamily(t);
   RegisterClusterFamily(t);
+  RegisterStatsFamily(t);
   return t;
 }
 

@@ -100,6 +100,14 @@ std::vector<OptionSpec> BuildSpecs() {
        "nodes of pool-nodes); writes are acknowledged once every live copy holds them. 1 = no "
        "copies. At most the number of nodes.",
        1, 1024},
+      {"slowlog-log-slower-than", T::kInt, "10000", true,
+       "Commands that run at least this many microseconds go to the slow log (SLOWLOG); "
+       "0 logs every command, a negative value none.",
+       -1, INT64_MAX},
+      {"slowlog-max-len", T::kInt, "128", true, "Entries the slow log keeps (the oldest go).",
+       0, INT64_MAX},
+      {"latency-tracking", T::kBool, "yes", true,
+       "yes = per-command latency percentiles in INFO latencystats.", 0, 1},
       {"cluster-redirects", T::kBool, "no", true,
        "yes = a single-key command for a slot another node serves answers -MOVED <slot> "
        "<host>:<port>, as Redis Cluster does, so strict cluster clients go to the owner; "

@@ -504,6 +504,7 @@ void StatsSection(ServerContext& s, int64_t now_ms, std::string& o) {
   Line(o, "pubsub_channels", 0);
   Line(o, "pubsub_patterns", 0);
   Line(o, "unknown_commands", get(st.unknown_commands));
+  Line(o, "total_error_replies", s.command_stats().total_errors());
   Line(o, "protected_mode_rejections", get(st.protected_mode_rejections));
   Line(o, "client_query_buffer_limit_disconnections", get(st.query_buffer_limit_disconnections));
   Line(o, "client_output_buffer_limit_disconnections", get(st.output_buffer_limit_disconnections));
@@ -571,6 +572,7 @@ std::span<const CommandSpec> Subcommands(std::string_view parent) {
   if (EqualsIgnoreCase(parent, "config")) return ConfigSubcommands();
   if (EqualsIgnoreCase(parent, "command")) return CommandSubcommands();
   if (EqualsIgnoreCase(parent, "memory")) return MemorySubcommands();
+  if (EqualsIgnoreCase(parent, "slowlog")) return SlowlogSubcommands();
   return {};
 }
 
@@ -719,17 +721,20 @@ std::string InfoText(ServerContext& server, std::span<const std::string_view> se
   struct Section {
     const char* name;   // lower case, as asked for
     const char* title;  // as printed after "# "
+    bool by_default;    // in INFO without arguments (as Redis: not the long ones)
   };
   static constexpr Section kSections[] = {
-      {"server", "Server"},           {"clients", "Clients"}, {"memory", "Memory"},
-      {"persistence", "Persistence"}, {"stats", "Stats"},     {"replication", "Replication"},
-      {"cpu", "CPU"},                 {"modules", "Modules"}, {"cluster", "Cluster"},
-      {"keyspace", "Keyspace"},       {"pool", "Pool"}};
+      {"server", "Server", true},           {"clients", "Clients", true},
+      {"memory", "Memory", true},           {"persistence", "Persistence", true},
+      {"stats", "Stats", true},             {"replication", "Replication", true},
+      {"cpu", "CPU", true},                 {"modules", "Modules", true},
+      {"commandstats", "Commandstats", false}, {"errorstats", "Errorstats", true},
+      {"latencystats", "Latencystats", false}, {"cluster", "Cluster", true},
+      {"keyspace", "Keyspace", true},       {"pool", "Pool", true}};
   std::string out;
   for (const Section& sec : kSections) {
     std::string_view name = sec.name;
-    // Every section is a default section.
-    bool include = all || defaults ||
+    bool include = all || (defaults && sec.by_default) ||
                    std::find(wanted.begin(), wanted.end(), name) != wanted.end();
     if (!include) continue;
     if (!out.empty()) out += "\r\n";
@@ -744,6 +749,9 @@ std::string InfoText(ServerContext& server, std::span<const std::string_view> se
     else if (name == "cluster") Line(out, "cluster_enabled", server.pool() != nullptr ? 1 : 0);
     else if (name == "keyspace") KeyspaceSection(server, out);
     else if (name == "pool") PoolSection(server, out);
+    else if (name == "commandstats") CommandStatsSection(server, out);
+    else if (name == "errorstats") ErrorStatsSection(server, out);
+    else if (name == "latencystats") LatencyStatsSection(server, out);
     // "modules": kvpool loads none, so the section is empty, as in Redis.
   }
   return out;

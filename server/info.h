@@ -28,11 +28,12 @@ inline constexpr std::string_view kKvpoolVersion = "0.1.0";
 // ---- INFO ----
 
 // INFO's text for `sections` (names as the client gave them, any case). No
-// names or "default": the default sections; "all" or "everything": every
-// section; unknown names add nothing (so the text may be empty). Sections
-// come in a fixed order whatever the argument order: Server, Clients,
-// Memory, Persistence, Stats, Replication, CPU, Modules, Cluster, Keyspace,
-// Pool. Each is "# Name\r\n" then "field:value\r\n" lines; sections are
+// names or "default": the default sections (all but Commandstats and
+// Latencystats, as Redis); "all" or "everything": every section; unknown
+// names add nothing (so the text may be empty). Sections come in a fixed
+// order whatever the argument order: Server, Clients, Memory, Persistence,
+// Stats, Replication, CPU, Modules, Commandstats, Errorstats, Latencystats,
+// Cluster, Keyspace, Pool. Each is "# Name\r\n" then "field:value\r\n" lines; sections are
 // separated by "\r\n". Keyspace lists only non-empty databases. The Clients
 // section ends with server.extra_info() if set; Pool is server.pool_info().
 // Raises server.used_memory_peak and takes the ops/sec sample.
@@ -63,6 +64,12 @@ std::span<const CommandSpec> ClientSubcommands();   // connection_family.cc
 std::span<const CommandSpec> ConfigSubcommands();   // server_family.cc
 std::span<const CommandSpec> CommandSubcommands();  // server_family.cc
 std::span<const CommandSpec> MemorySubcommands();   // server_family.cc
+std::span<const CommandSpec> SlowlogSubcommands();  // stats_family.cc
+
+// INFO's commandstats, errorstats and latencystats lines (stats_family.cc).
+void CommandStatsSection(ServerContext& s, std::string& o);
+void ErrorStatsSection(ServerContext& s, std::string& o);
+void LatencyStatsSection(ServerContext& s, std::string& o);
 
 // The subcommands of a top-level command (name in any case); empty if it is
 // not a container.

@@ -79,7 +79,8 @@ ServerContext::ServerContext(Config* config, storage::Store* store, const Comman
       config_(config),
       store_(store),
       commands_(commands),
-      gate_(io_threads) {
+      gate_(io_threads),
+      command_stats_(commands != nullptr ? commands->All().size() : 0) {
   auto sync = [this](const Config& c) {
     hot_.requirepass_set.store(!c.String("requirepass").empty());
     hot_.noeviction.store(c.Int("maxmemory-policy") == 0);
@@ -88,6 +89,9 @@ ServerContext::ServerContext(Config* config, storage::Store* store, const Comman
     hot_.client_query_buffer_limit.store(c.Int("client-query-buffer-limit"));
     hot_.proto_max_args.store(c.Int("proto-max-args"));
     hot_.proto_inline_max_len.store(c.Int("proto-inline-max-len"));
+    hot_.slowlog_slower_than.store(c.Int("slowlog-log-slower-than"));
+    hot_.slowlog_max_len.store(c.Int("slowlog-max-len"));
+    hot_.latency_tracking.store(c.Int("latency-tracking") != 0);
     int64_t h = 0, s = 0, t = 0;
     if (ParseOutputLimit(c.String("client-output-buffer-limit"), &h, &s, &t)) {
       hot_.output_hard.store(h);
@@ -98,8 +102,12 @@ ServerContext::ServerContext(Config* config, storage::Store* store, const Comman
   sync(*config_);
   for (const char* name :
        {"requirepass", "maxmemory-policy", "cluster-redirects", "proto-max-bulk-len", "client-query-buffer-limit",
-        "proto-max-args", "proto-inline-max-len", "client-output-buffer-limit"})
+        "proto-max-args", "proto-inline-max-len", "client-output-buffer-limit",
+        "slowlog-log-slower-than", "slowlog-max-len", "latency-tracking"})
     config_->OnChange(name, sync);
+  config_->OnChange("slowlog-max-len", [this](const Config& c) {
+    slowlog_.Trim(static_cast<size_t>(c.Int("slowlog-max-len")));
+  });
   config_->OnChange("maxmemory",
                     [this](const Config& c) { store_->SetMaxMemory(EffectiveMaxMemory(c)); });
   config_->OnChange("maxmemory-policy", [this](const Config& c) {

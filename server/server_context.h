@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "server/client_state.h"
+#include "server/command_stats.h"
 #include "server/config.h"
 #include "server/exec_gate.h"
 #include "server/util/counter.h"
@@ -96,6 +97,10 @@ struct HotOptions {
   std::atomic<int64_t> proto_inline_max_len{64 << 10};
   // client-output-buffer-limit for normal clients (0 = none).
   std::atomic<int64_t> output_hard{0}, output_soft{0}, output_soft_seconds{0};
+  // SLOWLOG and INFO latencystats.
+  std::atomic<int64_t> slowlog_slower_than{10000};  // µs; < 0: off
+  std::atomic<int64_t> slowlog_max_len{128};
+  std::atomic<bool> latency_tracking{true};
 };
 
 class ServerContext {
@@ -114,6 +119,9 @@ class ServerContext {
   pool::Pool* pool() const { return pool_; }
   void set_pool(pool::Pool* p) { pool_ = p; }
   const HotOptions& hot() const { return hot_; }
+  // INFO commandstats / latencystats / errorstats, and SLOWLOG.
+  CommandStats& command_stats() { return command_stats_; }
+  SlowLog& slowlog() { return slowlog_; }
 
   int64_t start_ms = 0;
   int tcp_port = 0;
@@ -147,6 +155,8 @@ class ServerContext {
   ServerStats stats_;
   ExecGate gate_;
   HotOptions hot_;
+  CommandStats command_stats_;
+  SlowLog slowlog_;
   pool::Pool* pool_ = nullptr;
 };
 

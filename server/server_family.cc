@@ -305,6 +305,7 @@ void CmdConfigResetStat(CommandContext& cx) {
   ServerContext& server = cx.server();
   server.stats().Reset();
   server.store().ResetStats();
+  server.command_stats().Reset();
   server.used_memory_peak.store(UsedMemory(server, server.store().GetStats()),
                                 std::memory_order_relaxed);
   {

@@ -1,0 +1,148 @@
+#include "server/command_stats.h"
+
+#include <algorithm>
+#include <bit>
+
+namespace kvpool {
+
+// ------------------------------------------------------------ histogram
+
+int LatencyHistogram::Bucket(uint64_t us) {
+  if (us < kSub) return static_cast<int>(us);
+  int p = std::min(static_cast<int>(std::bit_width(us)) - 1, kPowers - 1);  // floor(log2), >= 4
+  uint64_t sub = (us >> (p - 4)) & (kSub - 1);
+  return kSub + (p - 4) * kSub + static_cast<int>(sub);
+}
+
+double LatencyHistogram::Value(int bucket) {
+  if (bucket < kSub) return bucket;
+  int p = (bucket - kSub) / kSub + 4;
+  uint64_t sub = static_cast<uint64_t>((bucket - kSub) % kSub);
+  double lo = static_cast<double>((uint64_t{1} << p) + (sub << (p - 4)));
+  return lo + static_cast<double>(uint64_t{1} << (p - 4)) / 2;
+}
+
+void LatencyHistogram::Record(uint64_t us) {
+  int b = std::min<int>(Bucket(us), static_cast<int>(b_.size()) - 1);
+  b_[b].fetch_add(1, std::memory_order_relaxed);
+}
+
+uint64_t LatencyHistogram::Count() const {
+  uint64_t n = 0;
+  for (const auto& c : b_) n += c.load(std::memory_order_relaxed);
+  return n;
+}
+
+double LatencyHistogram::Percentile(double p) const {
+  uint64_t total = Count();
+  if (total == 0) return 0;
+  // The smallest value with at least p% of the samples at or below it.
+  auto rank = static_cast<uint64_t>(p / 100.0 * static_cast<double>(total) + 0.5);
+  rank = std::clamp<uint64_t>(rank, 1, total);
+  uint64_t seen = 0;
+  for (size_t i = 0; i < b_.size(); ++i) {
+    seen += b_[i].load(std::memory_order_relaxed);
+    if (seen >= rank) return Value(static_cast<int>(i));
+  }
+  return Value(static_cast<int>(b_.size()) - 1);
+}
+
+void LatencyHistogram::Reset() {
+  for (auto& c : b_) c.store(0, std::memory_order_relaxed);
+}
+
+// ----------------------------------------------------------- commands
+
+CommandStats::CommandStats(size_t commands) {
+  c_.reserve(commands);
+  for (size_t i = 0; i < commands; ++i) c_.push_back(std::make_unique<CommandCounters>());
+}
+
+void CommandStats::CountError(std::string_view text, uint64_t n) {
+  total_errors_.fetch_add(n, std::memory_order_relaxed);
+  std::string_view code = text.substr(0, text.find(' '));
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = errors_.find(code);
+  if (it != errors_.end()) {
+    it->second += n;
+  } else if (errors_.size() < kMaxCodes) {
+    errors_.emplace(std::string(code), n);
+  }
+}
+
+std::vector<std::pair<std::string, uint64_t>> CommandStats::Errors() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return {errors_.begin(), errors_.end()};
+}
+
+void CommandStats::Reset() {
+  for (auto& c : c_) {
+    c->calls.store(0, std::memory_order_relaxed);
+    c->usec.store(0, std::memory_order_relaxed);
+    c->rejected.store(0, std::memory_order_relaxed);
+    c->failed.store(0, std::memory_order_relaxed);
+    c->latency.Reset();
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  errors_.clear();
+  total_errors_.store(0, std::memory_order_relaxed);
+}
+
+// ------------------------------------------------------------ slow log
+
+namespace {
+
+constexpr size_t kMaxArgs = 32, kMaxArgLen = 128;
+
+std::vector<std::string> CutArgs(std::span<const std::string_view> args) {
+  std::vector<std::string> out;
+  size_t n = std::min(args.size(), kMaxArgs);
+  // With more than 32 arguments, the 32nd says how many more there were.
+  if (args.size() > kMaxArgs) n = kMaxArgs - 1;
+  for (size_t i = 0; i < n; ++i) {
+    std::string_view a = args[i];
+    if (a.size() > kMaxArgLen) {
+      out.push_back(std::string(a.substr(0, kMaxArgLen)) + "... (" +
+                    std::to_string(a.size() - kMaxArgLen) + " more bytes)");
+    } else {
+      out.emplace_back(a);
+    }
+  }
+  if (args.size() > kMaxArgs)
+    out.push_back("... (" + std::to_string(args.size() - n) + " more arguments)");
+  return out;
+}
+
+}  // namespace
+
+void SlowLog::Add(std::span<const std::string_view> args, uint64_t duration_us, int64_t unix_time,
+                  std::string client_addr, std::string client_name, size_t max_len) {
+  Entry e{0, unix_time, duration_us, CutArgs(args), std::move(client_addr), std::move(client_name)};
+  std::lock_guard<std::mutex> l(mu_);
+  e.id = next_id_++;
+  entries_.push_front(std::move(e));
+  while (entries_.size() > max_len) entries_.pop_back();
+}
+
+std::vector<SlowLog::Entry> SlowLog::Get(size_t count) const {
+  std::lock_guard<std::mutex> l(mu_);
+  size_t n = std::min(count, entries_.size());
+  return {entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(n)};
+}
+
+size_t SlowLog::Len() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return entries_.size();
+}
+
+void SlowLog::Reset() {
+  std::lock_guard<std::mutex> l(mu_);
+  entries_.clear();
+}
+
+void SlowLog::Trim(size_t max_len) {
+  std::lock_guard<std::mutex> l(mu_);
+  while (entries_.size() > max_len) entries_.pop_back();
+}
+
+}  // namespace kvpool
