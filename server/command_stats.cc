@@ -9,17 +9,17 @@ namespace kvpool {
 
 int LatencyHistogram::Bucket(uint64_t us) {
   if (us < kSub) return static_cast<int>(us);
-  int p = std::min(static_cast<int>(std::bit_width(us)) - 1, kPowers - 1);  // floor(log2), >= 4
-  uint64_t sub = (us >> (p - 4)) & (kSub - 1);
-  return kSub + (p - 4) * kSub + static_cast<int>(sub);
+  int p = std::min(static_cast<int>(std::bit_width(us)) - 1, kPowers);  // floor(log2) >= kShift
+  uint64_t sub = (us >> (p - kShift)) & (kSub - 1);
+  return kSub + (p - kShift) * kSub + static_cast<int>(sub);
 }
 
 double LatencyHistogram::Value(int bucket) {
   if (bucket < kSub) return bucket;
-  int p = (bucket - kSub) / kSub + 4;
+  int p = (bucket - kSub) / kSub + kShift;
   uint64_t sub = static_cast<uint64_t>((bucket - kSub) % kSub);
-  double lo = static_cast<double>((uint64_t{1} << p) + (sub << (p - 4)));
-  return lo + static_cast<double>(uint64_t{1} << (p - 4)) / 2;
+  double lo = static_cast<double>((uint64_t{1} << p) + (sub << (p - kShift)));
+  return lo + static_cast<double>(uint64_t{1} << (p - kShift)) / 2;
 }
 
 void LatencyHistogram::Record(uint64_t us) {
@@ -33,18 +33,20 @@ uint64_t LatencyHistogram::Count() const {
   return n;
 }
 
-double LatencyHistogram::Percentile(double p) const {
-  uint64_t total = Count();
+double LatencyHistogram::Percentile(std::span<const LatencyHistogram* const> hs, double p) {
+  uint64_t total = 0;
+  for (const LatencyHistogram* h : hs) total += h->Count();
   if (total == 0) return 0;
   // The smallest value with at least p% of the samples at or below it.
   auto rank = static_cast<uint64_t>(p / 100.0 * static_cast<double>(total) + 0.5);
   rank = std::clamp<uint64_t>(rank, 1, total);
   uint64_t seen = 0;
-  for (size_t i = 0; i < b_.size(); ++i) {
-    seen += b_[i].load(std::memory_order_relaxed);
+  const size_t buckets = hs[0]->b_.size();
+  for (size_t i = 0; i < buckets; ++i) {
+    for (const LatencyHistogram* h : hs) seen += h->b_[i].load(std::memory_order_relaxed);
     if (seen >= rank) return Value(static_cast<int>(i));
   }
-  return Value(static_cast<int>(b_.size()) - 1);
+  return Value(static_cast<int>(buckets) - 1);
 }
 
 void LatencyHistogram::Reset() {
@@ -53,9 +55,38 @@ void LatencyHistogram::Reset() {
 
 // ----------------------------------------------------------- commands
 
-CommandStats::CommandStats(size_t commands) {
-  c_.reserve(commands);
-  for (size_t i = 0; i < commands; ++i) c_.push_back(std::make_unique<CommandCounters>());
+CommandStats::CommandStats(size_t commands) : n_(commands) {
+  for (int s = 0; s < kShards; ++s) shards_.push_back(std::make_unique<CommandCounters[]>(commands));
+}
+
+CommandCounters& CommandStats::Mine(size_t i) {
+  static std::atomic<int> next{0};
+  static thread_local int shard = next.fetch_add(1, std::memory_order_relaxed) % kShards;
+  return shards_[shard][i];
+}
+
+CommandStats::Totals CommandStats::Sum(size_t i) const {
+  Totals t;
+  for (const auto& sh : shards_) {
+    const CommandCounters& c = sh[i];
+    t.calls += c.calls.load(std::memory_order_relaxed);
+    t.usec += c.usec.load(std::memory_order_relaxed);
+    t.rejected += c.rejected.load(std::memory_order_relaxed);
+    t.failed += c.failed.load(std::memory_order_relaxed);
+  }
+  return t;
+}
+
+double CommandStats::LatencyPercentile(size_t i, double p) const {
+  const LatencyHistogram* hs[kShards];
+  for (int s = 0; s < kShards; ++s) hs[s] = &shards_[s][i].latency;
+  return LatencyHistogram::Percentile(hs, p);
+}
+
+uint64_t CommandStats::LatencyCount(size_t i) const {
+  uint64_t n = 0;
+  for (const auto& sh : shards_) n += sh[i].latency.Count();
+  return n;
 }
 
 void CommandStats::CountError(std::string_view text, uint64_t n) {
@@ -76,12 +107,15 @@ std::vector<std::pair<std::string, uint64_t>> CommandStats::Errors() const {
 }
 
 void CommandStats::Reset() {
-  for (auto& c : c_) {
-    c->calls.store(0, std::memory_order_relaxed);
-    c->usec.store(0, std::memory_order_relaxed);
-    c->rejected.store(0, std::memory_order_relaxed);
-    c->failed.store(0, std::memory_order_relaxed);
-    c->latency.Reset();
+  for (auto& sh : shards_) {
+    for (size_t i = 0; i < n_; ++i) {
+      CommandCounters& c = sh[i];
+      c.calls.store(0, std::memory_order_relaxed);
+      c.usec.store(0, std::memory_order_relaxed);
+      c.rejected.store(0, std::memory_order_relaxed);
+      c.failed.store(0, std::memory_order_relaxed);
+      c.latency.Reset();
+    }
   }
   std::lock_guard<std::mutex> l(mu_);
   errors_.clear();

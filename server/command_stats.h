@@ -19,24 +19,30 @@
 
 namespace kvpool {
 
-// Log-linear buckets of microseconds: exact below 16 µs, then 16 per power
-// of two (at most 1/16 = 6.25% off), up to 2^40 µs.
+// Log-linear buckets of microseconds: exact below 8 µs, then 8 per power of
+// two (at most 1/8 = 12.5% off), up to 2^36 µs.
 class LatencyHistogram {
  public:
   void Record(uint64_t us);
-  // The value at percentile p (0 < p <= 100), µs; 0 when empty.
-  double Percentile(double p) const;
   uint64_t Count() const;
   void Reset();
+  // The value at percentile p (0 < p <= 100) of the samples of all `hs`
+  // together, µs; 0 when there are none.
+  static double Percentile(std::span<const LatencyHistogram* const> hs, double p);
+  double Percentile(double p) const {
+    const LatencyHistogram* self = this;
+    return Percentile({&self, 1}, p);
+  }
 
  private:
-  static constexpr int kSub = 16, kPowers = 40;
+  static constexpr int kSub = 8, kShift = 3, kPowers = 36;
   static int Bucket(uint64_t us);
   static double Value(int bucket);  // the middle of the bucket
-  std::array<std::atomic<uint64_t>, kSub * (kPowers - 3)> b_{};
+  std::array<std::atomic<uint64_t>, kSub * (kPowers - kShift + 1)> b_{};
 };
 
-struct CommandCounters {
+// One command's counters, as one thread (shard) sees them.
+struct alignas(64) CommandCounters {
   std::atomic<uint64_t> calls{0};     // executed (here, or forwarded from here)
   std::atomic<uint64_t> usec{0};      // time spent in them, µs
   std::atomic<uint64_t> rejected{0};  // refused before running (arity, auth, OOM ...)
@@ -46,11 +52,21 @@ struct CommandCounters {
 
 class CommandStats {
  public:
-  // One entry per command of the table, by its index there.
+  // One entry per command of the table, by its index there, in each of
+  // kShards shards: a thread adds to its own shard (no cache line shared
+  // between I/O threads on every command); reads add the shards up.
+  static constexpr int kShards = 4;
   explicit CommandStats(size_t commands);
-  CommandCounters& at(size_t i) { return *c_[i]; }
-  const CommandCounters& at(size_t i) const { return *c_[i]; }
-  size_t size() const { return c_.size(); }
+  // The calling thread's counters of command i.
+  CommandCounters& Mine(size_t i);
+  struct Totals {
+    uint64_t calls = 0, usec = 0, rejected = 0, failed = 0;
+  };
+  Totals Sum(size_t i) const;
+  // Command i's latency at percentile p over every shard, µs (0: none).
+  double LatencyPercentile(size_t i, double p) const;
+  uint64_t LatencyCount(size_t i) const;
+  size_t size() const { return n_; }
   // An error reply was sent: counted under its first word ("ERR",
   // "WRONGTYPE"), at most kMaxCodes distinct codes (then under the others'
   // total only), as Redis does.
@@ -61,7 +77,8 @@ class CommandStats {
   static constexpr size_t kMaxCodes = 128;
 
  private:
-  std::vector<std::unique_ptr<CommandCounters>> c_;
+  size_t n_;
+  std::vector<std::unique_ptr<CommandCounters[]>> shards_;
   mutable std::mutex mu_;
   std::map<std::string, uint64_t, std::less<>> errors_;  // guarded by mu_
   std::atomic<uint64_t> total_errors_{0};

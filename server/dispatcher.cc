@@ -65,7 +65,7 @@ void Account(ServerContext& server, ClientState& client, protocol::ReplyBuilder&
   uint64_t errors = reply.errors() - errors_before;
   if (errors > 0) cs.CountError(reply.last_error_code(), errors);
   if (spec == nullptr) return;
-  CommandCounters& c = cs.at(static_cast<size_t>(spec - server.commands().All().data()));
+  CommandCounters& c = cs.Mine(static_cast<size_t>(spec - server.commands().All().data()));
   if (outcome == Outcome::kRejected) {
     c.rejected.fetch_add(1, std::memory_order_relaxed);
     return;

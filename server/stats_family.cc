@@ -98,16 +98,14 @@ std::span<const CommandSpec> SlowlogSubcommands() { return kSlowlogSubcommands; 
 void CommandStatsSection(ServerContext& s, std::string& o) {
   const auto& specs = s.commands().All();
   for (size_t i = 0; i < specs.size(); ++i) {
-    const CommandCounters& c = s.command_stats().at(i);
-    uint64_t calls = c.calls.load(std::memory_order_relaxed);
-    uint64_t rejected = c.rejected.load(std::memory_order_relaxed);
+    CommandStats::Totals c = s.command_stats().Sum(i);
+    uint64_t calls = c.calls, rejected = c.rejected, usec = c.usec;
     if (calls == 0 && rejected == 0) continue;
-    uint64_t usec = c.usec.load(std::memory_order_relaxed);
     o += "cmdstat_" + std::string(specs[i].name) + ":calls=" + std::to_string(calls) +
          ",usec=" + std::to_string(usec) + ",usec_per_call=" +
          Fixed(calls ? static_cast<double>(usec) / static_cast<double>(calls) : 0, 2) +
          ",rejected_calls=" + std::to_string(rejected) +
-         ",failed_calls=" + std::to_string(c.failed.load(std::memory_order_relaxed)) + "\r\n";
+         ",failed_calls=" + std::to_string(c.failed) + "\r\n";
   }
 }
 
@@ -119,11 +117,12 @@ void ErrorStatsSection(ServerContext& s, std::string& o) {
 void LatencyStatsSection(ServerContext& s, std::string& o) {
   const auto& specs = s.commands().All();
   for (size_t i = 0; i < specs.size(); ++i) {
-    const LatencyHistogram& h = s.command_stats().at(i).latency;
-    if (h.Count() == 0) continue;
+    const CommandStats& cs = s.command_stats();
+    if (cs.LatencyCount(i) == 0) continue;
     o += "latency_percentiles_usec_" + std::string(specs[i].name) +
-         ":p50=" + Fixed(h.Percentile(50), 3) + ",p99=" + Fixed(h.Percentile(99), 3) +
-         ",p99.9=" + Fixed(h.Percentile(99.9), 3) + "\r\n";
+         ":p50=" + Fixed(cs.LatencyPercentile(i, 50), 3) +
+         ",p99=" + Fixed(cs.LatencyPercentile(i, 99), 3) +
+         ",p99.9=" + Fixed(cs.LatencyPercentile(i, 99.9), 3) + "\r\n";
   }
 }
 

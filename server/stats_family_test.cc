@@ -22,9 +22,14 @@ TEST(LatencyHistogram, PercentilesWithinABucket) {
   EXPECT_EQ(h.Percentile(50), 0);
   for (uint64_t us = 1; us <= 1000; ++us) h.Record(us);
   EXPECT_EQ(h.Count(), 1000u);
-  EXPECT_NEAR(h.Percentile(50), 500, 500 * 0.0625);
-  EXPECT_NEAR(h.Percentile(99), 990, 990 * 0.0625);
-  EXPECT_NEAR(h.Percentile(100), 1000, 1000 * 0.0625);
+  EXPECT_NEAR(h.Percentile(50), 500, 500 * 0.125);
+  EXPECT_NEAR(h.Percentile(99), 990, 990 * 0.125);
+  EXPECT_NEAR(h.Percentile(100), 1000, 1000 * 0.125);
+  for (uint64_t us = 0; us < 8; ++us) {
+    LatencyHistogram small;
+    small.Record(us);
+    EXPECT_EQ(small.Percentile(50), static_cast<double>(us)) << "exact below 8 µs";
+  }
   h.Record(uint64_t{1} << 50);  // beyond the last bucket: counted there
   EXPECT_EQ(h.Count(), 1001u);
   h.Reset();
