@@ -66,7 +66,9 @@ std::vector<OptionSpec> BuildSpecs() {
       // ---- logging and observability ----
       {"loglevel", T::kEnum, "notice", true, "debug verbose notice warning.", 0, 0,
        {"debug", "verbose", "notice", "warning"}},
-      {"logfile", T::kString, "", false, "Log file; empty = standard output."},
+      {"logfile", T::kString, "", false,
+       "Log file (its directory must exist); empty = standard output. SIGHUP reopens it, so "
+       "logrotate needs no copytruncate."},
       {"metrics-port", T::kInt, "0", false,
        "Port serving Prometheus text at GET /metrics; 0 = off.", 0, 65535},
       {"pidfile", T::kString, "", false, "Write the process id here at start; empty = none."},

@@ -35,6 +35,9 @@ int main(int argc, char** argv) {
   // (Server::OnCron), so RSS still comes back down after a burst.
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
+  // SIGHUP reopens the log file once the node runs (Server::Run); until then
+  // (reserving the segment may take a while) it must not kill the process.
+  signal(SIGHUP, SIG_IGN);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
     Usage();

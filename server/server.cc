@@ -230,9 +230,11 @@ Server::~Server() {
   for (auto* e : thread_crons_) event_free(e);
   for (auto* e : events_) event_free(e);
   // Freeing the signal events restored SIG_DFL; a second SIGTERM during the
-  // rest of the teardown must not turn a clean shutdown into a kill.
+  // rest of the teardown must not turn a clean shutdown into a kill (nor a
+  // SIGHUP from logrotate).
   signal(SIGTERM, SIG_IGN);
   signal(SIGINT, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
   metrics_.reset();
   if (ctx_) ctx_->set_pool(nullptr);
   pool_.reset();
@@ -372,6 +374,18 @@ bool Server::ProtectedModeRefuses(const sockaddr* addr) const {
 }
 
 void Server::OnSignal(evutil_socket_t sig, short, void* arg) {
+  if (sig == SIGHUP) {
+    // As logrotate's postrotate expects: the file was renamed away, lines go
+    // to a new one at the configured path from now on.
+    if (LogFilePath().empty()) {
+      spdlog::info("Received SIGHUP: logging to standard output, no log file to reopen");
+    } else if (Status s = ReopenLog(); s.ok()) {
+      spdlog::info("Received SIGHUP, reopened the log file {}", LogFilePath());
+    } else {
+      spdlog::warn("Received SIGHUP: {}; still logging to the old file", s.message());
+    }
+    return;
+  }
   spdlog::warn("Received {}, scheduling shutdown...", sig == SIGINT ? "SIGINT" : "SIGTERM");
   static_cast<Server*>(arg)->RequestShutdown();
 }
@@ -409,7 +423,7 @@ Status Server::Run() {
   Status s = Listen();
   if (!s.ok()) return s;
 
-  for (int sig : {SIGTERM, SIGINT}) {
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
     event* ev = evsignal_new(base_, sig, &Server::OnSignal, this);
     event_add(ev, nullptr);
     events_.push_back(ev);

@@ -36,7 +36,7 @@ class Server {
   ~Server();
 
   // Listens, serves until RequestShutdown() or SIGTERM/SIGINT, then closes
-  // every connection and returns.
+  // every connection and returns. SIGHUP reopens the log file.
   [[nodiscard]] Status Run();
   // Thread-safe.
   void RequestShutdown();
