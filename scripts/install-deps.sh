@@ -23,6 +23,8 @@ if [ "${1:-}" = "--test" ]; then
   PKGS+=(nodejs)
   # torch tensors stand in for an engine's host KV pool in the LLM tests.
   PKGS+=(python3-torch)
+  # /metrics parsed as Prometheus parses it (test_metrics.py).
+  PKGS+=(python3-prometheus-client)
   command -v npm >/dev/null || PKGS+=(npm)
 fi
 

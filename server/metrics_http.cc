@@ -2,8 +2,12 @@
 
 #include <event2/buffer.h>
 
+#include <cstdio>
 #include <cstring>
 
+#include "server/command_table.h"
+#include "server/dispatcher.h"
+#include "server/info.h"
 #include "storage/pool/pool.h"
 
 namespace kvpool {
@@ -62,6 +66,123 @@ void PoolReplicaMetrics(std::string* out, const pool::Pool& p) {
          "Times this node was told to fetch keys again.", ss.catch_ups_received);
 }
 
+void Family(std::string* out, const char* name, const char* type, const char* help) {
+  *out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+}
+
+std::string Num(double v) {
+  char buf[64];
+  snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+// Every node of the pool as this one sees it, with what this node sent it.
+void PoolPeerMetrics(std::string* out, const pool::Pool& p) {
+  auto nodes = p.Nodes();
+  auto family = [&](const char* name, const char* type, const char* help, auto value) {
+    Family(out, name, type, help);
+    for (int n = 0; n < p.nodes(); ++n) {
+      if (n == p.self()) continue;
+      *out += std::string(name) + "{node=\"" + std::to_string(n) + "\",addr=\"" + p.node(n).Addr() +
+              "\"} " + std::to_string(value(n)) + "\n";
+    }
+  };
+  family("kvpool_pool_peer_up", "gauge", "1 while the peer answers heartbeats (up or syncing).",
+         [&](int n) { return nodes[n].state != pool::NodeState::kDown ? 1 : 0; });
+  family("kvpool_pool_peer_calls_total", "counter", "Calls this node made to the peer.",
+         [&](int n) { return p.counters(n).calls.load(std::memory_order_relaxed); });
+  family("kvpool_pool_peer_errors_total", "counter",
+         "Calls to the peer that did not end OK (refused, timed out, link lost).",
+         [&](int n) { return p.counters(n).errors.load(std::memory_order_relaxed); });
+  family("kvpool_pool_peer_bytes_out_total", "counter", "Value bytes sent to the peer.",
+         [&](int n) { return p.counters(n).bytes_out.load(std::memory_order_relaxed); });
+  family("kvpool_pool_peer_bytes_in_total", "counter", "Value bytes received from the peer.",
+         [&](int n) { return p.counters(n).bytes_in.load(std::memory_order_relaxed); });
+}
+
+// The series redis_exporter exports, under its names, so its dashboards
+// and alerts work unchanged.
+void RedisExporterMetrics(std::string* out, ServerContext& server) {
+  Family(out, "redis_up", "gauge", "1: the node answers.");
+  *out += "redis_up 1\n";
+  Family(out, "redis_instance_info", "gauge", "Versions of the node (the value is 1).");
+  *out += "redis_instance_info{redis_version=\"" + std::string(kRedisVersion) +
+          "\",kvpool_version=\"" + std::string(kKvpoolVersion) + "\",redis_mode=\"" +
+          (server.pool() != nullptr ? "cluster" : "standalone") + "\",tcp_port=\"" +
+          std::to_string(server.tcp_port) + "\"} 1\n";
+  Family(out, "redis_uptime_in_seconds", "gauge", "Seconds since the node started.");
+  int64_t now = NowMs();
+  *out += "redis_uptime_in_seconds " +
+          std::to_string(server.start_ms > 0 ? (now - server.start_ms) / 1000 : 0) + "\n";
+  Family(out, "redis_db_keys", "gauge", "Keys per database.");
+  Family(out, "redis_db_keys_expiring", "gauge", "Keys with a TTL per database.");
+  std::string expiring;
+  storage::Store& store = server.store();
+  for (int db = 0; db < store.databases(); ++db) {
+    storage::DbStats st = store.GetDbStats(db);
+    if (st.keys == 0 && db != 0) continue;
+    std::string label = "{db=\"db" + std::to_string(db) + "\"} ";
+    *out += "redis_db_keys" + label + std::to_string(st.keys) + "\n";
+    expiring += "redis_db_keys_expiring" + label + std::to_string(st.expires) + "\n";
+  }
+  *out += expiring;
+
+  const CommandStats& cs = server.command_stats();
+  const auto& specs = server.commands().All();
+  std::string calls, secs, rejected, failed, lat;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    CommandStats::Totals t = cs.Sum(i);
+    if (t.calls == 0 && t.rejected == 0) continue;
+    std::string cmd = "cmd=\"" + std::string(specs[i].name) + "\"";
+    calls += "redis_commands_total{" + cmd + "} " + std::to_string(t.calls) + "\n";
+    secs += "redis_commands_duration_seconds_total{" + cmd + "} " +
+            Num(static_cast<double>(t.usec) / 1e6) + "\n";
+    rejected += "redis_commands_rejected_calls_total{" + cmd + "} " + std::to_string(t.rejected) + "\n";
+    failed += "redis_commands_failed_calls_total{" + cmd + "} " + std::to_string(t.failed) + "\n";
+    if (cs.LatencyCount(i) == 0) continue;
+    for (double q : {50.0, 99.0, 99.9})
+      lat += "redis_latency_percentiles_usec{" + cmd + ",quantile=\"" + Num(q / 100) + "\"} " +
+             Num(cs.LatencyPercentile(i, q)) + "\n";
+  }
+  Family(out, "redis_commands_total", "counter", "Calls per command.");
+  *out += calls;
+  Family(out, "redis_commands_duration_seconds_total", "counter",
+         "Seconds spent in each command.");
+  *out += secs;
+  Family(out, "redis_commands_rejected_calls_total", "counter",
+         "Calls refused before they ran (arity, auth, OOM, MOVED).");
+  *out += rejected;
+  Family(out, "redis_commands_failed_calls_total", "counter", "Calls that answered an error.");
+  *out += failed;
+  Family(out, "redis_latency_percentiles_usec", "summary",
+         "Per-command latency percentiles, microseconds (INFO latencystats).");
+  *out += lat;
+  Family(out, "redis_errors_total", "counter", "Error replies by error code (INFO errorstats).");
+  for (const auto& [code, n] : cs.Errors())
+    *out += "redis_errors_total{err=\"" + code + "\"} " + std::to_string(n) + "\n";
+
+  const ServerStats& s = server.stats();
+  storage::StoreStats st = store.GetStats();
+  auto ld = [](const Counter& a) { return a.load(std::memory_order_relaxed); };
+  Metric(out, "redis_connected_clients", "gauge", "Client connections open.",
+         server.clients().Count());
+  Metric(out, "redis_commands_processed_total", "counter", "Commands processed.",
+         ld(s.commands));
+  Metric(out, "redis_keyspace_hits_total", "counter", "Reads that found their key.",
+         ld(s.keyspace_hits));
+  Metric(out, "redis_keyspace_misses_total", "counter", "Reads that missed.",
+         ld(s.keyspace_misses));
+  Metric(out, "redis_memory_used_bytes", "gauge", "INFO used_memory.", UsedMemory(server, st));
+  Metric(out, "redis_memory_max_bytes", "gauge", "maxmemory.", st.maxmemory);
+  Metric(out, "redis_evicted_keys_total", "counter", "Keys evicted under maxmemory.",
+         st.evicted_keys);
+  Metric(out, "redis_expired_keys_total", "counter", "Keys removed by expiry.", st.expired_keys);
+  Metric(out, "redis_net_input_bytes_total", "counter", "Bytes read from clients.",
+         ld(s.net_input_bytes));
+  Metric(out, "redis_net_output_bytes_total", "counter", "Bytes written to clients.",
+         ld(s.net_output_bytes));
+}
+
 }  // namespace
 
 std::string RenderMetrics(ServerContext& server) {
@@ -95,7 +216,11 @@ std::string RenderMetrics(ServerContext& server) {
          ld(s.net_input_bytes));
   Metric(&out, "kvpool_net_output_bytes_total", "counter", "Bytes written to clients.",
          ld(s.net_output_bytes));
-  if (server.pool() != nullptr) PoolReplicaMetrics(&out, *server.pool());
+  if (server.pool() != nullptr) {
+    PoolPeerMetrics(&out, *server.pool());
+    PoolReplicaMetrics(&out, *server.pool());
+  }
+  RedisExporterMetrics(&out, server);
   return out;
 }
 

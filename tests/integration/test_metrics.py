@@ -1,0 +1,101 @@
+"""/metrics (metrics-port) scraped from every node of a pool and parsed with
+the Prometheus text parser (python3-prometheus-client): redis_exporter's
+series names with the values INFO reports, per-peer pool series, and every
+series deploy/grafana-dashboard.json uses is exported (issue 18)."""
+
+import json
+import os
+import re
+import urllib.request
+
+import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import HOST, Pool, pick_free_ports
+
+pytestmark = [pytest.mark.kvpool_only, pytest.mark.own_pool]
+
+DASHBOARD = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "grafana-dashboard.json")
+
+
+def scrape(port: int) -> dict:
+    """{sample name: {frozenset(labels): value}} of one node's /metrics."""
+    with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out: dict = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out.setdefault(s.name, {})[frozenset(s.labels.items())] = s.value
+    return out
+
+
+@pytest.fixture(scope="module")
+def pool():
+    ports = pick_free_ports(3)
+    p = Pool(3, name="metrics", node_args={i: ["--metrics-port", str(ports[i])] for i in range(3)})
+    p.metrics_ports = ports
+    try:
+        p.start()
+    except Exception:
+        p.stop()
+        raise
+    yield p
+    p.stop()
+
+
+def test_redis_exporter_series_match_info(pool):
+    c = pool[0].client()
+    c.flushall()
+    c.mset({f"m{i}": "v" for i in range(100)})
+    for i in range(5):
+        c.get(f"m{i}")
+    with pytest.raises(redis.ResponseError):
+        c.execute_command("GET")
+    m = scrape(pool.metrics_ports[0])
+    cs = c.info("commandstats")
+    assert m["redis_up"][frozenset()] == 1
+    get = frozenset({("cmd", "get")})
+    assert m["redis_commands_total"][get] == cs["cmdstat_get"]["calls"]
+    assert m["redis_commands_rejected_calls_total"][get] == 1
+    assert m["redis_commands_duration_seconds_total"][get] * 1e6 == pytest.approx(cs["cmdstat_get"]["usec"], abs=1)
+    assert m["redis_errors_total"][frozenset({("err", "ERR")})] >= 1
+    p99 = m["redis_latency_percentiles_usec"][frozenset({("cmd", "get"), ("quantile", "0.99")})]
+    assert p99 > 0
+    # Keys per node: this node's own share of the pool's 100.
+    total = sum(scrape(p)["redis_db_keys"][frozenset({("db", "db0")})] for p in pool.metrics_ports)
+    assert total == 100
+    info = m["redis_instance_info"]
+    (labels,) = info.keys()
+    assert dict(labels)["redis_mode"] == "cluster" and dict(labels)["redis_version"].startswith("7.")
+
+
+def test_pool_peer_series(pool):
+    m = scrape(pool.metrics_ports[0])
+    up = m["kvpool_pool_peer_up"]
+    addrs = {dict(l)["addr"] for l in up}
+    assert addrs == {f"{n.host}:{n.port}" for n in pool.nodes[1:]}
+    assert all(v == 1 for v in up.values())
+    assert sum(m["kvpool_pool_peer_calls_total"].values()) > 0
+
+
+def test_every_dashboard_series_is_exported(pool):
+    with open(DASHBOARD) as f:
+        dash = json.load(f)
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    named = set()
+    for e in exprs:
+        named |= set(re.findall(r"\b((?:redis|kvpool)_[a-z0-9_]+)", e))
+    assert len(named) >= 15, named
+    c = pool[0].client()
+    c.set("x", "1")
+    c.get("x")
+    try:
+        c.execute_command("GET")
+    except redis.ResponseError:
+        pass
+    exported = set()
+    for port in pool.metrics_ports:
+        exported |= set(scrape(port))
+    missing = sorted(named - exported)
+    assert not missing, f"the dashboard names series no node exports: {missing}"
