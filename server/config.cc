@@ -71,7 +71,14 @@ std::vector<OptionSpec> BuildSpecs() {
        "logrotate needs no copytruncate."},
       {"metrics-port", T::kInt, "0", false,
        "Port serving Prometheus text at GET /metrics; 0 = off.", 0, 65535},
-      {"pidfile", T::kString, "", false, "Write the process id here at start; empty = none."},
+      {"pidfile", T::kString, "", false,
+       "Write the process id here at start (a file that cannot be written is an error) and "
+       "remove it at exit; empty = none (with daemonize yes: /var/run/kvpool.pid)."},
+      {"supervised", T::kEnum, "no", false,
+       "Tell a service manager the node is ready: no, upstart (SIGSTOP once ready), systemd "
+       "(sd_notify READY=1 once accepting connections, STOPPING=1 at shutdown), auto (upstart "
+       "if UPSTART_JOB is set, else systemd if NOTIFY_SOCKET is set, else no).",
+       0, 0, {"no", "upstart", "systemd", "auto"}},
       // ---- the pool ----
       {"pool-nodes", T::kString, "", false,
        "Client address of every node of the pool, this one included, in the same order on "
@@ -138,7 +145,11 @@ std::vector<OptionSpec> BuildSpecs() {
       {"save", T::kString, "", true, "Accepted for compatibility; kvpool never snapshots."},
       {"appendonly", T::kBool, "no", true,
        "Accepted for compatibility; kvpool keeps no append-only file (only 'no').", 0, 0},
-      {"daemonize", T::kBool, "no", false, "Only 'no': run kvpool under a supervisor.", 0, 0},
+      {"daemonize", T::kBool, "no", false,
+       "yes = run in the background: the started process exits 0 once the daemon accepts "
+       "connections (1 with the error if it fails); standard output and error go to the log "
+       "file, or /dev/null.",
+       0, 1},
   };
 }
 
@@ -214,7 +225,7 @@ Status Config::Parse(const OptionSpec& spec, std::string_view in, int64_t* num,
     case OptionType::kBool: {
       std::string l = ToLower(in);
       if (l != "yes" && l != "no") return Status::InvalidArgument("argument must be 'yes' or 'no'");
-      // appendonly and daemonize exist for compatibility and only take "no".
+      // appendonly exists for compatibility and only takes "no".
       if (l == "yes" && spec.max == 0)
         return Status::InvalidArgument(std::string(spec.name) + " yes is not supported by kvpool");
       *num = l == "yes";

@@ -163,8 +163,34 @@ TEST(ConfigTest, Bools) {
   // Compatibility options accept only "no".
   s = c.Set("appendonly", "yes", true);
   EXPECT_EQ(s.message(), "appendonly yes is not supported by kvpool");
-  EXPECT_FALSE(c.Set("daemonize", "yes", true).ok());
   EXPECT_EQ(c.Int("appendonly"), 0);
+}
+
+TEST(ConfigTest, SupervisionOptions) {
+  Config c;
+  EXPECT_EQ(Get(c, "daemonize"), "no");
+  EXPECT_EQ(Get(c, "supervised"), "no");
+  EXPECT_EQ(Get(c, "pidfile"), "");
+  ASSERT_TRUE(c.Set("daemonize", "yes", true).ok());
+  EXPECT_EQ(c.Int("daemonize"), 1);
+  // Redis's four modes, in Redis's order; the text is what INFO and CONFIG GET show.
+  int index = 0;
+  for (const char* mode : {"no", "upstart", "systemd", "auto"}) {
+    ASSERT_TRUE(c.Set("supervised", mode, true).ok()) << mode;
+    EXPECT_EQ(c.Int("supervised"), index++);
+  }
+  ASSERT_TRUE(c.Set("supervised", "SYSTEMD", true).ok());
+  EXPECT_EQ(Get(c, "supervised"), "systemd");
+  EXPECT_EQ(c.Set("supervised", "launchd", true).message(),
+            "argument(s) must be one of the following: no, upstart, systemd, auto");
+  // All three are fixed at start: CONFIG SET refuses them.
+  for (const char* name : {"daemonize", "supervised", "pidfile"})
+    EXPECT_EQ(c.Set(name, Get(c, name), false).message(), "can't set immutable config") << name;
+  // The command-line form a systemd unit uses.
+  Config args;
+  ASSERT_TRUE(args.LoadArgs({"--supervised", "systemd", "--daemonize", "no"}).ok());
+  EXPECT_EQ(Get(args, "supervised"), "systemd");
+  EXPECT_EQ(args.Int("daemonize"), 0);
 }
 
 TEST(ConfigTest, Enums) {

@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "server/errors.h"
+#include "server/supervision.h"
 #include "server/util/strings.h"
 
 namespace kvpool {
@@ -403,7 +404,7 @@ void ServerSection(ServerContext& s, int64_t now_ms, std::string& o) {
        std::to_string(__GNUC__) + "." + std::to_string(__GNUC_MINOR__) + "." +
            std::to_string(__GNUC_PATCHLEVEL__));
   Line(o, "process_id", static_cast<int64_t>(getpid()));
-  Line(o, "process_supervised", "no");
+  Line(o, "process_supervised", Supervisor::Mode(s.config()));
   Line(o, "run_id", RunId());
   Line(o, "tcp_port", s.tcp_port);
   timespec ts;

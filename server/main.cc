@@ -12,6 +12,7 @@
 #include "server/config.h"
 #include "server/logging.h"
 #include "server/server.h"
+#include "server/supervision.h"
 
 namespace {
 
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
   // SIGHUP reopens the log file once the node runs (Server::Run); until then
   // (reserving the segment may take a while) it must not kill the process.
   signal(SIGHUP, SIG_IGN);
+  signal(SIGPIPE, SIG_IGN);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
     Usage();
@@ -75,17 +77,31 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  signal(SIGPIPE, SIG_IGN);
+  // Daemonizes (daemonize yes) and writes the pidfile: before any thread.
+  // Past this point, a daemon's waiting parent is told of every failure.
+  kvpool::Supervisor supervisor;
+  s = supervisor.Start(config);
+  if (!s.ok()) {
+    spdlog::critical("cannot start: {}", s.message());
+    supervisor.Failed(s.message());
+    return 1;
+  }
+
   evthread_use_pthreads();  // Post() activates events across threads
 
   auto server = kvpool::Server::Create(&config, config_file, argv[0]);
   if (!server.ok()) {
     spdlog::critical("cannot start: {}", server.status().ToString());
+    supervisor.Failed(server.status().ToString());
     return 1;
   }
-  s = server.value()->Run();
+  kvpool::Server::RunHooks hooks;
+  hooks.ready = [&supervisor](const std::string& status) { supervisor.Ready(status); };
+  hooks.stopping = [&supervisor] { supervisor.Stopping(); };
+  s = server.value()->Run(hooks);
   if (!s.ok()) {
     spdlog::critical("{}", s.ToString());
+    supervisor.Failed(s.ToString());
     return 1;
   }
   return 0;

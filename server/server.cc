@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <fstream>
 
 #include <spdlog/spdlog.h>
 
@@ -241,7 +240,6 @@ Server::~Server() {
   transport_.reset();  // after StopLane ran on every lane, before the bases go
   threads_.clear();    // after their loops stopped (Run)
   if (base_) event_base_free(base_);
-  if (!pidfile_.empty()) unlink(pidfile_.c_str());
 }
 
 Status Server::Listen() {
@@ -419,7 +417,7 @@ void Server::OnCron(evutil_socket_t, short, void* arg) {
   }
 }
 
-Status Server::Run() {
+Status Server::Run(const RunHooks& hooks) {
   Status s = Listen();
   if (!s.ok()) return s;
 
@@ -465,9 +463,6 @@ Status Server::Run() {
     if (!ms.ok()) return ms;
   }
 
-  pidfile_ = config_->String("pidfile");
-  if (!pidfile_.empty()) std::ofstream(pidfile_) << getpid() << "\n";
-
   if (pool_) {
     pool_thread_ = std::make_unique<IoThread>(static_cast<int>(threads_.size()));
     if (Status st = pool_thread_->Init(); !st.ok()) return st;
@@ -489,9 +484,13 @@ Status Server::Run() {
                "bytes, policy {}, segment {} bytes)",
                kVersion, config_->String("bind"), config_->Int("port"), threads_.size(),
                st.maxmemory, config_->String("maxmemory-policy"), st.segment_bytes);
+  if (hooks.ready)
+    hooks.ready("Ready to accept connections on " + config_->String("bind") + " port " +
+                std::to_string(config_->Int("port")));
 
   event_base_dispatch(base_);
 
+  if (hooks.stopping) hooks.stopping();
   spdlog::info("shutting down: closing listeners and {} clients", ctx_->clients().Count());
   for (auto* l : listeners_) evconnlistener_free(l);
   listeners_.clear();

@@ -6,6 +6,7 @@
 #include <event2/listener.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,9 +36,17 @@ class Server {
                                                   std::string executable);
   ~Server();
 
+  // What Run tells its caller (the supervisor), on the main thread.
+  struct RunHooks {
+    // Once listening and serving: a one-line status ("Ready to accept ...").
+    std::function<void(const std::string& status)> ready;
+    // When shutdown begins, before connections are closed.
+    std::function<void()> stopping;
+  };
+
   // Listens, serves until RequestShutdown() or SIGTERM/SIGINT, then closes
   // every connection and returns. SIGHUP reopens the log file.
-  [[nodiscard]] Status Run();
+  [[nodiscard]] Status Run(const RunHooks& hooks = {});
   // Thread-safe.
   void RequestShutdown();
 
@@ -79,7 +88,6 @@ class Server {
   // counted down. Its lane index is threads_.size().
   std::unique_ptr<IoThread> pool_thread_;
   std::atomic<uint32_t> next_thread_{0};
-  std::string pidfile_;
   std::atomic<bool> logged_accept_error_{false};
 };
 
