@@ -22,6 +22,21 @@ double LatencyHistogram::Value(int bucket) {
   return lo + static_cast<double>(uint64_t{1} << (p - kShift)) / 2;
 }
 
+uint64_t LatencyHistogram::Lower(int bucket) {
+  if (bucket < kSub) return static_cast<uint64_t>(bucket);
+  int p = (bucket - kSub) / kSub + kShift;
+  uint64_t sub = static_cast<uint64_t>((bucket - kSub) % kSub);
+  return (uint64_t{1} << p) + (sub << (p - kShift));
+}
+
+uint64_t LatencyHistogram::AtMost(std::span<const LatencyHistogram* const> hs, uint64_t us) {
+  uint64_t n = 0;
+  const int buckets = static_cast<int>(hs[0]->b_.size());
+  for (int i = 0; i < buckets && Lower(i) <= us; ++i)
+    for (const LatencyHistogram* h : hs) n += h->b_[i].load(std::memory_order_relaxed);
+  return n;
+}
+
 void LatencyHistogram::Record(uint64_t us) {
   int b = std::min<int>(Bucket(us), static_cast<int>(b_.size()) - 1);
   b_[b].fetch_add(1, std::memory_order_relaxed);
@@ -81,6 +96,12 @@ double CommandStats::LatencyPercentile(size_t i, double p) const {
   const LatencyHistogram* hs[kShards];
   for (int s = 0; s < kShards; ++s) hs[s] = &shards_[s][i].latency;
   return LatencyHistogram::Percentile(hs, p);
+}
+
+std::array<const LatencyHistogram*, CommandStats::kShards> CommandStats::Histograms(size_t i) const {
+  std::array<const LatencyHistogram*, kShards> hs;
+  for (int s = 0; s < kShards; ++s) hs[s] = &shards_[s][i].latency;
+  return hs;
 }
 
 uint64_t CommandStats::LatencyCount(size_t i) const {
@@ -177,6 +198,54 @@ void SlowLog::Reset() {
 void SlowLog::Trim(size_t max_len) {
   std::lock_guard<std::mutex> l(mu_);
   while (entries_.size() > max_len) entries_.pop_back();
+}
+
+// ------------------------------------------------------ latency monitor
+
+void LatencyMonitor::Add(std::string_view event, uint64_t ms, int64_t unix_time) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = events_.find(event);
+  if (it == events_.end()) it = events_.emplace(std::string(event), Event{std::string(event), {}, 0}).first;
+  Event& e = it->second;
+  e.max_ms = std::max(e.max_ms, ms);
+  if (!e.samples.empty() && e.samples.back().unix_time == unix_time) {
+    e.samples.back().ms = std::max(e.samples.back().ms, ms);
+    return;
+  }
+  e.samples.push_back(Sample{unix_time, ms});
+  while (e.samples.size() > kHistory) e.samples.pop_front();
+}
+
+std::vector<LatencyMonitor::Event> LatencyMonitor::All() const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<Event> out;
+  for (const auto& [name, e] : events_) out.push_back(e);
+  return out;
+}
+
+std::vector<LatencyMonitor::Sample> LatencyMonitor::History(std::string_view event) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = events_.find(event);
+  if (it == events_.end()) return {};
+  return {it->second.samples.begin(), it->second.samples.end()};
+}
+
+size_t LatencyMonitor::Reset(std::span<const std::string_view> events) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (events.empty()) {
+    size_t n = events_.size();
+    events_.clear();
+    return n;
+  }
+  size_t n = 0;
+  for (std::string_view e : events) {
+    auto it = events_.find(e);
+    if (it != events_.end()) {
+      events_.erase(it);
+      ++n;
+    }
+  }
+  return n;
 }
 
 }  // namespace kvpool

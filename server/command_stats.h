@@ -33,11 +33,15 @@ class LatencyHistogram {
     const LatencyHistogram* self = this;
     return Percentile({&self, 1}, p);
   }
+  // Samples of all `hs` whose bucket starts at or below `us` (LATENCY
+  // HISTOGRAM's cumulative counts).
+  static uint64_t AtMost(std::span<const LatencyHistogram* const> hs, uint64_t us);
 
  private:
   static constexpr int kSub = 8, kShift = 3, kPowers = 36;
   static int Bucket(uint64_t us);
-  static double Value(int bucket);  // the middle of the bucket
+  static double Value(int bucket);   // the middle of the bucket
+  static uint64_t Lower(int bucket);  // the lowest value in it
   std::array<std::atomic<uint64_t>, kSub * (kPowers - kShift + 1)> b_{};
 };
 
@@ -66,6 +70,8 @@ class CommandStats {
   // Command i's latency at percentile p over every shard, µs (0: none).
   double LatencyPercentile(size_t i, double p) const;
   uint64_t LatencyCount(size_t i) const;
+  // Command i's histogram in every shard.
+  std::array<const LatencyHistogram*, kShards> Histograms(size_t i) const;
   size_t size() const { return n_; }
   // An error reply was sent: counted under its first word ("ERR",
   // "WRONGTYPE"), at most kMaxCodes distinct codes (then under the others'
@@ -106,6 +112,32 @@ class SlowLog {
   mutable std::mutex mu_;
   std::deque<Entry> entries_;  // guarded by mu_, newest at the front
   uint64_t next_id_ = 0;       // guarded by mu_
+};
+
+// LATENCY: per event ("command", "fast-command"), the spikes at or over
+// latency-monitor-threshold ms, one sample per second (the highest), the
+// last kHistory of them, and the highest ever.
+class LatencyMonitor {
+ public:
+  static constexpr size_t kHistory = 160;
+  struct Sample {
+    int64_t unix_time;
+    uint64_t ms;
+  };
+  struct Event {
+    std::string name;
+    std::deque<Sample> samples;  // oldest first
+    uint64_t max_ms = 0;
+  };
+  void Add(std::string_view event, uint64_t ms, int64_t unix_time);
+  std::vector<Event> All() const;
+  std::vector<Sample> History(std::string_view event) const;
+  // Forgets the named events (all when empty); how many there were.
+  size_t Reset(std::span<const std::string_view> events);
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, Event, std::less<>> events_;  // guarded by mu_
 };
 
 }  // namespace kvpool

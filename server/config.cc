@@ -117,6 +117,10 @@ std::vector<OptionSpec> BuildSpecs() {
        0, INT64_MAX},
       {"latency-tracking", T::kBool, "yes", true,
        "yes = per-command latency percentiles in INFO latencystats.", 0, 1},
+      {"latency-monitor-threshold", T::kInt, "0", true,
+       "Commands that run at least this many milliseconds are LATENCY events ('command', or "
+       "'fast-command' for O(1) ones); 0 = off.",
+       0, INT64_MAX},
       {"cluster-redirects", T::kBool, "no", true,
        "yes = a single-key command for a slot another node serves answers -MOVED <slot> "
        "<host>:<port>, as Redis Cluster does, so strict cluster clients go to the owner; "

@@ -77,6 +77,10 @@ void Account(ServerContext& server, ClientState& client, protocol::ReplyBuilder&
   if (errors > 0) c.failed.fetch_add(1, std::memory_order_relaxed);
   const HotOptions& hot = server.hot();
   if (hot.latency_tracking.load(std::memory_order_relaxed)) c.latency.Record(took);
+  int64_t monitor_ms = hot.latency_monitor_threshold_ms.load(std::memory_order_relaxed);
+  if (monitor_ms > 0 && took / 1000 >= static_cast<uint64_t>(monitor_ms))
+    server.latency_monitor().Add((spec->flags & kCmdFast) ? "fast-command" : "command", took / 1000,
+                                 NowMs() / 1000);
   int64_t slower_than = hot.slowlog_slower_than.load(std::memory_order_relaxed);
   if (slower_than >= 0 && took >= static_cast<uint64_t>(slower_than) && spec->name != "exec") {
     std::string name;

@@ -574,6 +574,7 @@ std::span<const CommandSpec> Subcommands(std::string_view parent) {
   if (EqualsIgnoreCase(parent, "command")) return CommandSubcommands();
   if (EqualsIgnoreCase(parent, "memory")) return MemorySubcommands();
   if (EqualsIgnoreCase(parent, "slowlog")) return SlowlogSubcommands();
+  if (EqualsIgnoreCase(parent, "latency")) return LatencySubcommands();
   return {};
 }
 

@@ -65,6 +65,7 @@ std::span<const CommandSpec> ConfigSubcommands();   // server_family.cc
 std::span<const CommandSpec> CommandSubcommands();  // server_family.cc
 std::span<const CommandSpec> MemorySubcommands();   // server_family.cc
 std::span<const CommandSpec> SlowlogSubcommands();  // stats_family.cc
+std::span<const CommandSpec> LatencySubcommands();  // stats_family.cc
 
 // INFO's commandstats, errorstats and latencystats lines (stats_family.cc).
 void CommandStatsSection(ServerContext& s, std::string& o);

@@ -92,6 +92,7 @@ ServerContext::ServerContext(Config* config, storage::Store* store, const Comman
     hot_.slowlog_slower_than.store(c.Int("slowlog-log-slower-than"));
     hot_.slowlog_max_len.store(c.Int("slowlog-max-len"));
     hot_.latency_tracking.store(c.Int("latency-tracking") != 0);
+    hot_.latency_monitor_threshold_ms.store(c.Int("latency-monitor-threshold"));
     int64_t h = 0, s = 0, t = 0;
     if (ParseOutputLimit(c.String("client-output-buffer-limit"), &h, &s, &t)) {
       hot_.output_hard.store(h);
@@ -103,7 +104,8 @@ ServerContext::ServerContext(Config* config, storage::Store* store, const Comman
   for (const char* name :
        {"requirepass", "maxmemory-policy", "cluster-redirects", "proto-max-bulk-len", "client-query-buffer-limit",
         "proto-max-args", "proto-inline-max-len", "client-output-buffer-limit",
-        "slowlog-log-slower-than", "slowlog-max-len", "latency-tracking"})
+        "slowlog-log-slower-than", "slowlog-max-len", "latency-tracking",
+        "latency-monitor-threshold"})
     config_->OnChange(name, sync);
   config_->OnChange("slowlog-max-len", [this](const Config& c) {
     slowlog_.Trim(static_cast<size_t>(c.Int("slowlog-max-len")));

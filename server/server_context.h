@@ -101,6 +101,7 @@ struct HotOptions {
   std::atomic<int64_t> slowlog_slower_than{10000};  // µs; < 0: off
   std::atomic<int64_t> slowlog_max_len{128};
   std::atomic<bool> latency_tracking{true};
+  std::atomic<int64_t> latency_monitor_threshold_ms{0};  // 0: off
 };
 
 class ServerContext {
@@ -122,6 +123,7 @@ class ServerContext {
   // INFO commandstats / latencystats / errorstats, and SLOWLOG.
   CommandStats& command_stats() { return command_stats_; }
   SlowLog& slowlog() { return slowlog_; }
+  LatencyMonitor& latency_monitor() { return latency_monitor_; }
 
   int64_t start_ms = 0;
   int tcp_port = 0;
@@ -157,6 +159,7 @@ class ServerContext {
   HotOptions hot_;
   CommandStats command_stats_;
   SlowLog slowlog_;
+  LatencyMonitor latency_monitor_;
   pool::Pool* pool_ = nullptr;
 };
 

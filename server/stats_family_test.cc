@@ -103,3 +103,36 @@ TEST(StatsFamily, SlowlogKeepsTheNewestCutAndRedacted) {
 
 }  // namespace
 }  // namespace kvpool
+
+namespace kvpool {
+namespace {
+
+using testing::CommandHarness;
+
+TEST(StatsFamily, LatencyMonitorAndHistogram) {
+  CommandHarness h({"--latency-monitor-threshold", "20"});
+  EXPECT_EQ(h.Run({"LATENCY", "LATEST"}), "*0\r\n");
+  h.Run({"DEBUG", "SLEEP", "0.03"});
+  h.Run({"GET", "k"});  // fast: under the threshold
+  std::string latest = h.Run({"LATENCY", "LATEST"});
+  EXPECT_EQ(latest.rfind("*1\r\n*4\r\n$7\r\ncommand\r\n:", 0), 0u) << latest;
+  std::string history = h.Run({"LATENCY", "HISTORY", "command"});
+  EXPECT_EQ(history.rfind("*1\r\n*2\r\n:", 0), 0u) << history;
+  EXPECT_EQ(h.Run({"LATENCY", "HISTORY", "nosuch"}), "*0\r\n");
+  EXPECT_EQ(h.Run({"LATENCY", "RESET", "nosuch"}), ":0\r\n");
+  EXPECT_EQ(h.Run({"LATENCY", "RESET"}), ":1\r\n");
+  EXPECT_EQ(h.Run({"LATENCY", "LATEST"}), "*0\r\n");
+
+  // GET ran twice more: calls 3 with the one above; the cumulative counts
+  // end at the number of calls.
+  h.Run({"GET", "k"});
+  h.Run({"GET", "k"});
+  std::string hist = h.Run({"LATENCY", "HISTOGRAM", "get"});
+  EXPECT_EQ(hist.rfind("*2\r\n$3\r\nget\r\n*4\r\n$5\r\ncalls\r\n:3\r\n$14\r\nhistogram_usec\r\n*", 0), 0u)
+      << hist;
+  EXPECT_NE(hist.find(":3\r\n", hist.find("histogram_usec")), std::string::npos) << hist;
+  EXPECT_EQ(h.Run({"LATENCY", "HISTOGRAM", "nosuchcommand"}), "*0\r\n");
+}
+
+}  // namespace
+}  // namespace kvpool

@@ -5,6 +5,8 @@ redis-server too (KVPOOL_REFERENCE=redis): the same assertions hold.
 
 import redis
 
+from conftest import USE_REDIS
+
 
 def test_commandstats_errorstats_latencystats(server_factory):
     srv = server_factory(pool=False)
@@ -65,3 +67,31 @@ def test_slowlog(server_factory):
     c.slowlog_reset()
     c.get("k")
     assert c.slowlog_len() == 0
+
+
+def test_latency_monitor_and_histogram(server_factory):
+    # redis-server allows DEBUG only when told to.
+    srv = server_factory(*(["--enable-debug-command", "yes"] if USE_REDIS else []), pool=False)
+    c = srv.client()
+    c.config_set("latency-monitor-threshold", 10)
+    c.execute_command("LATENCY", "RESET")
+    c.execute_command("DEBUG", "SLEEP", "0.02")
+    latest = c.execute_command("LATENCY", "LATEST")
+    assert len(latest) == 1
+    name, when, last_ms, max_ms = latest[0]
+    assert name == b"command" and when > 1_700_000_000 and 20 <= last_ms <= max_ms
+    hist = c.execute_command("LATENCY", "HISTORY", "command")
+    assert len(hist) == 1 and hist[0][1] == last_ms
+    for _ in range(10):
+        c.set("k", "v")
+    reply = c.execute_command("LATENCY", "HISTOGRAM", "set")
+    # RESP2: [name, [b"calls", n, b"histogram_usec", [bound, cumulative, ...]]]
+    assert reply[0] == b"set"
+    fields = dict(zip(reply[1][::2], reply[1][1::2]))
+    assert fields[b"calls"] == 10
+    pairs = fields[b"histogram_usec"]
+    bounds, counts = pairs[::2], pairs[1::2]
+    assert bounds == sorted(bounds) and all(b & (b - 1) == 0 for b in bounds), bounds
+    assert counts == sorted(counts) and counts[-1] == 10
+    assert c.execute_command("LATENCY", "RESET", "command") == 1
+    assert c.execute_command("LATENCY", "LATEST") == []
