@@ -18,9 +18,11 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -423,3 +425,42 @@ def test_cluster_cost_sh(kvpool_binary):
     bad = subprocess.run([os.path.join(ROOT, "bench", "cluster_cost.sh"), "--replicas", "7"],
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2, bad.stderr
+
+
+# ------------------------------------------------------------ llm_native.py
+
+def test_llm_native_py(kvpool_binary, tmp_path):
+    """bench/llm_native.py at tiny sizes: one round of every reader (iperf3,
+    native, KVPoolStore, redis-server MGET) and of both clients of the
+    SGLang pattern at two page sizes, every byte checked; a stored page with
+    one byte changed fails the run, and bad options exit 2."""
+    script = os.path.join(ROOT, "bench", "llm_native.py")
+    if not os.access(REDIS_SERVER, os.X_OK) or not shutil.which("iperf3"):
+        pytest.skip("redis-server or iperf3 is not installed")
+    tiny = [sys.executable, script, "--server", kvpool_binary, "--rounds", "1", "--seconds",
+            "0.2", "--iperf3-seconds", "1", "--get-pages", "4", "--get-page-size", "64k",
+            "--page-sizes", "4k,16k", "--prefix-pages", "8"]
+    out = tmp_path / "llm_native.json"
+    p = subprocess.run(tiny + ["--json", str(out)], capture_output=True, text=True, timeout=120)
+    if p.returncode == 2 and "native" in p.stderr:
+        pytest.skip(f"no native module: {p.stderr.strip()}")
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    rep = json.loads(out.read_text())
+    bulk = rep["median"]["bulk"]
+    for reader in ("iperf3", "native", "kvpool_py", "redis_mget"):
+        assert bulk[reader]["gb_per_s"] > 0, bulk
+    for reader in ("native", "kvpool_py", "redis_mget"):
+        assert bulk[reader]["cpu_s_per_gb"] >= 0, bulk
+    assert bulk["native_over_iperf3"] > 0
+    assert sorted(rep["median"]["sglang"]) == ["16384", "4096"]
+    for size in rep["median"]["sglang"].values():
+        for side in ("native", "python"):
+            assert size[side]["pages_per_s"] > 0 and size[side]["cpu_us_per_page"] > 0, size
+    assert "native / iperf3" in p.stdout and "| 16 KiB | KVPoolStore (redis-py) |" in p.stdout
+    # The proof that the bytes are checked.
+    p = subprocess.run(tiny + ["--corrupt"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and "wrong byte" in p.stderr, (p.stdout, p.stderr)
+    for bad in (["--rounds", "0"], ["--page-sizes", "4x"], ["--server", "/nonexistent"]):
+        p = subprocess.run([sys.executable, script, *bad], capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 2, (bad, p.stdout, p.stderr)
