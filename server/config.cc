@@ -146,6 +146,10 @@ std::vector<OptionSpec> BuildSpecs() {
       {"rdma-queue-depth", T::kInt, "128", false, "Work requests per queue pair and direction.",
        8, 16384},
       // ---- persistence: kvpool is a cache; these exist so tools that read them work ----
+      {"dir", T::kString, "", false,
+       "Working directory: kvpool changes into it at start, as redis-server does, so relative "
+       "logfile and pidfile paths (and include paths after it) lead there. kvpool writes no "
+       "data files. Empty = where it was started."},
       {"save", T::kString, "", true, "Accepted for compatibility; kvpool never snapshots."},
       {"appendonly", T::kBool, "no", true,
        "Accepted for compatibility; kvpool keeps no append-only file (only 'no').", 0, 0},
@@ -280,6 +284,20 @@ Status Config::Set(std::string_view name, std::string_view value, bool startup) 
   if (v == nullptr) return Status::NotFound("Unknown option or number of arguments for CONFIG SET - '" + std::string(name) + "'");
   if (!startup && !v->spec->runtime)
     return Status::InvalidArgument("can't set immutable config");
+  std::string merged;
+  if (v->spec->name == std::string_view("client-output-buffer-limit")) {
+    // As Redis: each class given replaces that class's limits, the others stay.
+    std::string current;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      current = v->text;
+    }
+    if (!MergeOutputLimit(current, value, &merged))
+      return Status::InvalidArgument(
+          "argument must be '<class> <hard> <soft> <soft-seconds>' groups, class normal, "
+          "replica or pubsub");
+    value = merged;
+  }
   int64_t num;
   std::string canonical;
   Status s = Parse(*v->spec, value, &num, &canonical);
@@ -418,6 +436,36 @@ std::string Config::DefaultConfFile() {
     o << "# " << s.name << " " << def << "\n";
   }
   return o.str();
+}
+
+bool MergeOutputLimit(std::string_view current, std::string_view update, std::string* merged) {
+  std::vector<std::string> cur, upd;
+  if (!SplitArgs(current, &cur) || !SplitArgs(update, &upd) || upd.empty() || upd.size() % 4 != 0)
+    return false;
+  // Redis's classes, in the order it lists them; "slave" is replica's old name.
+  const char* kClasses[] = {"normal", "replica", "pubsub"};
+  std::string groups[3];
+  auto put = [&](const std::vector<std::string>& a, size_t i) {
+    std::string cls = ToLower(a[i]);
+    if (cls == "slave") cls = "replica";
+    int64_t h, s, t;
+    if (!ParseMemory(a[i + 1], &h) || !ParseMemory(a[i + 2], &s) || !ParseInt64(a[i + 3], &t) ||
+        t < 0)
+      return false;
+    for (int c = 0; c < 3; ++c) {
+      if (cls != kClasses[c]) continue;
+      groups[c] = cls + " " + a[i + 1] + " " + a[i + 2] + " " + a[i + 3];
+      return true;
+    }
+    return false;
+  };
+  for (size_t i = 0; i + 3 < cur.size(); i += 4) (void)put(cur, i);
+  for (size_t i = 0; i < upd.size(); i += 4)
+    if (!put(upd, i)) return false;
+  merged->clear();
+  for (const std::string& g : groups)
+    if (!g.empty()) *merged += (merged->empty() ? "" : " ") + g;
+  return true;
 }
 
 bool ParseOutputLimit(std::string_view text, int64_t* hard, int64_t* soft, int64_t* secs) {

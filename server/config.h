@@ -93,5 +93,9 @@ bool SplitArgs(std::string_view line, std::vector<std::string>* out);
 // limits of class normal (other classes are accepted and ignored: kvpool has
 // no replica or pub/sub clients). False on bad input or no normal class.
 bool ParseOutputLimit(std::string_view text, int64_t* hard, int64_t* soft, int64_t* secs);
+// Redis's client-output-buffer-limit update: each "<class> <hard> <soft>
+// <seconds>" group of `update` (class normal, replica or slave, pubsub)
+// replaces that class's group in `current`. False on bad input.
+bool MergeOutputLimit(std::string_view current, std::string_view update, std::string* merged);
 
 }  // namespace kvpool

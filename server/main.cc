@@ -1,6 +1,7 @@
 // kvpool-server [conf-file] [--option value ...]
 #include <event2/thread.h>
 #include <malloc.h>
+#include <limits.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "server/config.h"
+#include "server/config_file.h"
 #include "server/logging.h"
 #include "server/server.h"
 #include "server/supervision.h"
@@ -21,6 +23,8 @@ void Usage() {
           "Usage: kvpool-server [/path/to/kvpool.conf] [--option value ...]\n"
           "       kvpool-server --version\n"
           "       kvpool-server --dump-config   (prints a kvpool.conf with every default)\n"
+          "       kvpool-server --check-config /path/to/redis.conf [--option value ...]\n"
+          "                     (lists each directive: used, ignored or invalid)\n"
           "Examples:\n"
           "       kvpool-server                 (a node on 127.0.0.1:6379)\n"
           "       kvpool-server --port 7777 --maxmemory 1gb\n"
@@ -53,22 +57,34 @@ int main(int argc, char** argv) {
     fputs(kvpool::Config::DefaultConfFile().c_str(), stdout);
     return 0;
   }
+  if (!args.empty() && args[0] == "--check-config")
+    return kvpool::CheckConfig({args.begin() + 1, args.end()}, stdout);
 
+  // Redis directives kvpool does not implement are ignored (logged below,
+  // once logging is set up); an error names the file and line.
   kvpool::Config config;
+  kvpool::ConfigLoader loader(&config);
   std::string config_file;
   if (!args.empty() && args[0].rfind("--", 0) != 0) {
     config_file = args[0];
     args.erase(args.begin());
-    kvpool::Status s = config.LoadFile(config_file);
+    kvpool::Status s = loader.LoadFile(config_file);
     if (!s.ok()) {
       fprintf(stderr, "kvpool-server: %s\n", s.message().c_str());
       return 1;
     }
+    char real[PATH_MAX];  // INFO shows where it is, as Redis (and `dir` moves us)
+    if (realpath(config_file.c_str(), real) != nullptr) config_file = real;
   }
-  kvpool::Status s = config.LoadArgs(args);
+  kvpool::Status s = loader.LoadArgs(args);
   if (!s.ok()) {
     fprintf(stderr, "kvpool-server: %s\n", s.message().c_str());
     Usage();
+    return 1;
+  }
+  s = kvpool::EnterConfiguredDir(config);  // before the log file: relative paths lead there
+  if (!s.ok()) {
+    fprintf(stderr, "kvpool-server: %s\n", s.message().c_str());
     return 1;
   }
   s = kvpool::InitLogging(config.String("logfile"), config.String("loglevel"));
@@ -76,6 +92,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "kvpool-server: %s\n", s.message().c_str());
     return 1;
   }
+  loader.LogNotes();
 
   // Daemonizes (daemonize yes) and writes the pidfile: before any thread.
   // Past this point, a daemon's waiting parent is told of every failure.
