@@ -44,8 +44,8 @@ std::vector<OptionSpec> BuildSpecs() {
       // ---- memory ----
       {"maxmemory", T::kMemory, "0", true,
        "Bound on memory used by keys and values; 0 = a quarter of the machine's RAM. The "
-       "segment is reserved at start for this size, so raising it at run time beyond the start "
-       "value is limited by the reservation."},
+       "segment is reserved at start for this size, so CONFIG SET refuses a larger one (lower, "
+       "and back up to the start value, is fine)."},
       {"maxmemory-policy", T::kEnum, "allkeys-lru", true,
        "What to evict at maxmemory: noeviction allkeys-lru volatile-lru allkeys-random "
        "volatile-ttl.",
@@ -302,6 +302,18 @@ Status Config::Set(std::string_view name, std::string_view value, bool startup) 
   std::string canonical;
   Status s = Parse(*v->spec, value, &num, &canonical);
   if (!s.ok()) return s;
+  if (!startup) {
+    std::vector<std::function<Status(int64_t)>> checks;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      auto it = checks_.find(v->spec->name);
+      if (it != checks_.end()) checks = it->second;
+    }
+    for (auto& check : checks) {
+      s = check(num);
+      if (!s.ok()) return s;
+    }
+  }
   std::vector<std::function<void(const Config&)>> hooks;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -340,6 +352,11 @@ std::vector<std::pair<std::string, std::string>> Config::Match(std::string_view 
     if (GlobMatch(pattern, name, true)) out.emplace_back(name, v.text);
   }
   return out;
+}
+
+void Config::OnCheck(const std::string& name, std::function<Status(int64_t num)> check) {
+  std::lock_guard<std::mutex> l(mu_);
+  checks_[name].push_back(std::move(check));
 }
 
 void Config::OnChange(const std::string& name, std::function<void(const Config&)> hook) {

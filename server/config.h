@@ -64,6 +64,10 @@ class Config {
 
   // Called (on the CONFIG SET thread) after `name` changed at run time.
   void OnChange(const std::string& name, std::function<void(const Config&)> hook);
+  // Called before `name` changes at run time, with the new value's number
+  // (Int's form); a failed status refuses the change (CONFIG SET's error):
+  // for what the node cannot honour.
+  void OnCheck(const std::string& name, std::function<Status(int64_t num)> check);
 
   // ---- typed accessors (numeric: atomic; strings: copy under lock) ----
   int64_t Int(std::string_view name) const;  // kInt, kMemory, kBool (0/1), kEnum (index)
@@ -83,6 +87,7 @@ class Config {
   mutable std::mutex mu_;
   std::map<std::string, Value, std::less<>> values_;
   std::map<std::string, std::vector<std::function<void(const Config&)>>> hooks_;
+  std::map<std::string, std::vector<std::function<Status(int64_t)>>> checks_;
 };
 
 // Parses "64mb"-style sizes as Redis's memtoll; false on bad input or overflow.

@@ -2,7 +2,8 @@
 // ignored (quietly, or with a warning when kvpool cannot honour them) or
 // refused with the file and line; include (relative paths, globs, loops);
 // --check-config's listing; the client-output-buffer-limit classes of a
-// stock file; the list of Redis's directive names.
+// stock file; runtime checks (CONFIG SET refusing what the node cannot
+// honour); the list of Redis's directive names.
 #include "server/config_file.h"
 
 #include <gtest/gtest.h>
@@ -309,6 +310,19 @@ TEST(ConfigFileTest, OutputBufferLimitClassesMerge) {
   EXPECT_EQ(h, 0);
   for (const char* bad : {"other 1 1 1", "normal 1 1", "normal x 1 1", "normal 1 1 -1", ""})
     EXPECT_FALSE(c.Set("client-output-buffer-limit", bad, true).ok()) << bad;
+}
+
+// OnCheck: what the node cannot honour is refused at run time, and the value stays.
+TEST(ConfigFileTest, RuntimeChecksRefuse) {
+  Config c;
+  ASSERT_TRUE(c.Set("maxmemory", "100mb", true).ok());
+  c.OnCheck("maxmemory", [](int64_t num) {
+    return num > (100 << 20) ? Status::InvalidArgument("too much") : Status::OK();
+  });
+  EXPECT_EQ(c.Set("maxmemory", "1gb", false).message(), "too much");
+  EXPECT_EQ(c.Int("maxmemory"), 100 << 20);
+  EXPECT_TRUE(c.Set("maxmemory", "50mb", false).ok());
+  EXPECT_TRUE(c.Set("maxmemory", "1gb", true).ok()) << "start-up values size the segment";
 }
 
 // Each ignored name is logged once, at warning level when kvpool cannot honour it.

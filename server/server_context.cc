@@ -9,6 +9,7 @@
 #include "server/util/strings.h"
 
 #include "server/command_table.h"
+#include "server/info.h"
 
 namespace kvpool {
 
@@ -65,12 +66,15 @@ bool ClientRegistry::Kill(uint64_t id) {
   return true;
 }
 
-size_t EffectiveMaxMemory(const Config& config) {
-  int64_t v = config.Int("maxmemory");
-  if (v > 0) return static_cast<size_t>(v);
+static size_t RamQuarter() {
   long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
   size_t ram = pages > 0 && page > 0 ? static_cast<size_t>(pages) * page : (size_t{4} << 30);
   return ram / 4;
+}
+
+size_t EffectiveMaxMemory(const Config& config) {
+  int64_t v = config.Int("maxmemory");
+  return v > 0 ? static_cast<size_t>(v) : RamQuarter();
 }
 
 ServerContext::ServerContext(Config* config, storage::Store* store, const CommandTable* commands,
@@ -112,6 +116,19 @@ ServerContext::ServerContext(Config* config, storage::Store* store, const Comman
   });
   config_->OnChange("maxmemory",
                     [this](const Config& c) { store_->SetMaxMemory(EffectiveMaxMemory(c)); });
+  // The segment was reserved at start for the maxmemory of then: a larger
+  // one would run out of pages before it evicts, so it is refused.
+  config_->OnCheck("maxmemory", [this](int64_t num) {
+    size_t want = num > 0 ? static_cast<size_t>(num) : RamQuarter();
+    size_t most = store_->MaxMemoryLimit();
+    if (want <= most) return Status::OK();
+    return Status::InvalidArgument(
+        (num > 0 ? "maxmemory " + std::to_string(want)
+                 : "maxmemory 0 (a quarter of RAM here: " + std::to_string(want) + ")") +
+        " is more than this node can honour: its segment was reserved at start for at most " +
+        std::to_string(most) + " bytes (" + BytesToHuman(most) +
+        "); restart it with a larger maxmemory");
+  });
   config_->OnChange("maxmemory-policy", [this](const Config& c) {
     store_->SetPolicy(static_cast<storage::EvictionPolicy>(c.Int("maxmemory-policy")));
   });

@@ -24,6 +24,12 @@ constexpr struct {
 constexpr size_t kMinSlack = size_t{64} << 20;
 constexpr int kMaxDatabases = 1 << 16;
 constexpr int kMaxSamples = 64;
+
+// The segment Open reserves for `maxmemory`: room for allocator fragmentation too.
+size_t SegmentBytesFor(size_t maxmemory) {
+  size_t bytes = maxmemory + std::max(kMinSlack, maxmemory / 8);
+  return (bytes + PageHeap::kPageSize - 1) & ~(PageHeap::kPageSize - 1);
+}
 }  // namespace
 
 bool ParseEvictionPolicy(std::string_view name, EvictionPolicy* out) {
@@ -70,8 +76,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& o) {
     return Status::InvalidArgument("databases must be in [1, 65536]");
   if (o.maxmemory == 0 && o.segment_bytes == 0)
     return Status::InvalidArgument("maxmemory 0 (unbounded) needs segment_bytes");
-  size_t bytes = o.segment_bytes != 0 ? o.segment_bytes
-                                      : o.maxmemory + std::max(kMinSlack, o.maxmemory / 8);
+  size_t bytes = o.segment_bytes != 0 ? o.segment_bytes : SegmentBytesFor(o.maxmemory);
   bytes = (bytes + PageHeap::kPageSize - 1) & ~(PageHeap::kPageSize - 1);
   if ((bytes >> PageHeap::kPageShift) > UINT32_MAX)
     return Status::InvalidArgument("segment too large");
@@ -90,6 +95,17 @@ Store::~Store() { FlushAll(); }
 int Store::databases() const { return impl_->databases; }
 void* Store::segment_base() const { return impl_->region.base(); }
 size_t Store::segment_size() const { return impl_->region.size(); }
+
+size_t Store::MaxMemoryLimit() const {
+  // SegmentBytesFor grows with maxmemory: the largest that fits, by bisection.
+  size_t lo = 0, hi = impl_->region.size();
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo + 1) / 2;
+    if (SegmentBytesFor(mid) <= impl_->region.size()) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
 
 // ---- shared helpers ----
 

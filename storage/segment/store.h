@@ -281,6 +281,10 @@ class Store {
   // maxmemory and policy may change at run time (CONFIG SET). Lowering
   // maxmemory evicts on the next writes. Samples are clamped to [1, 64].
   void SetMaxMemory(size_t bytes);
+  // The largest maxmemory the reserved segment can honour: one whose own
+  // segment (maxmemory plus the fragmentation room Open adds) fits in it.
+  // Past it, writes would fail for want of pages before maxmemory evicts.
+  size_t MaxMemoryLimit() const;
   void SetPolicy(EvictionPolicy p);
   void SetMaxMemorySamples(int n);
   // Called for every key evicted under maxmemory (not expired, not

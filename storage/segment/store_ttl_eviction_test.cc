@@ -209,6 +209,22 @@ TEST(StoreEvictionTest, LoweringMaxmemoryEvictsOnNextWrites) {
   EXPECT_TRUE(s->Set(0, "x", std::string(100000, 'x'), SetOptions{}, kT0, nullptr).ok());
 }
 
+// The most maxmemory a store can take at run time is what its segment was
+// reserved for: the room Open adds beyond maxmemory is for fragmentation.
+TEST(StoreEvictionTest, MaxMemoryLimitIsWhatTheSegmentWasReservedFor) {
+  for (size_t mm : {size_t{1} << 20, size_t{16} << 20, size_t{700} << 20, (size_t{1} << 30) + 5}) {
+    auto s = OpenStore(Small(EvictionPolicy::kAllKeysLru, mm));
+    size_t limit = s->MaxMemoryLimit();
+    EXPECT_GE(limit, mm) << mm;
+    EXPECT_LT(limit, mm + (64u << 10)) << mm << ": only the segment's page rounding is extra";
+    // A store opened for that limit would need no more than this segment.
+    StoreOptions bigger = Small(EvictionPolicy::kAllKeysLru, limit);
+    EXPECT_EQ(OpenStore(bigger)->segment_size(), s->segment_size()) << mm;
+    StoreOptions over = Small(EvictionPolicy::kAllKeysLru, limit + 1);
+    EXPECT_GT(OpenStore(over)->segment_size(), s->segment_size()) << mm;
+  }
+}
+
 TEST(StoreEvictionTest, FullRegionEvictsSameShapedItems) {
   // maxmemory equal to the region: the allocator, not the budget, runs out.
   StoreOptions o = Small(EvictionPolicy::kAllKeysLru, 8 << 20);
