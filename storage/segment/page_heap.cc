@@ -77,9 +77,14 @@ void PageHeap::RemoveFree(Span* s) {
 
 Span* PageHeap::Alloc(size_t n) {
   if (n == 0 || n > npages_) return nullptr;
-  std::lock_guard<std::mutex> l(mu_);
+  std::unique_lock<std::mutex> l(mu_);
   auto it = free_.lower_bound({static_cast<uint32_t>(n), 0});
-  if (it == free_.end()) return nullptr;
+  while (it == free_.end()) {
+    // Pages on their way back from Purge are free pages, not a full heap.
+    if (purging_ == 0) return nullptr;
+    purged_.wait(l, [this] { return purging_ == 0; });
+    it = free_.lower_bound({static_cast<uint32_t>(n), 0});
+  }
   Span* s = map_[it->second];
   RemoveFree(s);
   if (s->npages > n) {
@@ -148,22 +153,45 @@ size_t PageHeap::Purge(size_t max_pages) {
   {
     std::lock_guard<std::mutex> l(mu_);
     // Largest first: fewest syscalls per page released.
-    for (auto it = free_.rbegin(); it != free_.rend() && pages < max_pages; ++it) {
+    std::vector<Span*> dirty;
+    size_t budget = 0;
+    for (auto it = free_.rbegin(); it != free_.rend() && budget < max_pages; ++it) {
       Span* s = map_[it->second];
       if (s->dirty) {
-        taken.push_back(s);
-        pages += s->npages;
+        dirty.push_back(s);
+        budget += s->npages;
       }
     }
-    // Taken spans are neither free nor allocated: neighbours do not merge
-    // into them while we madvise without the lock.
-    for (Span* s : taken) RemoveFree(s);
+    for (Span* s : dirty) {
+      RemoveFree(s);
+      size_t want = max_pages - pages;
+      if (s->npages > want) {
+        // Only `want` pages leave the heap; the rest stays free to allocate.
+        auto* rest = new Span;
+        rest->start = s->start + static_cast<uint32_t>(want);
+        rest->npages = s->npages - static_cast<uint32_t>(want);
+        rest->dirty = true;
+        InsertFree(rest);
+        s->npages = static_cast<uint32_t>(want);
+        map_[s->start + s->npages - 1] = s;
+      }
+      // Taken spans are neither free nor allocated: neighbours do not merge
+      // into them while we madvise without the lock.
+      taken.push_back(s);
+      pages += s->npages;
+    }
     used_pages_ += pages;
+    purging_ += pages;
   }
+  if (purge_hook_ && pages > 0) purge_hook_();
   for (Span* s : taken) Release(s);
-  std::lock_guard<std::mutex> l(mu_);
-  used_pages_ -= pages;
-  for (Span* s : taken) FreeLocked(s);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    used_pages_ -= pages;
+    purging_ -= pages;
+    for (Span* s : taken) FreeLocked(s);
+  }
+  purged_.notify_all();
   return pages;
 }
 

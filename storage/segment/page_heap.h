@@ -16,6 +16,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <utility>
@@ -74,13 +76,19 @@ class PageHeap {
   PageHeap& operator=(const PageHeap&) = delete;
 
   // A span of exactly n pages (n >= 1), or nullptr if no free run is long
-  // enough. Thread-safe.
+  // enough. While Purge is releasing pages, an allocation that finds no
+  // run waits for them to come back rather than fail (a failed allocation
+  // makes the store evict). Thread-safe.
   Span* Alloc(size_t n);
   // Returns a span from Alloc. Thread-safe.
   void Free(Span* span);
-  // Gives free pages back to the kernel, up to about `max_pages`; returns the
-  // pages released. No-op when release is disabled. Thread-safe.
+  // Gives free pages back to the kernel, at most `max_pages`; returns the
+  // pages released. A free run longer than what is left of the budget is
+  // split: only the part being released is out of the heap meanwhile. No-op
+  // when release is disabled. Thread-safe.
   size_t Purge(size_t max_pages);
+  // Called while Purge has pages out of the heap (tests).
+  void SetPurgeHookForTest(std::function<void()> hook) { purge_hook_ = std::move(hook); }
 
   // The allocated span containing p. p must lie in a span returned by Alloc
   // and not yet freed (then no lock is needed: its map entries are stable).
@@ -115,6 +123,9 @@ class PageHeap {
   // page of a free span. Written under mu_.
   std::vector<Span*> map_;
   size_t used_pages_ = 0;  // guarded by mu_
+  size_t purging_ = 0;     // pages Purge has out of the heap; guarded by mu_
+  std::condition_variable purged_;  // purging_ went back to 0
+  std::function<void()> purge_hook_;
 };
 
 }  // namespace kvpool::storage

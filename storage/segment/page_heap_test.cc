@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
+#include <thread>
+#include <vector>
 
 namespace kvpool::storage {
 namespace {
@@ -108,6 +112,59 @@ TEST_F(PageHeapTest, PurgeGivesPagesBackAsZeroes) {
   EXPECT_EQ(static_cast<unsigned char>(heap_->SpanBase(s)[100]), 0u);
   heap_->Free(s);
   EXPECT_EQ(heap_->LargestFreeRun(), 64u);
+}
+
+// A dirty free run of `pages` (made of spans too small to be released
+// eagerly).
+void MakeDirtyRun(PageHeap& heap, size_t pages) {
+  std::vector<Span*> spans;
+  for (size_t i = 0; i < pages / 8; ++i) spans.push_back(heap.Alloc(8));
+  for (Span* s : spans) {
+    std::memset(heap.SpanBase(s), 0x5a, 8 * PageHeap::kPageSize);
+    heap.Free(s);
+  }
+}
+
+// Purge takes out of the heap only what its budget allows: the rest of a
+// longer run stays free for allocations while it releases (before, the
+// whole run left the heap, and a write then found the segment full and
+// evicted a key with almost nothing stored).
+TEST_F(PageHeapTest, PurgeSplitsARunLongerThanItsBudget) {
+  Make(64);
+  MakeDirtyRun(*heap_, 64);
+  size_t free_meanwhile = 0;
+  heap_->SetPurgeHookForTest([&] { free_meanwhile = heap_->LargestFreeRun(); });
+  EXPECT_EQ(heap_->Purge(10), 10u);
+  EXPECT_EQ(free_meanwhile, 54u);
+  EXPECT_EQ(heap_->LargestFreeRun(), 64u);
+  EXPECT_EQ(heap_->used_pages(), 0u);
+  heap_->SetPurgeHookForTest(nullptr);
+  // The released part merged back into the dirty rest: dirty as a whole.
+  EXPECT_EQ(heap_->Purge(1000), 64u);
+}
+
+// An allocation that finds no free run while Purge has pages out waits for
+// them instead of failing.
+TEST_F(PageHeapTest, AllocWaitsForPagesBeingPurged) {
+  Make(16);
+  MakeDirtyRun(*heap_, 16);
+  std::atomic<bool> done{false};
+  Span* got = nullptr;
+  std::thread t;
+  heap_->SetPurgeHookForTest([&] {
+    t = std::thread([&] {
+      got = heap_->Alloc(4);
+      done = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_FALSE(done.load()) << "Alloc did not wait for the pages being released";
+  });
+  EXPECT_EQ(heap_->Purge(16), 16u);
+  t.join();
+  ASSERT_NE(got, nullptr);
+  EXPECT_EQ(got->npages, 4u);
+  heap_->Free(got);
+  heap_->SetPurgeHookForTest(nullptr);
 }
 
 TEST_F(PageHeapTest, LargeSpansAreReleasedEagerly) {
