@@ -94,6 +94,9 @@ struct ClientState {
   int lane = 0;
   bool local_only = false;
   std::function<std::shared_ptr<ReplySlot>()> defer;
+  // MONITOR: set by the connection; turns it into a monitor (its lines
+  // come through ServerContext::monitor()). Null for in-process callers.
+  std::function<void()> monitor;
   // Keeps the memory the current command's arguments point into alive;
   // handed to the pool with arguments it sends by reference.
   std::shared_ptr<const void> args_owner;

@@ -33,7 +33,7 @@ void RegisterKeyspaceFamily(CommandTable& t);
 void RegisterConnectionFamily(CommandTable& t);
 void RegisterTransactionFamily(CommandTable& t);
 void RegisterServerFamily(CommandTable& t);
-void RegisterStatsFamily(CommandTable& t);  // SLOWLOG, LATENCY (stats_family.cc)
+void RegisterStatsFamily(CommandTable& t);  // SLOWLOG, LATENCY, MONITOR (stats_family.cc)
 void RegisterPoolFamily(CommandTable& t);
 void RegisterClusterFamily(CommandTable& t);
 

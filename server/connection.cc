@@ -87,6 +87,7 @@ Connection::Connection(ServerContext* server, IoThread* thread, int fd, std::str
     t->Post([t, cid] { t->CloseConnection(cid); });
   });
   client_.lane = thread_->index();
+  client_.monitor = [this] { StartMonitor(); };
   client_.defer = [this]() -> std::shared_ptr<ReplySlot> {
     auto o = std::make_shared<Outstanding>();
     outstanding_.push_back(o);
@@ -122,11 +123,31 @@ void Connection::Close() {
   if (read_ev_) event_del(read_ev_);
   if (write_ev_) event_del(write_ev_);
   server_->clients().Remove(id());
+  if (monitoring_) server_->monitor().Remove(id());
   if (client_.watch) {
     server_->store().Unwatch(client_.watch);
     client_.watch.reset();
   }
   thread_->Retire(id());
+}
+
+void Connection::StartMonitor() {
+  if (monitoring_) return;
+  monitoring_ = true;
+  IoThread* t = thread_;
+  std::shared_ptr<Connection*> h = handle_;
+  server_->monitor().Add(id(), [t, h](std::string line) {
+    t->Post([h, line = std::move(line)] {
+      if (*h != nullptr) (*h)->MonitorWrite(line);
+    });
+  });
+}
+
+void Connection::MonitorWrite(const std::string& line) {
+  if (closed_) return;
+  Write(line.data(), line.size());
+  Flush();
+  Cron(NowMs(), 0);  // a monitor that does not read is closed at the output limit
 }
 
 void Connection::Cron(int64_t now_ms, int64_t timeout_ms) {
@@ -140,7 +161,8 @@ void Connection::Cron(int64_t now_ms, int64_t timeout_ms) {
     Close();
     return;
   }
-  if (timeout_ms <= 0 || !outstanding_.empty()) return;
+  // A monitor only listens: idle is what it is (as Redis, no timeout).
+  if (timeout_ms <= 0 || !outstanding_.empty() || monitoring_) return;
   if (now_ms - client_.info->last_interaction_ms.load(std::memory_order_relaxed) > timeout_ms) {
     SPDLOG_DEBUG("closing idle client id={}", id());
     server_->stats().idle_timeout_disconnections.fetch_add(1);

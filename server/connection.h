@@ -76,6 +76,9 @@ class Connection : private protocol::ReplySink {
     size_t after_bytes = 0;
     std::vector<std::string> keys;  // counted in busy_keys_ until done
   };
+  // MONITOR: this connection gets a line per command the node runs.
+  void StartMonitor();
+  void MonitorWrite(const std::string& line);
   // The reply of a deferred command (see ReplySlot) arrived.
   void DeferredDone(const std::shared_ptr<Outstanding>& o, protocol::DeferredReply&& reply);
   // Writes out the replies at the head of outstanding_ that are in.
@@ -114,6 +117,7 @@ class Connection : private protocol::ReplySink {
   event* read_ev_ = nullptr;
   event* write_ev_ = nullptr;
   bool closed_ = false;
+  bool monitoring_ = false;  // MONITOR was run: lines come from ServerContext::monitor()
   bool reading_ = false;       // read event armed
   // Requests are held back until the client reads its replies. While set,
   // the write event stays armed even with the output drained: its callback

@@ -72,6 +72,15 @@ void Account(ServerContext& server, ClientState& client, protocol::ReplyBuilder&
   }
   if (outcome != Outcome::kRan) return;
   uint64_t took = MonoUs() - started_us;
+  if (server.monitor().active() && spec->name != "monitor") {
+    std::vector<std::string_view> shown(args.begin(), args.end());
+    if (Redacted(*spec))
+      for (size_t i = 1; i < shown.size(); ++i) shown[i] = "(redacted)";
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    server.monitor().Feed(MonitorLine(int64_t{ts.tv_sec} * 1000000 + ts.tv_nsec / 1000, client.db,
+                                      client.info->addr, shown));
+  }
   c.calls.fetch_add(1, std::memory_order_relaxed);
   c.usec.fetch_add(took, std::memory_order_relaxed);
   if (errors > 0) c.failed.fetch_add(1, std::memory_order_relaxed);

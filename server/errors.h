@@ -19,6 +19,7 @@ namespace kvpool::errors {
 inline constexpr const char* kSyntax = "ERR syntax error";
 inline constexpr const char* kNotInteger = "ERR value is not an integer or out of range";
 inline constexpr const char* kSlowlogCount = "ERR count should be greater than or equal to -1";
+inline constexpr const char* kMonitorNeedsConnection = "ERR MONITOR needs a client connection";
 inline constexpr const char* kNotFloat = "ERR value is not a valid float";
 inline constexpr const char* kOverflow = "ERR increment or decrement would overflow";
 inline constexpr const char* kIncrFloatNaN = "ERR increment would produce NaN or Infinity";

@@ -15,6 +15,7 @@
 
 #include "server/client_state.h"
 #include "server/command_stats.h"
+#include "server/monitor.h"
 #include "server/config.h"
 #include "server/exec_gate.h"
 #include "server/util/counter.h"
@@ -124,6 +125,7 @@ class ServerContext {
   CommandStats& command_stats() { return command_stats_; }
   SlowLog& slowlog() { return slowlog_; }
   LatencyMonitor& latency_monitor() { return latency_monitor_; }
+  MonitorHub& monitor() { return monitor_; }
 
   int64_t start_ms = 0;
   int tcp_port = 0;
@@ -160,6 +162,7 @@ class ServerContext {
   CommandStats command_stats_;
   SlowLog slowlog_;
   LatencyMonitor latency_monitor_;
+  MonitorHub monitor_;
   pool::Pool* pool_ = nullptr;
 };
 

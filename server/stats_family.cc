@@ -199,6 +199,17 @@ constexpr CommandSpec kLatencySubcommands[] = {
 
 void CmdLatency(CommandContext& cx) { RunSubcommand(cx, kLatencySubcommands); }
 
+// ---- MONITOR ----
+
+void CmdMonitor(CommandContext& cx) {
+  if (!cx.client().monitor) {
+    cx.reply().Error(errors::kMonitorNeedsConnection);
+    return;
+  }
+  cx.client().monitor();
+  cx.reply().Ok();
+}
+
 }  // namespace
 
 std::span<const CommandSpec> SlowlogSubcommands() { return kSlowlogSubcommands; }
@@ -242,6 +253,8 @@ void RegisterStatsFamily(CommandTable& t) {
          "A container for slow log commands"});
   t.Add({"latency", -2, kCmdAdmin | kLS, 0, 0, 0, CmdLatency, "server",
          "A container for latency diagnostics commands"});
+  t.Add({"monitor", 1, kCmdAdmin | kCmdNoMulti | kLS, 0, 0, 0, CmdMonitor, "server",
+         "Listens for all requests received by the server in real-time"});
 }
 
 }  // namespace kvpool

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "server/command_stats.h"
+#include "server/monitor.h"
 #include "server/testing/command_harness.h"
 
 namespace kvpool {
@@ -132,6 +133,24 @@ TEST(StatsFamily, LatencyMonitorAndHistogram) {
       << hist;
   EXPECT_NE(hist.find(":3\r\n", hist.find("histogram_usec")), std::string::npos) << hist;
   EXPECT_EQ(h.Run({"LATENCY", "HISTOGRAM", "nosuchcommand"}), "*0\r\n");
+}
+
+}  // namespace
+}  // namespace kvpool
+
+namespace kvpool {
+namespace {
+
+TEST(Monitor, LineAsRedisWritesIt) {
+  std::vector<std::string_view> args = {"set", "k y", std::string_view("a\"b\\\n\x01\xff", 7)};
+  EXPECT_EQ(MonitorLine(1339518083107412, 0, "127.0.0.1:60866", args),
+            "+1339518083.107412 [0 127.0.0.1:60866] \"set\" \"k y\" \"a\\\"b\\\\\\n\\x01\\xff\"\r\n");
+  EXPECT_EQ(MonitorLine(5000001, 3, "x", {}), "+5.000001 [3 x]\r\n");
+}
+
+TEST(Monitor, NeedsAConnection) {
+  testing::CommandHarness h;
+  EXPECT_EQ(h.Run({"MONITOR"}), "-ERR MONITOR needs a client connection\r\n");
 }
 
 }  // namespace

@@ -3,6 +3,8 @@ reports them, read with redis-py's own parsers (issue 18). Runs against
 redis-server too (KVPOOL_REFERENCE=redis): the same assertions hold.
 """
 
+import re
+
 import redis
 
 from conftest import USE_REDIS
@@ -95,3 +97,25 @@ def test_latency_monitor_and_histogram(server_factory):
     assert counts == sorted(counts) and counts[-1] == 10
     assert c.execute_command("LATENCY", "RESET", "command") == 1
     assert c.execute_command("LATENCY", "LATEST") == []
+
+
+def test_monitor_streams_every_command(server_factory):
+    srv = server_factory(pool=False)
+    mon = srv.raw()
+    assert mon.execute("MONITOR") == "OK"
+    c = srv.client()
+    c.set("k", b"a\"b\n\x01")
+    c.get("k")
+    c.execute_command("SELECT", 2)
+    c.execute_command("PING")
+    lines = []
+    while len(lines) < 4:
+        lines.append(mon._readline().decode())
+    pat = re.compile(r'^\+\d+\.\d{6} \[(\d+) 127\.0\.0\.1:\d+\] (.*)$')
+    parsed = [pat.match(l) for l in lines]
+    assert all(parsed), lines
+    # As the client sent them (redis-py: upper case).
+    assert [m.group(2) for m in parsed] == ['"SET" "k" "a\\"b\\n\\x01"', '"GET" "k"', '"SELECT" "2"', '"PING"'], lines
+    # The db after the command ran, as Redis shows it.
+    assert [m.group(1) for m in parsed] == ["0", "0", "2", "2"]
+    mon.close()
