@@ -280,6 +280,14 @@ const Config::Value* Config::Find(std::string_view name) const {
 }
 
 Status Config::Set(std::string_view name, std::string_view value, bool startup) {
+  return SetValue(name, value, startup, /*check=*/!startup);
+}
+
+Status Config::Restore(std::string_view name, std::string_view value) {
+  return SetValue(name, value, /*startup=*/false, /*check=*/false);
+}
+
+Status Config::SetValue(std::string_view name, std::string_view value, bool startup, bool check) {
   Value* v = Find(name);
   if (v == nullptr) return Status::NotFound("Unknown option or number of arguments for CONFIG SET - '" + std::string(name) + "'");
   if (!startup && !v->spec->runtime)
@@ -302,7 +310,7 @@ Status Config::Set(std::string_view name, std::string_view value, bool startup) 
   std::string canonical;
   Status s = Parse(*v->spec, value, &num, &canonical);
   if (!s.ok()) return s;
-  if (!startup) {
+  if (check) {
     std::vector<std::function<Status(int64_t)>> checks;
     {
       std::lock_guard<std::mutex> l(mu_);

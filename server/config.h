@@ -50,6 +50,9 @@ class Config {
   // Sets one option from its text form. `startup` allows non-runtime options.
   // Calls the option's change hook (if any) after a successful runtime set.
   [[nodiscard]] Status Set(std::string_view name, std::string_view value, bool startup);
+  // Puts back a value that was in force (a CONFIG SET undoing what it did):
+  // as a runtime set, hooks included, but its checks (OnCheck) do not run.
+  [[nodiscard]] Status Restore(std::string_view name, std::string_view value);
   // Redis's `rename-command NAME ""`: adds NAME to disable-commands.
   // Renaming to another name is not supported (kInvalidArgument).
   [[nodiscard]] Status RenameCommand(std::string_view command, std::string_view new_name);
@@ -81,6 +84,8 @@ class Config {
   };
   [[nodiscard]] Status Parse(const OptionSpec& spec, std::string_view in, int64_t* num,
                              std::string* canonical) const;
+  [[nodiscard]] Status SetValue(std::string_view name, std::string_view value, bool startup,
+                                bool check);
   Value* Find(std::string_view name);
   const Value* Find(std::string_view name) const;
 

@@ -323,6 +323,12 @@ TEST(ConfigFileTest, RuntimeChecksRefuse) {
   EXPECT_EQ(c.Int("maxmemory"), 100 << 20);
   EXPECT_TRUE(c.Set("maxmemory", "50mb", false).ok());
   EXPECT_TRUE(c.Set("maxmemory", "1gb", true).ok()) << "start-up values size the segment";
+  // CONFIG SET undoing its own changes puts back what was in force, unchecked.
+  int changes = 0;
+  c.OnChange("maxmemory", [&](const Config&) { ++changes; });
+  EXPECT_TRUE(c.Restore("maxmemory", "2gb").ok());
+  EXPECT_EQ(c.Int("maxmemory"), int64_t{2} << 30);
+  EXPECT_EQ(changes, 1) << "a restore reaches the store through the hooks";
 }
 
 // Each ignored name is logged once, at warning level when kvpool cannot honour it.

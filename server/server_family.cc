@@ -291,7 +291,7 @@ void CmdConfigSet(CommandContext& cx) {
     if (!s.ok()) {
       for (auto it = applied.rbegin(); it != applied.rend(); ++it) {
         // The old value was accepted before, so it is accepted again.
-        config.Set(it->first->name, it->second, false).IgnoreError();
+        config.Restore(it->first->name, it->second).IgnoreError();
       }
       cx.reply().Error(ConfigSetFailed(cx.arg(2 + 2 * k), s.message()));
       return;

@@ -494,8 +494,16 @@ TEST_F(ServerFamilyTest, ConfigSet) {
   EXPECT_EQ(h.Run({"CONFIG", "SET", "maxmemory", "10mb"}), kOk);
   EXPECT_EQ(h.Run({"CONFIG", "GET", "maxmemory"}), Arr({Bulk("maxmemory"), Bulk("10485760")}));
   EXPECT_EQ(h.store().GetStats().maxmemory, 10485760u) << "the change hook reached the store";
-  EXPECT_EQ(h.Run({"CONFIG", "SET", "MAXMEMORY", "1gb"}), kOk);
-  EXPECT_EQ(h.Run({"CONFIG", "GET", "maxmemory"}), Arr({Bulk("maxmemory"), Bulk("1073741824")}));
+  EXPECT_EQ(h.Run({"CONFIG", "SET", "MAXMEMORY", "200mb"}), kOk);
+  EXPECT_EQ(h.Run({"CONFIG", "GET", "maxmemory"}), Arr({Bulk("maxmemory"), Bulk("209715200")}));
+  // The harness's segment was reserved for 256 MB: more is refused, the value stays.
+  EXPECT_EQ(h.Run({"CONFIG", "SET", "maxmemory", "1gb"}).rfind(
+                "-ERR CONFIG SET failed (possibly related to argument 'maxmemory') - maxmemory "
+                "1073741824 is more than this node can honour: its segment was reserved at start "
+                "for at most 268435456 bytes (256.00M)",
+                0),
+            0u);
+  EXPECT_EQ(h.Run({"CONFIG", "GET", "maxmemory"}), Arr({Bulk("maxmemory"), Bulk("209715200")}));
   EXPECT_EQ(h.Run({"CONFIG", "SET", "maxmemory", "20mb", "maxmemory-policy", "noeviction"}), kOk);
   EXPECT_EQ(h.Run({"CONFIG", "GET", "maxmemory", "maxmemory-policy"}),
             Arr({Bulk("maxmemory"), Bulk("20971520"), Bulk("maxmemory-policy"),
