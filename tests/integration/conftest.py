@@ -39,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 
 import pytest
 import redis
@@ -533,6 +533,25 @@ class Pool:
 
     def stop(self) -> None:
         stop_all(self.nodes)
+
+
+def running(p: "Pool") -> Iterator["Pool"]:
+    """For a fixture (`yield from running(Pool(...))`): the pool started (all
+    of it stopped if it cannot start), and stopped (SIGTERM) after."""
+    try:
+        p.start()
+    except Exception:
+        p.stop()
+        raise
+    yield p
+    stop_all(p.nodes)
+
+
+def fast_failover_pool(name: str, *args: str, **opts) -> Iterator["Pool"]:
+    """`running` for a pool of three that counts a silent node down within
+    half a second and gives up on a call after 2 s."""
+    yield from running(Pool(3, "--pool-heartbeat-ms", "50", "--pool-down-after-ms", "500",
+                            "--pool-timeout-ms", "2000", *args, name=name, **opts))
 
 
 def start_server(*args, config_file=None, name="extra", pool: Optional[bool] = None,

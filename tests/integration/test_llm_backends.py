@@ -33,7 +33,7 @@ import pytest
 import torch
 
 import kvpool
-from conftest import Pool, stop_all
+from conftest import fast_failover_pool
 from kvpool.integrations import lmcache as kv_lmcache
 from kvpool.integrations import sglang as kv_sglang
 from pool_util import SlotMap
@@ -47,15 +47,7 @@ BATCH = 128
 
 @pytest.fixture(scope="module")
 def pool():
-    p = Pool(3, "--pool-heartbeat-ms", "50", "--pool-down-after-ms", "500",
-             "--pool-timeout-ms", "2000", name="llmb")
-    try:
-        p.start()
-    except Exception:
-        p.stop()
-        raise
-    yield p
-    stop_all(p.nodes)
+    yield from fast_failover_pool("llmb")
 
 
 @pytest.fixture(params=["single", "pool"])

@@ -17,7 +17,7 @@ import time
 import pytest
 import redis
 
-from conftest import Pool, stop_all
+from conftest import fast_failover_pool
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "clients", "python"))
 from kvpool import KVPoolStore  # noqa: E402
@@ -34,15 +34,7 @@ def value_for(key: bytes, size: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def pool():
-    p = Pool(3, "--pool-heartbeat-ms", "50", "--pool-down-after-ms", "500",
-             "--pool-timeout-ms", "2000", name="llm")
-    try:
-        p.start()
-    except Exception:
-        p.stop()
-        raise
-    yield p
-    stop_all(p.nodes)
+    yield from fast_failover_pool("llm")
 
 
 @pytest.fixture(params=["single", "pool"])

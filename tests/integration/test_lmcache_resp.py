@@ -35,7 +35,7 @@ import time
 
 import pytest
 
-from conftest import Pool, stop_all
+from conftest import fast_failover_pool
 from pool_util import SlotMap
 
 KB, MB = 1024, 1024 * 1024
@@ -183,6 +183,15 @@ def test_overwrite_and_get_into_a_reused_buffer(conn):
     conn.assert_in_sync()
 
 
+def run_workers(worker, n: int, timeout: float) -> None:
+    """worker(0) .. worker(n - 1), each on a thread of its own, all at once."""
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+
+
 def test_command_arriving_in_small_pieces(conn):
     """writev may leave a SET half sent; the reply comes once, when it is whole."""
     round_trip(conn, lmcache_key(2, "split"), 20 * KB + 7, split=997)
@@ -203,11 +212,7 @@ def test_eight_worker_connections_in_parallel(server, r):
         finally:
             c.close()
 
-    threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    run_workers(worker, 8, timeout=120)
     assert not errors, errors
 
 
@@ -228,15 +233,7 @@ def test_auth_then_chunks(server_factory, with_user):
 
 @pytest.fixture(scope="module")
 def pool():
-    p = Pool(3, "--pool-heartbeat-ms", "50", "--pool-down-after-ms", "500",
-             "--pool-timeout-ms", "2000", name="lmc")
-    try:
-        p.start()
-    except Exception:
-        p.stop()
-        raise
-    yield p
-    stop_all(p.nodes)
+    yield from fast_failover_pool("lmc")
 
 
 @pytest.mark.kvpool_only
@@ -288,11 +285,7 @@ def test_pool_eight_workers_on_one_node(pool):
         finally:
             c.close()
 
-    threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(150)
+    run_workers(worker, 8, timeout=150)
     assert not errors, errors
 
 

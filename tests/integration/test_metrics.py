@@ -12,7 +12,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import HOST, Pool, pick_free_ports
+from conftest import HOST, Pool, pick_free_ports, running
 
 pytestmark = [pytest.mark.kvpool_only, pytest.mark.own_pool]
 
@@ -35,13 +35,7 @@ def pool():
     ports = pick_free_ports(3)
     p = Pool(3, name="metrics", node_args={i: ["--metrics-port", str(ports[i])] for i in range(3)})
     p.metrics_ports = ports
-    try:
-        p.start()
-    except Exception:
-        p.stop()
-        raise
-    yield p
-    p.stop()
+    yield from running(p)
 
 
 def test_redis_exporter_series_match_info(pool):

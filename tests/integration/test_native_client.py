@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import HOST, Pool, stop_all
+from conftest import Pool, fast_failover_pool
 from pool_util import SlotMap
 from util import wait_until
 
@@ -50,15 +50,7 @@ def _store(node, **kw) -> DistributedStore:
 
 @pytest.fixture(scope="module")
 def pool():
-    p = Pool(3, "--pool-heartbeat-ms", "50", "--pool-down-after-ms", "500",
-             "--pool-timeout-ms", "2000", name="native")
-    try:
-        p.start()
-    except Exception:
-        p.stop()
-        raise
-    yield p
-    stop_all(p.nodes)
+    yield from fast_failover_pool("native")
 
 
 @pytest.fixture(params=["single", "pool"])

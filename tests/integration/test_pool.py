@@ -25,7 +25,7 @@ import time
 import pytest
 import redis
 
-from conftest import Pool, stop_all
+from conftest import Pool, running
 from pool_util import SlotMap, iter_chunks, key_slot, local_keys, myself_line
 from resp import RespError
 from util import err, scan_all, wait_until
@@ -45,13 +45,7 @@ def _keynode(c, key) -> str:
 def pool():
     """One 3-node pool (default timings) shared by the module's non-destructive tests."""
     p = Pool(3, name="tp")
-    try:
-        p.start()
-    except Exception:
-        p.stop()
-        raise
-    yield p
-    stop_all(p.nodes)
+    yield from running(p)
     rcs = [n.returncode for n in p.nodes]
     assert rcs == [0, 0, 0], f"pool nodes exit codes on SIGTERM: {rcs}"
 
