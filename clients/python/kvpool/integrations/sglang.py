@@ -151,15 +151,15 @@ class _KVPoolHiCache:
         """Write the objects batch_is_exist does not report present."""
         exist = self.store.batch_is_exist(names) if names else []
         ok = [e == 1 for e in exist]
-        todo = [i for i, e in enumerate(exist) if e != 1 and (sum(sizes[i]) if multi else sizes[i]) > 0]
-        if todo:
+        missing = [i for i, e in enumerate(exist) if e != 1 and (sum(sizes[i]) if multi else sizes[i]) > 0]
+        if missing:
             t0 = time.perf_counter()
             fn = self.store.batch_put_from_multi_buffers if multi else self.store.batch_put_from
-            res = fn([names[i] for i in todo], [ptrs[i] for i in todo], [sizes[i] for i in todo])
-            for i, r in zip(todo, res):
+            res = fn([names[i] for i in missing], [ptrs[i] for i in missing], [sizes[i] for i in missing])
+            for i, r in zip(missing, res):
                 ok[i] = r == 0
-            moved = sum(sum(sizes[i]) if multi else sizes[i] for i in todo)
-            self._record("backup", -(-len(todo) // len(self.suffixes)), moved, t0)
+            moved = sum(sum(sizes[i]) if multi else sizes[i] for i in missing)
+            self._record("backup", -(-len(missing) // len(self.suffixes)), moved, t0)
         return self._per_page(ok)
 
     @staticmethod
