@@ -12,6 +12,7 @@
 
 #include "server/config.h"
 #include "server/config_file.h"
+#include "server/info.h"
 #include "server/logging.h"
 #include "server/server.h"
 #include "server/supervision.h"
@@ -50,7 +51,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!args.empty() && (args[0] == "--version" || args[0] == "-v")) {
-    printf("kvpool-server v=0.1.0 (redis protocol 7.0 compatible)\n");
+    printf("kvpool-server v=%s (redis protocol 7.0 compatible)\n",
+           std::string(kvpool::kKvpoolVersion).c_str());
     return 0;
   }
   if (!args.empty() && args[0] == "--dump-config") {
