@@ -5,6 +5,7 @@ set -euo pipefail
 
 PKGS=(
   build-essential cmake ninja-build pkg-config git
+  dpkg-dev
   libevent-dev libspdlog-dev libfmt-dev libhiredis-dev libsystemd-dev
   libibverbs-dev librdmacm-dev rdma-core ibverbs-providers ibverbs-utils
   googletest libgtest-dev libgmock-dev
@@ -25,6 +26,9 @@ if [ "${1:-}" = "--test" ]; then
   PKGS+=(python3-torch)
   # /metrics parsed as Prometheus parses it (test_metrics.py).
   PKGS+=(python3-prometheus-client)
+  # tests/package: the .deb's postinst (adduser), systemd-analyze verify on
+  # its unit (systemd; nothing needs it running), setpriv (util-linux).
+  PKGS+=(adduser systemd util-linux)
   command -v npm >/dev/null || PKGS+=(npm)
 fi
 

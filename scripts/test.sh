@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds kvpool and runs every test:
-#   1. unit tests (gtest) and the integration suite (pytest with redis-py,
+#   1. unit tests (gtest), the .deb (built, installed, run, purged: needs
+#      root) and the integration suite (pytest with redis-py,
 #      redis-cli, redis-benchmark, the hiredis client and the Node.js cluster
 #      clients ioredis and node-redis against real kvpool-server processes),
 #      on one node and on a three-node pool;
@@ -48,6 +49,10 @@ ninja -C build
 
 step "unit tests"
 ctest --test-dir build --output-on-failure -j2
+
+step "package: the .deb from build/ (cpack), installed with dpkg, run from its config, purged"
+# Once, as root (dpkg -i): not part of the pool or sanitizer passes.
+KVPOOL_SERVER=$ROOT/build/server/kvpool-server /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/package
 
 step "pip install clients/python (the native client) into a venv"
 venv=$(mktemp -d /tmp/kvpool-venv.XXXXXX)
