@@ -27,8 +27,9 @@ if [ "${1:-}" = "--test" ]; then
   # /metrics parsed as Prometheus parses it (test_metrics.py).
   PKGS+=(python3-prometheus-client)
   # tests/package: the .deb's postinst (adduser), systemd-analyze verify on
-  # its unit (systemd; nothing needs it running), setpriv (util-linux).
-  PKGS+=(adduser systemd util-linux)
+  # its unit (systemd; nothing needs it running), setpriv (util-linux), its
+  # logrotate file run (logrotate; pkill in postrotate: procps).
+  PKGS+=(adduser systemd util-linux logrotate)
   command -v npm >/dev/null || PKGS+=(npm)
 fi
 

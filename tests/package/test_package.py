@@ -5,8 +5,8 @@ came from (KVPOOL_SERVER=<build>/server/kvpool-server), installs it with
 dpkg, checks what it put where, starts the installed binary the way the
 installed kvpool.service would (its ExecStart, as its User=, with a
 NOTIFY_SOCKET standing in for systemd, only the port added), talks to it with
-redis-py, stops it, removes and purges the package and checks that nothing is
-left. dpkg needs root: CI runs this once, as root, after the plain build
+redis-py, rotates its log with the packaged logrotate file, stops it,
+removes and purges the package and checks that nothing is left. dpkg needs root: CI runs this once, as root, after the plain build
 (scripts/test.sh), not in the pool or sanitizer passes. Whatever it needs and
 does not find is a failure, not a skip.
 
@@ -34,6 +34,7 @@ import redis
 PKG = "kvpool"
 BIN = Path("/usr/bin/kvpool-server")
 CONF = Path("/etc/kvpool/kvpool.conf")
+LOGROTATE = Path("/etc/logrotate.d/kvpool")
 UNIT = Path("/lib/systemd/system/kvpool.service")
 DOC = Path("/usr/share/doc/kvpool")
 STATE_DIR = Path("/var/lib/kvpool")
@@ -41,7 +42,7 @@ LOG_DIR = Path("/var/log/kvpool")
 LOG_FILE = LOG_DIR / "kvpool.log"
 # Every path the package holds (files and the directories only it makes).
 PACKAGE_FILES = {
-    str(BIN), str(CONF), str(UNIT),
+    str(BIN), str(CONF), str(LOGROTATE), str(UNIT),
     str(DOC / "README.md"), str(DOC / "LICENSE"), str(DOC / "examples/grafana-dashboard.json"),
 }
 START_TIMEOUT = 30.0
@@ -124,7 +125,7 @@ def purge() -> None:
 def deb(tmp_path_factory) -> Path:
     """The .deb cpack builds from the server's build directory."""
     assert os.geteuid() == 0, "dpkg -i needs root (CI runs this as root)"
-    for tool in ("cpack", "dpkg", "dpkg-deb", "dpkg-shlibdeps", "setpriv"):
+    for tool in ("cpack", "dpkg", "dpkg-deb", "dpkg-shlibdeps", "setpriv", "logrotate"):
         assert shutil.which(tool), f"{tool} is missing (scripts/install-deps.sh --test installs it)"
     out = tmp_path_factory.mktemp("deb")
     t0 = time.monotonic()
@@ -175,7 +176,7 @@ def test_package_holds_only_the_server_and_its_files(deb, tmp_path):
     plugins = {f for f in files if re.fullmatch(r"/usr/lib/(.+/)?kvpool/libkvpool-rdma\.so", f)}
     assert files - plugins == PACKAGE_FILES
     run("dpkg-deb", "-e", str(deb), str(tmp_path / "control"))
-    assert (tmp_path / "control/conffiles").read_text().split() == [str(CONF)]
+    assert (tmp_path / "control/conffiles").read_text().split() == [str(CONF), str(LOGROTATE)]
 
 
 def test_installed_files_user_and_directories(installed):
@@ -247,7 +248,22 @@ class NotifySocket:
                 pass
 
 
-def test_node_runs_from_the_packaged_config(installed):
+def rotate_the_log(tmp_path: Path, port: int) -> None:
+    """logrotate -f with the packaged file: the log is renamed to .1, its
+    postrotate HUPs the node, which reopens kvpool.log."""
+    assert shutil.which("logrotate"), "logrotate is missing (install-deps.sh --test)"
+    run("logrotate", "-f", "-s", str(tmp_path / "logrotate.state"), str(LOGROTATE))
+    rotated = LOG_DIR / "kvpool.log.1"
+    assert f"port {port}" in rotated.read_text()
+    deadline = time.monotonic() + 10
+    while "Received SIGHUP, reopened the log file" not in LOG_FILE.read_text():
+        assert time.monotonic() < deadline, f"no reopen after logrotate:\n{LOG_FILE.read_text()}"
+        time.sleep(0.05)
+    st = LOG_FILE.stat()
+    assert (pwd.getpwuid(st.st_uid).pw_name, stat.S_IMODE(st.st_mode)) == ("kvpool", 0o640)
+
+
+def test_node_runs_from_the_packaged_config(installed, tmp_path):
     """ExecStart of the installed unit, as its User= and Group=, with the
     packaged kvpool.conf; only --port is added."""
     port = free_port()
@@ -277,6 +293,8 @@ def test_node_runs_from_the_packaged_config(installed):
         # It logs where the packaged file says, as the kvpool user.
         assert LOG_FILE.stat().st_uid == pwd.getpwnam("kvpool").pw_uid
         assert f"ready to accept connections on {HOST} port {port}" in LOG_FILE.read_text()
+        rotate_the_log(tmp_path, port)
+        assert r.get("package:key") == b"v" * 1000
         r.close()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
@@ -308,10 +326,10 @@ def test_remove_keeps_the_config_and_purge_removes_everything(installed):
     run("dpkg", "--remove", PKG)
     assert package_state() == "config-files"
     assert not BIN.exists() and not UNIT.exists() and not DOC.exists()
-    assert CONF.is_file(), "remove keeps the conffile, as dpkg does"
+    assert CONF.is_file() and LOGROTATE.is_file(), "remove keeps the conffiles, as dpkg does"
     run("dpkg", "--purge", PKG)
     assert package_state() == "not-installed"
-    for path in (BIN, CONF, CONF.parent, UNIT, DOC, STATE_DIR, LOG_DIR):
+    for path in (BIN, CONF, CONF.parent, LOGROTATE, UNIT, DOC, STATE_DIR, LOG_DIR):
         assert not path.exists(), path
     with pytest.raises(KeyError):
         pwd.getpwnam("kvpool")
