@@ -179,6 +179,26 @@ def test_package_holds_only_the_server_and_its_files(deb, tmp_path):
     assert (tmp_path / "control/conffiles").read_text().split() == [str(CONF), str(LOGROTATE)]
 
 
+def test_cmake_install_under_another_prefix(tmp_path):
+    """cmake --install keeps everything under a prefix other than /usr, and
+    the unit it installs points at the files there."""
+    prefix = "/opt/kvpool-test"
+    env = dict(os.environ, DESTDIR=str(tmp_path))
+    run("cmake", "--install", str(build_dir()), "--prefix", prefix, env=env)
+    root = tmp_path / prefix.lstrip("/")
+    files = {"/" + str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
+    plugins = {f for f in files if re.fullmatch(rf"{prefix}/lib/(.+/)?kvpool/libkvpool-rdma\.so", f)}
+    assert files - plugins == {
+        f"{prefix}/bin/kvpool-server", f"{prefix}/etc/kvpool/kvpool.conf",
+        f"{prefix}/etc/logrotate.d/kvpool", f"{prefix}/lib/systemd/system/kvpool.service",
+        f"{prefix}/share/doc/kvpool/README.md", f"{prefix}/share/doc/kvpool/LICENSE",
+        f"{prefix}/share/doc/kvpool/examples/grafana-dashboard.json"}
+    unit = (root / "lib/systemd/system/kvpool.service").read_text()
+    assert (f"\nExecStart={prefix}/bin/kvpool-server {prefix}/etc/kvpool/kvpool.conf "
+            "--supervised systemd --daemonize no\n") in unit
+    assert "\nlogfile /var/log/kvpool/kvpool.log\n" in (root / "etc/kvpool/kvpool.conf").read_text()
+
+
 def test_installed_files_user_and_directories(installed):
     assert installed_version() == field(installed, "Version")
     for path in PACKAGE_FILES:
