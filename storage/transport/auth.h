@@ -23,7 +23,7 @@
 #include <string>
 #include <string_view>
 
-#include "storage/util/sha256.h"
+#include "storage/util/crypto.h"
 #include "storage/util/status.h"
 
 namespace kvpool::transport::auth {

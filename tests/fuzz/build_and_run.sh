@@ -49,9 +49,9 @@ build_peer_frame_fuzz() {
     "${repo_root}/storage/transport/wire.cc" \
     "${repo_root}/storage/transport/auth.cc" \
     "${repo_root}/storage/transport/rdma_wire.cc" \
-    "${repo_root}/storage/util/sha256.cc" \
+    "${repo_root}/storage/util/crypto.cc" \
     "${repo_root}/tests/fuzz/peer_frame_fuzz.cc" \
-    -o "${build_dir}/peer_frame_fuzz"
+    -lcrypto -o "${build_dir}/peer_frame_fuzz"
 }
 
 build_reply_reader_fuzz() {
