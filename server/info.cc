@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "server/errors.h"
+#include "server/heap_usage.h"
 #include "server/supervision.h"
 #include "server/util/strings.h"
 
@@ -159,7 +160,7 @@ void ClientsSection(ServerContext& s, std::string& o) {
 void MemorySection(ServerContext& s, std::string& o) {
   storage::StoreStats st = s.store().GetStats();
   uint64_t clients = ClientsMemory(s);
-  uint64_t used = st.used_memory + clients;
+  uint64_t used = UsedMemory(s, st);
   uint64_t rss = ResidentSetBytes();
   uint64_t peak = RaisePeak(s, used);
   uint64_t total = TotalSystemMemory();
@@ -171,7 +172,11 @@ void MemorySection(ServerContext& s, std::string& o) {
   Line(o, "used_memory_peak_human", BytesToHuman(peak));
   Line(o, "used_memory_peak_perc",
        Fixed(peak ? 100.0 * static_cast<double>(used) / static_cast<double>(peak) : 0, 2) + "%");
+  Line(o, "used_memory_overhead", used - std::min(used, st.used_memory));
   Line(o, "used_memory_dataset", st.used_memory);
+  Line(o, "used_memory_dataset_perc",
+       Fixed(used ? 100.0 * static_cast<double>(st.used_memory) / static_cast<double>(used) : 0,
+             2) + "%");
   Line(o, "mem_clients_normal", clients);
   Line(o, "total_system_memory", total);
   Line(o, "total_system_memory_human", BytesToHuman(total));
@@ -183,7 +188,7 @@ void MemorySection(ServerContext& s, std::string& o) {
   Line(o, "segment_used", st.segment_used);
   Line(o, "mem_fragmentation_ratio",
        Fixed(used ? static_cast<double>(rss) / static_cast<double>(used) : 0, 2));
-  Line(o, "mem_allocator", "kvpool-segment");
+  Line(o, "mem_allocator", "libc+segment");
 }
 
 void PersistenceSection(ServerContext& s, int64_t now_ms, std::string& o) {
@@ -325,7 +330,8 @@ uint64_t ClientsMemory(ServerContext& server) {
 }
 
 uint64_t UsedMemory(ServerContext& server, const storage::StoreStats& st) {
-  return st.used_memory + ClientsMemory(server);
+  uint64_t counted = st.items_bytes + HeapBytesInUse();
+  return std::max(counted, st.used_memory + ClientsMemory(server));
 }
 
 std::string InfoText(ServerContext& server, std::span<const std::string_view> sections,

@@ -50,9 +50,13 @@ uint64_t ResidentSetBytes();
 // buffers (INFO's mem_clients_normal).
 uint64_t ClientsMemory(ServerContext& server);
 
-// INFO's used_memory, counted as Redis counts it: the dataset (st.used_memory:
-// items + index, the figure maxmemory bounds; INFO's used_memory_dataset)
-// plus ClientsMemory().
+// INFO's used_memory, what the node holds as Redis counts it (the
+// allocator's bytes in use): the items in the segment (st.items_bytes) plus
+// the process heap (HeapBytesInUse(): the index, connections and their
+// buffers, pool buffers). maxmemory bounds the dataset alone
+// (st.used_memory: items + index; INFO's used_memory_dataset), so
+// used_memory may exceed maxmemory by the heap. Never below the dataset plus
+// ClientsMemory() (a heap count that is not there reads as 0).
 uint64_t UsedMemory(ServerContext& server, const storage::StoreStats& st);
 
 // ---- subcommands ----

@@ -396,11 +396,12 @@ void CmdMemoryStats(CommandContext& cx) {
     rb.Bulk(name);
     rb.Integer(static_cast<int64_t>(v));
   };
-  rb.MapHeader(11);
+  rb.MapHeader(12);
   integer("peak.allocated", peak);
   integer("total.allocated", used);
   integer("startup.allocated", 0);
-  integer("clients.normal", used - st.used_memory);
+  integer("overhead.total", used - std::min(used, st.used_memory));
+  integer("clients.normal", ClientsMemory(cx.server()));
   integer("keys.count", st.keys);
   integer("keys.bytes-per-key", st.keys ? st.used_memory / st.keys : 0);
   integer("dataset.bytes", st.used_memory);

@@ -656,7 +656,8 @@ TEST_F(ServerFamilyTest, MemoryUsage) {
 TEST_F(ServerFamilyTest, MemoryStatsDoctorHelp) {
   h.Run({"SET", "k", "v"});
   std::string stats = h.Run({"MEMORY", "STATS"});
-  EXPECT_EQ(stats.rfind("*22\r\n$14\r\npeak.allocated\r\n:", 0), 0u) << stats;
+  EXPECT_EQ(stats.rfind("*24\r\n$14\r\npeak.allocated\r\n:", 0), 0u) << stats;
+  EXPECT_NE(stats.find("$14\r\noverhead.total\r\n:"), std::string::npos) << stats;
   EXPECT_NE(stats.find("$10\r\nkeys.count\r\n:1\r\n"), std::string::npos) << stats;
   std::string doctor = BulkPayload(h.Run({"MEMORY", "DOCTOR"}));
   EXPECT_NE(doctor.find("Sam"), std::string::npos) << doctor;

@@ -190,6 +190,8 @@ StoreStats Store::GetStats() const {
   const Impl& im = *impl_;
   StoreStats st;
   st.used_memory = im.UsedMemory();
+  st.items_bytes = im.slabs.used_bytes();
+  st.index_bytes = static_cast<uint64_t>(im.index_bytes.load(std::memory_order_relaxed));
   st.maxmemory = im.maxmemory.load();
   st.segment_bytes = im.region.size();
   st.segment_used = im.heap.used_pages() << PageHeap::kPageShift;

@@ -161,7 +161,9 @@ struct DbStats {
 };
 
 struct StoreStats {
-  uint64_t used_memory = 0;      // items as allocated + index, bytes
+  uint64_t used_memory = 0;      // items as allocated + index, bytes (what maxmemory bounds)
+  uint64_t items_bytes = 0;      // items as allocated (in the segment)
+  uint64_t index_bytes = 0;      // the databases' hash tables (on the heap)
   uint64_t maxmemory = 0;
   uint64_t segment_bytes = 0;    // reserved region size
   uint64_t segment_used = 0;     // bytes of the region handed out to slabs/spans

@@ -1,0 +1,28 @@
+#include "server/heap_usage.h"
+
+#include <malloc.h>
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define KVPOOL_SANITIZER_ALLOCATOR 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define KVPOOL_SANITIZER_ALLOCATOR 1
+#endif
+#endif
+
+#ifdef KVPOOL_SANITIZER_ALLOCATOR
+#include <sanitizer/allocator_interface.h>
+#endif
+
+namespace kvpool {
+
+uint64_t HeapBytesInUse() {
+#ifdef KVPOOL_SANITIZER_ALLOCATOR
+  return static_cast<uint64_t>(__sanitizer_get_current_allocated_bytes());
+#else
+  struct mallinfo2 mi = mallinfo2();
+  return static_cast<uint64_t>(mi.uordblks) + static_cast<uint64_t>(mi.hblkhd);
+#endif
+}
+
+}  // namespace kvpool

@@ -1,0 +1,16 @@
+// Bytes the process's allocator has handed out and not yet freed: what
+// INFO's used_memory adds to the items in the segment (connections, the
+// index, pool buffers, replies in flight). glibc's count (mallinfo2: small
+// chunks in every arena plus mmapped blocks) in a plain build; the
+// sanitizer allocator's count in an ASan or TSan build, which replaces
+// malloc. Takes every arena's lock for a moment: for INFO, MEMORY STATS and
+// /metrics, not for a per-command path.
+#pragma once
+
+#include <cstdint>
+
+namespace kvpool {
+
+uint64_t HeapBytesInUse();
+
+}  // namespace kvpool
