@@ -69,8 +69,10 @@ std::vector<OptionSpec> BuildSpecs() {
       {"logfile", T::kString, "", false,
        "Log file (its directory must exist); empty = standard output. SIGHUP reopens it, so "
        "logrotate needs no copytruncate."},
-      {"metrics-port", T::kInt, "0", false,
-       "Port serving Prometheus text at GET /metrics; 0 = off.", 0, 65535},
+      {"metrics-port", T::kInt, "-1", false,
+       "Port serving Prometheus text at GET /metrics; -1 = 9121 (redis_exporter's port) when "
+       "it is free, else off with a warning; 0 = off; N = this port (busy = error at start).",
+       -1, 65535},
       {"pidfile", T::kString, "", false,
        "Write the process id here at start (a file that cannot be written is an error) and "
        "remove it at exit; empty = none (with daemonize yes: /var/run/kvpool.pid)."},

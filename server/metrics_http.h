@@ -14,6 +14,10 @@ namespace kvpool {
 // The metrics page as Prometheus text format 0.0.4.
 std::string RenderMetrics(ServerContext& server);
 
+// metrics-port -1 (the default) listens here when the port is free:
+// redis_exporter's port, where Redis dashboards already scrape.
+inline constexpr int kDefaultMetricsPort = 9121;
+
 class MetricsHttp {
  public:
   MetricsHttp(event_base* base, ServerContext* server) : base_(base), server_(server) {}

@@ -455,12 +455,23 @@ Status Server::Run(const RunHooks& hooks) {
   }
 
   int metrics_port = static_cast<int>(config_->Int("metrics-port"));
+  bool metrics_default = metrics_port < 0;
+  if (metrics_default) metrics_port = kDefaultMetricsPort;
   if (metrics_port > 0) {
     metrics_ = std::make_unique<MetricsHttp>(base_, ctx_.get());
     std::vector<std::string> addrs;
     (void)SplitArgs(config_->String("bind"), &addrs);
     Status ms = metrics_->Listen(addrs.empty() ? "127.0.0.1" : addrs[0], metrics_port);
-    if (!ms.ok()) return ms;
+    if (!ms.ok() && !metrics_default) return ms;
+    if (!ms.ok()) {
+      // The default port is taken (another node on this host, or
+      // redis_exporter itself): the node starts without /metrics.
+      spdlog::warn("metrics: {}; /metrics is off (set metrics-port to a free port)", ms.message());
+      metrics_.reset();
+    } else {
+      spdlog::info("metrics: Prometheus text at http://{}:{}/metrics",
+                   addrs.empty() ? "127.0.0.1" : addrs[0], metrics_port);
+    }
   }
 
   if (pool_) {

@@ -182,6 +182,8 @@ class ServerProcess:
         argv += ["--port", str(self.port), "--bind", HOST]
         if USE_REDIS:
             argv += ["--save", "", "--appendonly", "no"]
+        elif not getattr(self, "default_metrics", False):
+            argv += ["--metrics-port", "0"]  # not the shared default 9121 (test_metrics.py)
         return argv + EXTRA_SERVER_ARGS + self.extra_args + self.pool_args
 
     def spawn(self, port: int) -> None:

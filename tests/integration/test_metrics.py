@@ -6,13 +6,14 @@ series deploy/grafana-dashboard.json uses is exported (issue 18)."""
 import json
 import os
 import re
+import socket
 import urllib.request
 
 import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import HOST, Pool, pick_free_ports, running
+from conftest import HOST, Pool, ServerProcess, pick_free_ports, running
 
 pytestmark = [pytest.mark.kvpool_only, pytest.mark.own_pool]
 
@@ -93,3 +94,35 @@ def test_every_dashboard_series_is_exported(pool):
         exported |= set(scrape(port))
     missing = sorted(named - exported)
     assert not missing, f"the dashboard names series no node exports: {missing}"
+
+
+def test_default_metrics_port_9121_or_off_when_taken():
+    """metrics-port's default (-1): /metrics on 9121, redis_exporter's port,
+    when it is free; when it is taken the node still starts, says so in its
+    log and serves without /metrics. The suite's other servers run with
+    --metrics-port 0 (conftest), so nothing else holds 9121 here."""
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind((HOST, 9121))
+    holder.listen(1)
+    try:
+        taken = ServerProcess(name="metrics-taken")
+        taken.default_metrics = True
+        taken.start()
+        try:
+            assert taken.client().ping()
+            assert "/metrics is off" in taken.log_tail(50), taken.log_tail(50)
+        finally:
+            taken.stop()
+    finally:
+        holder.close()
+    srv = ServerProcess(name="metrics-default")
+    srv.default_metrics = True
+    srv.start()
+    try:
+        m = scrape(9121)
+        assert m["redis_up"][frozenset()] == 1
+        labels = next(iter(m["redis_instance_info"]))
+        assert ("tcp_port", str(srv.port)) in labels, labels
+    finally:
+        srv.stop()
