@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build pkg-config git
   dpkg-dev
-  libevent-dev libspdlog-dev libfmt-dev libhiredis-dev libsystemd-dev libssl-dev
+  libevent-dev libspdlog-dev libfmt-dev libhiredis-dev libsystemd-dev libssl-dev openssl
   libibverbs-dev librdmacm-dev rdma-core ibverbs-providers ibverbs-utils
   googletest libgtest-dev libgmock-dev
   python3 python3-redis python3-hiredis python3-pytest

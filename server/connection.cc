@@ -63,8 +63,8 @@ class Connection::Slot : public ReplySlot {
 };
 
 Connection::Connection(ServerContext* server, IoThread* thread, int fd, std::string addr,
-                       std::string laddr)
-    : server_(server), thread_(thread), fd_(fd), reply_(this, 2) {
+                       std::string laddr, std::shared_ptr<const transport::TlsContext> tls)
+    : server_(server), thread_(thread), fd_(fd), tls_ctx_(std::move(tls)), reply_(this, 2) {
   ClientInfo& info = *client_.info;
   info.id = server_->clients().NextId();
   info.addr = std::move(addr);
@@ -100,13 +100,26 @@ Connection::~Connection() {
   if (!closed_) server_->clients().Remove(id());  // never started (shutdown)
   if (read_ev_) event_free(read_ev_);
   if (write_ev_) event_free(write_ev_);
+  if (tls_wait_ev_) event_free(tls_wait_ev_);
   if (out_) evbuffer_free(out_);  // releases references to pinned values
+  tls_.reset();  // before its socket closes
   if (fd_ >= 0) close(fd_);
 }
 
 void Connection::Start() {
   read_ev_ = event_new(thread_->base(), fd_, EV_READ | EV_PERSIST, &Connection::OnReadable, this);
   write_ev_ = event_new(thread_->base(), fd_, EV_WRITE | EV_PERSIST, &Connection::OnWritable, this);
+  if (tls_ctx_) {
+    auto session = transport::TlsSession::Create(*tls_ctx_, fd_, transport::TlsSession::Side::kAccept);
+    if (!session.ok()) {
+      LogLimitOnce(server_->stats().logged_tls, "closed TLS client " + client_.info->addr + ": " +
+                                                    session.status().message());
+      Close();
+      return;
+    }
+    tls_ = std::move(session.value());
+    tls_wait_ev_ = event_new(thread_->base(), fd_, EV_READ, &Connection::OnTlsWait, this);
+  }
   if (client_.info->kill_requested.load()) {
     Close();
     return;
@@ -122,6 +135,7 @@ void Connection::Close() {
   *handle_ = nullptr;  // deferred replies still in flight find no one
   if (read_ev_) event_del(read_ev_);
   if (write_ev_) event_del(write_ev_);
+  if (tls_wait_ev_) event_del(tls_wait_ev_);
   server_->clients().Remove(id());
   if (monitoring_) server_->monitor().Remove(id());
   if (client_.watch) {
@@ -152,6 +166,17 @@ void Connection::MonitorWrite(const std::string& line) {
 
 void Connection::Cron(int64_t now_ms, int64_t timeout_ms) {
   if (closed_) return;
+  // A TLS client that stalls in its handshake holds a slot of maxclients
+  // (as any connection does) only this long.
+  if (tls_ && !tls_->established() &&
+      now_ms - client_.info->created_ms > server_->config().Int("tls-handshake-timeout-ms")) {
+    server_->stats().tls_failed_connections.fetch_add(1, std::memory_order_relaxed);
+    LogLimitOnce(server_->stats().logged_tls,
+                 "closed TLS client " + client_.info->addr +
+                     ": no TLS handshake within tls-handshake-timeout-ms");
+    Close();
+    return;
+  }
   // A client that never reads gets no write events: check its output here.
   if (OverOutputLimit()) {
     server_->stats().output_buffer_limit_disconnections.fetch_add(1);
@@ -187,6 +212,7 @@ void Connection::ResumeReading() {
   output_paused_ = false;
   event_add(read_ev_, nullptr);
   reading_ = true;
+  if (tls_ && tls_->pending()) event_active(read_ev_, EV_READ, 0);
   ProcessInput();
   Flush();
 }
@@ -275,13 +301,18 @@ void Connection::HandleRead() {
     in_begin_ = 0;
     in_end_ = have;
   }
-  ssize_t n = recv(fd_, in_.get() + in_end_, std::min(in_cap_ - in_end_, kMaxReadPerCall), 0);
+  ssize_t n = ReadSocket(in_.get() + in_end_, std::min(in_cap_ - in_end_, kMaxReadPerCall));
   if (n == 0) {
     Close();
     return;
   }
   if (n < 0) {
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) Close();
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      if (tls_ && errno == EPROTO) TlsFailed("read");
+      Close();
+    } else if (tls_read_waits_write_) {
+      TlsWait(EV_WRITE);
+    }
     return;
   }
   in_end_ += static_cast<size_t>(n);
@@ -299,6 +330,58 @@ void Connection::HandleRead() {
   }
   ProcessInput();
   Flush();
+  // Records TLS already took off the socket are not announced by it again.
+  if (tls_ && !closed_ && reading_ && tls_->pending()) event_active(read_ev_, EV_READ, 0);
+}
+
+ssize_t Connection::ReadSocket(char* buf, size_t len) {
+  if (!tls_) return recv(fd_, buf, len, 0);
+  tls_read_waits_write_ = false;
+  ssize_t n = tls_->Read(buf, len);
+  if (n < 0 && errno == EAGAIN)
+    tls_read_waits_write_ = tls_->wants() == transport::TlsSession::Want::kWrite;
+  return n;
+}
+
+ssize_t Connection::SendSocket(const char* buf, size_t len) {
+  if (!tls_) return send(fd_, buf, len, MSG_NOSIGNAL);
+  tls_write_waits_read_ = false;
+  ssize_t n = tls_->Write(buf, len);
+  if (n < 0 && errno == EAGAIN)
+    tls_write_waits_read_ = tls_->wants() == transport::TlsSession::Want::kRead;
+  if (n < 0 && errno == EPROTO) TlsFailed("write");
+  return n;
+}
+
+int Connection::WriteOut(size_t max) {
+  if (!tls_) return evbuffer_write_atmost(out_, fd_, static_cast<ev_ssize_t>(max));
+  // One chunk per call, from its start: a write TLS could not finish is
+  // retried with the same bytes (and maybe more), as OpenSSL requires.
+  evbuffer_iovec v;
+  if (evbuffer_peek(out_, -1, nullptr, &v, 1) < 1) return 0;
+  ssize_t n = SendSocket(static_cast<const char*>(v.iov_base), std::min(v.iov_len, max));
+  if (n > 0) evbuffer_drain(out_, static_cast<size_t>(n));
+  return static_cast<int>(n);
+}
+
+void Connection::TlsWait(short what) {
+  event_del(tls_wait_ev_);
+  event_assign(tls_wait_ev_, thread_->base(), fd_, what, &Connection::OnTlsWait, this);
+  event_add(tls_wait_ev_, nullptr);
+}
+
+void Connection::OnTlsWait(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Connection*>(arg);
+  if (self->tls_read_waits_write_) self->HandleRead();
+  if (!self->closed_ && self->tls_write_waits_read_) self->Flush();
+}
+
+void Connection::TlsFailed(const char* during) {
+  server_->stats().tls_failed_connections.fetch_add(1, std::memory_order_relaxed);
+  // A client that is not speaking TLS (plain RESP on the TLS port), or has
+  // no certificate the CA signed: closed, logged once.
+  LogLimitOnce(server_->stats().logged_tls, "closed TLS client " + client_.info->addr + " (" +
+                                                during + "): " + tls_->error());
 }
 
 namespace {
@@ -499,7 +582,7 @@ void Connection::Flush() {
   if (!pending_.empty()) {
     size_t off = 0;
     if (evbuffer_get_length(out_) == 0) {
-      ssize_t n = send(fd_, pending_.data(), pending_.size(), MSG_NOSIGNAL);
+      ssize_t n = SendSocket(pending_.data(), pending_.size());
       if (n > 0) {
         off = static_cast<size_t>(n);
         server_->stats().net_output_bytes.fetch_add(off, std::memory_order_relaxed);
@@ -517,7 +600,7 @@ void Connection::Flush() {
   // the next turns of the loop (the write event stays armed).
   size_t flushed = 0;
   while (evbuffer_get_length(out_) > 0 && flushed < kMaxWritePerFlush) {
-    int n = evbuffer_write_atmost(out_, fd_, static_cast<ev_ssize_t>(kMaxWritePerFlush - flushed));
+    int n = WriteOut(kMaxWritePerFlush - flushed);
     if (n > 0) {
       flushed += static_cast<size_t>(n);
       server_->stats().net_output_bytes.fetch_add(static_cast<uint64_t>(n),
@@ -540,6 +623,10 @@ void Connection::Flush() {
   }
   bool drained = evbuffer_get_length(out_) == 0;
   bool want_write = !drained || output_paused_;
+  if (tls_write_waits_read_ && !drained) {
+    TlsWait(EV_READ);  // the write event would only spin until then
+    want_write = output_paused_;
+  }
   if (want_write && !write_armed_) {
     event_add(write_ev_, nullptr);
     write_armed_ = true;

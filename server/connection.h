@@ -28,6 +28,7 @@
 #include "protocol/resp_parser.h"
 #include "server/client_state.h"
 #include "server/server_context.h"
+#include "storage/transport/tls.h"
 
 namespace kvpool {
 
@@ -35,7 +36,10 @@ class IoThread;
 
 class Connection : private protocol::ReplySink {
  public:
-  Connection(ServerContext* server, IoThread* thread, int fd, std::string addr, std::string laddr);
+  // With `tls`, the socket speaks TLS (a tls-port client): the handshake
+  // runs in the first reads, and every read and write goes through it.
+  Connection(ServerContext* server, IoThread* thread, int fd, std::string addr, std::string laddr,
+             std::shared_ptr<const transport::TlsContext> tls = nullptr);
   ~Connection() override;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -47,7 +51,8 @@ class Connection : private protocol::ReplySink {
   // Idempotent; safe to call from inside this connection's callbacks.
   void Close();
   // Once a second: closes the connection if idle longer than timeout_ms
-  // (0 = never) or over client-output-buffer-limit.
+  // (0 = never), over client-output-buffer-limit, or still in its TLS
+  // handshake after tls-handshake-timeout-ms.
   void Cron(int64_t now_ms, int64_t timeout_ms);
 
  private:
@@ -100,6 +105,18 @@ class Connection : private protocol::ReplySink {
   static void OnReadable(evutil_socket_t fd, short what, void* arg);
   static void OnWritable(evutil_socket_t fd, short what, void* arg);
   void HandleRead();
+  // recv/send, or the TLS session's Read/Write: the one branch per call
+  // the plain path pays.
+  ssize_t ReadSocket(char* buf, size_t len);
+  ssize_t SendSocket(const char* buf, size_t len);
+  // Writes up to `max` bytes of out_ (evbuffer_write_atmost's contract).
+  int WriteOut(size_t max);
+  // TLS only: the session needs the other direction's event to go on (a
+  // read that must write, a write that must read; rare without
+  // renegotiation). Arms tls_wait_ev_ once for `what`.
+  void TlsWait(short what);
+  static void OnTlsWait(evutil_socket_t fd, short what, void* arg);
+  void TlsFailed(const char* during);
   void ProcessInput();
   void Flush();
   size_t OutputBytes() const;
@@ -116,6 +133,11 @@ class Connection : private protocol::ReplySink {
   int fd_;
   event* read_ev_ = nullptr;
   event* write_ev_ = nullptr;
+  std::shared_ptr<const transport::TlsContext> tls_ctx_;
+  std::unique_ptr<transport::TlsSession> tls_;  // null = plaintext
+  event* tls_wait_ev_ = nullptr;
+  bool tls_read_waits_write_ = false;  // last read wanted the socket writable
+  bool tls_write_waits_read_ = false;  // last write wanted the socket readable
   bool closed_ = false;
   bool monitoring_ = false;  // MONITOR was run: lines come from ServerContext::monitor()
   bool reading_ = false;       // read event armed

@@ -235,6 +235,7 @@ void StatsSection(ServerContext& s, int64_t now_ms, std::string& o) {
   Line(o, "client_output_buffer_limit_disconnections", get(st.output_buffer_limit_disconnections));
   Line(o, "client_idle_timeout_disconnections", get(st.idle_timeout_disconnections));
   Line(o, "protocol_errors", get(st.protocol_errors));
+  Line(o, "tls_failed_connections", get(st.tls_failed_connections));
   // Since start or CONFIG RESETSTAT: how long one callback held a loop at most.
   Line(o, "io_loop_max_lag_ms", st.io_loop_max_lag_us.load(std::memory_order_relaxed) / 1000);
   // The part of it the loop's thread was running (its CPU time): the rest

@@ -14,7 +14,9 @@ constexpr const char* kPersistence = "persistence: kvpool is a cache and writes 
 constexpr const char* kReplication =
     "Redis replication: kvpool nodes keep copies with pool-replicas instead";
 constexpr const char* kCluster = "Redis Cluster: a kvpool pool is set with pool-nodes";
-constexpr const char* kTls = "TLS: kvpool has no TLS listener yet";
+constexpr const char* kTls =
+    "TLS session caching, DH parameters (OpenSSL chooses them) and the client certificate Redis "
+    "shows to a primary or cluster peer (pool links show tls-cert-file)";
 constexpr const char* kEncoding =
     "encoding of lists, hashes, sets, sorted sets, streams or HyperLogLogs, which kvpool does not "
     "have";
@@ -82,6 +84,18 @@ std::vector<RedisDirective> Build() {
       {"tcp-backlog", kOwn},
       {"tcp-keepalive", kOwn},
       {"timeout", kOwn},
+      {"tls-auth-clients", kOwn},
+      {"tls-ca-cert-dir", kOwn},
+      {"tls-ca-cert-file", kOwn},
+      {"tls-cert-file", kOwn},
+      {"tls-ciphers", kOwn},
+      {"tls-ciphersuites", kOwn},
+      {"tls-key-file", kOwn},
+      {"tls-key-file-pass", kOwn},
+      {"tls-port", kOwn},
+      {"tls-prefer-server-ciphers", kOwn},
+      {"tls-protocols", kOwn},
+      {"tls-replication", kOwn},
       // ---- persistence ----
       {"aof-disable-auto-gc", kPersistence},
       {"aof-load-truncated", kPersistence},
@@ -164,25 +178,12 @@ std::vector<RedisDirective> Build() {
       {"cluster-require-full-coverage", kCluster},
       {"cluster-slave-no-failover", kCluster},
       {"cluster-slave-validity-factor", kCluster},
-      // ---- TLS: without tls-port the others configure nothing ----
-      {"tls-port", kTls, E::kWarn, "0",
-       "kvpool has no TLS listener yet: clients that connect with TLS cannot connect"},
-      {"tls-auth-clients", kTls},
-      {"tls-ca-cert-dir", kTls},
-      {"tls-ca-cert-file", kTls},
-      {"tls-cert-file", kTls},
-      {"tls-ciphers", kTls},
-      {"tls-ciphersuites", kTls},
+      // ---- TLS: the rest of it is kvpool's (tls-port and the options above) ----
       {"tls-client-cert-file", kTls},
+      {"tls-cluster", kCluster},
       {"tls-client-key-file", kTls},
       {"tls-client-key-file-pass", kTls},
-      {"tls-cluster", kTls},
       {"tls-dh-params-file", kTls},
-      {"tls-key-file", kTls},
-      {"tls-key-file-pass", kTls},
-      {"tls-prefer-server-ciphers", kTls},
-      {"tls-protocols", kTls},
-      {"tls-replication", kTls},
       {"tls-session-cache-size", kTls},
       {"tls-session-cache-timeout", kTls},
       {"tls-session-caching", kTls},

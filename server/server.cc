@@ -53,6 +53,31 @@ std::string LocalAddr(int fd) {
 
 }  // namespace
 
+// The tls-* options, for the client listener and (pool-tls) the pool links.
+transport::TlsOptions TlsOptionsFrom(const Config& c) {
+  transport::TlsOptions o;
+  o.cert_file = c.String("tls-cert-file");
+  o.key_file = c.String("tls-key-file");
+  o.key_file_pass = c.String("tls-key-file-pass");
+  o.ca_cert_file = c.String("tls-ca-cert-file");
+  o.ca_cert_dir = c.String("tls-ca-cert-dir");
+  o.auth_clients = static_cast<transport::TlsAuthClients>(c.Int("tls-auth-clients"));
+  o.protocols = c.String("tls-protocols");
+  o.ciphers = c.String("tls-ciphers");
+  o.ciphersuites = c.String("tls-ciphersuites");
+  o.prefer_server_ciphers = c.Int("tls-prefer-server-ciphers") != 0;
+  return o;
+}
+
+Status Server::SetUpTls() {
+  if (config_->Int("tls-port") == 0) return Status::OK();
+  auto ctx = transport::TlsContext::Create(TlsOptionsFrom(*config_),
+                                           transport::TlsContext::Role::kServer);
+  if (!ctx.ok()) return ctx.status();
+  tls_ = std::move(ctx.value());
+  return Status::OK();
+}
+
 std::string PoolInfoSection(ServerContext& s);  // pool_family.cc
 
 Status Server::SetUpPool() {
@@ -219,6 +244,7 @@ StatusOr<std::unique_ptr<Server>> Server::Create(Config* config, std::string con
     if (!st.ok()) return st;
     s->threads_.push_back(std::move(t));
   }
+  if (Status ts = s->SetUpTls(); !ts.ok()) return ts;
   Status ps = s->SetUpPool();
   if (!ps.ok()) return ps;
   return s;
@@ -242,8 +268,22 @@ Server::~Server() {
   if (base_) event_base_free(base_);
 }
 
+// As Redis: port and tls-port both listen when set; port 0 = TLS only.
 Status Server::Listen() {
   int port = static_cast<int>(config_->Int("port"));
+  int tls_port = static_cast<int>(config_->Int("tls-port"));
+  if (port == 0 && tls_port == 0)
+    return Status::InvalidArgument("port and tls-port are both 0: nothing to listen on");
+  if (port != 0) {
+    if (Status s = ListenOn(port, false); !s.ok()) return s;
+  }
+  if (tls_port != 0) {
+    if (Status s = ListenOn(tls_port, true); !s.ok()) return s;
+  }
+  return Status::OK();
+}
+
+Status Server::ListenOn(int port, bool tls) {
   int backlog = static_cast<int>(config_->Int("tcp-backlog"));
   std::vector<std::string> addrs;
   if (!SplitArgs(config_->String("bind"), &addrs) || addrs.empty())
@@ -259,7 +299,7 @@ Status Server::Listen() {
     if (evutil_parse_sockaddr_port(text.c_str(), reinterpret_cast<sockaddr*>(&ss), &len) != 0)
       return Status::InvalidArgument("bind: cannot parse address '" + a + "'");
     evconnlistener* l = evconnlistener_new_bind(
-        base_, &Server::OnAccept, this, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, backlog,
+        base_, tls ? &Server::OnAcceptTls : &Server::OnAccept, this, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, backlog,
         reinterpret_cast<sockaddr*>(&ss), len);
     if (l == nullptr) {
       if (optional) continue;
@@ -304,15 +344,23 @@ void Server::OnAcceptError(evconnlistener* l, void* arg) {
       self, &tv);
 }
 
-void Server::OnAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg) {
-  static_cast<Server*>(arg)->Accept(fd, addr, len);
+void Server::OnAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, void* arg) {
+  static_cast<Server*>(arg)->Accept(fd, addr, false);
 }
 
-void Server::Accept(int fd, sockaddr* addr, int) {
+void Server::OnAcceptTls(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, void* arg) {
+  static_cast<Server*>(arg)->Accept(fd, addr, true);
+}
+
+// A TLS client refused is closed without the plaintext error (it would
+// read it as a broken handshake). Half-open TLS handshakes count against
+// maxclients as any connection does, and last tls-handshake-timeout-ms.
+void Server::Accept(int fd, sockaddr* addr, bool tls) {
   ServerStats& stats = ctx_->stats();
   if (ctx_->clients().Count() >= static_cast<size_t>(config_->Int("maxclients"))) {
-    ssize_t ignored =
-        send(fd, errors::kMaxClients, strlen(errors::kMaxClients), MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t ignored = tls ? 0
+                          : send(fd, errors::kMaxClients, strlen(errors::kMaxClients),
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)ignored;  // best effort, as Redis
     close(fd);
     stats.rejected_connections.fetch_add(1, std::memory_order_relaxed);
@@ -320,8 +368,9 @@ void Server::Accept(int fd, sockaddr* addr, int) {
     return;
   }
   if (ProtectedModeRefuses(addr)) {
-    ssize_t ignored = send(fd, errors::kProtectedMode, strlen(errors::kProtectedMode),
-                           MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t ignored = tls ? 0
+                          : send(fd, errors::kProtectedMode, strlen(errors::kProtectedMode),
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)ignored;  // best effort, as Redis
     close(fd);
     stats.protected_mode_rejections.fetch_add(1, std::memory_order_relaxed);
@@ -341,7 +390,7 @@ void Server::Accept(int fd, sockaddr* addr, int) {
   std::string peer = SockaddrText(addr), local = LocalAddr(fd);
   IoThread* t = threads_[next_thread_.fetch_add(1) % threads_.size()].get();
   auto conn = std::make_shared<std::unique_ptr<Connection>>(
-      std::make_unique<Connection>(ctx_.get(), t, fd, peer, local));
+      std::make_unique<Connection>(ctx_.get(), t, fd, peer, local, tls ? tls_ : nullptr));
   t->Post([t, conn] { t->Adopt(std::move(*conn)); });
 }
 
@@ -491,9 +540,10 @@ Status Server::Run(const RunHooks& hooks) {
     t->Start();
   }
   storage::StoreStats st = store_->GetStats();
-  spdlog::info("kvpool {} ready to accept connections on {} port {} (io-threads {}, maxmemory {} "
-               "bytes, policy {}, segment {} bytes)",
-               kVersion, config_->String("bind"), config_->Int("port"), threads_.size(),
+  spdlog::info("kvpool {} ready to accept connections on {} port {} tls-port {} (io-threads {}, "
+               "maxmemory {} bytes, policy {}, segment {} bytes)",
+               kVersion, config_->String("bind"), config_->Int("port"), config_->Int("tls-port"),
+               threads_.size(),
                st.maxmemory, config_->String("maxmemory-policy"), st.segment_bytes);
   if (hooks.ready)
     hooks.ready("Ready to accept connections on " + config_->String("bind") + " port " +

@@ -16,6 +16,7 @@
 #include "server/io_thread.h"
 #include "server/server_context.h"
 #include "storage/segment/store.h"
+#include "storage/transport/tls.h"
 
 namespace kvpool {
 
@@ -53,9 +54,16 @@ class Server {
  private:
   Server() = default;
   [[nodiscard]] Status Listen();
+  // One listener per bind address on `port`; `tls` picks the TLS accept.
+  [[nodiscard]] Status ListenOn(int port, bool tls);
+  // tls-port set: the context its clients' sessions use (bad files, a key
+  // that does not match: the node does not start).
+  [[nodiscard]] Status SetUpTls();
   // With two or more pool-nodes: this node's place, the transport, the pool.
   [[nodiscard]] Status SetUpPool();
   static void OnAccept(evconnlistener* l, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
+  static void OnAcceptTls(evconnlistener* l, evutil_socket_t fd, sockaddr* addr, int len,
+                          void* arg);
   // accept() failed (EMFILE...): pause the listener for a moment instead of
   // spinning on a socket that stays readable.
   static void OnAcceptError(evconnlistener* l, void* arg);
@@ -63,7 +71,7 @@ class Server {
   static void RaiseOpenFilesLimit(const Config& config);
   static void OnSignal(evutil_socket_t sig, short, void* arg);
   static void OnCron(evutil_socket_t, short, void* arg);
-  void Accept(int fd, sockaddr* addr, int len);
+  void Accept(int fd, sockaddr* addr, bool tls);
   bool ProtectedModeRefuses(const sockaddr* addr) const;
 
   Config* config_ = nullptr;
@@ -72,6 +80,7 @@ class Server {
   std::unique_ptr<ServerContext> ctx_;
   event_base* base_ = nullptr;
   std::vector<evconnlistener*> listeners_;
+  std::shared_ptr<const transport::TlsContext> tls_;  // null without tls-port
   std::vector<std::unique_ptr<IoThread>> threads_;
   std::vector<event*> thread_crons_;
   std::vector<std::unique_ptr<std::pair<IoThread*, ServerContext*>>> cron_holders_;

@@ -18,7 +18,7 @@ void ServerStats::Reset() {
                   &keyspace_misses, &net_input_bytes, &net_output_bytes, &protocol_errors,
                   &unknown_commands, &protected_mode_rejections,
                   &query_buffer_limit_disconnections, &output_buffer_limit_disconnections,
-                  &idle_timeout_disconnections})
+                  &idle_timeout_disconnections, &tls_failed_connections})
     c->store(0, std::memory_order_relaxed);
   io_loop_max_lag_us.store(0, std::memory_order_relaxed);
   io_loop_max_busy_us.store(0, std::memory_order_relaxed);

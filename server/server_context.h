@@ -45,6 +45,9 @@ struct ServerStats {
   Counter query_buffer_limit_disconnections;
   Counter output_buffer_limit_disconnections;
   Counter idle_timeout_disconnections;
+  // TLS clients closed because their handshake failed (no certificate, not
+  // TLS at all) or did not finish within tls-handshake-timeout-ms.
+  Counter tls_failed_connections;
   // The longest any event loop (I/O threads, pool control lane) was late,
   // in µs (IoThread::WatchLag): a maximum, not a count.
   std::atomic<uint64_t> io_loop_max_lag_us{0};
@@ -53,7 +56,7 @@ struct ServerStats {
   std::atomic<uint64_t> io_loop_max_busy_us{0};
   std::atomic<bool> logged_maxclients{false}, logged_protected_mode{false},
       logged_query_buffer{false}, logged_output_buffer{false}, logged_protocol{false},
-      logged_cross_protocol{false};
+      logged_cross_protocol{false}, logged_tls{false};
   void Reset();
 };
 

@@ -1,0 +1,220 @@
+"""TLS as Redis 6+ (issue 18): tls-port beside port, client certificates
+(tls-auth-clients), redis-cli --tls and redis-py ssl=True, and what a bad
+or stalled handshake does to everyone else.
+
+The certificates are made here with the openssl CLI (EC keys: fast): a CA,
+a server certificate for 127.0.0.1, a client certificate, and a client
+certificate from another CA that the node must refuse. No openssl is a
+failure, not a skip (scripts/install-deps.sh installs it).
+
+Every test starts its own node (the pool runs start their own pools too),
+so the module is own_pool: the single-node runs cover it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+import redis
+
+from conftest import HOST, ServerProcess, pick_free_port, pick_free_ports, start_server
+
+pytestmark = [pytest.mark.kvpool_only, pytest.mark.own_pool]
+
+REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+
+def _openssl(*args: str, cwd: str) -> None:
+    openssl = shutil.which("openssl")
+    assert openssl, "the openssl CLI is missing (scripts/install-deps.sh installs it)"
+    r = subprocess.run([openssl, *args], cwd=cwd, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, f"openssl {' '.join(args)}: {r.stderr}"
+
+
+def _make_ca(d: str, name: str) -> None:
+    _openssl("req", "-x509", *EC, "-keyout", f"{name}.key", "-out", f"{name}.crt", "-days", "2",
+             "-subj", f"/CN=kvpool-test-{name}", cwd=d)
+
+
+def _make_cert(d: str, name: str, ca: str) -> None:
+    with open(os.path.join(d, f"{name}.ext"), "w") as f:
+        f.write(f"subjectAltName=IP:{HOST},DNS:localhost\n")
+    _openssl("req", *EC, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}",
+             cwd=d)
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
+             "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext",
+             cwd=d)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("tls"))
+    _make_ca(d, "ca")
+    _make_cert(d, "server", "ca")
+    _make_cert(d, "client", "ca")
+    _make_ca(d, "otherca")
+    _make_cert(d, "stranger", "otherca")
+    return lambda name: os.path.join(d, name)
+
+
+def tls_args(certs, **extra) -> list[str]:
+    args = ["--tls-cert-file", certs("server.crt"), "--tls-key-file", certs("server.key"),
+            "--tls-ca-cert-file", certs("ca.crt")]
+    for k, v in extra.items():
+        args += ["--" + k.replace("_", "-"), str(v)]
+    return args
+
+
+def tls_client(certs, port: int, cert: str | None = "client", **kw) -> redis.Redis:
+    if cert:
+        kw.update(ssl_certfile=certs(f"{cert}.crt"), ssl_keyfile=certs(f"{cert}.key"))
+    return redis.Redis(host=HOST, port=port, ssl=True, ssl_ca_certs=certs("ca.crt"),
+                       socket_timeout=5, **kw)
+
+
+def cli(certs, port: int, *args: str, cert: str | None = None) -> subprocess.CompletedProcess:
+    argv = [REDIS_CLI, "-h", HOST, "-p", str(port), "--tls", "--cacert", certs("ca.crt")]
+    if cert:
+        argv += ["--cert", certs(f"{cert}.crt"), "--key", certs(f"{cert}.key")]
+    return subprocess.run(argv + list(args), capture_output=True, text=True, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def node(certs):
+    """One node: plaintext port and a TLS port that asks for a client
+    certificate (tls-auth-clients yes, Redis's default); a handshake
+    must finish within 700 ms."""
+    tls_port = pick_free_port()
+    s = start_server(*tls_args(certs, tls_port=tls_port, tls_handshake_timeout_ms=700),
+                     name="tls", pool=False)
+    s.tls_port = tls_port
+    yield s
+    s.stop()
+
+
+def test_plain_and_tls_port_on_one_node(node, certs):
+    r = tls_client(certs, node.tls_port)
+    assert r.ping()
+    assert r.set("tls:k", "from-tls")
+    assert node.client().get("tls:k") == b"from-tls"
+    # A large value both ways: many TLS records, partial writes.
+    big = os.urandom(3 << 20)
+    assert r.set("tls:big", big)
+    assert r.get("tls:big") == big
+    # A pipeline whose replies outgrow one record and one socket buffer.
+    p = r.pipeline(transaction=False)
+    for i in range(2000):
+        p.set(f"tls:p{i}", "v" * 100)
+        p.get(f"tls:p{i}")
+    out = p.execute()
+    assert out[1::2] == [b"v" * 100] * 2000
+
+
+def test_redis_cli_needs_a_client_certificate(node, certs):
+    ok = cli(certs, node.tls_port, "PING", cert="client")
+    assert ok.returncode == 0 and ok.stdout.strip() == "PONG", ok.stdout + ok.stderr
+    ok = cli(certs, node.tls_port, "GET", "tls:k", cert="client")
+    assert ok.stdout.strip() == "from-tls", ok.stdout + ok.stderr
+    # No certificate, or one another CA signed: refused in the handshake.
+    for cert in (None, "stranger"):
+        bad = cli(certs, node.tls_port, "PING", cert=cert)
+        assert "PONG" not in bad.stdout, (cert, bad.stdout)
+        with pytest.raises((redis.ConnectionError, ssl.SSLError, OSError)):
+            tls_client(certs, node.tls_port, cert=cert).ping()
+    stats = node.client().info("stats")
+    assert stats["tls_failed_connections"] >= 4, stats
+
+
+def _closed_by_server(sock: socket.socket, timeout: float) -> bool:
+    sock.settimeout(timeout)
+    try:
+        while True:
+            data = sock.recv(4096)
+            if not data:
+                return True
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_bad_and_stalled_handshakes_do_not_disturb_others(node, certs):
+    r = tls_client(certs, node.tls_port)
+    assert r.set("tls:other", "1")
+    # Plain RESP on the TLS port, then garbage: each closed, nobody else hurt.
+    plain = socket.create_connection((HOST, node.tls_port), timeout=5)
+    plain.sendall(b"*1\r\n$4\r\nPING\r\n")
+    garbage = socket.create_connection((HOST, node.tls_port), timeout=5)
+    garbage.sendall(os.urandom(600))
+    # Stalled: connected, never says anything (a half-open handshake).
+    stalled = [socket.create_connection((HOST, node.tls_port), timeout=5) for _ in range(20)]
+    t0 = time.monotonic()
+    for i in range(50):
+        assert r.incr("tls:other") == i + 2
+    assert node.client().get("tls:other") == b"51"
+    assert time.monotonic() - t0 < 2, "clients waited for the stalled handshakes"
+    assert _closed_by_server(plain, 3)
+    assert _closed_by_server(garbage, 3)
+    # tls-handshake-timeout-ms 700 (checked once a second): closed soon.
+    for s in stalled:
+        assert _closed_by_server(s, 4)
+        s.close()
+    plain.close()
+    garbage.close()
+    assert r.get("tls:other") == b"51"
+
+
+def test_optional_client_certificates_and_tls_only(certs):
+    """tls-auth-clients optional: no certificate is fine, a bad one is not.
+    port 0: no plaintext listener, as Redis."""
+    tls_port, plain_port = pick_free_ports(2)
+    # spawn() puts --port <plain_port> first; the last --port wins.
+    s = ServerProcess(*tls_args(certs, tls_port=tls_port, tls_auth_clients="optional",
+                                tls_protocols="TLSv1.3"), "--port", "0", name="tls-only")
+    s.spawn(plain_port)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert tls_client(certs, tls_port, cert=None).ping()
+                break
+            except (redis.ConnectionError, OSError):
+                assert s.alive(), s.log_tail()
+                assert time.monotonic() < deadline, s.log_tail()
+                time.sleep(0.05)
+        assert tls_client(certs, tls_port, cert="client").set("a", "b")
+        with pytest.raises((redis.ConnectionError, ssl.SSLError, OSError)):
+            tls_client(certs, tls_port, cert="stranger").ping()
+        # TLSv1.3 only: a TLSv1.2 client is refused.
+        ctx = ssl.create_default_context(cafile=certs("ca.crt"))
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        with pytest.raises((ssl.SSLError, OSError)):
+            with socket.create_connection((HOST, tls_port), timeout=5) as raw:
+                with ctx.wrap_socket(raw, server_hostname=HOST) as t:
+                    t.sendall(b"PING\r\n")
+                    t.recv(10)
+        with pytest.raises(OSError):
+            socket.create_connection((HOST, plain_port), timeout=2).close()
+    finally:
+        s.stop()
+
+
+def test_bad_tls_configuration_refuses_to_start(certs):
+    for args, text in (
+        (tls_args(certs, tls_port=pick_free_port(), tls_key_file=certs("client.key")),
+         "not the key of"),
+        (tls_args(certs, tls_port=pick_free_port(), tls_protocols="TLSv1.1"), "TLSv1.2"),
+        (["--tls-port", str(pick_free_port())], "tls-cert-file"),
+    ):
+        s = ServerProcess(*args, name="tls-bad")
+        s.spawn(pick_free_port())
+        rc = s.wait_exit(10)
+        assert rc not in (None, 0), s.log_tail()
+        assert text in s.log_tail(), s.log_tail()
