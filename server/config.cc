@@ -54,6 +54,8 @@ std::vector<OptionSpec> BuildSpecs() {
       {"tls-handshake-timeout-ms", T::kInt, "10000", true,
        "A TLS client that has not finished its handshake this long after connecting is closed.",
        100, 600000},
+      {"tls-cluster", T::kBool, "no", false,
+       "Redis's name for pool-tls: yes = the pool's links use TLS.", 0, 1},
       {"tls-replication", T::kBool, "no", false,
        "Accepted from redis.conf: kvpool has no Redis replication (its copies travel on the pool "
        "links: pool-tls).",
@@ -126,6 +128,10 @@ std::vector<OptionSpec> BuildSpecs() {
       {"transport-fallback", T::kBool, "yes", false,
        "With transport rdma and no usable RDMA device: yes = use tcp, no = refuse to start.", 0,
        1},
+      {"pool-tls", T::kBool, "no", false,
+       "yes = the pool's TCP links use TLS with tls-cert-file and tls-key-file, and each side "
+       "verifies the other against tls-ca-cert-file. Every node must agree.",
+       0, 1},
       {"pool-secret", T::kString, "", false,
        "Shared secret nodes prove to each other (HMAC challenge-response; never sent). Empty = "
        "any peer may join.",

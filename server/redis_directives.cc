@@ -90,6 +90,7 @@ std::vector<RedisDirective> Build() {
       {"tls-cert-file", kOwn},
       {"tls-ciphers", kOwn},
       {"tls-ciphersuites", kOwn},
+      {"tls-cluster", kOwn},
       {"tls-key-file", kOwn},
       {"tls-key-file-pass", kOwn},
       {"tls-port", kOwn},
@@ -180,7 +181,6 @@ std::vector<RedisDirective> Build() {
       {"cluster-slave-validity-factor", kCluster},
       // ---- TLS: the rest of it is kvpool's (tls-port and the options above) ----
       {"tls-client-cert-file", kTls},
-      {"tls-cluster", kCluster},
       {"tls-client-key-file", kTls},
       {"tls-client-key-file-pass", kTls},
       {"tls-dh-params-file", kTls},

@@ -148,6 +148,15 @@ Status Server::SetUpPool() {
                  to.listen_port);
 
   bool want_rdma = config_->String("transport") == "rdma";
+  if (config_->Int("pool-tls") || config_->Int("tls-cluster")) {
+    // Same certificates as the client listener; both ends verify the other.
+    if (want_rdma)
+      return Status::InvalidArgument("pool-tls: TLS covers the tcp transport only, not rdma");
+    auto tls = transport::TlsContext::Create(TlsOptionsFrom(*config_),
+                                             transport::TlsContext::Role::kPeer);
+    if (!tls.ok()) return Status::InvalidArgument("pool-tls: " + tls.status().message());
+    to.tls = std::move(tls.value());
+  }
   if (want_rdma) {
     auto t = transport::CreateRdmaTransport(to);
     if (t.ok()) {

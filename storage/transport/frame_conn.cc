@@ -57,9 +57,11 @@ struct FrameConnGuard {
 
 StatusOr<std::unique_ptr<FrameConn>> FrameConn::Create(event_base* base, int fd, bool connecting,
                                                        WireLimits limits, char* scratch,
-                                                       size_t scratch_size, Handler* handler) {
+                                                       size_t scratch_size, Handler* handler,
+                                                       std::shared_ptr<TlsSession> tls) {
   std::unique_ptr<FrameConn> c(
       new FrameConn(base, fd, connecting, limits, scratch, scratch_size, handler));
+  c->tls_ = std::move(tls);
   c->read_ev_ = event_new(base, fd, EV_READ | EV_PERSIST, &FrameConn::ReadCb, c.get());
   c->write_ev_ = event_new(base, fd, EV_WRITE, &FrameConn::WriteCb, c.get());
   c->flush_ev_ = event_new(base, -1, 0, &FrameConn::FlushCb, c.get());
@@ -72,6 +74,9 @@ StatusOr<std::unique_ptr<FrameConn>> FrameConn::Create(event_base* base, int fd,
     if (event_add(c->write_ev_, nullptr) != 0) return Status::Internal("libevent: event_add");
     c->write_waiting_ = true;
   }
+  // A session handed over from another lane may hold decrypted bytes the
+  // socket will not announce again.
+  if (c->tls_ && c->tls_->pending()) event_active(c->read_ev_, EV_READ, 0);
   return c;
 }
 
@@ -89,6 +94,7 @@ FrameConn::~FrameConn() {
   if (read_ev_) event_free(read_ev_);
   if (write_ev_) event_free(write_ev_);
   if (flush_ev_) event_free(flush_ev_);
+  if (fd_ >= 0) tls_.reset();  // not a detached one: it went with the socket
   if (fd_ >= 0) close(fd_);
   // Runs the cleanup of every reference still queued (bulk release callbacks).
   if (out_) evbuffer_free(out_);
@@ -139,6 +145,7 @@ int FrameConn::Detach() {
   closed_ = true;
   int fd = fd_;
   fd_ = -1;
+  tls_.reset();  // the caller took it (tls()) if it wanted it
   return fd;
 }
 
@@ -163,6 +170,10 @@ void FrameConn::OnWritable() {
   FrameConnGuard g(&guard_);
   write_waiting_ = false;
   if (closed_) return;
+  if (tls_read_waits_write_ && !connecting_) {
+    OnReadable();
+    if (g.destroyed || closed_) return;
+  }
   if (connecting_) {
     int err = 0;
     socklen_t len = sizeof(err);
@@ -194,22 +205,13 @@ Status FrameConn::FlushSome() {
       }
       return Status::OK();
     }
-    evbuffer_iovec v[kMaxIov];
-    int n = std::min(evbuffer_peek(out_, -1, nullptr, v, kMaxIov), kMaxIov);
-    iovec iov[kMaxIov];
     size_t want = 0;
-    for (int i = 0; i < n; ++i) {
-      iov[i].iov_base = v[i].iov_base;
-      iov[i].iov_len = v[i].iov_len;
-      want += v[i].iov_len;
-    }
-    msghdr m{};
-    m.msg_iov = iov;
-    m.msg_iovlen = static_cast<size_t>(n);
-    ssize_t w = sendmsg(fd_, &m, MSG_NOSIGNAL);
+    ssize_t w = WriteOut(&want);
     if (w < 0) {
       if (errno == EINTR) continue;
+      if (tls_ && errno == EPROTO) return Status::Unavailable("TLS: " + tls_->error());
       if (errno != EAGAIN && errno != EWOULDBLOCK) return Status::Unavailable(Errno("send", errno));
+      if (tls_write_waits_read_) return Status::OK();  // OnReadable flushes again
       w = 0;
     }
     // Draining releases references whose bytes have left (bulk release).
@@ -227,8 +229,38 @@ Status FrameConn::FlushSome() {
   return Status::OK();
 }
 
+ssize_t FrameConn::WriteOut(size_t* want) {
+  evbuffer_iovec v[kMaxIov];
+  if (tls_) {
+    // One chunk, from its start: a TLS write that could not finish is
+    // retried with the same bytes (or more), as OpenSSL requires.
+    if (evbuffer_peek(out_, -1, nullptr, v, 1) < 1) return 0;
+    *want = v[0].iov_len;
+    tls_write_waits_read_ = false;
+    ssize_t w = tls_->Write(v[0].iov_base, v[0].iov_len);
+    if (w < 0 && errno == EAGAIN)
+      tls_write_waits_read_ = tls_->wants() == TlsSession::Want::kRead;
+    return w;
+  }
+  int n = std::min(evbuffer_peek(out_, -1, nullptr, v, kMaxIov), kMaxIov);
+  iovec iov[kMaxIov];
+  for (int i = 0; i < n; ++i) {
+    iov[i].iov_base = v[i].iov_base;
+    iov[i].iov_len = v[i].iov_len;
+    *want += v[i].iov_len;
+  }
+  msghdr m{};
+  m.msg_iov = iov;
+  m.msg_iovlen = static_cast<size_t>(n);
+  return sendmsg(fd_, &m, MSG_NOSIGNAL);
+}
+
 void FrameConn::OnReadable() {
   FrameConnGuard g(&guard_);
+  if (tls_write_waits_read_ && !closed_) {
+    Status st = FlushSome();
+    if (!st.ok()) return Fail(std::move(st));
+  }
   size_t budget = kMaxReadPerEvent;
   for (int i = 0; i < kMaxReadsPerEvent && !closed_ && budget > 0; ++i) {
     enum { kPayload, kHeader, kScratch } mode;
@@ -245,7 +277,21 @@ void FrameConn::OnReadable() {
       mode = kScratch, dst = scratch_;
       want = exact_reads_ ? std::min(scratch_size_, left) : scratch_size_;
     }
-    ssize_t n = recv(fd_, dst, want, 0);
+    ssize_t n;
+    if (tls_) {
+      tls_read_waits_write_ = false;
+      n = tls_->Read(dst, want);
+      if (n < 0 && errno == EAGAIN && tls_->wants() == TlsSession::Want::kWrite) {
+        tls_read_waits_write_ = true;
+        if (!write_waiting_) {
+          event_add(write_ev_, nullptr);
+          write_waiting_ = true;
+        }
+      }
+      if (n < 0 && errno == EPROTO) return Fail(Status::Unavailable("TLS: " + tls_->error()));
+    } else {
+      n = recv(fd_, dst, want, 0);
+    }
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
@@ -269,8 +315,12 @@ void FrameConn::OnReadable() {
     } else if (!Consume(scratch_, got, &g.destroyed)) {
       return;
     }
-    if (got < want) return;  // the socket is drained; level-triggered reads resume later
+    // The socket is drained; level-triggered reads resume later (TLS: one
+    // record per read, so only once the session holds nothing either).
+    if (got < want && !(tls_ && tls_->pending())) return;
   }
+  // Out of budget with decrypted bytes left: the socket will not say so.
+  if (tls_ && !closed_ && tls_->pending()) event_active(read_ev_, EV_READ, 0);
 }
 
 bool FrameConn::Consume(const char* p, size_t n, const bool* destroyed) {
@@ -352,6 +402,7 @@ void FrameConn::Fail(Status why) {
   event_del(read_ev_);
   event_del(write_ev_);
   event_del(flush_ev_);
+  tls_.reset();
   close(fd_);
   fd_ = -1;
   payload_.reset();

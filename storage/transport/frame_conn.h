@@ -13,6 +13,11 @@
 // and flushed with sendmsg(MSG_NOSIGNAL) once per loop iteration, so calls
 // issued together leave in one syscall.
 //
+// TLS (pool-tls): with a session, every read and write goes through it (one
+// branch per call); the TLS handshake runs inside the first reads and
+// writes, before the frames of the pool's own handshake. Writes then go
+// one evbuffer chunk per call instead of sendmsg's batch.
+//
 // All methods run on the lane's thread. The Handler may destroy the
 // FrameConn from inside any of its callbacks.
 #pragma once
@@ -27,6 +32,7 @@
 #include <string>
 #include <string_view>
 
+#include "storage/transport/tls.h"
 #include "storage/transport/wire.h"
 #include "storage/util/status.h"
 
@@ -60,10 +66,12 @@ class FrameConn {
   };
 
   // Takes ownership of `fd` (non-blocking; still connecting if `connecting`).
-  // `scratch` is the lane's shared read buffer.
+  // `scratch` is the lane's shared read buffer. With `tls`, the socket
+  // speaks TLS through that session (made for this fd).
   static StatusOr<std::unique_ptr<FrameConn>> Create(event_base* base, int fd, bool connecting,
                                                      WireLimits limits, char* scratch,
-                                                     size_t scratch_size, Handler* handler);
+                                                     size_t scratch_size, Handler* handler,
+                                                     std::shared_ptr<TlsSession> tls = nullptr);
   ~FrameConn();
   FrameConn(const FrameConn&) = delete;
   FrameConn& operator=(const FrameConn&) = delete;
@@ -86,8 +94,10 @@ class FrameConn {
   void ReadNow() { OnReadable(); }
 
   // Hands the socket over (to another lane) and leaves this object inert.
-  // -1 if input or output is mid-frame.
+  // -1 if input or output is mid-frame. Its TLS session (if any) goes with
+  // it: take tls() first; bytes the session already decrypted stay in it.
   int Detach();
+  const std::shared_ptr<TlsSession>& tls() const { return tls_; }
 
   bool closed() const { return closed_; }
   // Bytes ever queued / written: a call's bytes have left once written()
@@ -105,6 +115,9 @@ class FrameConn {
   void OnWritable();
   void ScheduleFlush();
   Status FlushSome();
+  // FlushSome's write of what out_ holds: sendmsg, or one chunk through
+  // TLS. Bytes written, or -1 with errno.
+  ssize_t WriteOut(size_t* want);
   // Feeds received bytes to the parser; false if this object was destroyed
   // or closed meanwhile.
   bool Consume(const char* p, size_t n, const bool* destroyed);
@@ -114,6 +127,9 @@ class FrameConn {
 
   event_base* base_;
   int fd_;
+  std::shared_ptr<TlsSession> tls_;  // null = plaintext
+  bool tls_write_waits_read_ = false;  // retried on the next readable event
+  bool tls_read_waits_write_ = false;  // retried on the next writable event
   bool connecting_;
   bool exact_reads_ = true;  // until SetReady
   WireLimits limits_;

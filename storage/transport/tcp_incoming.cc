@@ -163,8 +163,17 @@ Status PendingAccept::Start(int fd) {
   const TransportOptions& o = t_->options();
   hs_.emplace(o.secret, static_cast<uint32_t>(o.self), static_cast<uint32_t>(o.peers.size()),
               nonce);
+  std::shared_ptr<TlsSession> tls;
+  if (o.tls) {
+    auto s = TlsSession::Create(*o.tls, fd, TlsSession::Side::kAccept);
+    if (!s.ok()) {
+      close(fd);
+      return s.status();
+    }
+    tls = std::move(s.value());
+  }
   auto c = FrameConn::Create(l0.base, fd, /*connecting=*/false, kHandshakeLimits, l0.scratch.get(),
-                             kScratchSize, this);
+                             kScratchSize, this, std::move(tls));
   if (!c.ok()) return c.status();
   conn_ = std::move(c.value());
   timer_ = evtimer_new(l0.base, &PendingAccept::TimeoutCb, this);
@@ -197,10 +206,11 @@ void PendingAccept::OnFrame(const FrameHeader& h, FrameBuffer payload) {
   }
   if (!hs_->OnProof(body).ok()) return Reject("authentication failed");
   const auth::Ids ids = hs_->ids();
+  std::shared_ptr<TlsSession> tls = conn_->tls();
   const int fd = conn_->Detach();
   TcpTransport* t = t_;
   t->RemoveAccept(this);  // destroys this
-  if (fd >= 0) t->HandOff(fd, static_cast<int>(ids.client), ids.lane);
+  if (fd >= 0) t->HandOff(fd, std::move(tls), static_cast<int>(ids.client), ids.lane);
 }
 
 void PendingAccept::OnClosed(Status) { t_->RemoveAccept(this); }
@@ -220,9 +230,9 @@ void PendingAccept::TimeoutCb(evutil_socket_t, short, void* arg) {
 
 // ---- InConn ----
 
-Status InConn::Start(int fd) {
+Status InConn::Start(int fd, std::shared_ptr<TlsSession> tls) {
   auto c = FrameConn::Create(lane_->base, fd, /*connecting=*/false, t_->limits(),
-                             lane_->scratch.get(), kScratchSize, this);
+                             lane_->scratch.get(), kScratchSize, this, std::move(tls));
   if (!c.ok()) return c.status();
   conn_ = std::move(c.value());
   conn_->SetReady(t_->limits());

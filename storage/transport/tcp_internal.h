@@ -83,8 +83,9 @@ class OutLink final : public OutLinkBase, public FrameConn::Handler {
 class InConn final : public FrameConn::Handler, public std::enable_shared_from_this<InConn> {
  public:
   InConn(TcpTransport* t, Lane* lane, int peer) : t_(t), lane_(lane), peer_(peer) {}
-  // Wraps the socket and tells the connector it may send calls.
-  Status Start(int fd);
+  // Wraps the socket (and its TLS session, pool-tls) and tells the
+  // connector it may send calls.
+  Status Start(int fd, std::shared_ptr<TlsSession> tls);
   // Drops the connection (outstanding IncomingCalls then answer nothing).
   void Close() { conn_.reset(); }
   FrameConn* conn() { return conn_.get(); }
@@ -137,6 +138,7 @@ class PendingAccept final : public FrameConn::Handler {
 struct Handoff {
   int fd;
   int peer;
+  std::shared_ptr<TlsSession> tls;  // pool-tls: the session goes with its socket
 };
 
 struct Lane {
@@ -162,7 +164,7 @@ class TcpTransport final : public LanedTransport<Lane> {
 
   const TcpTuning& tuning() const { return tuning_; }
   // Lane 0: `peer` authenticated a connection from its lane `conn_lane`.
-  void HandOff(int fd, int peer, uint32_t conn_lane);
+  void HandOff(int fd, std::shared_ptr<TlsSession> tls, int peer, uint32_t conn_lane);
   // Lane 0: `a` sent a valid HELLO; it no longer counts as silent.
   void HelloVerified(PendingAccept* a);
   // Lane 0: destroys a finished or failed PendingAccept.
@@ -176,7 +178,7 @@ class TcpTransport final : public LanedTransport<Lane> {
   Status StartLanes(const std::vector<event_base*>& bases) override;
   void StopLaneImpl(Lane& lane) override;
   void ForgetStart() override { listener_ = nullptr; }
-  void Adopt(Lane& lane, int fd, int peer);
+  void Adopt(Lane& lane, int fd, std::shared_ptr<TlsSession> tls, int peer);
   void OnAccept(int fd, const sockaddr* from);
   bool RefuseSource(const sockaddr* from);
   // Brings the silent handshakes of `source`, then all pending ones, back

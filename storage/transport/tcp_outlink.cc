@@ -50,8 +50,17 @@ Status OutLink::Open() {
     close(fd);
     return Status::Unavailable("connect to " + where + ": " + std::strerror(err));
   }
+  std::shared_ptr<TlsSession> tls;
+  if (t_->options().tls) {
+    auto s = TlsSession::Create(*t_->options().tls, fd, TlsSession::Side::kConnect);
+    if (!s.ok()) {
+      close(fd);
+      return Status::Unavailable(s.status().message());
+    }
+    tls = std::move(s.value());
+  }
   auto c = FrameConn::Create(lane_->base, fd, /*connecting=*/true, kHandshakeLimits,
-                             lane_->scratch.get(), kScratchSize, this);
+                             lane_->scratch.get(), kScratchSize, this, std::move(tls));
   if (!c.ok()) return Status::Unavailable(c.status().message());
   conn_ = std::move(c.value());
   st = StartHandshake();

@@ -216,25 +216,27 @@ void TcpTransport::ResumeAcceptCb(evutil_socket_t, short, void* arg) {
   if (t->listener_) evconnlistener_enable(t->listener_);
 }
 
-void TcpTransport::HandOff(int fd, int peer, uint32_t conn_lane) {
+void TcpTransport::HandOff(int fd, std::shared_ptr<TlsSession> tls, int peer,
+                           uint32_t conn_lane) {
   const size_t target = conn_lane % lanes_.size();
   Lane& l = *lanes_[target];
-  if (target == 0) return Adopt(l, fd, peer);
-  if (!l.inbox.Push({fd, peer})) close(fd);
+  if (target == 0) return Adopt(l, fd, std::move(tls), peer);
+  if (!l.inbox.Push({fd, peer, std::move(tls)})) close(fd);
 }
 
 void TcpTransport::WakeCb(evutil_socket_t, short, void* arg) {
   auto* l = static_cast<Lane*>(arg);
-  for (const Handoff& h : l->inbox.Take()) l->t->Adopt(*l, h.fd, h.peer);
+  for (const Handoff& h : l->inbox.Take()) l->t->Adopt(*l, h.fd, h.tls, h.peer);
 }
 
-void TcpTransport::Adopt(Lane& l, int fd, int peer) {
+void TcpTransport::Adopt(Lane& l, int fd, std::shared_ptr<TlsSession> tls, int peer) {
   if (l.stopped) {
+    tls.reset();
     close(fd);
     return;
   }
   auto c = std::make_shared<InConn>(this, &l, peer);
-  if (!c->Start(fd).ok()) return;
+  if (!c->Start(fd, std::move(tls)).ok()) return;
   l.incoming.emplace(c.get(), std::move(c));
 }
 

@@ -38,6 +38,7 @@
 #include <string_view>
 #include <vector>
 
+#include "storage/transport/tls.h"
 #include "storage/util/status.h"
 
 namespace kvpool::transport {
@@ -53,6 +54,10 @@ struct TransportOptions {
   std::string bind_host;            // where to listen for peers ("" = 127.0.0.1)
   int listen_port = 0;              // this node's pool port
   std::string secret;               // pool-secret (HMAC key; never sent)
+  // pool-tls (TCP only): every link is a TLS session from this context,
+  // made with Role::kPeer, so both sides verify each other's certificate.
+  // Null = plaintext. A peer that does not speak TLS cannot connect.
+  std::shared_ptr<const TlsContext> tls;
   uint64_t max_body = 64u << 20;    // largest call/reply body accepted
   uint64_t max_bulk = 1ull << 30;   // largest bulk region accepted per call
   // RDMA: staging buffers (registered once) per lane and their size.

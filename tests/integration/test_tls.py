@@ -7,6 +7,9 @@ a server certificate for 127.0.0.1, a client certificate, and a client
 certificate from another CA that the node must refuse. No openssl is a
 failure, not a skip (scripts/install-deps.sh installs it).
 
+Then pool-tls: a pool of three whose links are TLS, and a node without
+pool-tls that the others cannot talk to.
+
 Every test starts its own node (the pool runs start their own pools too),
 so the module is own_pool: the single-node runs cover it.
 """
@@ -23,7 +26,7 @@ import time
 import pytest
 import redis
 
-from conftest import HOST, ServerProcess, pick_free_port, pick_free_ports, start_server
+from conftest import HOST, Pool, ServerProcess, pick_free_port, pick_free_ports, start_server
 
 pytestmark = [pytest.mark.kvpool_only, pytest.mark.own_pool]
 
@@ -218,3 +221,54 @@ def test_bad_tls_configuration_refuses_to_start(certs):
         rc = s.wait_exit(10)
         assert rc not in (None, 0), s.log_tail()
         assert text in s.log_tail(), s.log_tail()
+
+
+def _pool_port(node: ServerProcess) -> int:
+    return node.port + 10000  # pool-port 0: port + 10000
+
+
+def test_pool_over_tls(certs):
+    """pool-tls yes: MSET/MGET across three nodes whose links are TLS; the
+    pool port asks for a certificate the CA signed before anything else."""
+    p = Pool(3, *tls_args(certs, pool_tls="yes"), name="tls-pool")
+    try:
+        p.start()
+        kv = {f"tls:{i}": f"value-{i}" for i in range(300)}
+        assert p[0].client().mset(kv)
+        for n in p.nodes:
+            assert n.client().mget(list(kv)) == [v.encode() for v in kv.values()]
+        big = os.urandom(2 << 20)
+        assert p[1].client().set("tls:big", big)
+        assert p[2].client().get("tls:big") == big
+        assert p[0].client().get("tls:big") == big
+        # The pool port speaks TLS and wants the peer's certificate.
+        ctx = ssl.create_default_context(cafile=certs("ca.crt"))
+        ctx.load_cert_chain(certs("client.crt"), certs("client.key"))
+        with socket.create_connection((HOST, _pool_port(p[0])), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname=HOST) as t:
+                assert t.version() in ("TLSv1.2", "TLSv1.3")
+        bare = ssl.create_default_context(cafile=certs("ca.crt"))
+        with pytest.raises((ssl.SSLError, OSError)):
+            with socket.create_connection((HOST, _pool_port(p[0])), timeout=5) as raw:
+                with bare.wrap_socket(raw, server_hostname=HOST) as t:
+                    t.sendall(b"x" * 64)
+                    t.recv(1)
+    finally:
+        p.stop()
+
+
+def test_pool_refuses_a_node_without_tls(certs):
+    """Node 3 runs without pool-tls: it cannot talk to the TLS nodes (its
+    frames are not TLS, theirs are not frames), so each side counts the
+    other down while nodes 1 and 2 serve each other."""
+    p = Pool(3, *tls_args(certs, pool_tls="yes"), "--pool-heartbeat-ms", "50",
+             "--pool-down-after-ms", "500", name="tls-mixed", node_args={2: ["--pool-tls", "no"]})
+    try:
+        p.start(wait_up=False)
+        p.wait_state(2, "down", observers=[0, 1], timeout=10)
+        p.wait_state(0, "down", observers=[2], timeout=10)
+        # Nodes 1 and 2 heard each other (a peer's maxmemory comes with its
+        # heartbeat's answer), and serve a key of any slot between them.
+        assert Pool._really_up(p.pool_nodes(0)[1]) and Pool._really_up(p.pool_nodes(1)[0])
+    finally:
+        p.stop()
