@@ -395,6 +395,13 @@ bool CrossProtocolAttack(std::string_view command) {
 }  // namespace
 
 void Connection::ProcessInput() {
+  // One wall-clock read for the commands parsed from this input, and one
+  // monotonic read per command for their statistics (dispatcher.h).
+  struct Batch {
+    Batch() { BeginCommandBatch(); }
+    ~Batch() { EndCommandBatch(); }
+  } batch;
+  int64_t now = 0;
   while (!closed_ && !closing_) {
     if (!held_) {
       if (in_begin_ >= in_end_) break;
@@ -452,7 +459,8 @@ void Connection::ProcessInput() {
       break;
     }
     held_ = false;
-    Run(passable, std::move(keys));
+    if (now == 0) now = NowMs();
+    Run(passable, std::move(keys), now);
     if (client_.close_after_reply) {
       closing_ = true;
       break;
@@ -483,8 +491,7 @@ bool Connection::MayPass(std::vector<std::string_view>* keys) {
   return true;
 }
 
-void Connection::Run(bool passable, std::vector<std::string_view> keys) {
-  int64_t now = NowMs();
+void Connection::Run(bool passable, std::vector<std::string_view> keys, int64_t now) {
   client_.args_owner = in_;
   const bool asked = !outstanding_.empty();  // MayPass decided `passable`
   // Replies of a command that runs while others are outstanding go behind

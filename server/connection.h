@@ -97,7 +97,7 @@ class Connection : private protocol::ReplySink {
   bool MayPass(std::vector<std::string_view>* keys);
   // Dispatches args_ (parsed) and keeps track of it if it is answered later
   // (`passable` and `keys` as MayPass found them, when it was asked).
-  void Run(bool passable, std::vector<std::string_view> keys);
+  void Run(bool passable, std::vector<std::string_view> keys, int64_t now_ms);
   Outstanding* CaptureTarget() const {
     return capture_ != nullptr && !emitting_ && !capture_->emitted ? capture_.get() : nullptr;
   }

@@ -19,6 +19,22 @@ int64_t NowMs() {
   return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
 }
 
+namespace {
+// The open batch of this thread: its depth, and the end of the last command
+// run in it (0 until one ran).
+thread_local int t_batch_depth = 0;
+thread_local uint64_t t_batch_mark_us = 0;
+
+}  // namespace
+
+void BeginCommandBatch() {
+  if (t_batch_depth++ == 0) t_batch_mark_us = 0;
+}
+
+void EndCommandBatch() {
+  if (--t_batch_depth == 0) t_batch_mark_us = 0;
+}
+
 storage::Store& CommandContext::store() { return server_.store(); }
 
 pool::Pool* CommandContext::pool() { return client_.local_only ? nullptr : server_.pool(); }
@@ -50,6 +66,19 @@ uint64_t MonoUs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
 }
 
+// When a command starts, for its statistics.
+uint64_t StartUs() {
+  if (t_batch_depth > 0 && t_batch_mark_us != 0) return t_batch_mark_us;
+  return MonoUs();
+}
+
+// When a command ended; the next one in the batch starts there.
+uint64_t EndUs() {
+  uint64_t now = MonoUs();
+  if (t_batch_depth > 0) t_batch_mark_us = now;
+  return now;
+}
+
 // What happened to one command, for its statistics.
 enum class Outcome { kUnknown, kRejected, kQueued, kRan };
 
@@ -71,7 +100,7 @@ void Account(ServerContext& server, ClientState& client, protocol::ReplyBuilder&
     return;
   }
   if (outcome != Outcome::kRan) return;
-  uint64_t took = MonoUs() - started_us;
+  uint64_t took = EndUs() - started_us;
   if (server.monitor().active() && spec->name != "monitor") {
     std::vector<std::string_view> shown(args.begin(), args.end());
     if (Redacted(*spec))
@@ -114,7 +143,7 @@ Outcome Run(ServerContext& server, ClientState& client, protocol::ReplyBuilder& 
 void Execute(ServerContext& server, ClientState& client, protocol::ReplyBuilder& reply,
              std::span<const std::string_view> args, int64_t now_ms) {
   const CommandSpec* spec = server.commands().Find(args[0]);
-  uint64_t errors_before = reply.errors(), started = MonoUs();
+  uint64_t errors_before = reply.errors(), started = StartUs();
   CommandContext cx(server, client, reply, args, now_ms);
   spec->handler(cx);
   Account(server, client, reply, args, spec, Outcome::kRan, errors_before, started);
@@ -174,7 +203,7 @@ Outcome Run(ServerContext& server, ClientState& client, protocol::ReplyBuilder& 
     reply.SimpleString("QUEUED");
     return Outcome::kQueued;
   }
-  *started_us = MonoUs();
+  *started_us = StartUs();
 
   stats.commands.fetch_add(1, std::memory_order_relaxed);
   client.info->last_command.store(spec->name.data(), std::memory_order_relaxed);

@@ -24,4 +24,13 @@ void Execute(ServerContext& server, ClientState& client, protocol::ReplyBuilder&
 // Milliseconds since the Unix epoch.
 int64_t NowMs();
 
+// A batch of commands run back to back on this thread (one read's worth of
+// a client's pipeline): while it is open, a command's start time for its
+// statistics is the end time of the one before, so a command costs one
+// monotonic clock read instead of two (a read costs 20-80 ns here, as much
+// as a GET's own work). Closed batches (and commands outside any) read the
+// clock at their start. Nests: only the outermost Begin/End count.
+void BeginCommandBatch();
+void EndCommandBatch();
+
 }  // namespace kvpool
