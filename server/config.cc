@@ -126,8 +126,9 @@ std::vector<OptionSpec> BuildSpecs() {
       {"transport", T::kEnum, "tcp", false, "Node-to-node transport: tcp or rdma.", 0, 0,
        {"tcp", "rdma"}},
       {"transport-fallback", T::kBool, "yes", false,
-       "With transport rdma and no usable RDMA device: yes = use tcp, no = refuse to start.", 0,
-       1},
+       "With transport rdma and no usable RDMA device: yes = use tcp, no = refuse to start. "
+       "An RDMA plugin that cannot be loaded is always refused.",
+       0, 1},
       {"pool-tls", T::kBool, "no", false,
        "yes = the pool's TCP links use TLS with tls-cert-file and tls-key-file, and each side "
        "verifies the other against tls-ca-cert-file. Every node must agree.",
@@ -173,6 +174,10 @@ std::vector<OptionSpec> BuildSpecs() {
        "nodes learn it from heartbeats. At most 255 bytes."},
       {"cluster-announce-port", T::kInt, "0", true,
        "Client port clients are told to use for this node; 0 = its own port.", 0, 65535},
+      {"rdma-plugin", T::kString, "", false,
+       "The RDMA transport plugin (libkvpool-rdma.so, which links libibverbs and librdmacm), "
+       "loaded only with transport rdma; empty = beside the kvpool-server executable, then in "
+       "the installed lib/kvpool directory."},
       {"rdma-device", T::kString, "", false, "RDMA device (e.g. mlx5_0, rxe0); empty = first active."},
       {"rdma-port", T::kInt, "1", false, "Port of the RDMA device.", 1, 255},
       {"rdma-gid-index", T::kInt, "-1", false,

@@ -21,6 +21,7 @@
 #include "server/metrics_http.h"
 #include "server/pool_executor.h"
 #include "storage/pool/pool.h"
+#include "storage/transport/rdma_plugin.h"
 #include "storage/transport/transport.h"
 
 namespace kvpool {
@@ -158,7 +159,11 @@ Status Server::SetUpPool() {
     to.tls = std::move(tls.value());
   }
   if (want_rdma) {
-    auto t = transport::CreateRdmaTransport(to);
+    // A plugin that cannot be loaded is an install or config error, not a
+    // machine without RDMA: refused whatever transport-fallback says.
+    auto plugin = transport::LoadRdmaPlugin(config_->String("rdma-plugin"));
+    if (!plugin.ok()) return plugin.status();
+    auto t = plugin.value()->create(to);
     if (t.ok()) {
       transport_ = std::move(t.value());
     } else if (config_->Int("transport-fallback")) {

@@ -1,9 +1,11 @@
-// The RDMA transport (see transport.h for the contract): rdma_cm + RC queue
-// pairs; calls, replies and the handshake are wire.h frames sent two-sided
-// (rdma_wire.h), bulk bytes move one-sided: the owner RDMA-READs bulk_in out
-// of the requester's staging buffer and RDMA-WRITEs bulk_out into it,
-// straight from/to TransportOptions::regions (the segment) when the owner's
-// memory lies there, through a bounce buffer otherwise.
+// The RDMA transport (see transport.h for the contract; linked only into
+// libkvpool-rdma.so, see rdma_plugin.h, and its own tests, never into the
+// server): rdma_cm + RC queue pairs; calls, replies and the handshake are
+// wire.h frames sent two-sided (rdma_wire.h), bulk bytes move one-sided: the
+// owner RDMA-READs bulk_in out of the requester's staging buffer and
+// RDMA-WRITEs bulk_out into it, straight from/to TransportOptions::regions
+// (the segment) when the owner's memory lies there, through a bounce buffer
+// otherwise.
 //
 // Resources, all registered at Start and never per call:
 //   per lane  staging_buffers x staging_bytes (requester side: bulk_in copy,
@@ -77,6 +79,7 @@ struct RdmaStats {
 // bind address is not on one.
 [[nodiscard]] StatusOr<std::unique_ptr<Transport>> CreateRdmaTransport(const TransportOptions& o,
                                                                        const RdmaTuning& tuning);
+[[nodiscard]] StatusOr<std::unique_ptr<Transport>> CreateRdmaTransport(const TransportOptions& o);
 
 // The stats of a transport built by CreateRdmaTransport; null for any other.
 const RdmaStats* GetRdmaStats(const Transport& t);

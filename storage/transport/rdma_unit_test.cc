@@ -1,10 +1,12 @@
 // Parts of the RDMA transport that need no RDMA device: its wire additions,
 // option checks, and the clear refusal when no device is usable (the server
-// then falls back to TCP or refuses to start).
+// then falls back to TCP or refuses to start), and loading the plugin the
+// server gets them from (rdma_plugin.h).
 #include <gtest/gtest.h>
 
 #include <cstring>
 
+#include "storage/transport/rdma_plugin.h"
 #include "storage/transport/rdma_transport.h"
 #include "storage/transport/rdma_wire.h"
 
@@ -112,6 +114,54 @@ TEST(RdmaTransportUnitTest, NoUsableDeviceIsUnavailableWithAReason) {
   EXPECT_EQ(t.status().code(), Code::kUnavailable);
   EXPECT_FALSE(t.status().message().empty());
   std::printf("[          ] %s\n", t.status().ToString().c_str());
+}
+
+// The plugin this build made (KVPOOL_RDMA_PLUGIN, from CMake) loads, its
+// factory is the RDMA transport's, and loading it again is the same plugin.
+// This binary links the transport too: the plugin's copies must not clash.
+TEST(RdmaPluginTest, LoadsTheBuiltPlugin) {
+  auto p = LoadRdmaPlugin(KVPOOL_RDMA_PLUGIN);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p.value()->abi, kRdmaPluginAbi);
+  TransportOptions o;
+  o.peers = {{"127.0.0.1", 1}};
+  o.bind_host = "127.0.0.1";
+  o.staging_buffers = 1;
+  EXPECT_EQ(p.value()->create(o).status().code(), Code::kInvalidArgument);
+  o.staging_buffers = 8;
+  auto t = p.value()->create(o);  // no RDMA device serves loopback
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), Code::kUnavailable);
+  EXPECT_EQ(t.status().message(), CreateRdmaTransport(o).status().message());
+  auto again = LoadRdmaPlugin(KVPOOL_RDMA_PLUGIN);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again.value(), p.value());
+}
+
+TEST(RdmaPluginTest, MissingOrForeignPluginIsAnErrorNamingIt) {
+  auto p = LoadRdmaPlugin("/nonexistent/libkvpool-rdma.so");
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), Code::kUnavailable);
+  EXPECT_NE(p.status().message().find("/nonexistent/libkvpool-rdma.so"), std::string::npos)
+      << p.status().message();
+  // A shared object that is not a kvpool plugin.
+  p = LoadRdmaPlugin("libm.so.6");
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("does not export kvpool_rdma_plugin"), std::string::npos)
+      << p.status().message();
+}
+
+// The default search starts beside the executable: this test's directory
+// has no plugin (CMake puts it beside kvpool-server), so it is not found,
+// and the error names the library and where it looked.
+TEST(RdmaPluginTest, DefaultSearchNamesWhereItLooked) {
+  std::vector<std::string> path = RdmaPluginSearchPath();
+  ASSERT_EQ(path.size(), 2u);
+  auto p = LoadRdmaPlugin("");
+  ASSERT_FALSE(p.ok());
+  std::string m = p.status().message();
+  EXPECT_NE(m.find("libkvpool-rdma.so: not found"), std::string::npos) << m;
+  for (const std::string& candidate : path) EXPECT_NE(m.find(candidate), std::string::npos) << m;
 }
 
 }  // namespace
