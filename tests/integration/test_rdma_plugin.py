@@ -9,7 +9,8 @@ the installed lib/kvpool directory.
 - a plugin that cannot be loaded refuses the start, with transport-fallback
   yes too (it is an install or config error, not a machine without an RDMA
   device), and the error names the library and where it looked;
-- the plugin the build put beside kvpool-server is found and loaded.
+- the plugin the build put beside kvpool-server is found and loaded, and so
+  is one in the installed layout's ../<libdir>/kvpool.
 
 Over real RDMA the plugin carries the pool suites in the RDMA job
 (tests/rdma/run.sh). These tests start their own processes, the same in
@@ -19,6 +20,7 @@ every mode (`own_pool`).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -66,7 +68,7 @@ def test_not_a_plugin_refuses_to_start(tmp_path):
     assert "cannot load the RDMA transport plugin" in out, out
 
 
-def test_default_search_without_plugin_names_where_it_looked(tmp_path):
+def test_default_search_beside_the_server_then_in_the_install_libdir(tmp_path):
     # A copy of the server in a directory with no plugin beside it (and no
     # ../lib/.../kvpool): what a TCP-only install asked for rdma does.
     bin_dir = tmp_path / "bin"
@@ -75,7 +77,19 @@ def test_default_search_without_plugin_names_where_it_looked(tmp_path):
     shutil.copy2(SERVER_BINARY, server)
     out = refused_start(server)
     assert f"{PLUGIN}: not found" in out, out
-    assert str(bin_dir / PLUGIN) in out, out
+    m = re.search(r"looked for (\S+), (\S+)\)", out)
+    assert m, out
+    assert m.group(1) == str(bin_dir / PLUGIN), out
+    # The installed layout: the plugin in ../<libdir>/kvpool from the
+    # executable is found there (and then fails only for want of an RDMA
+    # device on the address, with transport-fallback no).
+    installed = os.path.normpath(m.group(2))
+    assert installed.startswith(str(tmp_path) + "/") and "/kvpool/" in installed, out
+    os.makedirs(os.path.dirname(installed))
+    shutil.copy2(os.path.join(os.path.dirname(SERVER_BINARY), PLUGIN), installed)
+    out = refused_start(server, "--transport-fallback", "no")
+    assert f"loaded the RDMA transport plugin {m.group(2)}" in out, out
+    assert "transport rdma unavailable" in out, out
 
 
 def test_plugin_beside_the_server_is_loaded():
