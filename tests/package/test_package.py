@@ -45,6 +45,9 @@ PACKAGE_FILES = {
     str(BIN), str(CONF), str(LOGROTATE), str(UNIT),
     str(DOC / "README.md"), str(DOC / "LICENSE"), str(DOC / "examples/grafana-dashboard.json"),
 }
+# libkvpool-rdma.so, the RDMA transport the server dlopens: in <libdir>/kvpool
+# (lib/kvpool, or lib/<triplet>/kvpool in a build configured for /usr).
+PLUGIN_RE = r"/usr/lib/(.+/)?kvpool/libkvpool-rdma\.so"
 START_TIMEOUT = 30.0
 HOST = "127.0.0.1"
 
@@ -172,8 +175,9 @@ def test_package_fields(deb):
 def test_package_holds_only_the_server_and_its_files(deb, tmp_path):
     listing = run("dpkg-deb", "-c", str(deb)).stdout.splitlines()
     files = {line.split()[-1].lstrip(".") for line in listing if not line.startswith("d")}
-    # The RDMA transport plugin, in a build where the server dlopens it.
-    plugins = {f for f in files if re.fullmatch(r"/usr/lib/(.+/)?kvpool/libkvpool-rdma\.so", f)}
+    # The RDMA transport plugin the server dlopens, in <libdir>/kvpool.
+    plugins = {f for f in files if re.fullmatch(PLUGIN_RE, f)}
+    assert len(plugins) == 1, f"no single RDMA plugin in the package: {sorted(files)}"
     assert files - plugins == PACKAGE_FILES
     run("dpkg-deb", "-e", str(deb), str(tmp_path / "control"))
     assert (tmp_path / "control/conffiles").read_text().split() == [str(CONF), str(LOGROTATE)]
@@ -187,7 +191,8 @@ def test_cmake_install_under_another_prefix(tmp_path):
     run("cmake", "--install", str(build_dir()), "--prefix", prefix, env=env)
     root = tmp_path / prefix.lstrip("/")
     files = {"/" + str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
-    plugins = {f for f in files if re.fullmatch(rf"{prefix}/lib/(.+/)?kvpool/libkvpool-rdma\.so", f)}
+    plugins = {f for f in files if re.fullmatch(PLUGIN_RE.replace("/usr", prefix, 1), f)}
+    assert len(plugins) == 1, sorted(files)
     assert files - plugins == {
         f"{prefix}/bin/kvpool-server", f"{prefix}/etc/kvpool/kvpool.conf",
         f"{prefix}/etc/logrotate.d/kvpool", f"{prefix}/lib/systemd/system/kvpool.service",
@@ -325,6 +330,44 @@ def test_node_runs_from_the_packaged_config(installed, tmp_path):
             proc.wait(timeout=10)
         notify.sock.close()
     assert processes_of(BIN) == []
+
+
+def test_installed_server_loads_the_installed_rdma_plugin(installed):
+    """With `transport rdma` (a pool of two, only this node running) the
+    installed binary finds the installed plugin by itself, as the packaged
+    unit would run it; without an RDMA device it falls back to tcp."""
+    plugins = [p for p in Path("/usr/lib").rglob("libkvpool-rdma.so") if re.fullmatch(PLUGIN_RE, str(p))]
+    assert len(plugins) == 1, plugins
+    port, other = free_port(), free_port()
+    log = Path(f"/tmp/kvpool-package-rdma-{os.getpid()}.log")
+    proc = subprocess.Popen(
+        [str(BIN), "--port", str(port), "--maxmemory", "64mb", "--logfile", str(log),
+         "--pool-nodes", f"{HOST}:{port} {HOST}:{other}", "--transport", "rdma",
+         "--transport-fallback", "yes"],
+        cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        r = redis.Redis(host=HOST, port=port, socket_timeout=5)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            assert proc.poll() is None, log.read_text() if log.exists() else "exited, no log"
+            try:
+                if r.ping():
+                    break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, log.read_text() if log.exists() else "no log"
+                time.sleep(0.05)
+        text = log.read_text()
+        loaded = re.search(r"loaded the RDMA transport plugin (\S+)", text)
+        assert loaded and os.path.realpath(loaded.group(1)) == str(plugins[0]), text
+        assert r.info("pool")["transport"] in ("tcp", "rdma")
+        r.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.unlink(missing_ok=True)
 
 
 def test_reinstall_keeps_the_edited_config(installed):
