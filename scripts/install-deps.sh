@@ -30,6 +30,8 @@ if [ "${1:-}" = "--test" ]; then
   # its unit (systemd; nothing needs it running), setpriv (util-linux), its
   # logrotate file run (logrotate; pkill in postrotate: procps).
   PKGS+=(adduser systemd util-linux logrotate)
+  # pytest-xdist: scripts/test.sh spreads the integration suite over workers.
+  PKGS+=(python3-pytest-xdist)
   command -v npm >/dev/null || PKGS+=(npm)
 fi
 

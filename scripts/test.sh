@@ -19,6 +19,16 @@ ROOT=$PWD
 START=$(date +%s)
 step() { echo; echo "=== [$(( $(date +%s) - START ))s] $*"; }
 PYTEST=(/usr/bin/python3 -m pytest -q tests/integration)
+# The integration suite in two passes: everything but the tests marked serial
+# (they bound CPU time, loop turns or latency) spread over pytest-xdist
+# workers, a test file per worker at a time (its module-scoped servers
+# shared); most tests wait on servers, timeouts and failover, not on the CPU.
+# Then the serial tests alone. Arguments go to both passes.
+IT_WORKERS=${IT_WORKERS:-3}
+integration() {
+  "${PYTEST[@]}" -n "$IT_WORKERS" --dist loadfile -m "not serial" "$@"
+  "${PYTEST[@]}" -m serial "$@"
+}
 
 # A sanitizer's reports go to files under $1; any file there fails the run.
 check_reports() {
@@ -67,14 +77,14 @@ export KVPOOL_NATIVE_DIR=$ROOT/build/clients/python
 
 export KVPOOL_HIREDIS_CLIENT=$ROOT/build/tests/clients/hiredis_client
 step "integration: one node"
-KVPOOL_SERVER=$ROOT/build/server/kvpool-server "${PYTEST[@]}"
+KVPOOL_SERVER=$ROOT/build/server/kvpool-server integration
 
 step "benchmark tools: loadgen --verify and bench_report against real servers"
 KVPOOL_SERVER=$ROOT/build/server/kvpool-server KVPOOL_LOADGEN=$ROOT/build/bench/loadgen \
   /usr/bin/python3 -m pytest -q -p no:cacheprovider bench/test_bench.py
 
 step "integration: the same suite against a three-node pool"
-KVPOOL_SERVER=$ROOT/build/server/kvpool-server KVPOOL_POOL_NODES=3 "${PYTEST[@]}"
+KVPOOL_SERVER=$ROOT/build/server/kvpool-server KVPOOL_POOL_NODES=3 integration
 
 step "build with ASan + UBSan"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKVPOOL_SANITIZE=ON -DKVPOOL_BENCH=OFF \
@@ -89,7 +99,7 @@ step "integration: one node, server under ASan + UBSan"
 reports=$(mktemp -d /tmp/kvpool-asan.XXXXXX)
 ASAN_OPTIONS=detect_leaks=1:log_path=$reports/asan \
 UBSAN_OPTIONS=print_stacktrace=1:log_path=$reports/ubsan \
-KVPOOL_SERVER=$ROOT/build-asan/server/kvpool-server "${PYTEST[@]}"
+KVPOOL_SERVER=$ROOT/build-asan/server/kvpool-server integration
 check_reports "$reports"
 
 step "build the server with TSan"
@@ -102,7 +112,7 @@ step "integration: one node and pools, server under TSan with io-threads 2"
 # pool timeouts those tests use, and they add nothing to race detection.
 reports=$(mktemp -d /tmp/kvpool-tsan.XXXXXX)
 TSAN_OPTIONS=halt_on_error=0:log_path=$reports/tsan KVPOOL_SERVER_ARGS="--io-threads 2" \
-KVPOOL_SERVER=$ROOT/build-tsan/server/kvpool-server "${PYTEST[@]}" -k "not 64mib"
+KVPOOL_SERVER=$ROOT/build-tsan/server/kvpool-server integration -k "not 64mib"
 check_reports "$reports"
 
 step "fuzzers: RESP parser ${FUZZ_SECONDS:-60}s; peer frames, pool owner, client reply reader ${FUZZ_PEER_SECONDS:-30}s each"

@@ -26,6 +26,17 @@ def ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
 
 
+def _free_net(tag: int) -> str:
+    """A 10.232.X prefix whose /24 no interface uses yet, starting from the
+    pool's tag: pytest-xdist workers (other pids) build pools at the same time."""
+    used = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True, timeout=10).stdout
+    for k in range(200):
+        net = f"10.232.{(tag + k) % 200 + 20}"
+        if f" {net}." not in used:
+            return net
+    raise RuntimeError("no free 10.232.X.0/24 for a namespaced pool")
+
+
 def can_netns() -> bool:
     """Root, ip(8), and namespaces this environment lets us make."""
     if os.geteuid() != 0 or shutil.which("ip") is None:
@@ -63,7 +74,7 @@ class NsPool(Pool):
         super().__init__(n, name=name, **opts)
         # Interface names are at most 15 characters: "kv" + 5 digits + 3.
         tag = (os.getpid() % 10000) * 10 + next(_POOLS) % 10
-        self.net = f"10.232.{tag % 200 + 20}"
+        self.net = _free_net(tag)
         self.bridge = f"kv{tag}br"
         self.nss = [f"kv{tag}n{i}" for i in range(n)]
         self.links = [f"kv{tag}h{i}" for i in range(n)]

@@ -43,6 +43,9 @@ from hardening_util import (  # noqa: F401 (srv, health, after_each: fixtures py
 from resp import RespError, encode_command
 from util import NOT_INT, SYNTAX, wrong_args
 
+# serial: a good client's round trips (others_unaffected), SCAN and KEYS are timed.
+pytestmark = pytest.mark.serial
+
 
 # --------------------------------------------------- protocol errors: close
 

@@ -17,10 +17,15 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
+
 from hardening_util import (  # noqa: F401 (srv, health, after_each: fixtures pytest finds by name)
     MiB, OUTPUT_LIMIT, POPULATED_KEYS, after_each, closed_by_server, health, info,
     kvpool_only_check, never_reader, others_unaffected, raw_socket, sender, srv, stat)
 from resp import RespConnection, encode_command
+
+# serial: a good client's round trips beside an abuser are timed (others_unaffected).
+pytestmark = pytest.mark.serial
 
 
 # -------------------------------------------------- stalled clients, others fine

@@ -34,7 +34,8 @@ from hardening_util import is_sanitized
 from pool_util import SlotMap, copies
 from util import wait_until
 
-pytestmark = [pytest.mark.kvpool_only, pytest.mark.own_pool]
+# serial: io_loop_max_busy_ms and PING times are bounded.
+pytestmark = [pytest.mark.kvpool_only, pytest.mark.own_pool, pytest.mark.serial]
 
 SANITIZED = is_sanitized(SERVER_BINARY)
 MB = 1_000_000

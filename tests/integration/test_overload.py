@@ -46,6 +46,9 @@ from conftest import POOL_MODE, SERVER_BINARY, ServerProcess, USE_REDIS
 from util import parse_info, rss_bytes
 from resp import RespConnection, RespError, encode_command
 
+# serial: an idle server's CPU time and clients' wait times are bounded.
+pytestmark = pytest.mark.serial
+
 MiB = 1024 * 1024
 # The INFO field maxmemory bounds: Redis's used_memory; kvpool's dataset
 # (items + index), as its used_memory also counts the process heap.

@@ -19,7 +19,8 @@ import redis
 from pool_util import SlotMap, local_keys
 from util import err
 
-pytestmark = [pytest.mark.kvpool_only, pytest.mark.own_pool]
+# serial: detection times and request times through a failing pool are bounded.
+pytestmark = [pytest.mark.kvpool_only, pytest.mark.own_pool, pytest.mark.serial]
 
 # ------------------------------------------------------------- node failure
 
