@@ -23,7 +23,9 @@ PYTEST=(/usr/bin/python3 -m pytest -q tests/integration)
 # (they bound CPU time, loop turns or latency) spread over pytest-xdist
 # workers, a test file per worker at a time (its module-scoped servers
 # shared); most tests wait on servers, timeouts and failover, not on the CPU.
-# Then the serial tests alone. Arguments go to both passes.
+# Then the serial tests alone. Arguments go to both passes. Not for the
+# three-node pool pass: each worker would start its own default pool, and
+# that pass is short and busy (75 s in one process, 84 s split).
 IT_WORKERS=${IT_WORKERS:-3}
 integration() {
   "${PYTEST[@]}" -n "$IT_WORKERS" --dist loadfile -m "not serial" "$@"
@@ -84,7 +86,7 @@ KVPOOL_SERVER=$ROOT/build/server/kvpool-server KVPOOL_LOADGEN=$ROOT/build/bench/
   /usr/bin/python3 -m pytest -q -p no:cacheprovider bench/test_bench.py
 
 step "integration: the same suite against a three-node pool"
-KVPOOL_SERVER=$ROOT/build/server/kvpool-server KVPOOL_POOL_NODES=3 integration
+KVPOOL_SERVER=$ROOT/build/server/kvpool-server KVPOOL_POOL_NODES=3 "${PYTEST[@]}"
 
 step "build with ASan + UBSan"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKVPOOL_SANITIZE=ON -DKVPOOL_BENCH=OFF \
