@@ -148,6 +148,8 @@ def _closed_by_server(sock: socket.socket, timeout: float) -> bool:
         return False
 
 
+# serial: 50 round trips beside the stalled handshakes are timed.
+@pytest.mark.serial
 def test_bad_and_stalled_handshakes_do_not_disturb_others(node, certs):
     r = tls_client(certs, node.tls_port)
     assert r.set("tls:other", "1")
