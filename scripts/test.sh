@@ -118,9 +118,23 @@ KVPOOL_SERVER=$ROOT/build-tsan/server/kvpool-server integration -k "not 64mib"
 check_reports "$reports"
 
 step "fuzzers: RESP parser ${FUZZ_SECONDS:-60}s; peer frames, pool owner, client reply reader ${FUZZ_PEER_SECONDS:-30}s each"
-FUZZ_SECONDS=${FUZZ_SECONDS:-60} FUZZ_TARGETS=resp_parser_fuzz tests/fuzz/build_and_run.sh "$ROOT/build-fuzz"
+# The RESP parser's run beside the other three: libFuzzer runs on one core,
+# there are two, and each target keeps its seconds. Its output follows theirs.
+fuzz_log=$(mktemp /tmp/kvpool-fuzz.XXXXXX)
+FUZZ_SECONDS=${FUZZ_SECONDS:-60} FUZZ_TARGETS=resp_parser_fuzz tests/fuzz/build_and_run.sh "$ROOT/build-fuzz" \
+  >"$fuzz_log" 2>&1 &
+fuzz_pid=$!
+peer_rc=0
 FUZZ_SECONDS=${FUZZ_PEER_SECONDS:-30} FUZZ_TARGETS="peer_frame_fuzz peer_owner_fuzz reply_reader_fuzz" \
-  tests/fuzz/build_and_run.sh "$ROOT/build-fuzz"
+  tests/fuzz/build_and_run.sh "$ROOT/build-fuzz" || peer_rc=$?
+resp_rc=0
+wait "$fuzz_pid" || resp_rc=$?
+cat "$fuzz_log"
+rm -f "$fuzz_log"
+if [ "$peer_rc" -ne 0 ] || [ "$resp_rc" -ne 0 ]; then
+  echo "fuzzers failed: resp_parser_fuzz exit $resp_rc, the peer targets exit $peer_rc" >&2
+  exit 1
+fi
 
 step "RDMA: transport and pool against real verbs"
 tests/rdma/run.sh "$ROOT/build"
