@@ -74,6 +74,12 @@ Sha256Digest ClientProof(std::string_view secret, const Nonce& nonce_s, const No
   return Mac(secret, "kvpool-client", nonce_s, nonce_c, ids);
 }
 
+FrameKeys DeriveFrameKeys(std::string_view secret, const Nonce& nonce_c, const Nonce& nonce_s,
+                          const Ids& ids) {
+  return {Mac(secret, "kvpool-frame-c2s", nonce_c, nonce_s, ids),
+          Mac(secret, "kvpool-frame-s2c", nonce_c, nonce_s, ids)};
+}
+
 std::string EncodeHello(const Hello& h) {
   std::string s;
   s.reserve(kHelloSize);
@@ -116,6 +122,7 @@ StatusOr<std::string> ClientHandshake::OnChallenge(std::string_view body) {
   if (!DigestEqual(mac, ServerProof(secret_, nonce_c_, nonce_s, ids_)))
     return Status::PermissionDenied("peer failed authentication (pool-secret mismatch?)");
   Sha256Digest proof = ClientProof(secret_, nonce_s, nonce_c_, ids_);
+  if (!secret_.empty()) keys_ = DeriveFrameKeys(secret_, nonce_c_, nonce_s, ids_);
   return std::string(reinterpret_cast<const char*>(proof.data()), proof.size());
 }
 
@@ -150,6 +157,7 @@ Status ServerHandshake::OnProof(std::string_view body) {
   std::memcpy(mac.data(), body.data(), mac.size());
   if (!DigestEqual(mac, ClientProof(secret_, nonce_s_, nonce_c_, ids_)))
     return Status::PermissionDenied("peer failed authentication (pool-secret mismatch?)");
+  if (!secret_.empty()) keys_ = DeriveFrameKeys(secret_, nonce_c_, nonce_s_, ids_);
   return Status::OK();
 }
 

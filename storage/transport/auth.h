@@ -15,20 +15,31 @@
 // as the other side's. Both nonces are fresh per connection, so an old
 // transcript cannot be replayed. An empty secret is a valid (weak) key; the
 // layers above warn about it.
+//
+// Once both sides are proven, each derives one key per direction for the
+// per-frame MACs of frame_mac.h (TCP links):
+//   to_server = HMAC(secret, "kvpool-frame-c2s" | nonce_c | nonce_s | ids)
+//   to_client = HMAC(secret, "kvpool-frame-s2c" | nonce_c | nonce_s | ids)
+// With an empty secret there are no keys (frame_keys() is empty): anyone
+// could compute them, so the frames go unauthenticated, as before version 2.
 #pragma once
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <optional>
 #include <string_view>
 
+#include "storage/transport/frame_mac.h"
 #include "storage/util/crypto.h"
 #include "storage/util/status.h"
 
 namespace kvpool::transport::auth {
 
-inline constexpr uint16_t kHandshakeVersion = 1;
+// 2: frames after the handshake carry a MAC (frame_mac.h) when a secret is
+// set; a node of version 1 is refused at HELLO instead of misreading them.
+inline constexpr uint16_t kHandshakeVersion = 2;
 inline constexpr size_t kNonceSize = 32;
 using Nonce = std::array<uint8_t, kNonceSize>;
 
@@ -52,6 +63,14 @@ Sha256Digest ServerProof(std::string_view secret, const Nonce& nonce_c, const No
 Sha256Digest ClientProof(std::string_view secret, const Nonce& nonce_s, const Nonce& nonce_c,
                          const Ids& ids);
 
+// The two directions' frame MAC keys of one connection.
+struct FrameKeys {
+  FrameKey to_server;  // connector → acceptor
+  FrameKey to_client;  // acceptor → connector
+};
+FrameKeys DeriveFrameKeys(std::string_view secret, const Nonce& nonce_c, const Nonce& nonce_s,
+                          const Ids& ids);
+
 struct Hello {
   uint16_t version = kHandshakeVersion;
   Ids ids;
@@ -70,11 +89,15 @@ class ClientHandshake {
   // if the acceptor does not know the secret (or is not the node we dialed),
   // kInvalidArgument if the body is malformed.
   StatusOr<std::string> OnChallenge(std::string_view body);
+  // After a successful OnChallenge, with a non-empty secret: the link's
+  // frame keys. Empty otherwise.
+  const std::optional<FrameKeys>& frame_keys() const { return keys_; }
 
  private:
   std::string_view secret_;
   Ids ids_;
   Nonce nonce_c_;
+  std::optional<FrameKeys> keys_;
 };
 
 // The acceptor's side. `secret` must outlive the object.
@@ -88,6 +111,9 @@ class ServerHandshake {
   // kInvalidArgument if malformed or out of order.
   Status OnProof(std::string_view body);
   const Ids& ids() const { return ids_; }
+  // After a successful OnProof, with a non-empty secret: the link's frame
+  // keys. Empty otherwise.
+  const std::optional<FrameKeys>& frame_keys() const { return keys_; }
 
  private:
   std::string_view secret_;
@@ -97,6 +123,7 @@ class ServerHandshake {
   Nonce nonce_c_{};
   Ids ids_;
   bool have_hello_ = false;
+  std::optional<FrameKeys> keys_;
 };
 
 }  // namespace kvpool::transport::auth

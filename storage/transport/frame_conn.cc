@@ -1,5 +1,6 @@
 #include "storage/transport/frame_conn.h"
 
+#include <netdb.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -8,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 #include <new>
+
+#include <spdlog/spdlog.h>
 
 namespace kvpool::transport::tcp {
 
@@ -106,11 +109,48 @@ void FrameConn::SetReady(WireLimits limits) {
   exact_reads_ = false;
 }
 
+Status FrameConn::EnableMac(const FrameKey& send, const FrameKey& recv) {
+  auto out = std::make_unique<FrameMac>();
+  auto in = std::make_unique<FrameMac>();
+  Status st = out->Init(send);
+  if (st.ok()) st = in->Init(recv);
+  if (!st.ok()) return st;
+  mac_out_ = std::move(out);
+  mac_in_ = std::move(in);
+  return Status::OK();
+}
+
+void FrameConn::MacOutStart(const char* hdr, const std::string& body, uint64_t bulk_len) {
+  Status st = mac_out_->Begin();
+  if (st.ok()) st = mac_out_->Update(hdr, kHeaderSize);
+  if (st.ok()) st = mac_out_->Update(body.data(), body.size());
+  if (!st.ok() && deferred_.ok()) deferred_ = std::move(st);
+  out_bulk_left_ = bulk_len;
+  out_in_frame_ = true;
+}
+
+void FrameConn::MacOut(const void* data, size_t len) {
+  if (!out_in_frame_) return;
+  if (len > 0) {
+    Status st = mac_out_->Update(data, len);
+    if (!st.ok() && deferred_.ok()) deferred_ = std::move(st);
+    out_bulk_left_ -= std::min<uint64_t>(out_bulk_left_, len);
+  }
+  if (out_bulk_left_ != 0) return;
+  out_in_frame_ = false;
+  FrameTag tag{};
+  Status st = mac_out_->Finish(&tag);
+  if (!st.ok() && deferred_.ok()) deferred_ = std::move(st);
+  evbuffer_add(out_, tag.data(), tag.size());
+  queued_ += tag.size();
+}
+
 void FrameConn::QueueFrame(FrameHeader h, std::string body) {
   if (closed_) return;
   h.body_len = body.size();
   char hdr[kHeaderSize];
   EncodeHeader(h, hdr);
+  if (mac_out_) MacOutStart(hdr, body, h.bulk_len);
   evbuffer_add(out_, hdr, kHeaderSize);
   queued_ += kHeaderSize + body.size();
   if (body.size() >= kBodyRefMin) {
@@ -119,6 +159,7 @@ void FrameConn::QueueFrame(FrameHeader h, std::string body) {
   } else if (!body.empty()) {
     evbuffer_add(out_, body.data(), body.size());
   }
+  if (mac_out_) MacOut(nullptr, 0);  // the tag, if no bulk follows
   ScheduleFlush();
 }
 
@@ -129,6 +170,7 @@ void FrameConn::QueueRef(const void* data, size_t len, evbuffer_ref_cleanup_cb c
   }
   evbuffer_add_reference(out_, data, len, cleanup, arg);
   queued_ += len;
+  if (mac_out_) MacOut(data, len);  // the tag after the frame's last bulk bytes
   ScheduleFlush();
 }
 
@@ -196,6 +238,7 @@ void FrameConn::ScheduleFlush() {
 Status FrameConn::FlushSome() {
   // At most kMaxWritePerFlush now: a peer reading as fast as this loop
   // writes would otherwise keep it sending a large value for seconds.
+  if (!deferred_.ok()) return deferred_;  // a frame could not be tagged
   size_t flushed = 0;
   while (evbuffer_get_length(out_) > 0) {
     if (flushed >= kMaxWritePerFlush) {
@@ -304,6 +347,7 @@ void FrameConn::OnReadable() {
     const size_t got = static_cast<size_t>(n);
     budget -= std::min(budget, got);
     if (mode == kPayload) {
+      if (cur_tagged_) MacIn(dst, got);
       payload_got_ += got;
       if (payload_got_ == payload_size_ && !FinishFrame(&g.destroyed)) return;
     } else if (mode == kHeader) {
@@ -335,6 +379,7 @@ bool FrameConn::Consume(const char* p, size_t n, const bool* destroyed) {
     } else {
       size_t c = std::min(n, payload_size_ - payload_got_);
       if (!discard_) std::memcpy(payload_.get() + payload_got_, p, c);
+      if (cur_tagged_) MacIn(p, c);
       p += c, n -= c, payload_got_ += c;
       if (payload_got_ == payload_size_ && !FinishFrame(destroyed)) return false;
     }
@@ -355,8 +400,20 @@ bool FrameConn::StartPayload(const bool* destroyed) {
     Fail(std::move(st));
     return false;
   }
-  // Both lengths passed the limits above, so the sum cannot overflow.
-  const size_t size = static_cast<size_t>(h.body_len + h.bulk_len);
+  // Every frame but a refusal carries a tag once keys exist.
+  cur_tagged_ = mac_in_ && h.kind != FrameKind::kAuthFail;
+  if (cur_tagged_) {
+    st = mac_in_->Begin();
+    if (st.ok()) st = mac_in_->Update(hdr_, kHeaderSize);
+    if (!st.ok()) {
+      Fail(Status::Internal("frame MAC: " + st.message()));
+      return false;
+    }
+  }
+  // Both lengths passed the limits above, so the sum cannot overflow; the
+  // tag (if any) is read into the buffer's last bytes.
+  const size_t size =
+      static_cast<size_t>(h.body_len + h.bulk_len) + (cur_tagged_ ? kFrameTagSize : 0);
   cur_ = h;
   discard_ = discard;
   in_payload_ = true;
@@ -376,14 +433,46 @@ bool FrameConn::StartPayload(const bool* destroyed) {
   return true;
 }
 
+void FrameConn::MacIn(const char* p, size_t n) {
+  const size_t data_end = payload_size_ - kFrameTagSize;
+  size_t pos = payload_got_;
+  if (pos < data_end) {
+    const size_t c = std::min(n, data_end - pos);
+    // A failure here leaves the frame unfinished, so its Check fails.
+    mac_in_->Update(p, c).IgnoreError();
+    p += c, n -= c, pos += c;
+  }
+  if (n > 0) std::memcpy(tag_in_.data() + (pos - data_end), p, n);
+}
+
 bool FrameConn::FinishFrame(const bool* destroyed) {
   in_payload_ = false;
   last_was_large_ = payload_size_ >= kDirectReadMin;
+  size_t data_size = payload_size_;
+  if (cur_tagged_) {
+    cur_tagged_ = false;
+    data_size -= kFrameTagSize;
+    Status st = mac_in_->Check(tag_in_.data());
+    if (!st.ok()) {
+      // Forged, replayed, reordered or corrupted: nothing of it is used.
+      char peer[64] = "?";
+      sockaddr_storage ss{};
+      socklen_t len = sizeof(ss);
+      if (getpeername(fd_, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+        getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, peer, sizeof(peer), nullptr, 0,
+                    NI_NUMERICHOST);
+      spdlog::warn("pool transport: frame {} (kind {}) of a link from {} failed authentication "
+                   "({}): forged, replayed or reordered; closing the link",
+                   mac_in_->seq() - 1, static_cast<int>(cur_.kind), peer, st.ToString());
+      Fail(Status::Unavailable("protocol violation from peer: frame failed authentication"));
+      return false;
+    }
+  }
   if (discard_) {
     discard_ = false;
     return true;
   }
-  FrameBuffer fb{std::move(payload_), payload_size_};
+  FrameBuffer fb{std::move(payload_), data_size};
   payload_size_ = payload_got_ = 0;
   const FrameHeader h = cur_;  // the handler may destroy *this
   handler_->OnFrame(h, std::move(fb));

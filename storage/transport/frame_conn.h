@@ -18,6 +18,14 @@
 // writes, before the frames of the pool's own handshake. Writes then go
 // one evbuffer chunk per call instead of sendmsg's batch.
 //
+// Authentication (frame_mac.h): once EnableMac is called, every frame
+// queued is followed by its tag (computed as its header, body and bulk are
+// queued: the frame ends when QueueRef has supplied header.bulk_len bytes),
+// and every frame received must end with a valid tag (computed as its bytes
+// arrive, so skipped payloads are checked too). A frame that fails closes
+// the connection with a logged protocol violation. kAuthFail is the only
+// kind received untagged: the acceptor refuses before any key exists.
+//
 // All methods run on the lane's thread. The Handler may destroy the
 // FrameConn from inside any of its callbacks.
 #pragma once
@@ -33,6 +41,7 @@
 #include <string_view>
 
 #include "storage/transport/tls.h"
+#include "storage/transport/frame_mac.h"
 #include "storage/transport/wire.h"
 #include "storage/util/status.h"
 
@@ -78,6 +87,9 @@ class FrameConn {
 
   // After the handshake: real limits, batched reads.
   void SetReady(WireLimits limits);
+  // From the next frame on, frames sent are tagged with `send` and frames
+  // received must carry `recv`'s tags (sequence numbers start at 0).
+  Status EnableMac(const FrameKey& send, const FrameKey& recv);
 
   // Queues a header (body_len set from body) and the body.
   void QueueFrame(FrameHeader h, std::string body);
@@ -124,6 +136,11 @@ class FrameConn {
   bool StartPayload(const bool* destroyed);
   bool FinishFrame(const bool* destroyed);
   void Fail(Status why);
+  // MAC of queued frames: header and body, then the bulk as it is queued.
+  void MacOutStart(const char* hdr, const std::string& body, uint64_t bulk_len);
+  void MacOut(const void* data, size_t len);
+  // Received payload bytes at payload_got_: MAC'd, or the tag's bytes.
+  void MacIn(const char* p, size_t n);
 
   event_base* base_;
   int fd_;
@@ -160,6 +177,15 @@ class FrameConn {
 
   uint64_t queued_ = 0;
   uint64_t written_ = 0;
+
+  // Authentication (EnableMac).
+  std::unique_ptr<FrameMac> mac_out_;
+  std::unique_ptr<FrameMac> mac_in_;
+  uint64_t out_bulk_left_ = 0;  // bulk bytes of the frame being queued still to come
+  bool out_in_frame_ = false;   // its tag is not queued yet
+  bool cur_tagged_ = false;     // the frame being received ends with a tag
+  FrameTag tag_in_{};
+  Status deferred_;  // a MAC failure while queuing; closes at the next flush
 };
 
 }  // namespace kvpool::transport::tcp

@@ -56,6 +56,8 @@ class OutLinkBase {
   void Shutdown(const Status& why);
 
  protected:
+  // The handshake under way (null outside one).
+  const auth::ClientHandshake* handshake() const { return hs_ ? &*hs_ : nullptr; }
   using Calls = std::unordered_map<uint64_t, std::unique_ptr<PendingCall>>;
 
   // Whether a connection exists or is being opened.

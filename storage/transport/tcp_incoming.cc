@@ -207,10 +207,11 @@ void PendingAccept::OnFrame(const FrameHeader& h, FrameBuffer payload) {
   if (!hs_->OnProof(body).ok()) return Reject("authentication failed");
   const auth::Ids ids = hs_->ids();
   std::shared_ptr<TlsSession> tls = conn_->tls();
+  const std::optional<auth::FrameKeys> keys = hs_->frame_keys();
   const int fd = conn_->Detach();
   TcpTransport* t = t_;
   t->RemoveAccept(this);  // destroys this
-  if (fd >= 0) t->HandOff(fd, std::move(tls), static_cast<int>(ids.client), ids.lane);
+  if (fd >= 0) t->HandOff(fd, std::move(tls), static_cast<int>(ids.client), ids.lane, keys);
 }
 
 void PendingAccept::OnClosed(Status) { t_->RemoveAccept(this); }
@@ -230,12 +231,20 @@ void PendingAccept::TimeoutCb(evutil_socket_t, short, void* arg) {
 
 // ---- InConn ----
 
-Status InConn::Start(int fd, std::shared_ptr<TlsSession> tls) {
+Status InConn::Start(int fd, std::shared_ptr<TlsSession> tls,
+                     const std::optional<auth::FrameKeys>& keys) {
   auto c = FrameConn::Create(lane_->base, fd, /*connecting=*/false, t_->limits(),
                              lane_->scratch.get(), kScratchSize, this, std::move(tls));
   if (!c.ok()) return c.status();
   conn_ = std::move(c.value());
   conn_->SetReady(t_->limits());
+  if (keys) {
+    Status st = conn_->EnableMac(keys->to_client, keys->to_server);
+    if (!st.ok()) {
+      conn_.reset();
+      return st;
+    }
+  }
   FrameHeader h;
   h.kind = FrameKind::kAuthOk;
   conn_->QueueFrame(h, {});

@@ -84,8 +84,9 @@ class InConn final : public FrameConn::Handler, public std::enable_shared_from_t
  public:
   InConn(TcpTransport* t, Lane* lane, int peer) : t_(t), lane_(lane), peer_(peer) {}
   // Wraps the socket (and its TLS session, pool-tls) and tells the
-  // connector it may send calls.
-  Status Start(int fd, std::shared_ptr<TlsSession> tls);
+  // connector it may send calls; with keys, every frame from AUTH_OK on is
+  // authenticated (frame_mac.h).
+  Status Start(int fd, std::shared_ptr<TlsSession> tls, const std::optional<auth::FrameKeys>& keys);
   // Drops the connection (outstanding IncomingCalls then answer nothing).
   void Close() { conn_.reset(); }
   FrameConn* conn() { return conn_.get(); }
@@ -139,6 +140,7 @@ struct Handoff {
   int fd;
   int peer;
   std::shared_ptr<TlsSession> tls;  // pool-tls: the session goes with its socket
+  std::optional<auth::FrameKeys> keys;
 };
 
 struct Lane {
@@ -164,7 +166,8 @@ class TcpTransport final : public LanedTransport<Lane> {
 
   const TcpTuning& tuning() const { return tuning_; }
   // Lane 0: `peer` authenticated a connection from its lane `conn_lane`.
-  void HandOff(int fd, std::shared_ptr<TlsSession> tls, int peer, uint32_t conn_lane);
+  void HandOff(int fd, std::shared_ptr<TlsSession> tls, int peer, uint32_t conn_lane,
+               const std::optional<auth::FrameKeys>& keys);
   // Lane 0: `a` sent a valid HELLO; it no longer counts as silent.
   void HelloVerified(PendingAccept* a);
   // Lane 0: destroys a finished or failed PendingAccept.
@@ -178,7 +181,8 @@ class TcpTransport final : public LanedTransport<Lane> {
   Status StartLanes(const std::vector<event_base*>& bases) override;
   void StopLaneImpl(Lane& lane) override;
   void ForgetStart() override { listener_ = nullptr; }
-  void Adopt(Lane& lane, int fd, std::shared_ptr<TlsSession> tls, int peer);
+  void Adopt(Lane& lane, int fd, std::shared_ptr<TlsSession> tls, int peer,
+             const std::optional<auth::FrameKeys>& keys);
   void OnAccept(int fd, const sockaddr* from);
   bool RefuseSource(const sockaddr* from);
   // Brings the silent handshakes of `source`, then all pending ones, back

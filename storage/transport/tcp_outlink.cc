@@ -76,6 +76,13 @@ Status OutLink::Open() {
 
 void OutLink::SendHandshake(FrameHeader h, std::string body) {
   conn_->QueueFrame(h, std::move(body));
+  // PROOF is the connector's last untagged frame: from AUTH_OK on, frames
+  // both ways carry MACs (when a secret is set).
+  const auth::ClientHandshake* hs = handshake();
+  if (h.kind != FrameKind::kProof || !hs || !hs->frame_keys()) return;
+  const auth::FrameKeys& k = *hs->frame_keys();
+  Status st = conn_->EnableMac(k.to_server, k.to_client);
+  if (!st.ok()) Fail(std::move(st), /*backoff=*/true);
 }
 
 void OutLink::Send(Pending* p, CallArgs args) {

@@ -10,10 +10,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "storage/transport/auth.h"
+#include "storage/transport/frame_mac.h"
 #include "storage/transport/wire.h"
 
 namespace kvpool::transport::testing {
@@ -91,17 +93,50 @@ inline std::string Frame(FrameKind kind, std::string_view body) {
   return Frame(kind, body, body.size());
 }
 
+// The frame MACs of one end of an authenticated link (frame_mac.h); both
+// null when the secret is empty.
+struct RawMacs {
+  std::unique_ptr<FrameMac> send;
+  std::unique_ptr<FrameMac> recv;
+  bool Init(const FrameKey& send_key, const FrameKey& recv_key) {
+    send = std::make_unique<FrameMac>();
+    recv = std::make_unique<FrameMac>();
+    return send->Init(send_key).ok() && recv->Init(recv_key).ok();
+  }
+};
+
+// The tag of a whole frame (header and payload) as `m`'s next frame.
+inline std::string Tag(FrameMac* m, std::string_view frame) {
+  FrameTag tag{};
+  if (!m->Begin().ok() || !m->Update(frame.data(), frame.size()).ok() || !m->Finish(&tag).ok())
+    return std::string(kFrameTagSize, '\0');
+  return std::string(reinterpret_cast<const char*>(tag.data()), tag.size());
+}
+// The frame followed by its tag (unchanged if `m` is null).
+inline std::string Sealed(FrameMac* m, std::string frame) {
+  if (m) frame += Tag(m, frame);
+  return frame;
+}
+
+// Reads one frame; with `mac`, also its tag, which must be valid.
 inline bool RecvFrame(int fd, FrameHeader* h, std::string* payload,
-                      WireLimits limits = {1 << 20, 1 << 20}) {
+                      WireLimits limits = {1 << 20, 1 << 20}, FrameMac* mac = nullptr) {
   char hdr[kHeaderSize];
   if (!RecvExact(fd, hdr, kHeaderSize) || !DecodeHeader(hdr, limits, h).ok()) return false;
   payload->resize(h->body_len + h->bulk_len);
-  return RecvExact(fd, payload->data(), payload->size());
+  if (!RecvExact(fd, payload->data(), payload->size())) return false;
+  if (!mac) return true;
+  char tag[kFrameTagSize];
+  if (!RecvExact(fd, tag, sizeof(tag)) || !mac->Begin().ok() ||
+      !mac->Update(hdr, kHeaderSize).ok() || !mac->Update(payload->data(), payload->size()).ok())
+    return false;
+  return mac->Check(reinterpret_cast<const uint8_t*>(tag)).ok();
 }
 
-// The connector's handshake over a blocking socket.
+// The connector's handshake over a blocking socket. AUTH_OK's tag is
+// checked; `macs` (if given) receives the link's MACs for what follows.
 inline bool RawClientHandshake(int fd, const std::string& secret, uint32_t client,
-                               uint32_t server) {
+                               uint32_t server, RawMacs* macs = nullptr) {
   auth::Nonce nonce;
   if (!auth::RandomNonce(&nonce).ok()) return false;
   auth::ClientHandshake hs(secret, {client, server, 0}, nonce);
@@ -111,7 +146,14 @@ inline bool RawClientHandshake(int fd, const std::string& secret, uint32_t clien
   if (!RecvFrame(fd, &h, &body) || h.kind != FrameKind::kChallenge) return false;
   auto proof = hs.OnChallenge(body);
   if (!proof.ok() || !SendAll(fd, Frame(FrameKind::kProof, proof.value()))) return false;
-  return RecvFrame(fd, &h, &body) && h.kind == FrameKind::kAuthOk;
+  RawMacs local;
+  if (hs.frame_keys() && !local.Init(hs.frame_keys()->to_server, hs.frame_keys()->to_client))
+    return false;
+  if (!RecvFrame(fd, &h, &body, {1 << 20, 1 << 20}, local.recv.get()) ||
+      h.kind != FrameKind::kAuthOk)
+    return false;
+  if (macs) *macs = std::move(local);
+  return true;
 }
 
 }  // namespace kvpool::transport::testing

@@ -16,7 +16,8 @@ namespace {
 // authenticates them, then lets `serve` misbehave.
 class RawOwner {
  public:
-  RawOwner(int port, int self, int nodes, std::function<void(int fd, int conn_no)> serve)
+  RawOwner(int port, int self, int nodes,
+           std::function<void(int fd, int conn_no, RawMacs& macs)> serve)
       : serve_(std::move(serve)) {
     fd_ = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
@@ -31,7 +32,8 @@ class RawOwner {
       for (int n = 0;; ++n) {
         int c = accept(fd_, nullptr, nullptr);
         if (c < 0) return;
-        if (Handshake(c, self, nodes)) serve_(c, n);
+        RawMacs macs;
+        if (Handshake(c, self, nodes, &macs)) serve_(c, n, macs);
         close(c);
       }
     });
@@ -43,7 +45,7 @@ class RawOwner {
   }
 
  private:
-  static bool Handshake(int c, int self, int nodes) {
+  static bool Handshake(int c, int self, int nodes, RawMacs* macs) {
     auth::Nonce nonce;
     if (!auth::RandomNonce(&nonce).ok()) return false;
     auth::ServerHandshake hs("pool-secret", self, nodes, nonce);
@@ -54,10 +56,12 @@ class RawOwner {
     if (!challenge.ok() || !SendAll(c, Frame(FrameKind::kChallenge, challenge.value())))
       return false;
     if (!RecvFrame(c, &h, &body) || !hs.OnProof(body).ok()) return false;
-    return SendAll(c, Frame(FrameKind::kAuthOk, ""));
+    if (!hs.frame_keys() || !macs->Init(hs.frame_keys()->to_client, hs.frame_keys()->to_server))
+      return false;
+    return SendAll(c, Sealed(macs->send.get(), Frame(FrameKind::kAuthOk, "")));
   }
   int fd_;
-  std::function<void(int, int)> serve_;
+  std::function<void(int, int, RawMacs&)> serve_;
   std::thread thread_;
 };
 
@@ -189,19 +193,21 @@ TEST(TcpRobustnessTest, HelloForAnotherNodeIsRefused) {
 // The requester against owners that lie.
 TEST(TcpRobustnessTest, OwnerOverfillingBulkOutIsDisconnected) {
   std::vector<int> ports{FreePort(), FreePort()};
-  RawOwner owner(ports[1], 1, 2, [](int fd, int conn_no) {
+  RawOwner owner(ports[1], 1, 2, [](int fd, int conn_no, RawMacs& m) {
     FrameHeader h;
     std::string payload;
-    while (RecvFrame(fd, &h, &payload)) {
+    FrameMac* out = m.send.get();
+    while (RecvFrame(fd, &h, &payload, {1 << 20, 1 << 20}, m.recv.get())) {
       if (conn_no == 0) {  // more bulk than the call's capacity
-        SendAll(fd, Frame(FrameKind::kReply, std::string(h.bulk_cap + 10, 'z'), 0, h.bulk_cap + 10,
-                          0, h.call_id));
+        SendAll(fd, Sealed(out, Frame(FrameKind::kReply, std::string(h.bulk_cap + 10, 'z'), 0,
+                                      h.bulk_cap + 10, 0, h.call_id)));
       } else if (conn_no == 1) {  // a length over max_bulk
         SendAll(fd, Frame(FrameKind::kReply, "", 0, 1ull << 40, 0, h.call_id));
       } else {  // a reply to an unknown call first (skipped), then the real one
-        SendAll(fd, Frame(FrameKind::kReply, std::string(100, 'u'), 0, 100, 0, h.call_id + 999));
-        SendAll(fd, Frame(FrameKind::kReply, "ok" + std::string(h.bulk_cap, 'b'), 2, h.bulk_cap, 0,
-                          h.call_id));
+        SendAll(fd, Sealed(out, Frame(FrameKind::kReply, std::string(100, 'u'), 0, 100, 0,
+                                      h.call_id + 999)));
+        SendAll(fd, Sealed(out, Frame(FrameKind::kReply, "ok" + std::string(h.bulk_cap, 'b'), 2,
+                                      h.bulk_cap, 0, h.call_id)));
       }
     }
   });
@@ -226,7 +232,7 @@ TEST(TcpRobustnessTest, TimeoutWithBulkStillQueuedDropsTheLink) {
   std::atomic<bool> release{false};
   std::atomic<uint64_t> drained{0};
   std::atomic<bool> eof{false};
-  RawOwner owner(ports[1], 1, 2, [&](int fd, int) {
+  RawOwner owner(ports[1], 1, 2, [&](int fd, int, RawMacs&) {
     while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     // Now read everything: had the transport kept the freed buffer queued,
     // it would send it now (and ASan would object).
@@ -256,6 +262,38 @@ TEST(TcpRobustnessTest, TimeoutWithBulkStillQueuedDropsTheLink) {
   ASSERT_TRUE(WaitFor([&] { return eof.load(); })) << "drained " << drained.load();
   EXPECT_LT(drained.load(), 64u << 20);  // the link was dropped, not drained
   a.lane(0).Run([] {});
+  a.Kill();
+}
+
+}  // namespace
+}  // namespace kvpool::transport::testing
+
+namespace kvpool::transport::testing {
+namespace {
+
+// The requester's side of frame authentication: a reply whose tag is not
+// the link's (forged by someone without its keys) fails the call and closes
+// the link; the next connection works.
+TEST(TcpRobustnessTest, ForgedReplyIsRefused) {
+  std::vector<int> ports{FreePort(), FreePort()};
+  RawOwner owner(ports[1], 1, 2, [](int fd, int conn_no, RawMacs& m) {
+    FrameHeader h;
+    std::string payload;
+    FrameMac forger;
+    if (!forger.Init(FrameKey{}).ok()) return;
+    while (RecvFrame(fd, &h, &payload, {1 << 20, 1 << 20}, m.recv.get())) {
+      FrameMac* mac = conn_no == 0 ? &forger : m.send.get();
+      SendAll(fd, Sealed(mac, Frame(FrameKind::kReply, payload, payload.size(), 0, 0, h.call_id)));
+    }
+  });
+  ServerLogic logic;
+  TestNode a(MakeOptions(0, ports), 1, logic.Handler());
+  CallResult r = a.CallSync(0, 1, Args(kEcho, "x"));
+  EXPECT_EQ(r.st.code(), Code::kUnavailable) << r.st.ToString();
+  EXPECT_NE(r.st.message().find("authentication"), std::string::npos) << r.st.message();
+  r = a.CallSync(0, 1, Args(kEcho, "y"));
+  ASSERT_TRUE(r.st.ok()) << r.st.ToString();
+  EXPECT_EQ(r.reply, "y");
   a.Kill();
 }
 

@@ -216,27 +216,28 @@ void TcpTransport::ResumeAcceptCb(evutil_socket_t, short, void* arg) {
   if (t->listener_) evconnlistener_enable(t->listener_);
 }
 
-void TcpTransport::HandOff(int fd, std::shared_ptr<TlsSession> tls, int peer,
-                           uint32_t conn_lane) {
+void TcpTransport::HandOff(int fd, std::shared_ptr<TlsSession> tls, int peer, uint32_t conn_lane,
+                           const std::optional<auth::FrameKeys>& keys) {
   const size_t target = conn_lane % lanes_.size();
   Lane& l = *lanes_[target];
-  if (target == 0) return Adopt(l, fd, std::move(tls), peer);
-  if (!l.inbox.Push({fd, peer, std::move(tls)})) close(fd);
+  if (target == 0) return Adopt(l, fd, std::move(tls), peer, keys);
+  if (!l.inbox.Push({fd, peer, std::move(tls), keys})) close(fd);
 }
 
 void TcpTransport::WakeCb(evutil_socket_t, short, void* arg) {
   auto* l = static_cast<Lane*>(arg);
-  for (const Handoff& h : l->inbox.Take()) l->t->Adopt(*l, h.fd, h.tls, h.peer);
+  for (const Handoff& h : l->inbox.Take()) l->t->Adopt(*l, h.fd, h.tls, h.peer, h.keys);
 }
 
-void TcpTransport::Adopt(Lane& l, int fd, std::shared_ptr<TlsSession> tls, int peer) {
+void TcpTransport::Adopt(Lane& l, int fd, std::shared_ptr<TlsSession> tls, int peer,
+                         const std::optional<auth::FrameKeys>& keys) {
   if (l.stopped) {
     tls.reset();
     close(fd);
     return;
   }
   auto c = std::make_shared<InConn>(this, &l, peer);
-  if (!c->Start(fd, std::move(tls)).ok()) return;
+  if (!c->Start(fd, std::move(tls), keys).ok()) return;
   l.incoming.emplace(c.get(), std::move(c));
 }
 
