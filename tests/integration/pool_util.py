@@ -136,21 +136,50 @@ def frame(kind: int, body: bytes = b"", opcode: int = 0, call_id: int = 0, bulk:
     return HEADER.pack(magic, kind, flags, opcode, call_id, n, len(bulk), bulk_cap) + body + bulk
 
 
-def hello_body(client: int, server: int, lane: int = 0, nonce: Optional[bytes] = None, version: int = 1) -> bytes:
+HANDSHAKE_VERSION = 2  # auth.h kHandshakeVersion (2: frames after AUTH_OK carry a MAC)
+TAG_SIZE = 16
+
+
+def hello_body(client: int, server: int, lane: int = 0, nonce: Optional[bytes] = None,
+               version: int = HANDSHAKE_VERSION) -> bytes:
     nonce = nonce if nonce is not None else os.urandom(32)
     return struct.pack(">HHIII", version, 0, client, server, lane) + nonce
 
 
 def mac(secret: bytes, label: bytes, first: bytes, second: bytes, client: int, server: int, lane: int,
-        version: int = 1) -> bytes:
+        version: int = HANDSHAKE_VERSION) -> bytes:
     """The handshake MAC of auth.cc: HMAC-SHA256(secret, label NUL first second ids version)."""
     msg = label + b"\0" + first + second + struct.pack(">IIIH", client, server, lane, version)
     return hmac.new(secret, msg, hashlib.sha256).digest()
 
 
+class FrameSealer:
+    """One direction's frame MAC of frame_mac.h: AES-256-GMAC over the whole
+    frame, IV = 4 zero bytes + the frame's 64-bit sequence number."""
+
+    def __init__(self, key: bytes):
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # python3-cryptography
+        self.aead = AESGCM(key)
+        self.seq = 0
+
+    def tag(self, data: bytes) -> bytes:
+        iv = b"\0\0\0\0" + struct.pack(">Q", self.seq)
+        self.seq += 1
+        return self.aead.encrypt(iv, b"", data)  # no plaintext: the tag alone
+
+    def seal(self, data: bytes) -> bytes:
+        return data + self.tag(data)
+
+
 def handshake(probe: "PeerProbe", secret: bytes, client: int, server: int, lane: int = 0) -> bool:
     """A genuine handshake as node `client` (the test knows the pool's secret).
     True if the acceptor answered AUTH_OK."""
+    return handshake_sealers(probe, secret, client, server, lane) is not None
+
+
+def handshake_sealers(probe: "PeerProbe", secret: bytes, client: int, server: int, lane: int = 0):
+    """handshake(); on AUTH_OK the link's (to_server, to_client) FrameSealers
+    (auth.h DeriveFrameKeys), else None. AUTH_OK's own tag is checked."""
     nonce_c = os.urandom(32)
     probe.send(frame(KIND_HELLO, hello_body(client, server, lane, nonce_c)))
     frames = probe.read_frames_until({KIND_CHALLENGE, KIND_AUTH_FAIL})
@@ -162,7 +191,18 @@ def handshake(probe: "PeerProbe", secret: bytes, client: int, server: int, lane:
         "the acceptor's CHALLENGE proves it knows the secret"
     probe.send(frame(KIND_PROOF, mac(secret, b"kvpool-client", nonce_s, nonce_c, client, server, lane)))
     frames = probe.read_frames_until({KIND_AUTH_OK, KIND_AUTH_FAIL})
-    return any(k == KIND_AUTH_OK for k, _, _ in frames)
+    if not any(k == KIND_AUTH_OK for k, _, _ in frames):
+        return None
+    to_server = FrameSealer(mac(secret, b"kvpool-frame-c2s", nonce_c, nonce_s, client, server, lane))
+    to_client = FrameSealer(mac(secret, b"kvpool-frame-s2c", nonce_c, nonce_s, client, server, lane))
+    auth_ok = frame(KIND_AUTH_OK)
+    start = probe.received.rfind(auth_ok)
+    deadline = time.monotonic() + 5
+    while len(probe.received) < start + len(auth_ok) + TAG_SIZE and time.monotonic() < deadline:
+        probe.read_for(0.05)
+    tag = probe.received[start + len(auth_ok):start + len(auth_ok) + TAG_SIZE]
+    assert tag == to_client.tag(auth_ok), "AUTH_OK carries the link's first tag"
+    return to_server, to_client
 
 
 def u32(v: int) -> bytes:
@@ -273,7 +313,7 @@ def iter_chunks(seq: list, n: int) -> Iterator[list]:
 
 
 __all__ = ["SlotMap", "key_slot", "crc16", "local_keys", "myself_line", "parse_pool_nodes", "PeerProbe",
-           "frame", "hello_body", "keys_body", "command_body", "parse_frames", "pool_port", "iter_chunks", "copies", "kvhash64"]
+           "frame", "hello_body", "handshake_sealers", "FrameSealer", "keys_body", "command_body", "parse_frames", "pool_port", "iter_chunks", "copies", "kvhash64"]
 
 
 _M = (1 << 64) - 1

@@ -33,8 +33,8 @@ import pytest
 
 from conftest import HOST, Pool, pick_free_ports, stop_all
 from pool_util import (KIND_AUTH_FAIL, KIND_AUTH_OK, KIND_CALL, KIND_CHALLENGE, KIND_HELLO, KIND_PROOF,
-                       KIND_REPLY, OP_COMMAND, OP_MULTI_EXISTS, OP_MULTI_GET, OP_PING, PeerProbe, SlotMap,
-                       command_body, frame, handshake, hello_body, keys_body, local_keys, parse_frames,
+                       OP_COMMAND, OP_MULTI_EXISTS, OP_MULTI_GET, OP_PING, PeerProbe, SlotMap,
+                       command_body, frame, handshake, handshake_sealers, hello_body, keys_body, local_keys, parse_frames,
                        pool_port)
 from util import err
 
@@ -359,17 +359,37 @@ def test_raw_clients_on_the_pool_port_learn_nothing(guarded):
     assert silent.received == b""
     silent.close()
 
-    # Positive control: with the secret, the same calls do return the value,
-    # so the frames above were well formed.
+    # After a genuine handshake every frame must carry the link's MAC: a
+    # call without it, with a forged tag, or replayed, closes the link.
+    call = frame(KIND_CALL, keys_body(0, [key0]), opcode=OP_MULTI_GET, call_id=11, bulk_cap=1 << 20)
+    after_auth = frozenset({KIND_CHALLENGE, KIND_AUTH_OK})
     p = probe()
-    assert handshake(p, secret.encode(), client=1, server=0), "a genuine handshake failed"
-    p.send(frame(KIND_CALL, keys_body(0, [key0]), opcode=OP_MULTI_GET, call_id=11, bulk_cap=1 << 20))
+    assert handshake_sealers(p, secret.encode(), client=1, server=0), "a genuine handshake failed"
+    p.send(call)  # untagged, as before version 2
+    p.send(os.urandom(16))
+    _no_leak(p, marker, "an untagged call after the handshake", allowed=after_auth)
+    p = probe()
+    to_server, _ = handshake_sealers(p, secret.encode(), client=1, server=0)
+    forged = bytearray(to_server.seal(call))
+    forged[len(call) - 1] ^= 1  # the last key byte: a call for another key, same tag
+    p.send(bytes(forged))
+    _no_leak(p, marker, "a call with a forged tag", allowed=after_auth)
+
+    # Positive control: with the secret and the link's MAC, the same call
+    # does return the value, so the frames above were well formed; sent
+    # again (replayed) it closes the link without a second answer.
+    p = probe()
+    to_server, _ = handshake_sealers(p, secret.encode(), client=1, server=0)
+    sealed = to_server.seal(call)
+    p.send(sealed)
     deadline = time.monotonic() + 5
     while marker not in p.received and time.monotonic() < deadline and not p.closed:
         p.read_for(0.1)
     assert marker in p.received, "an authenticated MultiGet call should return the value"
-    assert KIND_REPLY in {k for k, _, _ in parse_frames(p.received)} or KIND_AUTH_OK in \
-        {k for k, _, _ in parse_frames(p.received)}
+    assert KIND_AUTH_OK in {k for k, _, _ in parse_frames(p.received)}
+    p.send(sealed)
+    assert p.wait_closed(5.0), "a replayed call did not close the link"
+    assert p.received.count(marker) == 1, "a replayed call was answered"
     p.close()
 
     # The node is healthy and the pool intact.
