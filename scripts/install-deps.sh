@@ -26,7 +26,7 @@ if [ "${1:-}" = "--test" ]; then
   PKGS+=(python3-torch)
   # /metrics parsed as Prometheus parses it (test_metrics.py).
   PKGS+=(python3-prometheus-client)
-  # AES-GCM for the raw peer frames of test_pool_security.py (pool_util.FrameSealer).
+  # ChaCha20-Poly1305 for the raw peer frames of test_pool_security.py (pool_util.FrameSealer).
   PKGS+=(python3-cryptography)
   # tests/package: the .deb's postinst (adduser), systemd-analyze verify on
   # its unit (systemd; nothing needs it running), setpriv (util-linux), its

@@ -23,8 +23,8 @@ Status FrameMac::Init(const FrameKey& key) {
   ctx->c = EVP_CIPHER_CTX_new();
   if (!ctx->c) return Status::Internal("frame MAC: EVP_CIPHER_CTX_new failed");
   // The key schedule is set once; Begin only sets the IV.
-  if (EVP_EncryptInit_ex(ctx->c, EVP_aes_256_gcm(), nullptr, key.data(), nullptr) != 1)
-    return Status::Internal("frame MAC: AES-256-GCM init failed");
+  if (EVP_EncryptInit_ex(ctx->c, EVP_chacha20_poly1305(), nullptr, key.data(), nullptr) != 1)
+    return Status::Internal("frame MAC: ChaCha20-Poly1305 init failed");
   ctx_ = std::move(ctx);
   seq_ = 0;
   in_frame_ = false;
@@ -68,7 +68,7 @@ Status FrameMac::Finish(FrameTag* tag) {
   unsigned char none[16];
   int outl = 0;
   if (EVP_EncryptFinal_ex(ctx_->c, none, &outl) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx_->c, EVP_CTRL_GCM_GET_TAG, static_cast<int>(tag->size()),
+      EVP_CIPHER_CTX_ctrl(ctx_->c, EVP_CTRL_AEAD_GET_TAG, static_cast<int>(tag->size()),
                           tag->data()) != 1)
     return Status::Internal("frame MAC: final failed");
   return Status::OK();

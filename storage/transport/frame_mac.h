@@ -3,20 +3,22 @@
 // 256-bit key (auth::FrameKeys, derived from pool-secret and both nonces),
 // and every frame in that direction is followed by a 16-byte tag:
 //
-//   tag = AES-256-GMAC(key, iv = 0^32 | seq (64-bit big-endian),
-//                      header (40 bytes) | body | inline bulk)
+//   tag = Poly1305 tag of the ChaCha20-Poly1305 AEAD (RFC 8439) with
+//         key, nonce = 0^32 | seq (64-bit big-endian), no plaintext and
+//         additional data = header (40 bytes) | body | inline bulk
 //
 // `seq` counts the frames sent in that direction since the handshake,
 // starting at 0 (kAuthOk is frame 0 from the acceptor, the first call frame
 // 0 from the connector). It is implicit, never sent: a replayed, reordered,
 // dropped or forged frame fails its tag, and the receiver closes the link.
-// A (key, iv) pair never repeats: keys are fresh per connection and the
-// counter per key only grows.
+// A (key, nonce) pair never repeats: keys are fresh per connection and the
+// counter per key only grows, so each frame gets its own one-time Poly1305
+// key, as the AEAD requires.
 //
-// GMAC (AES-GCM with everything as additional data, no ciphertext) rather
-// than HMAC-SHA-256: values are large, and OpenSSL's GHASH (PCLMULQDQ) runs
-// several times faster than SHA-256 here (see frame_mac_test's numbers and
-// DESIGN notes). Not encryption: the bytes stay readable on the wire.
+// Why this MAC (OpenSSL 3.0, this 2-core EPYC, 64 MiB, frame_mac_test
+// prints its numbers): ChaCha20-Poly1305 with additional data only ~7 GB/s,
+// AES-256-GCM the same way (GMAC) ~3.5 GB/s, HMAC-SHA-256 ~1.8 GB/s (SHA-NI).
+// Not encryption: the bytes stay readable on the wire.
 //
 // Incremental (Begin, Update..., Finish/Check), so a frame is authenticated
 // as its bytes are queued or received. No I/O; every call returns a status.
