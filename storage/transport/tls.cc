@@ -90,6 +90,8 @@ StatusOr<std::shared_ptr<TlsContext>> TlsContext::Create(const TlsOptions& o, Ro
   // evbuffer's first chunk moves as it drains); buffers freed while idle.
   SSL_CTX_set_mode(raw, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                             SSL_MODE_RELEASE_BUFFERS);
+  // Pool links never resume a session: no TLS 1.3 tickets to send them.
+  if (role == Role::kPeer) SSL_CTX_set_num_tickets(raw, 0);
   static const unsigned char kSessionContext[] = "kvpool";
   SSL_CTX_set_session_id_context(raw, kSessionContext, sizeof(kSessionContext) - 1);
 
