@@ -2,6 +2,8 @@
 
 #include <malloc.h>
 
+#include <cstddef>
+
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define KVPOOL_SANITIZER_ALLOCATOR 1
 #elif defined(__has_feature)
@@ -11,7 +13,10 @@
 #endif
 
 #ifdef KVPOOL_SANITIZER_ALLOCATOR
-#include <sanitizer/allocator_interface.h>
+// The sanitizer runtimes' allocator statistics (ASan and TSan both export
+// it). Declared here: gcc 12 on Debian does not install
+// <sanitizer/allocator_interface.h>, only clang does.
+extern "C" size_t __sanitizer_get_current_allocated_bytes();
 #endif
 
 namespace kvpool {
