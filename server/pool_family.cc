@@ -211,11 +211,18 @@ std::string PoolInfoSection(ServerContext& s) {
       for (int c : ss.waiting_for) names += (names.empty() ? "" : ",") + p->node(c).Addr();
       out += "pool_sync_waiting_for:" + names + "\r\n";
     }
+    // Copies this node caught up without: merged from once they are back.
+    if (!ss.merge_pending.empty()) {
+      std::string names;
+      for (int c : ss.merge_pending) names += (names.empty() ? "" : ",") + p->node(c).Addr();
+      out += "pool_sync_merge_pending:" + names + "\r\n";
+    }
     int unserved = 0;
     for (int n = 0; n < p->nodes(); ++n) unserved += UnservedSlots(*p, n);
     out += "pool_slots_unserved:" + std::to_string(unserved) + "\r\n";
     out += "pool_sync_keys_pulled:" + std::to_string(ss.keys_pulled) + "\r\n";
     out += "pool_sync_keys_rechecked:" + std::to_string(ss.keys_rechecked) + "\r\n";
+    out += "pool_sync_keys_merged:" + std::to_string(ss.keys_merged) + "\r\n";
     auto nodes = p->Nodes();
     // How long the catch-up took (so far, while syncing).
     out += "pool_sync_ms:" +

@@ -231,6 +231,9 @@ void Pool::Impl::Heartbeat() {
                 std::lock_guard<std::mutex> l(self->announce_mu);
                 self->announced[n] = {std::string(host), static_cast<int>(port)};
               }
+              // Whether it has merges pending (sync.cc).
+              uint8_t partial = 0;
+              h.partial.store(all && r.U8(&partial) && partial != 0);
             }
             if (static_cast<int>(node) != n) {
               spdlog::warn("pool: {} answers as node {} but is node {} in pool-nodes",
@@ -263,7 +266,10 @@ void Pool::Impl::Heartbeat() {
     }
   }
   if (pool->replicas() > 1) CheckMajority();
-  if (syncing.load()) SyncTick(now);
+  if (syncing.load())
+    SyncTick(now);
+  else if (pool->replicas() > 1)
+    MergeTick(now);
   if (pool->replicas() > 1) SendEvictions();
   SweepPuts(now);
 }

@@ -147,6 +147,11 @@ struct SyncStats {
   // A node that has never been in sync waits, before it catches up, for
   // these copies: they may hold data of slots no copy in sync holds.
   std::vector<int> waiting_for;
+  // Copies this node caught up without (they were down, and may hold writes
+  // it missed): once each is up and in sync, the slots it shares with it
+  // are merged from it, the newer version of each key winning.
+  std::vector<int> merge_pending;
+  uint64_t keys_merged = 0;  // values taken from such a copy because they were newer
 };
 
 // Writes to another node whose reply never came (timed out, or the link

@@ -62,6 +62,9 @@ struct PeerHealth {
   // writes; not read from until it reports a newer sync generation.
   std::atomic<bool> stale{false};
   std::atomic<uint64_t> gen{0};       // its sync generation, as it last said
+  // It caught up without some copies of its slots (merges pending): a
+  // catch-up from it keeps, rather than drops, what the catching-up node holds.
+  std::atomic<bool> partial{false};
   uint64_t stale_gen = 0;             // lane 0: its generation when marked stale
   std::atomic<bool> flags_me{false};  // its pings say this node is stale
   // A write of its slots went to the other copies only (it was down): set
@@ -187,6 +190,21 @@ struct Pool::Impl {
   std::atomic<bool> purge_first{false};
   // The catch-up only fetches the touched keys again (CatchUpKeys): no scan.
   std::atomic<bool> keys_only{false};
+  // This node caught up while copies of some of its slots that may hold
+  // data were down (SyncStats::merge_pending): it may lack writes only they
+  // took. Its pings say so (PeerHealth::partial).
+  std::atomic<bool> partial{false};
+  std::shared_ptr<SyncOp> merge_op;  // lane 0 only
+  // A merge is running: writes are touched (as while syncing), and the
+  // merge stores no value over a key written here since it began.
+  std::atomic<bool> merging{false};
+  int64_t merge_retry_ms = 0;        // lane 0 only
+  int64_t merge_ready_ms = 0;        // lane 0 only: merging set, the scan waits till then
+  // Lane 0, every heartbeat while this node is in sync: once a pending
+  // copy is up and in sync, scans the slots shared with it and stores each
+  // value newer than the one here (MergeDone when it ends).
+  void MergeTick(int64_t now);
+  void MergeDone(int node, bool ok);
 
   int64_t sync_stats_started_ms() const;
   // Call before a write of `key` is applied to this node's store. blind: it
@@ -227,8 +245,9 @@ struct Pool::Impl {
   // Lane 0, after a ping answer: counted_down, and a catch-up when this
   // node is back with a majority after having lost it.
   void CheckMajority();
-  // Drops this node's keys of slots that have a source (lane 0).
-  void Purge(const std::vector<int>& slot_source);
+  // Drops this node's keys of slots that have a source (lane 0), except a
+  // source that itself has merges pending (PeerHealth::partial).
+  void Purge(std::vector<int> slot_source);
 
   // ---- eviction on copies (evict.cc) ----
   struct EvictedKey {

@@ -119,7 +119,7 @@ std::string KeyId(int db, std::string_view key) {
 }
 
 void Pool::Impl::Touch(int db, std::string_view key, bool blind) {
-  if (!syncing.load(std::memory_order_acquire)) return;
+  if (!syncing.load(std::memory_order_acquire) && !merging.load(std::memory_order_acquire)) return;
   std::string id = KeyId(db, key);
   std::lock_guard<std::mutex> l(sync_mu);
   touched[id] = ++touch_seq;
@@ -128,7 +128,10 @@ void Pool::Impl::Touch(int db, std::string_view key, bool blind) {
 }
 
 void Pool::Impl::NoteCommand(int db, const std::vector<std::string_view>& argv) {
-  if (!syncing.load(std::memory_order_acquire) || argv.empty()) return;
+  // A merge in progress (sync.cc) notes writes and flushes as a catch-up does.
+  if (argv.empty() ||
+      (!syncing.load(std::memory_order_acquire) && !merging.load(std::memory_order_acquire)))
+    return;
   if (EqualsLower(argv[0], "flushall") || EqualsLower(argv[0], "flushdb")) {
     std::lock_guard<std::mutex> l(sync_mu);
     ++flush_seq;

@@ -9,15 +9,24 @@
 // exact current state, present or not) in a last pass. Then it reports
 // itself in sync (pings carry the flag) and reads come back to it. A failed
 // pass starts over from scratch; a flush seen meanwhile restarts it too.
+// A node that was in sync catches slots whose other copies are all down up
+// "from no one" (it keeps what it held) and merges from those copies once
+// they are back (MergeTick, at the end of this file).
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "storage/pool/pool_impl.h"
 
 namespace kvpool::pool {
 
-void Pool::Impl::Purge(const std::vector<int>& slot_source) {
+void Pool::Impl::Purge(std::vector<int> slot_source) {
+  // A source that itself caught up without some copies may lack writes
+  // only this node holds: its slots are kept, and the catch-up stores only
+  // the newer of each key.
+  for (int& src : slot_source)
+    if (src >= 0 && health[src].partial.load()) src = -1;
   storage::Store* store = pool->store_;
   const int64_t now = pool->WallNow();
   size_t dropped = 0;
@@ -137,6 +146,11 @@ struct SyncOp : std::enable_shared_from_this<SyncOp> {
   storage::Store* store;
   transport::Transport* transport;
   uint64_t flush_seq;  // at start: a flush since makes the pass start over
+  bool whole = false;  // a whole catch-up (not keys only)
+  // A whole catch-up's copies that were down and may hold data (its slots
+  // with no source): merged from once back (SyncStats::merge_pending).
+  std::vector<int> missed;
+  int merge_node = -1;  // >= 0: a merge from this copy (MergeTick), not a catch-up
   int pending = 1;
   bool failed = false;
   struct Source {
@@ -161,6 +175,7 @@ struct SyncOp : std::enable_shared_from_this<SyncOp> {
   int64_t Timeout() const { return pool->options_.timeout_ms; }
   void Done() {
     if (--pending > 0) return;
+    if (merge_node >= 0) return impl->MergeDone(merge_node, !failed);
     if (failed) return impl->SyncDone(false);
     NextRound();
   }
@@ -168,7 +183,9 @@ struct SyncOp : std::enable_shared_from_this<SyncOp> {
   void NextRound();
   // Stores e (value in `value`), unless the key was written here after
   // `since` (touch sequence) or a flush happened since the request.
-  // exact: a missing entry deletes the key (last pass); else it is skipped.
+  // exact: a missing entry deletes the key (last pass); else it is skipped,
+  // and a value is stored only over an older version (a source that
+  // missed writes this node kept, or a merge, never undoes them).
   void Apply(const Entry& e, std::string_view value, uint64_t since, bool exact);
   // Reads entries (and their values from bulk) from r; large values are
   // fetched in chunks, then applied.
@@ -182,22 +199,44 @@ void SyncOp::Apply(const Entry& e, std::string_view value, uint64_t since, bool 
   const int64_t now = pool->WallNow();
   std::lock_guard<std::mutex> l(impl->sync_mu);
   if (impl->flush_seq != flush_seq) return;
+  // A catch-up begun during a merge owns the touched set from then on.
+  if (merge_node >= 0 && impl->syncing.load()) {
+    failed = true;
+    return;
+  }
   auto t = impl->touched.find(KeyId(e.db, e.key));
   if (t != impl->touched.end() && t->second > since) return;
   if (e.state != kKeyFound || (e.expire != 0 && e.expire <= now)) {
     if (exact) store->Del(e.db, e.key, now);
     return;
   }
-  storage::SetOptions o;
-  o.expire_at_ms = e.expire;
-  o.version = e.version;  // the source's: the copies agree on it
-  Status s = store->Set(e.db, e.key, value, o, now, nullptr);
+  Status s;
+  size_t applied = 1;
+  if (exact) {
+    storage::SetOptions o;
+    o.expire_at_ms = e.expire;
+    o.version = e.version;  // the source's: the copies agree on it
+    s = store->Set(e.db, e.key, value, o, now, nullptr);
+  } else {
+    StatusOr<storage::PendingItem> item = store->Prepare(e.key, value.size(), now);
+    s = item.status();
+    if (s.ok()) {
+      item.value().set_version(e.version);
+      item.value().set_expire_at_ms(e.expire);
+      if (!value.empty()) std::memcpy(item.value().value_data(), value.data(), value.size());
+      std::vector<storage::PendingItem> items;
+      items.push_back(std::move(item.value()));
+      s = store->Publish(e.db, &items, now, /*if_not_older=*/true, &applied);
+    }
+  }
   if (!s.ok()) {
     spdlog::warn("pool: catch-up could not store a key: {}", s.ToString());
     failed = true;
     return;
   }
-  ++(exact ? impl->sync.keys_rechecked : impl->sync.keys_pulled);
+  if (applied == 0) return;
+  ++(exact ? impl->sync.keys_rechecked
+           : merge_node >= 0 ? impl->sync.keys_merged : impl->sync.keys_pulled);
 }
 
 bool SyncOp::ReadEntries(Reader& r, std::string_view bulk, int node, std::vector<Entry>& es,
@@ -254,6 +293,8 @@ void SyncOp::FetchLarge(int node, Entry e, std::shared_ptr<std::string> buf, uin
                     } else if (state == kKeyFound && bulk.size() == len) {
                       buf->append(bulk.data(), len);
                       self->FetchLarge(node, e, buf, off + len, since, exact);
+                    } else if (self->merge_node >= 0) {
+                      // Changed at the source by a write this node took too.
                     } else if (!exact) {
                       // Changed at the source: skipped here, unless the
                       // change reaches this node too (then it is touched).
@@ -484,11 +525,23 @@ void Pool::Impl::SyncTick(int64_t now) {
     sync_retry_ms = now + o.heartbeat_ms;
     return;
   }
+  op->whole = !keys_only.load();
+  // A node that was in sync catches up "from no one" for slots whose other
+  // copies are all down (WaitsBeforeCatchingUp waits only when it never
+  // was): they may hold writes it missed, so it merges from them later.
+  if (op->whole) op->missed = CopiesToWaitFor(op->slot_source);
   {
     std::lock_guard<std::mutex> l(sync_mu);
     op->flush_seq = flush_seq;
     ++sync.attempts;
     sync.waiting_for.clear();
+  }
+  if (!op->missed.empty()) {
+    std::string names;
+    for (int c : op->missed) names += (names.empty() ? "" : ", ") + pool->node(c).Addr();
+    spdlog::warn("pool: catching up without {} (down, and may hold writes this node missed): "
+                 "merging from {} once back",
+                 names, op->missed.size() == 1 ? "it" : "them");
   }
   std::string from;
   for (const auto& src : op->sources) from += (from.empty() ? "" : ", ") + pool->node(src.node).Addr();
@@ -567,6 +620,19 @@ void Pool::Impl::SyncDone(bool ok) {
   sync_ready_ms = 0;
   purge_first.store(false);
   keys_only.store(false);
+  merging.store(false);
+  merge_ready_ms = 0;
+  if (op && op->whole) {
+    // Before the flag drops: a peer that sees this node in sync sees this too.
+    sync.merge_pending = op->missed;
+    partial.store(!op->missed.empty());
+    if (!op->missed.empty()) {
+      // Its writes must be newer than the ones it missed, which a copy
+      // stamped meanwhile from its own clock: the clock moves to at least
+      // wall-clock ms x 8192 (a hybrid clock; overflows in the year 2500).
+      pool->store_->AdvanceClock((static_cast<uint64_t>(pool->WallNow()) << 13) << 8);
+    }
+  }
   sync_gen.store(std::max<uint64_t>(sync_gen.load() + 1, pool->WallNow()));
   // Under the lock: no touch is recorded after the flag drops, and none is
   // needed (this node is a full copy from here on).
@@ -579,5 +645,98 @@ void Pool::Impl::SyncDone(bool ok) {
                sync.keys_rechecked, sync.finished_ms - sync.started_ms);
 }
 
+// ------------------------------------------------------------------ merges
+
+// A node that caught up without some copies of its slots (they were down)
+// may lack writes only those copies took while it was away; they, back,
+// may lack the writes it took since. Each side keeps what it has and takes
+// the newer version of each key from the other: the returning copy by a
+// catch-up that does not purge (Purge), this node by a merge once that
+// copy is in sync again: a scan of the slots they share, each value stored
+// over an older one only. A key deleted on one side while the other was
+// away comes back (there are no tombstones).
+void Pool::Impl::MergeTick(int64_t now) {
+  if (merge_op || !partial.load() || now < merge_retry_ms) return;
+  const PoolOptions& o = pool->options_;
+  int node = -1;
+  {
+    std::lock_guard<std::mutex> l(sync_mu);
+    auto& pending = sync.merge_pending;
+    for (auto it = pending.begin(); it != pending.end();) {
+      // Up, never in sync since it started: it came back empty.
+      if (health[*it].up.load() && health[*it].gen.load() == 0) {
+        spdlog::warn("pool: {} came back empty: nothing to merge from it",
+                     pool->node(*it).Addr());
+        it = pending.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (pending.empty()) {
+      partial.store(false);
+      merging.store(false);
+      merge_ready_ms = 0;
+      return;
+    }
+    for (int c : pending)
+      if (pool->Serving(c)) {
+        node = c;
+        break;
+      }
+  }
+  if (node < 0) return;
+  // Writes begun before `merging` was set end within pool-timeout-ms; the
+  // scan starts after them (each later one is touched, and so kept).
+  if (!merging.load()) {
+    merging.store(true);
+    merge_ready_ms = now + std::max<int64_t>(o.heartbeat_ms, o.timeout_ms);
+  }
+  if (now < merge_ready_ms) return;
+  auto op = std::make_shared<SyncOp>();
+  op->pool = pool;
+  op->impl = this;
+  op->store = pool->store_;
+  op->transport = pool->transport_;
+  op->merge_node = node;
+  op->slot_source.assign(kSlots, -1);
+  SyncOp::Source src{node, std::string(kSlots / 8, '\0')};
+  const SlotTable& t = pool->slots_;
+  for (int s = 0; s < kSlots; ++s) {
+    if (!t.HoldsSlot(o.self, s) || !t.HoldsSlot(node, s)) continue;
+    op->slot_source[s] = node;
+    src.bitmap[s / 8] |= static_cast<char>(1 << (s % 8));
+  }
+  op->sources.push_back(std::move(src));
+  {
+    std::lock_guard<std::mutex> l(sync_mu);
+    op->flush_seq = flush_seq;
+  }
+  spdlog::info("pool: merging from {} (it was down when this node caught up)",
+               pool->node(node).Addr());
+  merge_op = op;
+  op->Scan(0);
+  op->Done();
+}
+
+void Pool::Impl::MergeDone(int node, bool ok) {
+  std::shared_ptr<SyncOp> op = std::move(merge_op);
+  merge_op.reset();
+  std::lock_guard<std::mutex> l(sync_mu);
+  if (syncing.load()) return;  // a catch-up began: it works out what is pending
+  merging.store(false);
+  merge_ready_ms = 0;
+  touched.clear();
+  recheck.clear();
+  if (!ok || (op && op->flush_seq != flush_seq)) {
+    spdlog::warn("pool: merge from {} did not finish; starting over", pool->node(node).Addr());
+    merge_retry_ms = pool->MonoNow() + pool->options_.heartbeat_ms * 2;
+    return;
+  }
+  auto& pending = sync.merge_pending;
+  pending.erase(std::remove(pending.begin(), pending.end(), node), pending.end());
+  if (pending.empty()) partial.store(false);
+  spdlog::info("pool: merged from {} ({} keys taken in all)", pool->node(node).Addr(),
+               sync.keys_merged);
+}
 
 }  // namespace kvpool::pool

@@ -230,6 +230,9 @@ class Store {
   // A fresh version from this store's clock (for a write ordered here and
   // sent on to other copies with it).
   uint64_t NewVersion();
+  // Moves this store's clock past `version`'s count (as an explicit version
+  // given to a write does): every version stamped here afterwards is newer.
+  void AdvanceClock(uint64_t version);
   // Deletes the key if its live value is older than `version` (a delete
   // ordered elsewhere, arriving after the value it removes or not); true if
   // it deleted.

@@ -200,6 +200,13 @@ TEST(StoreVersionTest, VersionsCarryTheNodeAndPassEveryVersionGiven) {
   EXPECT_GT(v2, given.version);
   EXPECT_EQ(v2 & 0xff, 7u);
   EXPECT_GT(s->NewVersion(), v2);
+  // A clock moved forward stamps past the floor; moving it back does nothing.
+  s->AdvanceClock(uint64_t{1} << 50);
+  uint64_t v3 = s->NewVersion();
+  EXPECT_GT(v3, uint64_t{1} << 50);
+  EXPECT_EQ(v3 & 0xff, 7u);
+  s->AdvanceClock(1 << 8);
+  EXPECT_GT(s->NewVersion(), v3);
 }
 
 // A value published with an explicit version under if_not_older lands only

@@ -184,6 +184,7 @@ void PendingItem::set_expire_at_ms(int64_t ms) {
 }
 
 uint64_t Store::NewVersion() { return impl_->NextVersion(); }
+void Store::AdvanceClock(uint64_t version) { impl_->Observe(version); }
 void Store::SetVersionNode(uint8_t node) { impl_->version_node = node; }
 
 StatusOr<PendingItem> Store::Prepare(std::string_view key, size_t value_len, int64_t now_ms) {

@@ -208,3 +208,87 @@ def test_two_writers_of_the_same_keys_never_fork_them(pool, how):
                 assert a.decode() in (f"a{rnd}:{k}", f"b{rnd}:{k}"), (k, a)
         forked = _forked(clients[2], keys)
         assert not forked, f"round {rnd}: {len(forked)} of {len(keys)} keys forked, e.g. {forked[:3]}"
+
+
+def test_rolling_pauses_lose_no_acknowledged_write():
+    """Each node in turn paused past pool-down-after-ms while three writers
+    overwrite keys: a node that resumes starts catching up, and the next
+    pause takes the copy it was catching up from. It catches up without that
+    copy (the writes it missed are there only) and merges from it once it is
+    back, while that copy, catching up from a node that missed writes,
+    keeps its own: every key ends with its last acknowledged value (or a
+    later one whose reply was an error), through every node, on both copies."""
+    p = Pool(3, name="rolling", **{**OPTS, "pool-down-after-ms": 500, "pool-heartbeat-ms": 50})
+    try:
+        p.start()
+        wait_until(lambda: all(_in_sync(p, i) for i in range(3)), timeout=60, what="all in sync")
+        writers, per_writer, batch = 3, 3000, 50
+        acked = [{} for _ in range(writers)]   # key -> last acknowledged value
+        later = [{} for _ in range(writers)]   # key -> values sent after it, with an error
+        stop = threading.Event()
+        counts = [0, 0]  # batches acknowledged, failed
+
+        def writer(w: int) -> None:
+            c = p.nodes[w].client(socket_timeout=20)
+            seq = 0
+            while not stop.is_set():
+                for start in range(0, per_writer, batch):
+                    if stop.is_set():
+                        return
+                    seq += 1
+                    vals = {f"roll:{w}:{i}": f"{w}:{seq}:{i}" for i in range(start, start + batch)}
+                    try:
+                        c.mset(vals)
+                    except (redis.RedisError, OSError):
+                        counts[1] += 1
+                        for k, v in vals.items():
+                            later[w].setdefault(k, set()).add(v)
+                        continue
+                    counts[0] += 1
+                    for k, v in vals.items():
+                        acked[w][k] = v
+                        later[w].pop(k, None)
+
+        ts = [threading.Thread(target=writer, args=(w,), daemon=True) for w in range(writers)]
+        for t in ts:
+            t.start()
+        try:
+            time.sleep(1)
+            for _ in range(2):
+                for i in range(3):
+                    os.kill(p.nodes[i].proc.pid, signal.SIGSTOP)
+                    time.sleep(1)
+                    os.kill(p.nodes[i].proc.pid, signal.SIGCONT)
+                    time.sleep(1)
+        finally:
+            for i in range(3):
+                os.kill(p.nodes[i].proc.pid, signal.SIGCONT)
+            stop.set()
+            for t in ts:
+                t.join(60)
+        assert counts[0] > 100, counts
+
+        def settled() -> bool:
+            infos = [_info(p, i) for i in range(3)]
+            return all(i.get("pool_sync_state") == "in_sync" and "pool_sync_merge_pending" not in i
+                       for i in infos)
+
+        wait_until(settled, timeout=90, what="every node in sync, no merge pending")
+        c = [n.client() for n in p.nodes]
+        keys = [k for w in range(writers) for k in acked[w]]
+        assert len(keys) == writers * per_writer
+        for i in range(3):
+            bad = []
+            for n in range(0, len(keys), BATCH):
+                part = keys[n:n + BATCH]
+                for k, v in zip(part, c[i].mget(part)):
+                    w = int(k.split(":")[1])
+                    got = v.decode() if v is not None else None
+                    if got != acked[w][k] and got not in later[w].get(k, ()):
+                        bad.append((k, acked[w][k], got))
+            assert not bad, (f"through node {i + 1}: {len(bad)} of {len(keys)} keys lost their "
+                             f"last acknowledged write, e.g. {bad[:5]}")
+        forked = _forked(c[0], keys[::15])
+        assert not forked, f"{len(forked)} keys forked, e.g. {forked[:3]}"
+    finally:
+        stop_all(p.nodes)
