@@ -636,6 +636,62 @@ TEST_F(PoolReplicaTest, ANodeBackFromAPartitionCatchesUpAndServesNothingStale) {
   EXPECT_EQ(pool(2).sync_stats().attempts, 1u);
 }
 
+// Node 0 away (node 1 takes the writes of their slots alone), then node 1
+// away while node 0 is back: node 0 catches up without node 1 and writes
+// its slots alone. Neither holds every acknowledged write; once node 1 is
+// back, node 1 keeps its keys when it catches up from node 0 (a source with
+// a merge pending) and node 0 merges from node 1: every copy ends with the
+// newest value of every key (node 0's later writes newer by its clock).
+TEST_F(PoolReplicaTest, ANodeThatCaughtUpWithoutACopyMergesFromItOnceBack) {
+  BuildReplicas(kDownAfterMs);
+  auto k0 = KeysOn(0, 40);  // copies on nodes 0 and 1
+  ASSERT_TRUE(Set(2, Pairs(k0, [](const std::string&) { return std::string("v0"); })).status.ok());
+  std::map<std::string, std::string> want;
+  for (const auto& k : k0) want[k] = "v0";
+  auto write = [&](size_t from, size_t to, const std::string& v) {
+    std::vector<std::string> kvs;
+    for (size_t i = from; i < to; ++i) {
+      kvs.insert(kvs.end(), {k0[i], v});
+      want[k0[i]] = v;
+    }
+    ASSERT_TRUE(Set(2, kvs).status.ok());
+  };
+  net().SetDown(0, FakeNetwork::DownMode::kRefuse);
+  ASSERT_TRUE(RunUntil([&] { return !pool(1).NodeUp(0) && !pool(2).NodeUp(0); }, 3000));
+  // Many times: node 1's clock runs far ahead of node 0's.
+  for (int round = 0; round < 50; ++round) write(0, 20, "while-0-away");
+  EXPECT_EQ(PeekOn(0, k0[0]), "v0");
+  net().SetDown(1, FakeNetwork::DownMode::kRefuse);
+  net().SetUp(0);
+  ASSERT_TRUE(RunUntil([&] {
+    return !pool(0).NodeUp(1) && !pool(2).NodeUp(1) && pool(0).InSync() && pool(0).Serving(0) &&
+           pool(2).Serving(0);
+  }, 8000));
+  EXPECT_EQ(pool(0).sync_stats().merge_pending, std::vector<int>{1});
+  write(10, 30, "while-1-away");
+  EXPECT_EQ(PeekOn(1, k0[10]), "while-0-away");
+  net().SetUp(1);
+  ASSERT_TRUE(RunUntil([&] {
+    for (int n = 0; n < 3; ++n)
+      if (!pool(n).InSync() || !pool(0).Serving(n) || !pool(2).Serving(n)) return false;
+    return pool(0).sync_stats().merge_pending.empty();
+  }, 10000));
+  EXPECT_GE(pool(0).sync_stats().keys_merged, 10u);
+  for (const auto& [k, v] : want) {
+    EXPECT_EQ(PeekOn(0, k), v) << k << " on node 0";
+    EXPECT_EQ(PeekOn(1, k), v) << k << " on node 1";
+    EXPECT_EQ(store(0).Peek(0, k, WallMs()).version(), store(1).Peek(0, k, WallMs()).version())
+        << k;
+  }
+  for (int from = 0; from < 3; ++from) {
+    auto got = Get(from, k0);
+    for (size_t i = 0; i < k0.size(); ++i)
+      EXPECT_EQ(got[i].state == GetResult::kFound ? got[i].value : std::string("<nil>"),
+                want[k0[i]])
+          << k0[i] << " through node " << from;
+  }
+}
+
 // A node that sees fewer than half of the nodes up may be the minority side
 // of a partition: it neither serves reads nor takes writes.
 TEST_F(PoolReplicaTest, AMinorityNodeNeitherReadsNorWrites) {
