@@ -290,6 +290,13 @@ void Conn::QueueWrite(const char* local, uint32_t lkey, uint64_t remote, uint32_
   Queue(std::move(op));
 }
 
+void Conn::QueueSendKey(const FrameKey& key) {
+  Op op;
+  op.kind = OpKind::kSendKey;
+  op.key = key;
+  Queue(std::move(op));
+}
+
 void Conn::Queue(Op op) {
   if (closed_) {
     if (op.done) op.done(false);
@@ -354,41 +361,19 @@ void Conn::Flush() {
     ++n;
   };
   auto room = [&] { return depth_ - static_cast<int>(next_seq_ - 1 - done_seq_); };
-  auto build_segment = [&](SegType type, Op* op) -> std::pair<int, uint32_t> {
-    const int slot = free_slots_.back();
-    free_slots_.pop_back();
-    char* p = block_->slot(depth_ + slot);
-    EncodeSeg(Seg{type, static_cast<uint32_t>(to_return_)}, p);
-    to_return_ = 0;
-    size_t len = kSegSize;
-    if (op) {
-      size_t cap = kMoreRoom;
-      if (type == SegType::kFirst) {
-        EncodeHeader(op->h, p + len);
-        len += kHeaderSize;
-        cap = kFirstRoom;
-        if (op->has_desc) {
-          EncodeCallDesc(op->desc, p + len);
-          len += kCallDescSize;
-          cap = kFirstCallRoom;
-        }
-      }
-      const size_t k = std::min(cap, op->body.size() - op->off);
-      if (k) std::memcpy(p + len, op->body.data() + op->off, k);
-      op->off += k;
-      op->started = true;
-      len += k;
-    }
-    --credits_;
-    lane_->t->stats().segments_sent.fetch_add(1, std::memory_order_relaxed);
-    return {slot, static_cast<uint32_t>(len)};
-  };
-
   while (!fifo_.empty() && room() > 0) {
     Op& op = fifo_.front();
+    if (op.kind == OpKind::kSendKey) {
+      Status st = sealer_.Enable(op.key);
+      fifo_.pop_front();
+      if (!st.ok()) return Close(st);
+      continue;
+    }
     if (op.kind == OpKind::kMessage) {
       if (credits_ < 2 || free_slots_.empty()) break;  // one credit stays for credit returns
-      auto [slot, len] = build_segment(op.started ? SegType::kMore : SegType::kFirst, &op);
+      auto seg = BuildSegment(op.started ? SegType::kMore : SegType::kFirst, &op);
+      if (!seg.ok()) return Close(seg.status());
+      auto [slot, len] = seg.value();
       const bool last = op.off == op.body.size();
       WrDone done;
       if (last) done = std::move(op.done);
@@ -406,11 +391,53 @@ void Conn::Flush() {
   // quarter of our receive buffers is owed.
   if (to_return_ >= std::max(1, depth_ / 4) && credits_ >= 1 && !free_slots_.empty() &&
       room() > 0) {
-    auto [slot, len] = build_segment(SegType::kCredit, nullptr);
+    auto seg = BuildSegment(SegType::kCredit, nullptr);
+    if (!seg.ok()) return Close(seg.status());
+    auto [slot, len] = seg.value();
     add(IBV_WR_SEND, reinterpret_cast<uint64_t>(block_->slot(depth_ + slot)), len, block_->mr->lkey,
         0, 0, slot, nullptr);
   }
   post();
+}
+
+StatusOr<std::pair<int, uint32_t>> Conn::BuildSegment(SegType type, Op* op) {
+  const int slot = free_slots_.back();
+  free_slots_.pop_back();
+  char* p = block_->slot(depth_ + slot);
+  const bool tagged = sealer_.on();
+  EncodeSeg(Seg{type, static_cast<uint32_t>(to_return_), tagged}, p);
+  to_return_ = 0;
+  size_t len = kSegSize;
+  if (op) {
+    size_t cap = kMoreRoom;
+    if (type == SegType::kFirst) {
+      EncodeHeader(op->h, p + len);
+      len += kHeaderSize;
+      cap = kFirstRoom;
+      if (op->has_desc) {
+        EncodeCallDesc(op->desc, p + len);
+        len += kCallDescSize;
+        cap = kFirstCallRoom;
+      }
+    }
+    const size_t k = std::min(cap, op->body.size() - op->off);
+    if (k) std::memcpy(p + len, op->body.data() + op->off, k);
+    op->off += k;
+    op->started = true;
+    len += k;
+  }
+  // The rooms leave kSegTagSize bytes for this.
+  RdmaStats& stats = lane_->t->stats();
+  if (tagged) {
+    Status st = sealer_.Seal(p, len);
+    if (!st.ok()) return st;
+    len += kSegTagSize;
+    stats.segments_tagged.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (SegTamperFn tamper = SegTamperForTest()) tamper(p, len, tagged, role_ == Role::kIn);
+  --credits_;
+  stats.segments_sent.fetch_add(1, std::memory_order_relaxed);
+  return std::make_pair(slot, static_cast<uint32_t>(len));
 }
 
 // ---- completions ----
@@ -502,12 +529,22 @@ bool Conn::OnRecv(int slot, uint32_t len) {
   Seg seg;
   Status st = DecodeSeg(p, &seg);
   if (!st.ok()) return violation(st.message());
+  // Nothing of a segment (not even its credits) is used before its tag.
+  size_t data_len = 0;
+  st = opener_.Open(p, len, seg.tagged, &data_len);
+  if (!st.ok()) {
+    lane_->t->stats().segments_refused.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("rdma: segment {} of the connection {} peer {} failed authentication ({}): "
+                 "forged, replayed or reordered; closing the link",
+                 opener_.accepted(), role_ == Role::kIn ? "from" : "to", peer_, st.ToString());
+    return violation("segment failed authentication");
+  }
   if (seg.credits > static_cast<uint32_t>(peer_depth_) ||
       credits_ + static_cast<int64_t>(seg.credits) > peer_depth_)
     return violation("credits beyond the receive depth");
   credits_ += static_cast<int>(seg.credits);
   p += kSegSize;
-  size_t n = len - kSegSize;
+  size_t n = data_len - kSegSize;
   switch (seg.type) {
     case SegType::kCredit:
       if (n != 0) return violation("credit segment with payload");

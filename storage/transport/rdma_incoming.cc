@@ -361,6 +361,13 @@ void InConn::OnMessage(Conn* c, const FrameHeader& h, const CallDesc& d, std::st
     }
     case FrameKind::kProof: {
       if (!hs_->OnProof(body).ok()) return Reject("authentication failed");
+      // From here on every segment is tagged both ways (rdma_seg_mac.h):
+      // the connector's from the next one on, ours from AUTH_OK on.
+      if (const std::optional<auth::FrameKeys>& keys = hs_->frame_keys()) {
+        Status st = c->RequireRecvKey(keys->to_server);
+        if (!st.ok()) return c->Close(st);
+        c->QueueSendKey(keys->to_client);
+      }
       state_ = State::kReady;
       hs_.reset();
       EndHandshake();

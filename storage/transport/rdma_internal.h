@@ -34,6 +34,7 @@
 
 #include "storage/transport/auth.h"
 #include "storage/transport/outlink_base.h"
+#include "storage/transport/rdma_seg_mac.h"
 #include "storage/transport/rdma_transport.h"
 #include "storage/transport/rdma_verbs.h"
 #include "storage/transport/rdma_wire.h"
@@ -184,6 +185,15 @@ class Conn : public std::enable_shared_from_this<Conn> {
                   WrDone done);
   // After authentication: the real limits.
   void SetLimits(WireLimits l) { limits_ = l; }
+  // Segment MACs (rdma_seg_mac.h). Segments built after everything queued
+  // so far carry tags under `key`: the switch keeps its place on the wire.
+  void QueueSendKey(const FrameKey& key);
+  // Received segments must be tagged under `key` from the next one on
+  // (Require), or from the first tagged one on (Arm).
+  Status RequireRecvKey(const FrameKey& key) { return opener_.Require(key); }
+  Status ArmRecvKey(const FrameKey& key) { return opener_.Arm(key); }
+  // Received segments are authenticated (required and, so far, valid).
+  bool recv_authenticated() const { return opener_.on(); }
 
   // Idempotent. Moves the QP to error, rdma_disconnects (so the peer hears of
   // it at once), destroys QP → CQ, runs every pending WrDone with false,
@@ -196,9 +206,10 @@ class Conn : public std::enable_shared_from_this<Conn> {
   Role role() const { return role_; }
 
  private:
-  enum class OpKind : uint8_t { kMessage, kRead, kWrite };
+  enum class OpKind : uint8_t { kMessage, kRead, kWrite, kSendKey };
   struct Op {
     OpKind kind = OpKind::kMessage;
+    FrameKey key{};  // kSendKey
     // kMessage
     FrameHeader h;
     bool has_desc = false;
@@ -229,6 +240,9 @@ class Conn : public std::enable_shared_from_this<Conn> {
   void Poll();
   void HandleWc(const ibv_wc& wc);
   void CompleteSends(uint64_t seq, bool ok);
+  // Builds the next SEND in a free send slot (a message's next segment, or
+  // credits only with `op` null); its slot and length, or an error.
+  StatusOr<std::pair<int, uint32_t>> BuildSegment(SegType type, Op* op);
   // Parses one received segment; false if the connection was closed.
   bool OnRecv(int slot, uint32_t len);
   void Deliver();
@@ -264,6 +278,8 @@ class Conn : public std::enable_shared_from_this<Conn> {
   std::deque<Op> fifo_;
 
   WireLimits limits_ = kHandshakeLimits;
+  SegSealer sealer_;
+  SegOpener opener_;
   bool assembling_ = false;
   bool discard_ = false;
   FrameHeader cur_;

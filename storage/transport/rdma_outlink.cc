@@ -113,6 +113,14 @@ void OutLink::OnConnected(Conn* c) {
 
 void OutLink::SendHandshake(FrameHeader h, std::string body) {
   conn_->QueueMessage(h, nullptr, std::move(body));
+  // PROOF is the connector's last untagged segment; the acceptor's
+  // segments are tagged from its AUTH_OK on (rdma_seg_mac.h).
+  const auth::ClientHandshake* hs = handshake();
+  if (h.kind != FrameKind::kProof || !hs || !hs->frame_keys()) return;
+  const auth::FrameKeys& k = *hs->frame_keys();
+  conn_->QueueSendKey(k.to_server);
+  Status st = conn_->ArmRecvKey(k.to_client);
+  if (!st.ok()) Fail(std::move(st), /*backoff=*/true);
 }
 
 void OutLink::TrySend(OutCall* c) {
@@ -179,6 +187,11 @@ Status OutLink::OnHeader(Conn* c, const FrameHeader& h, bool* discard) {
 void OutLink::OnMessage(Conn* c, const FrameHeader& h, const CallDesc&, std::string body) {
   if (c != conn_.get()) return;
   if (h.kind != FrameKind::kReply && h.kind != FrameKind::kErrorReply) {
+    const auth::ClientHandshake* hs = handshake();
+    if (h.kind == FrameKind::kAuthOk && hs && hs->frame_keys() && !c->recv_authenticated())
+      return Fail(Status::Unavailable("protocol violation from peer " + std::to_string(peer_) +
+                                      ": AUTH_OK without its tag"),
+                  /*backoff=*/true);
     if (!OnHandshakeFrame(h, body)) return;
     // AUTH_OK: send what waited for it.
     ready_ = true;

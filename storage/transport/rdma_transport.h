@@ -69,6 +69,8 @@ struct RdmaStats {
   std::atomic<uint64_t> staging_waits{0};     // calls that waited for a staging buffer
   std::atomic<uint64_t> zombie_resets{0};     // connections reset to reclaim staging
   std::atomic<uint64_t> segments_sent{0};     // SENDs (incl. continuations, credits)
+  std::atomic<uint64_t> segments_tagged{0};   // of those, carrying a MAC (rdma_seg_mac.h)
+  std::atomic<uint64_t> segments_refused{0};  // received ones failing it (link closed)
   std::atomic<uint64_t> connections{0};       // QPs established (both roles)
   std::atomic<uint64_t> extra_msg_blocks{0};  // message blocks registered after Start
 };

@@ -15,12 +15,16 @@ namespace {
 
 TEST(RdmaWireTest, SegmentRoundTripAndRejects) {
   char buf[kSegSize];
-  for (SegType t : {SegType::kFirst, SegType::kMore, SegType::kCredit}) {
-    EncodeSeg(Seg{t, 0xA1B2C3D4u}, buf);
-    Seg s;
-    ASSERT_TRUE(DecodeSeg(buf, &s).ok());
-    EXPECT_EQ(s.type, t);
-    EXPECT_EQ(s.credits, 0xA1B2C3D4u);
+  for (bool tagged : {false, true}) {
+    for (SegType t : {SegType::kFirst, SegType::kMore, SegType::kCredit}) {
+      EncodeSeg(Seg{t, 0xA1B2C3D4u, tagged}, buf);
+      Seg s;
+      ASSERT_TRUE(DecodeSeg(buf, &s).ok());
+      EXPECT_EQ(s.type, t);
+      EXPECT_EQ(s.credits, 0xA1B2C3D4u);
+      EXPECT_EQ(s.tagged, tagged);
+      EXPECT_EQ(static_cast<uint8_t>(buf[2]), tagged ? kSegTagged : 0);
+    }
   }
   EXPECT_EQ(static_cast<uint8_t>(buf[4]), 0xA1);  // big-endian
   Seg s;
@@ -29,7 +33,10 @@ TEST(RdmaWireTest, SegmentRoundTripAndRejects) {
   bad[0] = 9;
   EXPECT_FALSE(DecodeSeg(bad, &s).ok());
   std::memcpy(bad, buf, kSegSize);
-  bad[1] = 2;
+  bad[1] = 1;  // a version-1 node, which sends no tags
+  EXPECT_FALSE(DecodeSeg(bad, &s).ok());
+  std::memcpy(bad, buf, kSegSize);
+  bad[2] = 2;  // an unknown flag
   EXPECT_FALSE(DecodeSeg(bad, &s).ok());
   std::memcpy(bad, buf, kSegSize);
   bad[3] = 1;
@@ -52,9 +59,11 @@ TEST(RdmaWireTest, CallDescriptorRoundTrip) {
 }
 
 TEST(RdmaWireTest, SegmentRoomAddsUp) {
-  static_assert(kFirstCallRoom + kSegSize + kHeaderSize + kCallDescSize == kMsgBytes);
-  static_assert(kFirstRoom + kSegSize + kHeaderSize == kMsgBytes);
-  static_assert(kMoreRoom + kSegSize == kMsgBytes);
+  // Every segment keeps room for its tag.
+  static_assert(kFirstCallRoom + kSegSize + kHeaderSize + kCallDescSize + kSegTagSize ==
+                kMsgBytes);
+  static_assert(kFirstRoom + kSegSize + kHeaderSize + kSegTagSize == kMsgBytes);
+  static_assert(kMoreRoom + kSegSize + kSegTagSize == kMsgBytes);
 }
 
 TEST(RdmaWireTest, PrivateDataRoundTripPaddingAndRejects) {

@@ -62,7 +62,8 @@ Status CheckDepth(uint32_t d) {
 void EncodeSeg(const Seg& s, char out[kSegSize]) {
   out[0] = static_cast<char>(s.type);
   out[1] = static_cast<char>(kRdmaWireVersion);
-  out[2] = out[3] = 0;
+  out[2] = static_cast<char>(s.tagged ? kSegTagged : 0);
+  out[3] = 0;
   Put32(out + 4, s.credits);
 }
 
@@ -72,8 +73,11 @@ Status DecodeSeg(const char in[kSegSize], Seg* out) {
     return Status::InvalidArgument("unknown segment type");
   if (static_cast<uint8_t>(in[1]) != kRdmaWireVersion)
     return Status::InvalidArgument("unsupported segment version");
-  if (in[2] != 0 || in[3] != 0) return Status::InvalidArgument("reserved segment bits set");
+  const auto flags = static_cast<uint8_t>(in[2]);
+  if ((flags & ~kSegTagged) != 0 || in[3] != 0)
+    return Status::InvalidArgument("reserved segment bits set");
   out->type = type;
+  out->tagged = (flags & kSegTagged) != 0;
   out->credits = Get32(in + 4);
   return Status::OK();
 }

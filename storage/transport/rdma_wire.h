@@ -7,9 +7,14 @@
 //   offset size field
 //        0    1 type     kFirst | kMore | kCredit
 //        1    1 version  kRdmaWireVersion
-//        2    2 reserved 0
+//        2    1 flags    kSegTagged or 0
+//        3    1 reserved 0
 //        4    4 credits  receive buffers the sender re-posted since its
 //                        previous SEND (credit return, see rdma_conn.h)
+//
+// A segment with kSegTagged ends with a 16-byte tag over all its bytes
+// before it (rdma_seg_mac.h): with a pool secret, every segment after the
+// handshake is tagged, credit-only ones included.
 //
 // kFirst carries a wire.h header (40 bytes), then for kCall a 32-byte call
 // descriptor, then the first body bytes. kMore carries the next body bytes
@@ -46,32 +51,40 @@
 #include <cstdint>
 #include <string>
 
+#include "storage/transport/frame_mac.h"
 #include "storage/transport/wire.h"
 #include "storage/util/status.h"
 
 namespace kvpool::transport::rdma {
 
-inline constexpr uint8_t kRdmaWireVersion = 1;
+// 2: segments may carry a tag (kSegTagged); a node of version 1 is refused
+// at connect instead of misreading them.
+inline constexpr uint8_t kRdmaWireVersion = 2;
 // One message buffer (a RECV slot or a SEND slot). Small messages fit one;
 // a page keeps the per-connection receive memory at depth x 4 KiB.
 inline constexpr size_t kMsgBytes = 4096;
 inline constexpr size_t kSegSize = 8;
 inline constexpr size_t kCallDescSize = 32;
+inline constexpr size_t kSegTagSize = kFrameTagSize;  // 16
+inline constexpr uint8_t kSegTagged = 0x01;
 // Body bytes in the first segment of a call / of any other frame, and in a
-// continuation segment.
-inline constexpr size_t kFirstCallRoom = kMsgBytes - kSegSize - kHeaderSize - kCallDescSize;
-inline constexpr size_t kFirstRoom = kMsgBytes - kSegSize - kHeaderSize;
-inline constexpr size_t kMoreRoom = kMsgBytes - kSegSize;
+// continuation segment. Room for a tag is kept whether or not one is sent.
+inline constexpr size_t kFirstCallRoom =
+    kMsgBytes - kSegSize - kHeaderSize - kCallDescSize - kSegTagSize;
+inline constexpr size_t kFirstRoom = kMsgBytes - kSegSize - kHeaderSize - kSegTagSize;
+inline constexpr size_t kMoreRoom = kMsgBytes - kSegSize - kSegTagSize;
 
 enum class SegType : uint8_t { kFirst = 1, kMore = 2, kCredit = 3 };
 
 struct Seg {
   SegType type = SegType::kFirst;
   uint32_t credits = 0;
+  bool tagged = false;  // kSegTagged: a tag ends the segment
 };
 
 void EncodeSeg(const Seg& s, char out[kSegSize]);
-// kInvalidArgument on an unknown type, version or non-zero reserved bits.
+// kInvalidArgument on an unknown type, version, flag or non-zero reserved
+// bits.
 Status DecodeSeg(const char in[kSegSize], Seg* out);
 
 struct CallDesc {
