@@ -134,9 +134,9 @@ std::vector<OptionSpec> BuildSpecs() {
        "verifies the other against tls-ca-cert-file. Every node must agree.",
        0, 1},
       {"pool-secret", T::kString, "", false,
-       "Shared secret nodes prove to each other (HMAC challenge-response; never sent); over tcp "
-       "every frame after it also carries a MAC keyed from it. Empty = any peer may join, "
-       "frames unauthenticated.",
+       "Shared secret nodes prove to each other (HMAC challenge-response; never sent); every "
+       "frame (tcp) or control message (rdma) after it also carries a MAC keyed from it. "
+       "Empty = any peer may join, frames unauthenticated.",
        0, 0, {}, true},
       {"pool-timeout-ms", T::kInt, "3000", true,
        "Longest a request waits for the remote parts it needs.", 1, 600000},
