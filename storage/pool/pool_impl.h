@@ -1,6 +1,6 @@
 // Internals shared by pool.cc (membership, whole commands), batch*.cc (the
 // requester side of batch reads and writes), owner.cc and owner_put.cc
-// (calls from peers), replica.cc and sync.cc (copies, catch-up) and
+// (calls from peers), replica.cc, sync.cc and merge.cc (copies, catch-up) and
 // evict.cc (evictions on copies).
 #pragma once
 
@@ -202,7 +202,7 @@ struct Pool::Impl {
   int64_t merge_ready_ms = 0;        // lane 0 only: merging set, the scan waits till then
   // Lane 0, every heartbeat while this node is in sync: once a pending
   // copy is up and in sync, scans the slots shared with it and stores each
-  // value newer than the one here (MergeDone when it ends).
+  // value newer than the one here (MergeDone when it ends; merge.cc).
   void MergeTick(int64_t now);
   void MergeDone(int node, bool ok);
 

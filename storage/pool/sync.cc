@@ -11,13 +11,14 @@
 // pass starts over from scratch; a flush seen meanwhile restarts it too.
 // A node that was in sync catches slots whose other copies are all down up
 // "from no one" (it keeps what it held) and merges from those copies once
-// they are back (MergeTick, at the end of this file).
+// they are back (merge.cc).
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstring>
 
 #include "storage/pool/pool_impl.h"
+#include "storage/pool/sync_op.h"
 
 namespace kvpool::pool {
 
@@ -140,60 +141,6 @@ void Pool::Impl::OnSyncScan(InCall call) {
 
 // -------------------------------------------------- requester of a catch-up
 
-struct SyncOp : std::enable_shared_from_this<SyncOp> {
-  Pool* pool;
-  Pool::Impl* impl;
-  storage::Store* store;
-  transport::Transport* transport;
-  uint64_t flush_seq;  // at start: a flush since makes the pass start over
-  bool whole = false;  // a whole catch-up (not keys only)
-  // A whole catch-up's copies that were down and may hold data (its slots
-  // with no source): merged from once back (SyncStats::merge_pending).
-  std::vector<int> missed;
-  int merge_node = -1;  // >= 0: a merge from this copy (MergeTick), not a catch-up
-  int pending = 1;
-  bool failed = false;
-  struct Source {
-    int node;
-    std::string bitmap;
-    int db = 0;
-    uint64_t cursor = 0;
-  };
-  std::vector<Source> sources;
-  std::vector<int> slot_source;  // per slot, -1 = no source (or not ours)
-  int round = 0;
-  uint64_t round_seq = 0;  // touches after this are newer than the round's answers
-
-  struct Entry {
-    int db;
-    std::string key;
-    uint8_t state;
-    int64_t expire;
-    uint64_t total, sent, version;
-  };
-
-  int64_t Timeout() const { return pool->options_.timeout_ms; }
-  void Done() {
-    if (--pending > 0) return;
-    if (merge_node >= 0) return impl->MergeDone(merge_node, !failed);
-    if (failed) return impl->SyncDone(false);
-    NextRound();
-  }
-  void Scan(size_t i);
-  void NextRound();
-  // Stores e (value in `value`), unless the key was written here after
-  // `since` (touch sequence) or a flush happened since the request.
-  // exact: a missing entry deletes the key (last pass); else it is skipped,
-  // and a value is stored only over an older version (a source that
-  // missed writes this node kept, or a merge, never undoes them).
-  void Apply(const Entry& e, std::string_view value, uint64_t since, bool exact);
-  // Reads entries (and their values from bulk) from r; large values are
-  // fetched in chunks, then applied.
-  bool ReadEntries(Reader& r, std::string_view bulk, int node, std::vector<Entry>& es,
-                   uint64_t since, bool exact);
-  void FetchLarge(int node, Entry e, std::shared_ptr<std::string> buf, uint64_t off,
-                  uint64_t since, bool exact);
-};
 
 void SyncOp::Apply(const Entry& e, std::string_view value, uint64_t since, bool exact) {
   const int64_t now = pool->WallNow();
@@ -643,100 +590,6 @@ void Pool::Impl::SyncDone(bool ok) {
   sync.finished_ms = pool->MonoNow();
   spdlog::info("pool: in sync ({} keys pulled, {} rechecked, {} ms)", sync.keys_pulled,
                sync.keys_rechecked, sync.finished_ms - sync.started_ms);
-}
-
-// ------------------------------------------------------------------ merges
-
-// A node that caught up without some copies of its slots (they were down)
-// may lack writes only those copies took while it was away; they, back,
-// may lack the writes it took since. Each side keeps what it has and takes
-// the newer version of each key from the other: the returning copy by a
-// catch-up that does not purge (Purge), this node by a merge once that
-// copy is in sync again: a scan of the slots they share, each value stored
-// over an older one only. A key deleted on one side while the other was
-// away comes back (there are no tombstones).
-void Pool::Impl::MergeTick(int64_t now) {
-  if (merge_op || !partial.load() || now < merge_retry_ms) return;
-  const PoolOptions& o = pool->options_;
-  int node = -1;
-  {
-    std::lock_guard<std::mutex> l(sync_mu);
-    auto& pending = sync.merge_pending;
-    for (auto it = pending.begin(); it != pending.end();) {
-      // Up, never in sync since it started: it came back empty.
-      if (health[*it].up.load() && health[*it].gen.load() == 0) {
-        spdlog::warn("pool: {} came back empty: nothing to merge from it",
-                     pool->node(*it).Addr());
-        it = pending.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    if (pending.empty()) {
-      partial.store(false);
-      merging.store(false);
-      merge_ready_ms = 0;
-      return;
-    }
-    for (int c : pending)
-      if (pool->Serving(c)) {
-        node = c;
-        break;
-      }
-  }
-  if (node < 0) return;
-  // Writes begun before `merging` was set end within pool-timeout-ms; the
-  // scan starts after them (each later one is touched, and so kept).
-  if (!merging.load()) {
-    merging.store(true);
-    merge_ready_ms = now + std::max<int64_t>(o.heartbeat_ms, o.timeout_ms);
-  }
-  if (now < merge_ready_ms) return;
-  auto op = std::make_shared<SyncOp>();
-  op->pool = pool;
-  op->impl = this;
-  op->store = pool->store_;
-  op->transport = pool->transport_;
-  op->merge_node = node;
-  op->slot_source.assign(kSlots, -1);
-  SyncOp::Source src{node, std::string(kSlots / 8, '\0')};
-  const SlotTable& t = pool->slots_;
-  for (int s = 0; s < kSlots; ++s) {
-    if (!t.HoldsSlot(o.self, s) || !t.HoldsSlot(node, s)) continue;
-    op->slot_source[s] = node;
-    src.bitmap[s / 8] |= static_cast<char>(1 << (s % 8));
-  }
-  op->sources.push_back(std::move(src));
-  {
-    std::lock_guard<std::mutex> l(sync_mu);
-    op->flush_seq = flush_seq;
-  }
-  spdlog::info("pool: merging from {} (it was down when this node caught up)",
-               pool->node(node).Addr());
-  merge_op = op;
-  op->Scan(0);
-  op->Done();
-}
-
-void Pool::Impl::MergeDone(int node, bool ok) {
-  std::shared_ptr<SyncOp> op = std::move(merge_op);
-  merge_op.reset();
-  std::lock_guard<std::mutex> l(sync_mu);
-  if (syncing.load()) return;  // a catch-up began: it works out what is pending
-  merging.store(false);
-  merge_ready_ms = 0;
-  touched.clear();
-  recheck.clear();
-  if (!ok || (op && op->flush_seq != flush_seq)) {
-    spdlog::warn("pool: merge from {} did not finish; starting over", pool->node(node).Addr());
-    merge_retry_ms = pool->MonoNow() + pool->options_.heartbeat_ms * 2;
-    return;
-  }
-  auto& pending = sync.merge_pending;
-  pending.erase(std::remove(pending.begin(), pending.end(), node), pending.end());
-  if (pending.empty()) partial.store(false);
-  spdlog::info("pool: merged from {} ({} keys taken in all)", pool->node(node).Addr(),
-               sync.keys_merged);
 }
 
 }  // namespace kvpool::pool
