@@ -34,8 +34,8 @@ void Pool::Impl::MergeTick(int64_t now) {
         ++it;
       }
     }
+    SetPending(pending);
     if (pending.empty()) {
-      partial.store(false);
       merging.store(false);
       merge_ready_ms = 0;
       return;
@@ -94,11 +94,21 @@ void Pool::Impl::MergeDone(int node, bool ok) {
     merge_retry_ms = pool->MonoNow() + pool->options_.heartbeat_ms * 2;
     return;
   }
-  auto& pending = sync.merge_pending;
+  std::vector<int> pending = sync.merge_pending;
   pending.erase(std::remove(pending.begin(), pending.end(), node), pending.end());
-  if (pending.empty()) partial.store(false);
+  SetPending(std::move(pending));
   spdlog::info("pool: merged from {} ({} keys taken in all)", pool->node(node).Addr(),
                sync.keys_merged);
+}
+
+void Pool::Impl::SetPending(std::vector<int> copies) {
+  uint64_t mask = 0;
+  for (int c : copies) mask |= c < 64 ? uint64_t{1} << c : ~uint64_t{0};
+  sync.merge_pending = std::move(copies);
+  // Before a ping can say this node is in sync (SyncDone drops `syncing`
+  // after this), it says what it lacks.
+  pending_mask.store(mask);
+  partial.store(mask != 0);
 }
 
 }  // namespace kvpool::pool

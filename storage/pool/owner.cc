@@ -153,8 +153,8 @@ void Pool::Impl::OnPing(InCall call) {
     w.Bytes(announced[pool->self()].first);
     w.U32(static_cast<uint32_t>(announced[pool->self()].second));
   }
-  // Whether it caught up without some copies of its slots (merges pending).
-  w.U8(partial.load() ? 1 : 0);
+  // The copies it caught up without (merges pending), as a mask.
+  w.U64(pending_mask.load());
   uint8_t stale;
   uint64_t gen;
   if (known && pool->replicas() > 1 && r.U8(&stale) && r.U64(&gen))

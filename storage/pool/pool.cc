@@ -231,9 +231,9 @@ void Pool::Impl::Heartbeat() {
                 std::lock_guard<std::mutex> l(self->announce_mu);
                 self->announced[n] = {std::string(host), static_cast<int>(port)};
               }
-              // Whether it has merges pending (sync.cc).
-              uint8_t partial = 0;
-              h.partial.store(all && r.U8(&partial) && partial != 0);
+              // The copies it has merges pending from (merge.cc).
+              uint64_t pending = 0;
+              h.pending.store(all && r.U64(&pending) ? pending : 0);
             }
             if (static_cast<int>(node) != n) {
               spdlog::warn("pool: {} answers as node {} but is node {} in pool-nodes",

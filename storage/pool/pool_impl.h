@@ -62,9 +62,10 @@ struct PeerHealth {
   // writes; not read from until it reports a newer sync generation.
   std::atomic<bool> stale{false};
   std::atomic<uint64_t> gen{0};       // its sync generation, as it last said
-  // It caught up without some copies of its slots (merges pending): a
-  // catch-up from it keeps, rather than drops, what the catching-up node holds.
-  std::atomic<bool> partial{false};
+  // The copies it caught up without (its merges pending), bit n for node
+  // n (all bits: some node past 63): a catch-up from it keeps, rather than
+  // drops, what the catching-up node holds of the slots they share.
+  std::atomic<uint64_t> pending{0};
   uint64_t stale_gen = 0;             // lane 0: its generation when marked stale
   std::atomic<bool> flags_me{false};  // its pings say this node is stale
   // A write of its slots went to the other copies only (it was down): set
@@ -192,8 +193,11 @@ struct Pool::Impl {
   std::atomic<bool> keys_only{false};
   // This node caught up while copies of some of its slots that may hold
   // data were down (SyncStats::merge_pending): it may lack writes only they
-  // took. Its pings say so (PeerHealth::partial).
+  // took. Its pings say which (PeerHealth::pending, as a mask: SetPending).
   std::atomic<bool> partial{false};
+  std::atomic<uint64_t> pending_mask{0};
+  // Sets sync.merge_pending, partial and pending_mask (sync_mu held).
+  void SetPending(std::vector<int> copies);
   std::shared_ptr<SyncOp> merge_op;  // lane 0 only
   // A merge is running: writes are touched (as while syncing), and the
   // merge stores no value over a key written here since it began.
@@ -246,7 +250,8 @@ struct Pool::Impl {
   // node is back with a majority after having lost it.
   void CheckMajority();
   // Drops this node's keys of slots that have a source (lane 0), except a
-  // source that itself has merges pending (PeerHealth::partial).
+  // source that caught up without another copy of the slot
+  // (PeerHealth::pending).
   void Purge(std::vector<int> slot_source);
 
   // ---- eviction on copies (evict.cc) ----

@@ -23,11 +23,21 @@
 namespace kvpool::pool {
 
 void Pool::Impl::Purge(std::vector<int> slot_source) {
-  // A source that itself caught up without some copies may lack writes
-  // only this node holds: its slots are kept, and the catch-up stores only
-  // the newer of each key.
-  for (int& src : slot_source)
-    if (src >= 0 && health[src].partial.load()) src = -1;
+  // A source that itself caught up without another copy of a slot (this
+  // node, say) may lack writes only that copy holds: the slot is kept, and
+  // the catch-up stores only the newer of each key.
+  const SlotTable& t = pool->slots_;
+  for (int s = 0; s < kSlots; ++s) {
+    int src = slot_source[s];
+    uint64_t mask = src >= 0 ? health[src].pending.load() : 0;
+    for (int i = 0; mask != 0 && i < t.replicas(); ++i) {
+      int c = t.CopyOfSlot(s, i);
+      if (c != src && (c >= 64 || ((mask >> c) & 1))) {
+        slot_source[s] = -1;
+        break;
+      }
+    }
+  }
   storage::Store* store = pool->store_;
   const int64_t now = pool->WallNow();
   size_t dropped = 0;
@@ -571,8 +581,7 @@ void Pool::Impl::SyncDone(bool ok) {
   merge_ready_ms = 0;
   if (op && op->whole) {
     // Before the flag drops: a peer that sees this node in sync sees this too.
-    sync.merge_pending = op->missed;
-    partial.store(!op->missed.empty());
+    SetPending(op->missed);
     if (!op->missed.empty()) {
       // Its writes must be newer than the ones it missed, which a copy
       // stamped meanwhile from its own clock: the clock moves to at least
