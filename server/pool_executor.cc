@@ -1,5 +1,7 @@
 #include "server/pool_executor.h"
 
+#include <deque>
+
 #include "server/command_table.h"
 #include "server/dispatcher.h"
 #include "server/routing.h"
@@ -10,6 +12,52 @@ namespace kvpool {
 std::string PoolExecutor::Execute(int lane, int db, int resp,
                                   const std::vector<std::string_view>& argv) {
   return RunLocally(*server_, lane, db, resp, argv);
+}
+
+namespace {
+
+// A reply's pieces as the builder wrote them: texts copied, references
+// kept (and released when it is destroyed).
+class PiecesSink : public protocol::ReplySink, public pool::HeldReply {
+ public:
+  ~PiecesSink() override {
+    for (Piece& p : pieces_)
+      if (p.release) p.release(p.ctx);
+  }
+  void Write(const char* data, size_t len) override {
+    if (pieces_.empty() || pieces_.back().is_ref) pieces_.emplace_back();
+    pieces_.back().text.append(data, len);
+  }
+  void WriteRef(const char* data, size_t len, void (*release)(void*), void* ctx) override {
+    pieces_.push_back({{}, std::string_view(data, len), true, release, ctx});
+  }
+  // Call once every piece is written.
+  void Seal() {
+    for (const Piece& p : pieces_) views_.push_back(p.is_ref ? p.ref : std::string_view(p.text));
+  }
+  const std::vector<std::string_view>& pieces() const override { return views_; }
+
+ private:
+  struct Piece {
+    std::string text;
+    std::string_view ref;
+    bool is_ref = false;
+    void (*release)(void*) = nullptr;
+    void* ctx = nullptr;
+  };
+  // A deque: pieces never move, so a text's view stays valid.
+  std::deque<Piece> pieces_;
+  std::vector<std::string_view> views_;
+};
+
+}  // namespace
+
+std::unique_ptr<pool::HeldReply> PoolExecutor::ExecuteHeld(int lane, int db, int resp,
+                                                           const std::vector<std::string_view>& argv) {
+  auto sink = std::make_unique<PiecesSink>();
+  RunLocallyInto(*server_, lane, db, resp, argv, sink.get());
+  sink->Seal();
+  return sink;
 }
 
 std::string PoolExecutor::ExecuteTransaction(

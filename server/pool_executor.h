@@ -12,6 +12,9 @@ class PoolExecutor : public pool::CommandExecutor {
   explicit PoolExecutor(ServerContext* server) : server_(server) {}
   std::string Execute(int lane, int db, int resp,
                       const std::vector<std::string_view>& argv) override;
+  // Large values by reference (pinned items, held strings), not copied.
+  std::unique_ptr<pool::HeldReply> ExecuteHeld(int lane, int db, int resp,
+                                               const std::vector<std::string_view>& argv) override;
   std::string ExecuteTransaction(
       int lane, int db, int resp, const std::vector<std::vector<std::string_view>>& cmds,
       const std::vector<std::pair<std::string_view, uint64_t>>& watched) override;

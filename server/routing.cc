@@ -31,17 +31,22 @@ std::vector<std::string_view> CommandKeys(const CommandSpec& spec,
 
 std::string RunLocally(ServerContext& server, int lane, int db, int resp,
                        std::span<const std::string_view> args) {
+  protocol::StringSink sink;
+  RunLocallyInto(server, lane, db, resp, args, &sink);
+  return std::move(sink.out);
+}
+
+void RunLocallyInto(ServerContext& server, int lane, int db, int resp,
+                    std::span<const std::string_view> args, protocol::ReplySink* sink) {
   ClientState c;
   c.authenticated = true;
   c.local_only = true;
   c.db = db;
   c.resp = resp;
   c.lane = lane;
-  protocol::StringSink sink;
-  protocol::ReplyBuilder rb(&sink, resp);
+  protocol::ReplyBuilder rb(sink, resp);
   Dispatch(server, c, rb, args, NowMs(), lane);
   if (c.watch) server.store().Unwatch(c.watch);
-  return sink.out;
 }
 
 namespace {

@@ -28,6 +28,9 @@ std::vector<std::string_view> CommandKeys(const CommandSpec& spec,
 // one).
 std::string RunLocally(ServerContext& server, int lane, int db, int resp,
                        std::span<const std::string_view> args);
+// The same into `sink` (large values by reference: ReplySink::WriteRef).
+void RunLocallyInto(ServerContext& server, int lane, int db, int resp,
+                    std::span<const std::string_view> args, protocol::ReplySink* sink);
 
 // For a command with keys and not pool-aware: true if it was handled here
 // (forwarded to the owner, or refused); false if it should run locally.

@@ -112,7 +112,19 @@ enum Opcode : uint16_t {
   // got. One it never saw is fenced: refused if it arrives later. One still
   // running is answered when it ends.
   kOpFate = 28,
+  // {handle u64, offset u64, len u64} -> {}: bytes [offset, offset+len) of
+  // a whole command's reply held here (held_reply.cc) written to bulk_out
+  // (len at most its capacity). The reply is dropped once its last byte
+  // was asked for, or when no chunk was asked for a while.
+  // Held replies: a kOpCommand or kOpOrderedCommand body may end with
+  // {hold u8 = 1} (after {take u8} for kOpOrderedCommand): a reply larger
+  // than a call carries is then answered as kHeldReplyMark, {handle u64,
+  // total u64} instead of its bytes (in `out` for kOpOrderedCommand), and
+  // fetched with kOpReplyChunk. A RESP reply never starts with that byte.
+  kOpReplyChunk = 29,
 };
+
+inline constexpr char kHeldReplyMark = '\0';
 
 // kOpTokened's trailer: {opcode u32, epoch u64, token u64, watermark u64}.
 inline constexpr unsigned kTokenTrailerBytes = 4 + 8 + 8 + 8;

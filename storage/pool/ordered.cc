@@ -430,6 +430,7 @@ void Pool::Impl::ForwardTaking(int lane, int primary, int db, int resp,
   w.U8(static_cast<uint8_t>(resp));
   EncodeArgv(w, argv);
   w.U8(1);  // take
+  w.U8(1);  // hold a large reply (held_reply.cc)
   std::vector<std::string> keys(written.begin(), written.end());
   WriteCall(
       lane, primary, std::move(args), p->options_.timeout_ms,
@@ -441,7 +442,7 @@ void Pool::Impl::ForwardTaking(int lane, int primary, int db, int resp,
         if (s.code() == Code::kUnavailable || s.code() == Code::kTimeout)
           return done(Status(s.code(), p->NodeDownError(primary) + " (" + s.message() + ")"), {});
         if (!s.ok()) return done(s, {});
-        done(Status::OK(), std::string(out));
+        FinishCommand(lane, primary, out, std::move(done));
       });
 }
 
@@ -457,17 +458,17 @@ void Pool::Impl::OnOrderedCommand(InCall call) {
   int db;
   uint8_t resp;
   std::vector<std::string_view> argv;
-  uint8_t take = 0;
+  uint8_t take = 0, hold = 0;
   if (!ReadDb(r, pool->store_->databases(), &db) || !r.U8(&resp) || !ReadArgv(r, &argv) ||
-      (!r.done() && (!r.U8(&take) || take > 1)))
+      (!r.done() && (!r.U8(&take) || take > 1)) || (!r.done() && (!r.U8(&hold) || hold > 1)))
     return call->Reply(ErrorReply(MalformedRequest()));
   std::vector<std::string_view> written = pool->executor_->WriteKeys(argv);
   if (!PrimaryOfAll(written))
     return call->Reply(ErrorReply(Status::Aborted(
         "pool: " + pool->node(pool->self()).Addr() + " does not order writes of these keys now; try again")));
   NoteCommand(db, argv);
-  std::string out = OkReply();
-  out += pool->executor_->Execute(call->lane(), db, resp == 3 ? 3 : 2, argv);
+  std::string out =
+      CommandReply(pool->executor_->ExecuteHeld(call->lane(), db, resp == 3 ? 3 : 2, argv), hold == 1);
   auto holder = std::make_shared<InCall>(std::move(call));
   int lane = (*holder)->lane();
   std::vector<std::string> keys(written.begin(), written.end());

@@ -109,6 +109,7 @@ void Pool::Impl::HandleCall(InCall call) {
       {kOpMultiTouch, &Impl::OnMultiTouch},
       {kOpTokened, &Impl::OnTokened},
       {kOpFate, &Impl::OnFate},
+      {kOpReplyChunk, &Impl::OnReplyChunk},
   };
   static_assert(
       [] {
@@ -300,10 +301,11 @@ void Pool::Impl::OnCommand(InCall call) {
     return call->Reply(ErrorReply(MalformedRequest()));
   if (syncing.load() && pool->executor_->ReadsKeys(argv))
     return call->Reply(ErrorReply(Status::Unavailable("syncing")));
+  uint8_t hold = 0;  // the caller fetches a large reply in chunks (held_reply.cc)
+  if (!r.done() && (!r.U8(&hold) || hold > 1)) return call->Reply(ErrorReply(MalformedRequest()));
   NoteCommand(db, argv);
-  std::string out = OkReply();
-  out += pool->executor_->Execute(call->lane(), db, resp == 3 ? 3 : 2, argv);
-  call->Reply(std::move(out));
+  call->Reply(CommandReply(pool->executor_->ExecuteHeld(call->lane(), db, resp == 3 ? 3 : 2, argv),
+                           hold == 1));
 }
 
 void Pool::Impl::OnTransaction(InCall call) {

@@ -292,6 +292,7 @@ void Pool::Impl::OnStageBegin(InCall call) {
 // Large puts whose requester went away (no call for them for a while) are
 // dropped.
 void Pool::Impl::SweepPuts(int64_t now) {
+  SweepHeld(now);
   const int64_t max_age = 4 * int64_t{pool->options_.timeout_ms} + 1000;
   std::lock_guard<std::mutex> l(puts_mu);
   for (auto it = puts.begin(); it != puts.end();) {

@@ -365,9 +365,12 @@ void Pool::Forward(int lane, int node, int db, int resp, std::span<const std::st
   w.U32(static_cast<uint32_t>(db));
   w.U8(static_cast<uint8_t>(resp));
   EncodeArgv(w, argv);
+  if (ordered) w.U8(0);  // take
+  w.U8(1);               // hold a large reply (held_reply.cc)
   std::string down = NodeDownError(node);
   impl_->WriteCall(lane, node, std::move(args), options_.timeout_ms,
-                   [done = std::move(done), down](Status s, std::string_view reply, std::string_view) {
+                   [this, lane, node, done = std::move(done), down](
+                       Status s, std::string_view reply, std::string_view) mutable {
                      std::string_view payload;
                      if (s.ok()) s = ParseReplyStatus(reply, &payload);
                      if (!s.ok()) {
@@ -375,7 +378,7 @@ void Pool::Forward(int lane, int node, int db, int resp, std::span<const std::st
                          return done(Status(s.code(), down + " (" + s.message() + ")"), {});
                        return done(s, {});
                      }
-                     done(Status::OK(), std::string(payload));
+                     impl_->FinishCommand(lane, node, payload, std::move(done));
                    });
 }
 

@@ -62,6 +62,20 @@ struct PoolOptions {
   int64_t (*mono_ms)() = &MonoMs;
 };
 
+// A command's RESP reply as pieces, in order: small texts, and large
+// values by reference (pinned until it is destroyed), never copied into
+// one string. Destroyed on any thread.
+class HeldReply {
+ public:
+  virtual ~HeldReply() = default;
+  virtual const std::vector<std::string_view>& pieces() const = 0;
+  size_t size() const {
+    size_t n = 0;
+    for (std::string_view p : pieces()) n += p.size();
+    return n;
+  }
+};
+
 // Runs commands that peers forward, on this node only (never re-routed).
 // Implemented by the server.
 class CommandExecutor {
@@ -70,6 +84,11 @@ class CommandExecutor {
   // The RESP reply of `argv` run against `db` by a client speaking `resp`.
   virtual std::string Execute(int lane, int db, int resp,
                               const std::vector<std::string_view>& argv) = 0;
+  // As Execute, its large values by reference: a reply of hundreds of MB
+  // is sent to the caller in steps from where the value is (held_reply.cc).
+  // The default holds Execute's string.
+  virtual std::unique_ptr<HeldReply> ExecuteHeld(int lane, int db, int resp,
+                                                 const std::vector<std::string_view>& argv);
   // MULTI + cmds + EXEC, aborted (null reply) if any watched key's version
   // differs from the one given (0 = absent).
   virtual std::string ExecuteTransaction(

@@ -23,6 +23,7 @@ namespace kvpool::pool {
 
 struct SyncOp;
 struct FateTable;
+struct HeldEntry;  // held_reply.cc
 
 // Reply bodies start with a status: 0 = OK and the payload follows, else a
 // kvpool::Code and a message.
@@ -108,6 +109,20 @@ struct Pool::Impl {
   uint64_t next_put = 1;                          // guarded by puts_mu
   // Lane 0, every heartbeat: drops puts older than 4 x pool-timeout-ms + 1 s.
   void SweepPuts(int64_t now);
+
+  // ---- whole commands' large replies, sent in steps (held_reply.cc) ----
+  std::mutex held_mu;
+  std::unordered_map<uint64_t, std::shared_ptr<HeldEntry>> held;  // guarded by held_mu
+  uint64_t next_held = 0;                                        // guarded by held_mu
+  // The reply to a whole command: OkReply() and its bytes, or, if `may_hold`
+  // and it is larger than a call carries, the mark and a handle to fetch it
+  // by (the reply is kept here meanwhile).
+  std::string CommandReply(std::unique_ptr<HeldReply> reply, bool may_hold);
+  // Caller: `out` is a whole command's reply from `node`; a held one is
+  // fetched in chunks (a few in flight) before done gets it.
+  void FinishCommand(int lane, int node, std::string_view out, Pool::ReplyDone done);
+  // Lane 0, every heartbeat (SweepPuts): drops replies no one fetched.
+  void SweepHeld(int64_t now);
 
   // ---- the fate of writes whose reply never came (fate.cc) ----
   // Requester: tokens of calls that may write, by lane (each used on its
@@ -319,6 +334,7 @@ struct Pool::Impl {
   // fate.cc: a tokened write, and what became of one (WriteCall).
   void OnTokened(InCall call);
   void OnFate(InCall call);
+  void OnReplyChunk(InCall call);  // held_reply.cc
   // Whether this node may order writes of every key: it serves, and holds
   // a copy of each key's slot. (Coordinators send to the primary,
   // Pool::ReadNode; a node whose view differs for a heartbeat still takes
