@@ -275,10 +275,13 @@ void Connection::UpdateParserLimits() {
 void Connection::HandleRead() {
   if (closed_) return;
   // Room for the next chunk, or for the whole of a large request the parser
-  // has announced, so a 64 MiB value is read in place without regrowing.
+  // has announced, so a 64 MiB value is read in place without regrowing;
+  // and a chunk more for small arguments after it (SET key <300 MB> GET:
+  // without, the 300 MB were copied into a buffer twice the size, in one
+  // turn, to read "GET").
   size_t have = in_end_ - in_begin_;
   size_t want = std::max(kReadChunk, parser_.min_request_size() > have
-                                         ? parser_.min_request_size() - have
+                                         ? parser_.min_request_size() - have + kReadChunk
                                          : size_t{0});
   if (in_cap_ - in_end_ < want) {
     // Outstanding commands' arguments point into in_: it is kept as it is,

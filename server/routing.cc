@@ -110,7 +110,8 @@ bool RouteToCopies(ServerContext& server, ClientState& client, protocol::ReplyBu
                      return slot->Finish(RunLocally(*srv, lane, db, resp, argv));
                    }
                    slot->Finish(protocol::EncodeError(errors::FromStatus(s)));
-                 });
+                 },
+                 client.args_owner);
   return true;
 }
 
@@ -165,7 +166,8 @@ bool RouteByKeys(ServerContext& server, ClientState& client, protocol::ReplyBuil
                  return slot->Finish(RunLocally(*srv, lane, db, resp, argv));
                }
                slot->Finish(protocol::EncodeError(errors::FromStatus(s)));
-             });
+             },
+             /*ordered=*/false, client.args_owner);
   return true;
 }
 

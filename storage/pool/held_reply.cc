@@ -46,6 +46,16 @@ std::unique_ptr<HeldReply> CommandExecutor::ExecuteHeld(int lane, int db, int re
   return r;
 }
 
+uint64_t Pool::Impl::NextHeldHandle() {
+  if (next_held == 0) {
+    // Random per process: a caller still fetching from this node's
+    // previous life finds no reply rather than another one.
+    std::random_device rd;
+    next_held = ((uint64_t{rd()} << 32) ^ rd()) | 1;
+  }
+  return next_held++;
+}
+
 std::string Pool::Impl::CommandReply(std::unique_ptr<HeldReply> reply, bool may_hold) {
   std::string out = OkReply();
   const size_t total = reply->size();
@@ -61,13 +71,7 @@ std::string Pool::Impl::CommandReply(std::unique_ptr<HeldReply> reply, bool may_
   uint64_t handle;
   {
     std::lock_guard<std::mutex> l(held_mu);
-    if (next_held == 0) {
-      // Random per process: a caller still fetching from this node's
-      // previous life finds no reply rather than another one.
-      std::random_device rd;
-      next_held = ((uint64_t{rd()} << 32) ^ rd()) | 1;
-    }
-    handle = next_held++;
+    handle = NextHeldHandle();
     held[handle] = std::move(e);
   }
   out.push_back(kHeldReplyMark);
@@ -131,6 +135,7 @@ void Pool::Impl::SweepHeld(int64_t now) {
       ++it;
     }
   }
+
 }
 
 void Pool::Impl::FinishCommand(int lane, int node, std::string_view out, Pool::ReplyDone done) {

@@ -122,6 +122,15 @@ enum Opcode : uint16_t {
   // total u64} instead of its bytes (in `out` for kOpOrderedCommand), and
   // fetched with kOpReplyChunk. A RESP reply never starts with that byte.
   kOpReplyChunk = 29,
+  // A whole command's argument larger than a call carries, sent ahead in
+  // chunks (held_args.cc): {total u64} -> {handle u64}: room for it; then
+  // kOpArgChunk {handle u64, offset u64} + bulk_in -> {} fills part of it.
+  // The command (kOpCommand, kOpOrderedCommand) sends such an argument
+  // empty and ends, after {hold u8}, with {n u32, n x (index u32, handle
+  // u64)}: the arguments it takes from there (each used once). Room no
+  // command took is dropped after a while.
+  kOpArgBegin = 30,
+  kOpArgChunk = 31,
 };
 
 inline constexpr char kHeldReplyMark = '\0';

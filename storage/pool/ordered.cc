@@ -419,19 +419,36 @@ std::string Pool::Impl::TakenReply(std::string_view out, const Status& relayed,
 
 void Pool::Impl::ForwardTaking(int lane, int primary, int db, int resp,
                                std::span<const std::string_view> argv,
-                               std::span<const std::string_view> written, Pool::ReplyDone done) {
+                               std::span<const std::string_view> written, Pool::ReplyDone done,
+                               std::shared_ptr<const void> owner) {
   Pool* p = pool;
   p->routed().commands_forwarded.fetch_add(1, std::memory_order_relaxed);
-  transport::CallArgs args;
-  args.opcode = kOpOrderedCommand;
-  args.reset_on_timeout = true;
-  Writer w(&args.body);
+  std::string prefix;
+  Writer w(&prefix);
   w.U32(static_cast<uint32_t>(db));
   w.U8(static_cast<uint8_t>(resp));
-  EncodeArgv(w, argv);
-  w.U8(1);  // take
-  w.U8(1);  // hold a large reply (held_reply.cc)
   std::vector<std::string> keys(written.begin(), written.end());
+  // Arguments larger than a call go ahead in chunks (held_args.cc).
+  SendArgs(lane, primary, std::move(prefix), argv, std::move(owner),
+           [this, lane, primary, db, keys = std::move(keys), done = std::move(done)](
+               Status s, std::string body, std::string tail) mutable {
+             if (!s.ok())
+               return done(Status(s.code(), pool->NodeDownError(primary) + " (" + s.message() + ")"), {});
+             transport::CallArgs args;
+             args.opcode = kOpOrderedCommand;
+             args.reset_on_timeout = true;
+             args.body = std::move(body);
+             Writer w(&args.body);
+             w.U8(1);  // take
+             w.U8(1);  // hold a large reply (held_reply.cc)
+             args.body += tail;
+             SendTaking(lane, primary, db, std::move(keys), std::move(args), std::move(done));
+           });
+}
+
+void Pool::Impl::SendTaking(int lane, int primary, int db, std::vector<std::string> keys,
+                            transport::CallArgs args, Pool::ReplyDone done) {
+  Pool* p = pool;
   WriteCall(
       lane, primary, std::move(args), p->options_.timeout_ms,
       [this, p, lane, primary, db, keys = std::move(keys), done = std::move(done)](
@@ -462,6 +479,8 @@ void Pool::Impl::OnOrderedCommand(InCall call) {
   if (!ReadDb(r, pool->store_->databases(), &db) || !r.U8(&resp) || !ReadArgv(r, &argv) ||
       (!r.done() && (!r.U8(&take) || take > 1)) || (!r.done() && (!r.U8(&hold) || hold > 1)))
     return call->Reply(ErrorReply(MalformedRequest()));
+  std::vector<std::shared_ptr<HeldArg>> sent_ahead;  // held_args.cc
+  if (Status s = TakeArgs(r, &argv, &sent_ahead); !s.ok()) return call->Reply(ErrorReply(s));
   std::vector<std::string_view> written = pool->executor_->WriteKeys(argv);
   if (!PrimaryOfAll(written))
     return call->Reply(ErrorReply(Status::Aborted(

@@ -110,6 +110,8 @@ void Pool::Impl::HandleCall(InCall call) {
       {kOpTokened, &Impl::OnTokened},
       {kOpFate, &Impl::OnFate},
       {kOpReplyChunk, &Impl::OnReplyChunk},
+      {kOpArgBegin, &Impl::OnArgBegin},
+      {kOpArgChunk, &Impl::OnArgChunk},
   };
   static_assert(
       [] {
@@ -303,6 +305,8 @@ void Pool::Impl::OnCommand(InCall call) {
     return call->Reply(ErrorReply(Status::Unavailable("syncing")));
   uint8_t hold = 0;  // the caller fetches a large reply in chunks (held_reply.cc)
   if (!r.done() && (!r.U8(&hold) || hold > 1)) return call->Reply(ErrorReply(MalformedRequest()));
+  std::vector<std::shared_ptr<HeldArg>> sent_ahead;  // held_args.cc
+  if (Status s = TakeArgs(r, &argv, &sent_ahead); !s.ok()) return call->Reply(ErrorReply(s));
   NoteCommand(db, argv);
   call->Reply(CommandReply(pool->executor_->ExecuteHeld(call->lane(), db, resp == 3 ? 3 : 2, argv),
                            hold == 1));

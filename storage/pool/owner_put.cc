@@ -293,6 +293,7 @@ void Pool::Impl::OnStageBegin(InCall call) {
 // dropped.
 void Pool::Impl::SweepPuts(int64_t now) {
   SweepHeld(now);
+  SweepHeldArgs(now);
   const int64_t max_age = 4 * int64_t{pool->options_.timeout_ms} + 1000;
   std::lock_guard<std::mutex> l(puts_mu);
   for (auto it = puts.begin(); it != puts.end();) {

@@ -355,18 +355,31 @@ void EncodeArgv(Writer& w, std::span<const std::string_view> argv) {
 }
 
 void Pool::Forward(int lane, int node, int db, int resp, std::span<const std::string_view> argv,
-                   ReplyDone done, bool ordered) {
+                   ReplyDone done, bool ordered, std::shared_ptr<const void> owner) {
   if (!NodeUp(node)) return done(Status::Unavailable(NodeDownError(node)), {});
   routed_.commands_forwarded.fetch_add(1, std::memory_order_relaxed);
-  transport::CallArgs args;
-  args.opcode = ordered ? kOpOrderedCommand : kOpCommand;
-  args.reset_on_timeout = true;  // it may write
-  Writer w(&args.body);
+  std::string prefix;
+  Writer w(&prefix);
   w.U32(static_cast<uint32_t>(db));
   w.U8(static_cast<uint8_t>(resp));
-  EncodeArgv(w, argv);
-  if (ordered) w.U8(0);  // take
-  w.U8(1);               // hold a large reply (held_reply.cc)
+  // Arguments larger than a call go ahead in chunks (held_args.cc).
+  impl_->SendArgs(lane, node, std::move(prefix), argv, std::move(owner),
+                  [this, lane, node, ordered, done = std::move(done)](
+                      Status s, std::string body, std::string tail) mutable {
+                    if (!s.ok()) return done(Status(s.code(), NodeDownError(node) + " (" + s.message() + ")"), {});
+                    transport::CallArgs args;
+                    args.opcode = ordered ? kOpOrderedCommand : kOpCommand;
+                    args.reset_on_timeout = true;  // it may write
+                    args.body = std::move(body);
+                    Writer w(&args.body);
+                    if (ordered) w.U8(0);  // take
+                    w.U8(1);               // hold a large reply (held_reply.cc)
+                    args.body += tail;
+                    SendCommand(lane, node, std::move(args), std::move(done));
+                  });
+}
+
+void Pool::SendCommand(int lane, int node, transport::CallArgs args, ReplyDone done) {
   std::string down = NodeDownError(node);
   impl_->WriteCall(lane, node, std::move(args), options_.timeout_ms,
                    [this, lane, node, done = std::move(done), down](

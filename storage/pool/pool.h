@@ -308,8 +308,10 @@ class Pool {
   // Runs argv on `node` (not this one) and returns its RESP reply.
   // ordered: node is the slot's primary, which runs argv and relays the
   // state of the keys it wrote to the other copies (kOpOrderedCommand).
+  // owner: keeps argv's memory alive, so arguments larger than a call can
+  // go ahead in chunks by reference (without, they go in the call).
   void Forward(int lane, int node, int db, int resp, std::span<const std::string_view> argv,
-               ReplyDone done, bool ordered = false);
+               ReplyDone done, bool ordered = false, std::shared_ptr<const void> owner = nullptr);
   // MULTI + cmds + EXEC on `node`, aborted there if a watched key's version
   // differs. ordered: node is the primary of the keys it writes; it relays
   // their state to the other copies before it answers (an error if a copy
@@ -334,8 +336,9 @@ class Pool {
   // ReadNode(owner) only. With
   // replicas() == 1 this is Forward to the owner, or the executor when the
   // owner is this node.
+  // args_owner: as Forward's owner.
   void RunOnCopies(int lane, int owner, int db, int resp, std::span<const std::string_view> argv,
-                   bool write, ReplyDone done);
+                   bool write, ReplyDone done, std::shared_ptr<const void> args_owner = nullptr);
 
   // A write of `keys` to `copy` failed with `s`. When it failed in transit
   // (timeout, broken link) the copy may miss the write or apply it late,
@@ -367,6 +370,8 @@ class Pool {
   NodeSpec Announced(int node) const;
 
  private:
+  // Forward's call, once its arguments are in `args`.
+  void SendCommand(int lane, int node, transport::CallArgs args, ReplyDone done);
   friend struct SyncOp;
   friend struct SetOp;    // batch.cc
   friend struct FlagsOp;  // batch.cc

@@ -24,6 +24,7 @@ namespace kvpool::pool {
 struct SyncOp;
 struct FateTable;
 struct HeldEntry;  // held_reply.cc
+struct HeldArg;    // held_args.cc
 
 // Reply bodies start with a status: 0 = OK and the payload follows, else a
 // kvpool::Code and a message.
@@ -114,6 +115,7 @@ struct Pool::Impl {
   std::mutex held_mu;
   std::unordered_map<uint64_t, std::shared_ptr<HeldEntry>> held;  // guarded by held_mu
   uint64_t next_held = 0;                                        // guarded by held_mu
+  uint64_t NextHeldHandle();  // with held_mu held
   // The reply to a whole command: OkReply() and its bytes, or, if `may_hold`
   // and it is larger than a call carries, the mark and a handle to fetch it
   // by (the reply is kept here meanwhile).
@@ -121,8 +123,25 @@ struct Pool::Impl {
   // Caller: `out` is a whole command's reply from `node`; a held one is
   // fetched in chunks (a few in flight) before done gets it.
   void FinishCommand(int lane, int node, std::string_view out, Pool::ReplyDone done);
-  // Lane 0, every heartbeat (SweepPuts): drops replies no one fetched.
+  // Lane 0, every heartbeat (SweepPuts): drops replies no one fetched, and
+  // arguments no command took.
   void SweepHeld(int64_t now);
+  void SweepHeldArgs(int64_t now);
+  // ---- whole commands' large arguments, sent ahead in steps (held_args.cc) ----
+  std::unordered_map<uint64_t, std::shared_ptr<HeldArg>> held_args;  // guarded by held_mu
+  // Caller: a command to send to `node` whose arguments larger than a call
+  // carries go ahead in chunks, by reference (`owner` keeps their memory
+  // alive); then `send` gets the body's argv part {argc, args} and its
+  // tail {n, (index, handle)*n} (empty if none went ahead). Without an
+  // owner, or with no such argument, `send` runs at once. `prefix`: the
+  // body before the argv part (given back with it).
+  using ArgsReady = std::function<void(Status, std::string argv_part, std::string tail)>;
+  void SendArgs(int lane, int node, std::string prefix, std::span<const std::string_view> argv,
+                std::shared_ptr<const void> owner, ArgsReady send);
+  // Callee: the rest of a command's body, `r` past {hold u8}: the arguments
+  // sent ahead take their places in *argv; *keep holds them until dropped.
+  Status TakeArgs(Reader& r, std::vector<std::string_view>* argv,
+                  std::vector<std::shared_ptr<HeldArg>>* keep);
 
   // ---- the fate of writes whose reply never came (fate.cc) ----
   // Requester: tokens of calls that may write, by lane (each used on its
@@ -335,6 +354,8 @@ struct Pool::Impl {
   void OnTokened(InCall call);
   void OnFate(InCall call);
   void OnReplyChunk(InCall call);  // held_reply.cc
+  void OnArgBegin(InCall call);    // held_args.cc
+  void OnArgChunk(InCall call);
   // Whether this node may order writes of every key: it serves, and holds
   // a copy of each key's slot. (Coordinators send to the primary,
   // Pool::ReadNode; a node whose view differs for a heartbeat still takes
@@ -370,7 +391,11 @@ struct Pool::Impl {
   // `written` keys: they take their state from the reply (TakeOrdered).
   void ForwardTaking(int lane, int primary, int db, int resp,
                      std::span<const std::string_view> argv,
-                     std::span<const std::string_view> written, Pool::ReplyDone done);
+                     std::span<const std::string_view> written, Pool::ReplyDone done,
+                     std::shared_ptr<const void> owner = nullptr);
+  // Its call, once the arguments are in `args`.
+  void SendTaking(int lane, int primary, int db, std::vector<std::string> keys,
+                  transport::CallArgs args, Pool::ReplyDone done);
   // Whether `node` holds a copy of key's slot (up or not).
   bool IsCopy(int node, std::string_view key) const;
   // One value larger than a call carries, to one copy: kOpPutBegin with

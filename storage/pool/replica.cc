@@ -268,7 +268,8 @@ void Pool::Impl::CatchUpKeys(int caller, int db, std::span<const std::string_vie
 // ----------------------------------------------------- commands on copies
 
 void Pool::RunOnCopies(int lane, int owner, int db, int resp,
-                       std::span<const std::string_view> argv, bool write, ReplyDone done) {
+                       std::span<const std::string_view> argv, bool write, ReplyDone done,
+                       std::shared_ptr<const void> args_owner) {
   const int self = options_.self;
   auto run_here = [&] {
     std::vector<std::string_view> v(argv.begin(), argv.end());
@@ -279,7 +280,8 @@ void Pool::RunOnCopies(int lane, int owner, int db, int resp,
     int node = write ? owner : ReadNode(owner);
     if (node == self) return done(Status::OK(), run_here());
     if (node < 0) return done(Status::Unavailable(NodeDownError(owner)), {});
-    if (write || replicas() == 1) return Forward(lane, node, db, resp, argv, std::move(done));
+    if (write || replicas() == 1)
+      return Forward(lane, node, db, resp, argv, std::move(done), false, std::move(args_owner));
     // A read whose copy fails (dead, not yet known down, or syncing) is
     // asked of the next copy in sync, once.
     std::vector<std::string> copy(argv.begin(), argv.end());
@@ -302,8 +304,10 @@ void Pool::RunOnCopies(int lane, int owner, int db, int resp,
   if (primary != self) {
     bool take = false;
     for (std::string_view k : written) take = take || impl_->IsCopy(self, k);
-    if (!take || !NodeUp(primary)) return Forward(lane, primary, db, resp, argv, std::move(done), true);
-    return impl_->ForwardTaking(lane, primary, db, resp, v, written, std::move(done));
+    if (!take || !NodeUp(primary))
+      return Forward(lane, primary, db, resp, argv, std::move(done), true, std::move(args_owner));
+    return impl_->ForwardTaking(lane, primary, db, resp, v, written, std::move(done),
+                                std::move(args_owner));
   }
   if (!impl_->PrimaryOfAll(written)) return done(Status::Unavailable(NoCopyError(owner)), {});
   std::string reply = run_here();
