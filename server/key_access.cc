@@ -195,7 +195,8 @@ void MultiSetNx(CommandContext& cx, std::span<const std::string_view> kvs, SetNx
                        a->Write([&](protocol::ReplyBuilder& rb) {
                          reply(rb, v.integer == 1 ? 1 : 0, error);
                        });
-                     });
+                     },
+                     cx.client().args_owner);  // large values go ahead in chunks
     });
     return;
   }

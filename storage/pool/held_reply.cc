@@ -20,6 +20,7 @@ struct HeldEntry {
   std::unique_ptr<HeldReply> reply;
   size_t total = 0;
   int64_t active_ms = 0;  // MonoMs of its last chunk asked for (guarded by held_mu)
+  uint64_t served = 0;    // bytes asked for so far (guarded by held_mu)
 };
 
 namespace {
@@ -91,16 +92,15 @@ void Pool::Impl::OnReplyChunk(InCall call) {
   {
     std::lock_guard<std::mutex> l(held_mu);
     auto it = held.find(handle);
-    if (it != held.end()) {
+    if (it != held.end() && offset <= it->second->total && len <= it->second->total - offset) {
       e = it->second;
       e->active_ms = pool->MonoNow();
-      if (offset <= e->total && len <= e->total - offset && offset + len == e->total)
-        held.erase(it);  // its last bytes: the calls below keep it until sent
+      e->served += len;
+      // Every byte asked for: the calls below keep it until sent.
+      if (e->served >= e->total) held.erase(it);
     }
   }
   if (!e) return call->Reply(ErrorReply(Status::NotFound("pool: no such held reply (expired?)")));
-  if (offset > e->total || len > e->total - offset)
-    return call->Reply(ErrorReply(MalformedRequest()));
   // The pieces overlapping [offset, offset+len), by reference.
   size_t at = 0;
   const uint64_t end = offset + len;

@@ -315,6 +315,47 @@ TEST_F(PoolTest, ForwardRunsOnTheOwnersExecutor) {
   }
 }
 
+// A command's argument or reply larger than a call moves in chunks, none
+// larger than chunk_bytes (4 MiB): the argument ahead of the command
+// (kOpArgBegin, kOpArgChunk) when the caller keeps it alive, the reply
+// fetched after it (kOpReplyChunk). Both arrive whole.
+TEST_F(PoolTest, ForwardMovesLargeArgumentsAndRepliesInChunks) {
+  Build();
+  std::string big_reply(10u << 20, 'r');
+  for (size_t i = 0; i < big_reply.size(); i += 4096) big_reply[i] = static_cast<char>('a' + i % 26);
+  exec(2).reply = "$" + std::to_string(big_reply.size()) + "\r\n" + big_reply + "\r\n";
+  auto args = std::make_shared<std::vector<std::string>>(
+      std::vector<std::string>{"SET", "k", std::string((9u << 20) + 5, 'v'), "GET"});
+  (*args)[2][12345] = 'x';
+  auto argv = Views(*args);
+  for (bool owned : {true, false}) {
+    RecordCalls();
+    Status st;
+    std::string reply;
+    bool done = false;
+    pool(0).Forward(
+        0, 2, 0, 2, argv,
+        [&](Status s, std::string r) {
+          st = std::move(s);
+          reply = std::move(r);
+          done = true;
+        },
+        false, owned ? std::shared_ptr<const void>(args) : nullptr);
+    ASSERT_TRUE(RunUntil([&] { return done; })) << owned;
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    EXPECT_TRUE(reply == exec(2).reply) << owned << " " << reply.size();
+    ASSERT_FALSE(exec(2).commands.empty());
+    EXPECT_TRUE(exec(2).commands.back().argv == *args) << owned;
+    EXPECT_EQ(CountSent(kOpArgBegin, 2), owned ? 1u : 0u);
+    EXPECT_EQ(CountSent(kOpArgChunk, 2), owned ? 3u : 0u);
+    EXPECT_EQ(CountSent(kOpReplyChunk, 2), 3u);
+    for (const SentCall& c : sent_)
+      if (c.opcode == kOpArgChunk || c.opcode == kOpReplyChunk)
+        EXPECT_LE(std::max(c.bulk_in, c.bulk_out_capacity), 4u << 20);
+    sent_.clear();
+  }
+}
+
 TEST_F(PoolTest, ForwardToARefusingNodeNamesIt) {
   Build();
   net().SetDown(1, FakeNetwork::DownMode::kRefuse);
