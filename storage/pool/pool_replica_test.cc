@@ -692,6 +692,41 @@ TEST_F(PoolReplicaTest, ANodeThatCaughtUpWithoutACopyMergesFromItOnceBack) {
   }
 }
 
+// The copy a node has a merge pending from comes back empty (its data is
+// gone): there is nothing to merge; the node stops saying it lacks data,
+// and the restarted copy fills from it.
+TEST_F(PoolReplicaTest, AMergePendingFromACopyThatCameBackEmptyIsDropped) {
+  BuildReplicas(kDownAfterMs);
+  auto k0 = KeysOn(0, 20);  // copies on nodes 0 and 1
+  ASSERT_TRUE(Set(2, Pairs(k0, ValueOf)).status.ok());
+  // Node 0 away while node 1 takes a write alone; then node 1 away while
+  // node 0 catches up.
+  net().SetDown(0, FakeNetwork::DownMode::kRefuse);
+  ASSERT_TRUE(RunUntil([&] { return !pool(1).NodeUp(0) && !pool(2).NodeUp(0); }, 3000));
+  ASSERT_TRUE(Set(2, {k0[19], "only-on-1"}).status.ok());
+  net().SetDown(1, FakeNetwork::DownMode::kRefuse);
+  net().SetUp(0);
+  ASSERT_TRUE(RunUntil([&] {
+    return !pool(0).NodeUp(1) && !pool(2).NodeUp(1) && pool(0).InSync() && pool(0).Serving(0) &&
+           pool(2).Serving(0);
+  }, 8000));
+  ASSERT_EQ(pool(0).sync_stats().merge_pending, std::vector<int>{1});
+  std::vector<std::string> later;
+  for (size_t i = 0; i < 10; ++i) later.insert(later.end(), {k0[i], "later"});
+  ASSERT_TRUE(Set(2, later).status.ok());
+  Restart(1);
+  net().SetUp(1);
+  ASSERT_TRUE(RunUntil([&] {
+    return pool(0).sync_stats().merge_pending.empty() && pool(1).InSync() && pool(0).Serving(1) &&
+           pool(2).Serving(1);
+  }, 10000));
+  for (size_t i = 0; i < k0.size(); ++i) {
+    std::string want = i < 10 ? "later" : ValueOf(k0[i]);
+    EXPECT_EQ(PeekOn(0, k0[i]), want) << k0[i];
+    EXPECT_EQ(PeekOn(1, k0[i]), want) << k0[i];
+  }
+}
+
 // A node that sees fewer than half of the nodes up may be the minority side
 // of a partition: it neither serves reads nor takes writes.
 TEST_F(PoolReplicaTest, AMinorityNodeNeitherReadsNorWrites) {
