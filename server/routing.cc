@@ -102,10 +102,12 @@ bool RouteToCopies(ServerContext& server, ClientState& client, protocol::ReplyBu
   std::vector<std::string> copy;
   if (read_only) copy.assign(args.begin(), args.end());
   p->RunOnCopies(lane, owner, db, resp, args, !read_only,
-                 [slot, srv, lane, db, resp, read_only, copy = std::move(copy)](Status s,
-                                                                                std::string r) {
+                 [slot, srv, lane, db, resp, owner, read_only, copy = std::move(copy)](
+                     Status s, std::string r) {
                    if (s.ok()) return FinishForwarded(*slot, std::move(r));
-                   if (read_only) {
+                   // Only from a copy in sync: another node's answer (a miss,
+                   // an empty range) would be a wrong one, not an error.
+                   if (read_only && srv->pool()->ReadNode(owner) == srv->pool()->self()) {
                      std::vector<std::string_view> argv(copy.begin(), copy.end());
                      return slot->Finish(RunLocally(*srv, lane, db, resp, argv));
                    }

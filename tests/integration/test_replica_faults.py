@@ -305,3 +305,34 @@ def test_rolling_pauses_lose_no_acknowledged_write():
         assert not forked, f"{len(forked)} keys forked, e.g. {forked[:3]}"
     finally:
         stop_all(p.nodes)
+
+
+def test_a_read_no_copy_answered_is_an_error_not_a_local_miss():
+    """Both copies of a key paused (not yet counted down): a read through the
+    third node, which holds no copy, times out on each copy and answers an
+    error. It used to fall back to the third node's own store and answer as
+    if the key were missing (GETRANGE "" and STRLEN 0 for a key that holds
+    a value): a wrong answer, not an error."""
+    p = Pool(3, name="nocopy", **{**OPTS, "pool-down-after-ms": 10000, "pool-timeout-ms": 500})
+    try:
+        p.start()
+        wait_until(lambda: all(_in_sync(p, i) for i in range(3)), timeout=60, what="all in sync")
+        slots = SlotMap.of(p)
+        key = next(f"nc:{i}" for i in range(1000) if slots.node_of(f"nc:{i}") == 0)
+        c = p.nodes[2].client()
+        assert c.set(key, "hello")
+        assert c.getrange(key, 0, -1) == b"hello"
+        for i in (0, 1):
+            os.kill(p.nodes[i].proc.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(redis.ResponseError):
+                c.getrange(key, 0, -1)
+            with pytest.raises(redis.ResponseError):
+                c.strlen(key)
+        finally:
+            for i in (0, 1):
+                os.kill(p.nodes[i].proc.pid, signal.SIGCONT)
+        wait_until(lambda: c.getrange(key, 0, -1) == b"hello", timeout=30, what="read back")
+        assert c.strlen(key) == 5
+    finally:
+        stop_all(p.nodes)
