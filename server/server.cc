@@ -14,6 +14,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "protocol/lazy_free.h"
 #include "server/connection.h"
 #include "server/dispatcher.h"
 #include "server/errors.h"
@@ -188,6 +189,7 @@ Status Server::SetUpPool() {
   po.down_after_ms = static_cast<int>(config_->Int("pool-down-after-ms"));
   po.max_batch_keys = static_cast<size_t>(config_->Int("pool-max-batch"));
   po.replicas = static_cast<int>(config_->Int("pool-replicas"));
+  po.free_large = &protocol::DeleteArrayLater;
   if (po.replicas > static_cast<int>(nodes.size()))
     return Status::InvalidArgument("pool-replicas " + std::to_string(po.replicas) +
                                    " is more than the " + std::to_string(nodes.size()) +

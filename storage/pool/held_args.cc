@@ -8,7 +8,6 @@
 // the argument in one turn of its loop.
 #include <new>
 
-#include "protocol/lazy_free.h"
 #include "storage/pool/pool_impl.h"
 #include "storage/pool/requests.h"
 
@@ -17,13 +16,19 @@ namespace kvpool::pool {
 using transport::IncomingCall;
 
 struct HeldArg {
-  // Freed in the background: unmapping hundreds of MB of touched pages
-  // takes tens of ms.
+  // By PoolOptions::free_large (in the background, on a server).
   struct Free {
     size_t bytes;
-    void operator()(char* p) const { protocol::DeleteArrayLater(p, bytes); }
+    void (*fn)(char*, size_t);
+    void operator()(char* p) const {
+      if (fn != nullptr) {
+        fn(p, bytes);
+      } else {
+        delete[] p;
+      }
+    }
   };
-  std::unique_ptr<char[], Free> data{nullptr, Free{0}};
+  std::unique_ptr<char[], Free> data{nullptr, Free{0, nullptr}};
   uint64_t total = 0;
   uint64_t filled = 0;    // bytes received (guarded by held_mu)
   int64_t active_ms = 0;  // MonoMs of its last call (guarded by held_mu)
@@ -157,7 +162,8 @@ void Pool::Impl::OnArgBegin(InCall call) {
     return call->Reply(ErrorReply(MalformedRequest()));
   auto a = std::make_shared<HeldArg>();
   // Not zeroed: its pages are touched a chunk at a time as it fills.
-  a->data = std::unique_ptr<char[], HeldArg::Free>(new (std::nothrow) char[total], HeldArg::Free{total});
+  a->data = std::unique_ptr<char[], HeldArg::Free>(
+      new (std::nothrow) char[total], HeldArg::Free{total, pool->options_.free_large});
   if (!a->data) return call->Reply(ErrorReply(Status::OutOfMemory("pool: no memory for an argument")));
   a->total = total;
   a->active_ms = pool->MonoNow();

@@ -60,6 +60,10 @@ struct PoolOptions {
   // everything measured as an interval.
   int64_t (*wall_ms)() = &WallMs;
   int64_t (*mono_ms)() = &MonoMs;
+  // Frees a large buffer (an argument held for a command, new char[bytes]);
+  // the server passes one that frees in the background, as unmapping
+  // hundreds of MB of touched pages takes tens of ms. null: delete[].
+  void (*free_large)(char* p, size_t bytes) = nullptr;
 };
 
 // A command's RESP reply as pieces, in order: small texts, and large
