@@ -94,9 +94,16 @@ def node(certs):
     """One node: plaintext port and a TLS port that asks for a client
     certificate (tls-auth-clients yes, Redis's default); a handshake
     must finish within 700 ms."""
-    tls_port = pick_free_port()
-    s = start_server(*tls_args(certs, tls_port=tls_port, tls_handshake_timeout_ms=700),
-                     name="tls", pool=False)
+    # start_server retries a taken --port, not a taken tls-port: pick again.
+    for attempt in range(5):
+        tls_port = pick_free_port()
+        try:
+            s = start_server(*tls_args(certs, tls_port=tls_port, tls_handshake_timeout_ms=700),
+                             name="tls", pool=False)
+            break
+        except RuntimeError as e:
+            if "Address already in use" not in str(e) or attempt == 4:
+                raise
     s.tls_port = tls_port
     yield s
     s.stop()
