@@ -169,7 +169,9 @@ void Pool::Impl::SettleStale(int n) {
     h.stale.store(false);
     return;
   }
-  if (h.resync_in_flight || h.syncing.load()) return;
+  // Sent to a peer catching up too: its pass may have begun before these
+  // writes (BeginResync starts it over).
+  if (h.resync_in_flight) return;
   h.resync_in_flight = true;
   transport::CallArgs args;
   args.opcode = kOpResync;
@@ -187,8 +189,13 @@ void Pool::Impl::SettleStale(int n) {
 
 void Pool::Impl::BeginResync(const std::string& why) {
   std::lock_guard<std::mutex> l(sync_mu);
-  if (syncing.load() && !keys_only.load()) return;
-  if (syncing.load()) ++flush_seq;  // the keys-only pass in progress starts over, whole
+  // A pass in progress starts over, whole and from a clean slate: peers
+  // wrote without this node meanwhile, maybe keys its scan already passed,
+  // or keys touched here before (the scan skips those, and a relay's touch
+  // is not rechecked). Ignoring this while a whole pass ran forked keys: a
+  // node paused mid catch-up kept an old value its peer had overwritten
+  // alone, with the newer one acknowledged (CI, TSan).
+  if (syncing.load()) ++flush_seq;
   keys_only.store(false);
   touched.clear();
   recheck.clear();

@@ -307,6 +307,43 @@ def test_rolling_pauses_lose_no_acknowledged_write():
         stop_all(p.nodes)
 
 
+def test_a_copy_paused_again_while_catching_up_misses_no_write(pool):
+    """A copy that is paused past pool-down-after-ms in the middle of a
+    catch-up, after a write of a key was relayed to it, must not keep that
+    value: its peer took a newer write of the key alone (acknowledged)
+    meanwhile. (It did: the catch-up went on, its scan skipped the key it had
+    been relayed, and the newer value lived on one copy only. Found by the
+    rolling pauses under TSan.)"""
+    p = pool
+    slots = SlotMap.of(p)
+    key = slots.key_on(0, "midsync")  # copies: node 1 (primary), node 2
+    c0 = p.nodes[0].client()
+    assert c0.set(key, "v1")
+
+    def pause(i: int) -> None:
+        os.kill(p.nodes[i].proc.pid, signal.SIGSTOP)
+        p.wait_state(i, "down", observers=[0, 2], timeout=10)
+        time.sleep(0.5)  # past pool-down-after-ms plus a heartbeat: it sees its stall
+
+    pause(1)
+    os.kill(p.nodes[1].proc.pid, signal.SIGCONT)
+    # Back, it catches up again; the scan waits pool-timeout-ms (3 s) first.
+    p.wait_state(1, "syncing", observers=[0], timeout=10)
+    wait_until(lambda: p.states(1)[0] == "up", timeout=10, what="node 2 seeing node 1")
+    assert c0.set(key, "v2")  # relayed to node 2 while it catches up
+    pause(1)
+    assert c0.set(key, "v3")  # node 1 alone: acknowledged
+    os.kill(p.nodes[1].proc.pid, signal.SIGCONT)
+    wait_until(lambda: _in_sync(p, 1), timeout=30, what="node 2 in sync")
+    wait_until(lambda: not _forked(c0, [key]), timeout=10,
+               what=f"both copies of {key} equal: {copies(c0, key)}")
+    want = kvhash64(b"v3")
+    assert all(e[3] == want for e in copies(c0, key)), copies(c0, key)
+    p.kill(0)
+    p.wait_state(0, "down", observers=[1, 2], timeout=10)
+    assert p.nodes[1].client().get(key) == b"v3"
+
+
 def test_a_read_no_copy_answered_is_an_error_not_a_local_miss():
     """Both copies of a key paused (not yet counted down): a read through the
     third node, which holds no copy, times out on each copy and answers an
