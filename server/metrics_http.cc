@@ -100,6 +100,16 @@ void PoolPeerMetrics(std::string* out, const pool::Pool& p) {
          [&](int n) { return p.counters(n).bytes_in.load(std::memory_order_relaxed); });
 }
 
+// The transport's own counters, under its names: what an operator has of
+// the link layer (frames or segments, MAC refusals, connections).
+void PoolTransportMetrics(std::string* out, const pool::Pool& p) {
+  for (const transport::TransportCounter& c : p.transport_counters()) {
+    const std::string name = "kvpool_pool_transport_" + c.name + "_total";
+    Family(out, name.c_str(), "counter", (std::string(p.transport_name()) + ": " + c.help).c_str());
+    *out += name + " " + std::to_string(c.value) + "\n";
+  }
+}
+
 // The series redis_exporter exports, under its names, so its dashboards
 // and alerts work unchanged.
 void RedisExporterMetrics(std::string* out, ServerContext& server) {
@@ -218,6 +228,7 @@ std::string RenderMetrics(ServerContext& server) {
          ld(s.net_output_bytes));
   if (server.pool() != nullptr) {
     PoolPeerMetrics(&out, *server.pool());
+    PoolTransportMetrics(&out, *server.pool());
     PoolReplicaMetrics(&out, *server.pool());
   }
   RedisExporterMetrics(&out, server);

@@ -190,6 +190,9 @@ std::string PoolInfoSection(ServerContext& s) {
   const auto& lc = p->listen_counters();
   out += "pool_port_refused_sources:" + std::to_string(lc.refused_sources.load()) + "\r\n";
   out += "pool_port_dropped_handshakes:" + std::to_string(lc.dropped_handshakes.load()) + "\r\n";
+  // The transport's own counters (TCP: frames and their MAC; RDMA: RdmaStats).
+  for (const transport::TransportCounter& c : p->transport_counters())
+    out += "pool_transport_" + c.name + ":" + std::to_string(c.value) + "\r\n";
   // Writes whose reply never came, by what the owner said became of them.
   const pool::WriteFates wf = p->write_fates();
   out += "pool_write_fates_landed:" + std::to_string(wf.landed) + "\r\n";

@@ -345,6 +345,21 @@ std::vector<NodeStatus> Pool::Nodes() const {
   return out;
 }
 
+std::vector<transport::TransportCounter> Pool::transport_counters() const {
+  std::vector<transport::TransportCounter> out;
+  for (transport::TransportCounter& c : transport_->Counters()) {
+    if (!transport::IsTransportCounterName(c.name)) continue;
+    bool seen = false;
+    for (const transport::TransportCounter& o : out) seen |= o.name == c.name;
+    if (seen) continue;
+    // HELP is one line of text: no line breaks, no backslashes to escape.
+    for (char& ch : c.help)
+      if (ch == '\n' || ch == '\r' || ch == '\\') ch = ' ';
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
 std::string Pool::NodeDownError(int node) const {
   return "pool node " + options_.nodes[node].Addr() + " is unavailable";
 }

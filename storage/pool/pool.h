@@ -274,6 +274,9 @@ class Pool {
   const char* transport_name() const { return transport_->name(); }
   const transport::PeerCounters& counters(int node) const { return transport_->counters(node); }
   const transport::ListenCounters& listen_counters() const { return transport_->listen_counters(); }
+  // The transport's own counters, those with a valid name only, each name
+  // once (the RDMA plugin's come from another shared object).
+  std::vector<transport::TransportCounter> transport_counters() const;
   int timeout_ms() const { return options_.timeout_ms; }
 
   // ---- batch requests (lane thread; done on the lane) ----

@@ -169,6 +169,9 @@ class HookTransport final : public Transport {
   const transport::ListenCounters& listen_counters() const override {
     return inner_->listen_counters();
   }
+  std::vector<transport::TransportCounter> Counters() const override {
+    return inner_->Counters();
+  }
 
  private:
   std::unique_ptr<Transport> inner_;

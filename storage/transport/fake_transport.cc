@@ -70,6 +70,11 @@ class FakeTransport final : public Transport {
   }
   // No listening socket: nothing is turned away.
   const ListenCounters& listen_counters() const override { return listen_; }
+  // On the network's thread only, as everything of the fake.
+  std::vector<TransportCounter> Counters() const override {
+    return {{"calls_delivered", "Calls that reached this node's handler.",
+             net_->nodes_[node_].delivered}};
+  }
   bool peer_up(int peer) const override {
     if (peer < 0 || peer >= static_cast<int>(net_->nodes_.size())) return false;
     const FakeNetwork::Node& n = net_->nodes_[peer];

@@ -151,6 +151,10 @@ void FrameConn::QueueFrame(FrameHeader h, std::string body) {
   char hdr[kHeaderSize];
   EncodeHeader(h, hdr);
   if (mac_out_) MacOutStart(hdr, body, h.bulk_len);
+  if (stats_) {
+    stats_->frames_sent.fetch_add(1, std::memory_order_relaxed);
+    if (mac_out_) stats_->frames_tagged.fetch_add(1, std::memory_order_relaxed);
+  }
   evbuffer_add(out_, hdr, kHeaderSize);
   queued_ += kHeaderSize + body.size();
   if (body.size() >= kBodyRefMin) {
@@ -455,6 +459,7 @@ bool FrameConn::FinishFrame(const bool* destroyed) {
     Status st = mac_in_->Check(tag_in_.data());
     if (!st.ok()) {
       // Forged, replayed, reordered or corrupted: nothing of it is used.
+      if (stats_) stats_->frames_refused.fetch_add(1, std::memory_order_relaxed);
       char peer[64] = "?";
       sockaddr_storage ss{};
       socklen_t len = sizeof(ss);

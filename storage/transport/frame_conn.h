@@ -59,6 +59,13 @@ struct FrameBuffer {
 // length never reaches the allocator).
 extern std::atomic<uint64_t> g_largest_frame_alloc;
 
+// Counters shared by the FrameConns of one transport (any thread reads them).
+struct FrameStats {
+  std::atomic<uint64_t> frames_sent{0};     // frames queued (handshake ones too)
+  std::atomic<uint64_t> frames_tagged{0};   // of those, followed by a MAC tag
+  std::atomic<uint64_t> frames_refused{0};  // received ones failing their tag (link closed)
+};
+
 class FrameConn {
  public:
   class Handler {
@@ -85,6 +92,8 @@ class FrameConn {
   FrameConn(const FrameConn&) = delete;
   FrameConn& operator=(const FrameConn&) = delete;
 
+  // Where this connection counts its frames (null: nowhere); must outlive it.
+  void set_stats(FrameStats* stats) { stats_ = stats; }
   // After the handshake: real limits, batched reads.
   void SetReady(WireLimits limits);
   // From the next frame on, frames sent are tagged with `send` and frames
@@ -153,6 +162,7 @@ class FrameConn {
   char* scratch_;
   size_t scratch_size_;
   Handler* handler_;
+  FrameStats* stats_ = nullptr;
   event* read_ev_ = nullptr;
   event* write_ev_ = nullptr;
   event* flush_ev_ = nullptr;

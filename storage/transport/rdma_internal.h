@@ -461,6 +461,7 @@ class RdmaTransport final : public LanedTransport<Lane> {
   const RdmaTuning& tuning() const { return tuning_; }
   const Device& dev() const { return *dev_; }
   RdmaStats& stats() const { return stats_; }
+  std::vector<TransportCounter> Counters() const override { return RdmaCounters(stats_); }
   // The region MR holding all of [p, p+len), or null.
   const ibv_mr* FindRegion(const void* p, size_t len) const;
 

@@ -33,7 +33,7 @@ namespace kvpool::transport {
 inline constexpr const char* kRdmaPluginFile = "libkvpool-rdma.so";
 inline constexpr const char* kRdmaPluginSymbol = "kvpool_rdma_plugin";
 // Bump when Transport, TransportOptions, Status or RdmaPlugin change shape.
-inline constexpr uint32_t kRdmaPluginAbi = 1;
+inline constexpr uint32_t kRdmaPluginAbi = 2;  // 2: Transport::Counters
 
 struct RdmaPlugin {
   uint32_t abi;            // kRdmaPluginAbi of the plugin's build

@@ -50,6 +50,26 @@ StatusOr<std::unique_ptr<Transport>> CreateRdmaTransport(const TransportOptions&
   return CreateRdmaTransport(o, RdmaTuning{});
 }
 
+std::vector<TransportCounter> RdmaCounters(const RdmaStats& s) {
+  auto ld = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  return {
+      {"direct_reads", "RDMA READs straight into the segment.", ld(s.direct_reads)},
+      {"bounced_reads", "RDMA READs through a bounce buffer.", ld(s.bounced_reads)},
+      {"direct_writes", "RDMA WRITEs straight from the segment.", ld(s.direct_writes)},
+      {"bounced_writes", "RDMA WRITEs through a bounce buffer.", ld(s.bounced_writes)},
+      {"staging_waits", "Calls that waited for a free staging buffer.", ld(s.staging_waits)},
+      {"zombie_resets", "Connections reset to reclaim the staging buffers of timed-out calls.",
+       ld(s.zombie_resets)},
+      {"segments_sent", "SENDs posted (messages, continuations, credits).", ld(s.segments_sent)},
+      {"segments_tagged", "SENDs posted carrying a MAC (pool-secret set).", ld(s.segments_tagged)},
+      {"segments_refused", "Segments received that failed their MAC; the link was closed.",
+       ld(s.segments_refused)},
+      {"connections", "Queue pairs established (both roles).", ld(s.connections)},
+      {"extra_msg_blocks", "Message blocks registered after Start (more connections than planned).",
+       ld(s.extra_msg_blocks)},
+  };
+}
+
 const RdmaStats* GetRdmaStats(const Transport& t) {
   const auto* r = dynamic_cast<const rdma::RdmaTransport*>(&t);
   return r ? &r->stats() : nullptr;

@@ -27,6 +27,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "storage/transport/transport.h"
 
@@ -74,6 +75,10 @@ struct RdmaStats {
   std::atomic<uint64_t> connections{0};       // QPs established (both roles)
   std::atomic<uint64_t> extra_msg_blocks{0};  // message blocks registered after Start
 };
+
+// RdmaStats as Transport::Counters: one counter per field, named as the
+// field (segments_tagged shows as pool_transport_segments_tagged in INFO).
+std::vector<TransportCounter> RdmaCounters(const RdmaStats& s);
 
 // kInvalidArgument for bad options (self, staging_buffers < 2, staging_bytes
 // < 4 KiB or > 1 GiB, rdma_queue_depth < 8); kUnavailable, with a message

@@ -176,6 +176,7 @@ Status PendingAccept::Start(int fd) {
                              kScratchSize, this, std::move(tls));
   if (!c.ok()) return c.status();
   conn_ = std::move(c.value());
+  conn_->set_stats(t_->frame_stats());
   timer_ = evtimer_new(l0.base, &PendingAccept::TimeoutCb, this);
   if (!timer_) return Status::Internal("libevent: evtimer_new");
   const timeval tv = MsToTimeval(t_->tuning().accept_timeout_ms);
@@ -237,6 +238,7 @@ Status InConn::Start(int fd, std::shared_ptr<TlsSession> tls,
                              lane_->scratch.get(), kScratchSize, this, std::move(tls));
   if (!c.ok()) return c.status();
   conn_ = std::move(c.value());
+  conn_->set_stats(t_->frame_stats());
   conn_->SetReady(t_->limits());
   if (keys) {
     Status st = conn_->EnableMac(keys->to_client, keys->to_server);
@@ -248,6 +250,7 @@ Status InConn::Start(int fd, std::shared_ptr<TlsSession> tls,
   FrameHeader h;
   h.kind = FrameKind::kAuthOk;
   conn_->QueueFrame(h, {});
+  t_->CountConnection();
   return Status::OK();
 }
 

@@ -176,6 +176,12 @@ class TcpTransport final : public LanedTransport<Lane> {
   // host, and pending handshakes closed to make room for newer ones.
   uint64_t refused_sources() const { return listen_.refused_sources.load(); }
   uint64_t evicted_handshakes() const { return listen_.dropped_handshakes.load(); }
+  // Transport::Counters: frames_sent, frames_tagged, frames_refused, connections.
+  std::vector<TransportCounter> Counters() const override;
+  // Every FrameConn of this transport counts its frames here.
+  FrameStats* frame_stats() { return &frame_stats_; }
+  // A link became ready to carry calls (either role).
+  void CountConnection() { connections_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
   Status StartLanes(const std::vector<event_base*>& bases) override;
@@ -202,6 +208,8 @@ class TcpTransport final : public LanedTransport<Lane> {
   static void WakeCb(evutil_socket_t, short, void* arg);
 
   const TcpTuning tuning_;
+  FrameStats frame_stats_;
+  std::atomic<uint64_t> connections_{0};
   evconnlistener* listener_ = nullptr;  // lane 0
   // Lane 0: re-enables accept after EMFILE, or after a burst (YieldAfterBurst).
   event* resume_accept_ = nullptr;

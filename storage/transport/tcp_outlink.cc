@@ -63,6 +63,7 @@ Status OutLink::Open() {
                              lane_->scratch.get(), kScratchSize, this, std::move(tls));
   if (!c.ok()) return Status::Unavailable(c.status().message());
   conn_ = std::move(c.value());
+  conn_->set_stats(t_->frame_stats());
   st = StartHandshake();
   if (!st.ok()) {
     conn_.reset();
@@ -123,6 +124,7 @@ void OutLink::OnFrame(const FrameHeader& h, FrameBuffer payload) {
     if (!OnHandshakeFrame(h, body)) return;
     // AUTH_OK: send what waited for it.
     state_ = State::kReady;
+    t_->CountConnection();
     conn_->SetReady(t_->limits());
     for (uint64_t id : Authenticated()) {
       Pending* p = Find<Pending>(id);

@@ -37,6 +37,20 @@ TcpTransport::~TcpTransport() {
   for (auto& l : lanes_) StopLaneImpl(*l);
 }
 
+std::vector<TransportCounter> TcpTransport::Counters() const {
+  auto ld = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  return {
+      {"frames_sent", "Frames sent to peers (calls, replies, handshakes).",
+       ld(frame_stats_.frames_sent)},
+      {"frames_tagged", "Frames sent followed by a MAC tag (pool-secret set).",
+       ld(frame_stats_.frames_tagged)},
+      {"frames_refused",
+       "Frames received that failed their MAC (forged, replayed, reordered); the link was closed.",
+       ld(frame_stats_.frames_refused)},
+      {"connections", "Links to or from peers that passed their handshake.", ld(connections_)},
+  };
+}
+
 Status TcpTransport::StartLanes(const std::vector<event_base*>& bases) {
   for (size_t i = 0; i < bases.size(); ++i) {
     auto l = std::make_unique<Lane>();

@@ -17,8 +17,8 @@
 // runs there. Incoming calls are handled on one lane of the owner (for TCP:
 // the requester's lane index modulo the owner's lane count); the
 // IncomingCall's methods, its done/release callbacks and its destruction all
-// happen on that lane's thread. counters() and peer_up() may be called from
-// any thread.
+// happen on that lane's thread. counters(), Counters() and peer_up() may be
+// called from any thread.
 //
 // Lifetime: StopLane(i) releases everything the transport holds on lane i's
 // event base. Destroy the Transport after StopLane ran on every lane, or
@@ -187,6 +187,18 @@ struct ListenCounters {
   std::atomic<uint64_t> dropped_handshakes{0};
 };
 
+// One of a transport's own counters (Transport::Counters): INFO pool shows
+// it as pool_transport_<name>, /metrics as kvpool_pool_transport_<name>_total.
+struct TransportCounter {
+  std::string name;    // [a-z][a-z0-9_]* (IsTransportCounterName)
+  std::string help;    // one line, for the metric's HELP
+  uint64_t value = 0;  // only ever grows
+};
+
+// Whether `name` may name a TransportCounter: non-empty, [a-z][a-z0-9_]*,
+// at most 64 bytes.
+bool IsTransportCounterName(std::string_view name);
+
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -223,6 +235,9 @@ class Transport {
   virtual bool peer_up(int peer) const = 0;
   // This node's pool port (INFO pool); any thread.
   virtual const ListenCounters& listen_counters() const = 0;
+  // The transport's own counters, under its own names (TCP: frames and
+  // their MAC; RDMA: RdmaStats), in a fixed order; any thread.
+  virtual std::vector<TransportCounter> Counters() const = 0;
 };
 
 // Builds the TCP transport. The RDMA one lives in a plugin the server loads

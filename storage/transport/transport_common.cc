@@ -10,6 +10,13 @@
 
 namespace kvpool::transport {
 
+bool IsTransportCounterName(std::string_view name) {
+  if (name.empty() || name.size() > 64 || name[0] < 'a' || name[0] > 'z') return false;
+  for (char c : name)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  return true;
+}
+
 timeval MsToTimeval(int ms) {
   timeval tv;
   tv.tv_sec = ms / 1000;
