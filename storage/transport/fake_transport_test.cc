@@ -97,6 +97,24 @@ TEST_F(FakeTransportTest, EchoIsAsynchronous) {
   EXPECT_STREQ(t_[0]->name(), "fake");
 }
 
+TEST_F(FakeTransportTest, CountersCountDeliveredCalls) {
+  ASSERT_TRUE(CallAndRun(0, 1, Args(1, "a")) && CallAndRun(2, 1, Args(1, "b")));
+  std::vector<TransportCounter> c = t_[1]->Counters();
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].name, "calls_delivered");
+  EXPECT_EQ(c[0].value, 2u);
+  EXPECT_EQ(t_[0]->Counters()[0].value, 0u);
+}
+
+TEST(TransportCounterNameTest, OnlyLowercaseDigitsAndUnderscores) {
+  for (const char* ok : {"a", "frames_sent", "segments_tagged", "x2_y"})
+    EXPECT_TRUE(IsTransportCounterName(ok)) << ok;
+  for (const char* bad : {"", "_a", "2a", "Frames", "a-b", "a b", "a\nb", "a{b}", "a\"b"})
+    EXPECT_FALSE(IsTransportCounterName(bad)) << bad;
+  EXPECT_TRUE(IsTransportCounterName(std::string(64, 'a')));
+  EXPECT_FALSE(IsTransportCounterName(std::string(65, 'a')));
+}
+
 TEST_F(FakeTransportTest, BulkInToBulkOut) {
   std::string data(100000, '\0');
   for (size_t i = 0; i < data.size(); ++i) data[i] = char(i * 31 + 7);

@@ -128,6 +128,33 @@ TEST(RdmaTransportUnitTest, NoUsableDeviceIsUnavailableWithAReason) {
 // The plugin this build made (KVPOOL_RDMA_PLUGIN, from CMake) loads, its
 // factory is the RDMA transport's, and loading it again is the same plugin.
 // This binary links the transport too: the plugin's copies must not clash.
+TEST(RdmaTransportUnitTest, CountersAreRdmaStatsUnderTheirFieldNames) {
+  RdmaStats st;
+  st.direct_reads = 1;
+  st.bounced_reads = 2;
+  st.direct_writes = 3;
+  st.bounced_writes = 4;
+  st.staging_waits = 5;
+  st.zombie_resets = 6;
+  st.segments_sent = 7;
+  st.segments_tagged = 8;
+  st.segments_refused = 9;
+  st.connections = 10;
+  st.extra_msg_blocks = 11;
+  const std::vector<TransportCounter> c = RdmaCounters(st);
+  const char* names[] = {"direct_reads",    "bounced_reads",    "direct_writes", "bounced_writes",
+                         "staging_waits",   "zombie_resets",    "segments_sent", "segments_tagged",
+                         "segments_refused", "connections",     "extra_msg_blocks"};
+  ASSERT_EQ(c.size(), std::size(names));
+  for (size_t i = 0; i < c.size(); ++i) {
+    EXPECT_EQ(c[i].name, names[i]);
+    EXPECT_EQ(c[i].value, i + 1) << c[i].name;
+    EXPECT_TRUE(IsTransportCounterName(c[i].name)) << c[i].name;
+    EXPECT_FALSE(c[i].help.empty()) << c[i].name;
+    EXPECT_EQ(c[i].help.find('\n'), std::string::npos) << c[i].name;
+  }
+}
+
 TEST(RdmaPluginTest, LoadsTheBuiltPlugin) {
   auto p = LoadRdmaPlugin(KVPOOL_RDMA_PLUGIN);
   ASSERT_TRUE(p.ok()) << p.status().ToString();

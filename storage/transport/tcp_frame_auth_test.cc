@@ -85,6 +85,59 @@ TEST(TcpFrameAuthTest, ForgedFrameIsRefused) {
   p.ExpectGoodPeerServed();
 }
 
+// The value of `name` among t.Counters(); -1 if it is not there.
+int64_t CounterValue(const Transport& t, std::string_view name) {
+  for (const TransportCounter& c : t.Counters())
+    if (c.name == name) return static_cast<int64_t>(c.value);
+  return -1;
+}
+
+TEST(TcpFrameAuthTest, CountersShowFramesAndRefusals) {
+  Pool p;
+  std::vector<std::string> names;
+  for (const TransportCounter& c : p.b->t().Counters()) {
+    EXPECT_TRUE(IsTransportCounterName(c.name)) << c.name;
+    EXPECT_FALSE(c.help.empty()) << c.name;
+    names.push_back(c.name);
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"frames_sent", "frames_tagged", "frames_refused",
+                                             "connections"}));
+  EXPECT_EQ(CounterValue(p.b->t(), "frames_refused"), 0);
+  EXPECT_EQ(CounterValue(p.b->t(), "connections"), 0);
+
+  RawMacs m;
+  int fd = p.Link(&m);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(Pool::Echo(fd, m, 1, "one"));
+  // B sent its handshake frames, AUTH_OK and the reply; the last two tagged.
+  EXPECT_EQ(CounterValue(p.b->t(), "connections"), 1);
+  EXPECT_GE(CounterValue(p.b->t(), "frames_tagged"), 2);
+  EXPECT_GT(CounterValue(p.b->t(), "frames_sent"), CounterValue(p.b->t(), "frames_tagged"));
+  EXPECT_EQ(CounterValue(p.b->t(), "frames_refused"), 0);
+
+  std::string frame = Sealed(m.send.get(), EchoCall(2, "forged"));
+  frame[kHeaderSize + 1] ^= 0x01;
+  ASSERT_TRUE(SendAll(fd, frame));
+  EXPECT_TRUE(ClosedWithin(fd, 2000));
+  close(fd);
+  EXPECT_EQ(CounterValue(p.b->t(), "frames_refused"), 1);
+
+  // A's own link to B counts on both sides; nothing of it is refused.
+  p.ExpectGoodPeerServed();
+  EXPECT_EQ(CounterValue(p.a->t(), "connections"), 1);
+  EXPECT_EQ(CounterValue(p.b->t(), "connections"), 2);
+  EXPECT_EQ(CounterValue(p.a->t(), "frames_refused"), 0);
+  EXPECT_EQ(CounterValue(p.b->t(), "frames_refused"), 1);
+}
+
+TEST(TcpFrameAuthTest, CountersWithoutSecretTagNothing) {
+  Pool p("");
+  p.ExpectGoodPeerServed();
+  EXPECT_GT(CounterValue(p.a->t(), "frames_sent"), 0);
+  EXPECT_EQ(CounterValue(p.a->t(), "frames_tagged"), 0);
+  EXPECT_EQ(CounterValue(p.b->t(), "frames_tagged"), 0);
+}
+
 TEST(TcpFrameAuthTest, ReplayedFrameIsRefused) {
   Pool p;
   RawMacs m;

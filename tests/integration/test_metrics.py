@@ -74,6 +74,42 @@ def test_pool_peer_series(pool):
     assert sum(m["kvpool_pool_peer_calls_total"].values()) > 0
 
 
+TCP_TRANSPORT_COUNTERS = ["frames_sent", "frames_tagged", "frames_refused", "connections"]
+
+
+def test_pool_transport_counters_in_info_and_metrics(pool):
+    """The transport's own counters (TCP: frames, their MAC, links): INFO pool
+    pool_transport_<name> and the counter kvpool_pool_transport_<name>_total
+    on every node, equal, and moving with traffic."""
+    def both(i):
+        info = pool[i].client().info("pool")
+        m = scrape(pool.metrics_ports[i])
+        return ({n: info.get("pool_transport_" + n) for n in TCP_TRANSPORT_COUNTERS},
+                {n: m.get(f"kvpool_pool_transport_{n}_total", {}).get(frozenset()) for n in TCP_TRANSPORT_COUNTERS})
+
+    with urllib.request.urlopen(f"http://{HOST}:{pool.metrics_ports[0]}/metrics", timeout=5) as r:
+        families = {f.name: f for f in text_string_to_metric_families(r.read().decode())}
+    for n in TCP_TRANSPORT_COUNTERS:
+        fam = families[f"kvpool_pool_transport_{n}"]  # the parser drops _total from a counter's name
+        assert fam.type == "counter" and fam.documentation.startswith("tcp: "), (n, fam.type, fam.documentation)
+    before = {}
+    for i in range(3):
+        info, metrics = both(i)
+        assert None not in info.values() and None not in metrics.values(), (i, info, metrics)
+        # A scrape comes after INFO: never less, and each node sees its two peers' links.
+        assert all(metrics[n] >= info[n] for n in TCP_TRANSPORT_COUNTERS), (i, info, metrics)
+        assert info["connections"] >= 2 and info["frames_refused"] == 0, (i, info)
+        assert 0 < info["frames_tagged"] < info["frames_sent"], (i, info)  # handshakes go untagged
+        before[i] = info
+    c = pool[0].client()
+    c.mset({f"t{i}": "v" * 1000 for i in range(200)})
+    assert len(c.mget([f"t{i}" for i in range(200)])) == 200
+    after, _ = both(0)
+    assert after["frames_sent"] > before[0]["frames_sent"]
+    assert after["frames_tagged"] - before[0]["frames_tagged"] == after["frames_sent"] - before[0]["frames_sent"]
+    assert after["frames_refused"] == 0
+
+
 def test_every_dashboard_series_is_exported(pool):
     with open(DASHBOARD) as f:
         dash = json.load(f)

@@ -54,5 +54,12 @@ def test_values_move_one_sided_over_rdma():
                 writes += int(peer["rdma_writes"])
                 reads += int(peer["rdma_reads"])
         assert writes > 0 and reads > 0, (writes, reads)
+        # The RDMA transport's own counters (RdmaStats) reach INFO pool: the
+        # pool has a secret, so its SENDs carry a MAC, and none was refused.
+        for node in p.nodes:
+            info = node.client().info("pool")
+            assert info["pool_transport_segments_tagged"] > 0, info
+            assert info["pool_transport_connections"] >= 2, info
+            assert info["pool_transport_segments_refused"] == 0, info
     finally:
         stop_all(p.nodes)

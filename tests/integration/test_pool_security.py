@@ -290,6 +290,10 @@ def test_raw_clients_on_the_pool_port_learn_nothing(guarded):
     def probe() -> PeerProbe:
         return PeerProbe(HOST, port)
 
+    def refused() -> int:
+        return target.client().info("pool")["pool_transport_frames_refused"]
+
+    refused_before = refused()
     p = probe()
     p.send(os.urandom(4096))
     _no_leak(p, marker, "random bytes", allowed=frozenset())
@@ -391,6 +395,9 @@ def test_raw_clients_on_the_pool_port_learn_nothing(guarded):
     assert p.wait_closed(5.0), "a replayed call did not close the link"
     assert p.received.count(marker) == 1, "a replayed call was answered"
     p.close()
+    # The untagged, forged and replayed call, and nothing of the real peers,
+    # failed the frame MAC: what INFO pool (and /metrics) counts.
+    assert refused() - refused_before == 3
 
     # The node is healthy and the pool intact.
     assert target.alive()
