@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "server/dispatcher.h"
+#include "server/metrics_http.h"
 #include "server/testing/pool_harness.h"
 #include "server/testing/resp_text.h"
 #include "storage/util/digest.h"
@@ -34,6 +35,32 @@ class PoolRoutingTest : public ::testing::Test {
   PoolHarness h;
   std::string k[3];  // k[i]'s primary is node i
 };
+
+// ------------------------------------------------------------ observability
+
+// The number right after `key` in `text`; -1 if `key` is not there.
+int64_t NumberAfter(const std::string& text, const std::string& key) {
+  size_t at = text.find(key);
+  if (at == std::string::npos) return -1;
+  return std::strtoll(text.c_str() + at + key.size(), nullptr, 10);
+}
+
+TEST_F(PoolRoutingTest, InfoAndMetricsShowTheTransportsOwnCounters) {
+  // The fake transport's one counter: calls that reached the node.
+  const std::string info_key = "\r\npool_transport_calls_delivered:";
+  const int64_t before = NumberAfter(h.Run(1, {"INFO", "pool"}), info_key);
+  ASSERT_GE(before, 0);
+  ASSERT_EQ(h.Run(0, {"MSET", k[1], "v1"}), kOkReply);
+  const int64_t after = NumberAfter(h.Run(1, {"INFO", "pool"}), info_key);
+  EXPECT_GT(after, before);
+  const std::string m = RenderMetrics(h.server(1));
+  EXPECT_NE(m.find("# HELP kvpool_pool_transport_calls_delivered_total fake: Calls that reached "
+                   "this node's handler.\n# TYPE kvpool_pool_transport_calls_delivered_total "
+                   "counter\n"),
+            std::string::npos)
+      << m;
+  EXPECT_GE(NumberAfter(m, "\nkvpool_pool_transport_calls_delivered_total "), after);
+}
 
 // ------------------------------------------------------------ batch fan-out
 
