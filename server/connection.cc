@@ -178,14 +178,7 @@ void Connection::Cron(int64_t now_ms, int64_t timeout_ms) {
     return;
   }
   // A client that never reads gets no write events: check its output here.
-  if (OverOutputLimit()) {
-    server_->stats().output_buffer_limit_disconnections.fetch_add(1);
-    LogLimitOnce(server_->stats().logged_output_buffer,
-                 "closed client " + client_.info->addr +
-                     ": it reads its replies too slowly (client-output-buffer-limit)");
-    Close();
-    return;
-  }
+  if (OverOutputLimit()) return CloseOverOutputLimit();
   // A monitor only listens: idle is what it is (as Redis, no timeout).
   if (timeout_ms <= 0 || !outstanding_.empty() || monitoring_) return;
   if (now_ms - client_.info->last_interaction_ms.load(std::memory_order_relaxed) > timeout_ms) {
@@ -245,6 +238,7 @@ void Connection::EmitReady() {
       o->reply.ReplayInto(*this);  // values a peer sent stay references
     }
     held_bytes_ -= std::min(held_bytes_, o->after_bytes);
+    held_ref_bytes_ -= std::min(held_ref_bytes_, o->after_ref_bytes);
     o->after.ReplayInto(*this);
   }
   emitting_ = false;
@@ -537,7 +531,8 @@ void Connection::PublishInfo(int64_t now_ms) {
 // peer's, do not count) against client-output-buffer-limit.
 bool Connection::OverOutputLimit() {
   const HotOptions& hot = server_->hot();
-  size_t copied = OutputBytes() - std::min(OutputBytes(), *ref_bytes_);
+  size_t refs = *ref_bytes_ + held_ref_bytes_;
+  size_t copied = OutputBytes() - std::min(OutputBytes(), refs);
   int64_t hard = hot.output_hard.load(std::memory_order_relaxed);
   int64_t soft = hot.output_soft.load(std::memory_order_relaxed);
   if (hard > 0 && copied > static_cast<size_t>(hard)) return true;
@@ -548,6 +543,16 @@ bool Connection::OverOutputLimit() {
   }
   soft_since_ms_ = 0;
   return false;
+}
+
+void Connection::CloseOverOutputLimit() {
+  server_->stats().output_buffer_limit_disconnections.fetch_add(1);
+  LogLimitOnce(server_->stats().logged_output_buffer,
+               fmt::format("closed client {}: it reads its replies too slowly "
+                           "(client-output-buffer-limit; {} bytes unsent, {} of them values "
+                           "sent by reference, {} waiting behind deferred replies)",
+                           client_.info->addr, OutputBytes(), *ref_bytes_ + held_ref_bytes_, held_bytes_));
+  Close();
 }
 
 size_t Connection::OutputBytes() const {
@@ -569,6 +574,10 @@ void Connection::WriteRef(const char* data, size_t len, void (*release)(void*), 
     t->after.WriteRef(data, len, release, ctx);
     t->after_bytes += len;
     held_bytes_ += len;
+    if (len >= kZeroCopyMinBytes) {  // replayed by reference (below)
+      t->after_ref_bytes += len;
+      held_ref_bytes_ += len;
+    }
     return;
   }
   if (len < kZeroCopyMinBytes) {
@@ -623,14 +632,7 @@ void Connection::Flush() {
     }
     break;
   }
-  if (OverOutputLimit()) {
-    server_->stats().output_buffer_limit_disconnections.fetch_add(1);
-    LogLimitOnce(server_->stats().logged_output_buffer,
-                 "closed client " + client_.info->addr +
-                     ": it reads its replies too slowly (client-output-buffer-limit)");
-    Close();
-    return;
-  }
+  if (OverOutputLimit()) return CloseOverOutputLimit();
   bool drained = evbuffer_get_length(out_) == 0;
   bool want_write = !drained || output_paused_;
   if (tls_write_waits_read_ && !drained) {

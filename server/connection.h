@@ -79,6 +79,7 @@ class Connection : private protocol::ReplySink {
     // Replies of later commands that ran meanwhile, sent right after it.
     protocol::DeferredReply after;
     size_t after_bytes = 0;
+    size_t after_ref_bytes = 0;  // of those, values sent by reference
     std::vector<std::string> keys;  // counted in busy_keys_ until done
   };
   // MONITOR: this connection gets a line per command the node runs.
@@ -121,6 +122,7 @@ class Connection : private protocol::ReplySink {
   void Flush();
   size_t OutputBytes() const;
   bool OverOutputLimit();
+  void CloseOverOutputLimit();  // counted, logged once
   void UpdateParserLimits();
   void PublishInfo(int64_t now_ms);
 
@@ -155,6 +157,7 @@ class Connection : private protocol::ReplySink {
   std::unordered_map<std::string, int> busy_keys_;  // keys of outstanding commands
   int barriers_ = 0;                                // outstanding commands nothing passes
   size_t held_bytes_ = 0;  // bytes of replies waiting behind outstanding ones
+  size_t held_ref_bytes_ = 0;  // of those, values sent by reference
   // Where the running command's replies go while one before it is
   // outstanding (its `after`); null = to the socket.
   std::shared_ptr<Outstanding> capture_;
