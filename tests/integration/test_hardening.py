@@ -457,7 +457,7 @@ def test_each_limit_is_logged_once(srv):
     kinds = {
         "protocol error": r"protocol error from client",
         "query buffer": r"client-query-buffer-limit",
-        "output buffer": r"client-output-buffer-limit\)",
+        "output buffer": r"client-output-buffer-limit[;)]",
     }
     for kind, pattern in kinds.items():
         n = len([line for line in log.splitlines() if re.search(pattern, line) and "logged once" in line])
