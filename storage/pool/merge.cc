@@ -6,8 +6,15 @@
 // the newer version of each key from the other: the returning copy by a
 // catch-up that does not purge (Purge), this node by a merge once that
 // copy is in sync again: a scan of the slots they share, each value stored
-// over an older one only. A key deleted on one side while the other was
-// away comes back (there are no tombstones).
+// over an older one only.
+//
+// Deletes: a node that deletes a key while another copy of it is down or
+// has a merge pending remembers the delete's version (a tombstone). No
+// catch-up or merge takes an older value of that key back from a copy
+// (SyncOp::Apply), and once the copy serves again, and was merged from,
+// the deletes are sent to it (kOpApply; it drops only an older value).
+// Either side of a double pause may hold them: the one that deleted alone
+// while the other was away, before or after catching up from no one.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -18,6 +25,21 @@
 namespace kvpool::pool {
 
 void Pool::Impl::MergeTick(int64_t now) {
+  if (!merge_op) {
+    // Deletes owed to copies that are back and merged from (or were never
+    // waited for): sent to each once it serves.
+    std::vector<int> owed;
+    {
+      std::lock_guard<std::mutex> l(sync_mu);
+      if (!tombstones.empty())
+        for (int c = 0; c < pool->nodes(); ++c)
+          if (c != pool->self() && pool->Serving(c) &&
+              std::find(sync.merge_pending.begin(), sync.merge_pending.end(), c) ==
+                  sync.merge_pending.end())
+            owed.push_back(c);
+    }
+    for (int c : owed) PushTombstones(c);
+  }
   if (merge_op || !partial.load() || now < merge_retry_ms) return;
   const PoolOptions& o = pool->options_;
   int node = -1;
@@ -99,6 +121,116 @@ void Pool::Impl::MergeDone(int node, bool ok) {
   SetPending(std::move(pending));
   spdlog::info("pool: merged from {} ({} keys taken in all)", pool->node(node).Addr(),
                sync.keys_merged);
+}
+
+void Pool::Impl::NoteDeleted(int db, std::string_view key, uint64_t version) {
+  // Only while another copy of the key is down (the delete does not reach
+  // it) or has a merge pending (it may hold an older value to merge).
+  const uint64_t mask = pending_mask.load();
+  const int owner = pool->OwnerOf(key);
+  bool away = false;
+  for (int i = 0; i < pool->replicas() && !away; ++i) {
+    const int c = (owner + i) % pool->nodes();
+    away = c != pool->self() && ((c < 64 ? (mask >> c) & 1 : mask != 0) || !pool->NodeUp(c));
+  }
+  if (!away) return;
+  std::string id = KeyId(db, key);
+  std::lock_guard<std::mutex> l(sync_mu);
+  auto it = tombstones.find(id);
+  if (it != tombstones.end()) {
+    it->second = std::max(it->second, version);
+    return;
+  }
+  if (tombstones.size() >= kMaxTombstones) {
+    if (!tombstones_full_logged)
+      spdlog::warn("pool: {} deletes remembered while merges are pending; later ones may come "
+                   "back with the merge", kMaxTombstones);
+    tombstones_full_logged = true;
+    return;
+  }
+  tombstones.emplace(std::move(id), version);
+}
+
+bool Pool::Impl::Tombstoned(const std::string& id, uint64_t version) const {
+  auto it = tombstones.find(id);
+  return it != tombstones.end() && it->second >= version;
+}
+
+void Pool::Impl::PushTombstones(int node) {
+  // (db, key, version) of the deletes of keys `node` holds a copy of.
+  struct Gone {
+    int db;
+    std::string key;
+    uint64_t version;
+  };
+  std::vector<Gone> gone;
+  {
+    std::lock_guard<std::mutex> l(sync_mu);
+    for (auto it = tombstones.begin(); it != tombstones.end();) {
+      Reader r(it->first);
+      uint32_t db = 0;
+      std::string_view key = std::string_view(it->first).substr(4);
+      if (!r.U32(&db) || !IsCopy(node, key)) {
+        ++it;
+        continue;
+      }
+      gone.push_back({static_cast<int>(db), std::string(key), it->second});
+      it = tombstones.erase(it);
+    }
+    if (tombstones.empty()) tombstones_full_logged = false;
+  }
+  if (gone.empty()) return;
+  std::sort(gone.begin(), gone.end(), [](const Gone& a, const Gone& b) { return a.db < b.db; });
+  // Shared with the callbacks (one may run before the last call is made).
+  auto all = std::make_shared<std::vector<Gone>>(std::move(gone));
+  const std::vector<Gone>& list = *all;
+  const size_t max_keys = std::max<size_t>(1, pool->options_.max_batch_keys);
+  auto left = std::make_shared<size_t>(0);
+  auto failed = std::make_shared<bool>(false);
+  Impl* impl = this;
+  const size_t total = list.size();
+  for (size_t begin = 0; begin < list.size();) {
+    size_t end = begin;
+    while (end < list.size() && end - begin < max_keys && list[end].db == list[begin].db) ++end;
+    transport::CallArgs args;
+    args.opcode = kOpApply;
+    Writer w(&args.body);
+    w.U32(static_cast<uint32_t>(list[begin].db));
+    w.U32(static_cast<uint32_t>(end - begin));
+    for (size_t i = begin; i < end; ++i) {
+      w.Bytes(list[i].key);
+      w.U8(0);
+      w.U64(list[i].version);
+      w.I64(0);
+      w.U64(0);
+      w.U64(0);
+    }
+    ++*left;
+    pool->transport_->Call(control_lane, node, std::move(args), pool->options_.timeout_ms,
+                           [impl, node, left, failed, total, all](
+                               Status s, std::string_view reply, std::string_view) {
+                             std::string_view payload;
+                             if (s.ok()) s = ParseReplyStatus(reply, &payload);
+                             if (!s.ok() && !*failed) {
+                               *failed = true;
+                               // Remembered again (all of them: a batch may have
+                               // failed after others landed; a second delete of a
+                               // key is harmless), sent at a later heartbeat.
+                               spdlog::warn("pool: deletes made while {} was away did not reach "
+                                            "it ({}): sending them again",
+                                            impl->pool->node(node).Addr(), s.ToString());
+                               std::lock_guard<std::mutex> l(impl->sync_mu);
+                               for (const Gone& g : *all) {
+                                 uint64_t& v = impl->tombstones[KeyId(g.db, g.key)];
+                                 v = std::max(v, g.version);
+                               }
+                             }
+                             if (--*left == 0 && !*failed)
+                               spdlog::info("pool: {} deletes made while {} was away sent to it",
+                                            total, impl->pool->node(node).Addr());
+                           });
+    begin = end;
+  }
 }
 
 void Pool::Impl::SetPending(std::vector<int> copies) {

@@ -83,6 +83,8 @@ void Pool::Impl::Relay(int lane, int db, std::vector<std::string> keys, RelayDon
   const int64_t now = p->WallNow();
   st->items.reserve(n);
   for (const std::string& k : st->keys) st->items.push_back(store->Peek(db, k, now));
+  for (uint32_t i = 0; i < n; ++i)
+    if (!st->items[i]) NoteDeleted(db, st->keys[i], del_version);  // while a copy is away
 
   std::vector<std::vector<uint32_t>> to(p->nodes());
   std::string taken;
@@ -273,6 +275,7 @@ void Pool::Impl::OnApply(InCall call) {
     Touch(db, e.key, true);
     if (!e.present) {
       store->DelIfOlder(db, e.key, e.version, now);
+      NoteDeleted(db, e.key, e.version);
       continue;
     }
     auto item = store->Prepare(e.key, e.len, now);
@@ -332,6 +335,7 @@ Status Pool::Impl::ApplyState(int db, std::string_view state) {
     Touch(db, e.key, true);
     if (!e.present) {
       store->DelIfOlder(db, e.key, e.version, now);
+      NoteDeleted(db, e.key, e.version);
       continue;
     }
     auto item = store->Prepare(e.key, e.value.size(), now);

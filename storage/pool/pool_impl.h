@@ -243,6 +243,21 @@ struct Pool::Impl {
   // value newer than the one here (MergeDone when it ends; merge.cc).
   void MergeTick(int64_t now);
   void MergeDone(int node, bool ok);
+  // Keys deleted here while another copy of theirs was down or had a merge
+  // pending ((db, key) -> the delete's version): no catch-up or merge takes
+  // an older value of one back from a copy, and once that copy serves (and
+  // was merged from) the deletes are sent to it (kOpApply, deleting only an
+  // older value). Bounded by kMaxTombstones (past it, a delete is not
+  // remembered: logged once).
+  static constexpr size_t kMaxTombstones = size_t{1} << 18;
+  std::unordered_map<std::string, uint64_t> tombstones;  // guarded by sync_mu
+  bool tombstones_full_logged = false;                   // guarded by sync_mu
+  void NoteDeleted(int db, std::string_view key, uint64_t version);
+  // Whether key id (KeyId) was deleted here at `version` or later (sync_mu held).
+  bool Tombstoned(const std::string& id, uint64_t version) const;
+  // Sends the tombstones of `node`'s keys to it, and forgets them (merge.cc);
+  // MergeTick does for each copy serving and not pending.
+  void PushTombstones(int node);
 
   int64_t sync_stats_started_ms() const;
   // Call before a write of `key` is applied to this node's store. blind: it

@@ -660,6 +660,10 @@ TEST_F(PoolReplicaTest, ANodeThatCaughtUpWithoutACopyMergesFromItOnceBack) {
   ASSERT_TRUE(RunUntil([&] { return !pool(1).NodeUp(0) && !pool(2).NodeUp(0); }, 3000));
   // Many times: node 1's clock runs far ahead of node 0's.
   for (int round = 0; round < 50; ++round) write(0, 20, "while-0-away");
+  // Deleted while node 0 is away (node 0 keeps them at v0, and catches up
+  // from no one): they do not come back either.
+  std::vector<std::string> gone(k0.begin() + 36, k0.begin() + 40);
+  EXPECT_EQ(Del(2, gone), std::vector<int8_t>(gone.size(), 1));
   EXPECT_EQ(PeekOn(0, k0[0]), "v0");
   net().SetDown(1, FakeNetwork::DownMode::kRefuse);
   net().SetUp(0);
@@ -670,6 +674,13 @@ TEST_F(PoolReplicaTest, ANodeThatCaughtUpWithoutACopyMergesFromItOnceBack) {
   EXPECT_EQ(pool(0).sync_stats().merge_pending, std::vector<int>{1});
   write(10, 30, "while-1-away");
   EXPECT_EQ(PeekOn(1, k0[10]), "while-0-away");
+  // Deleted while node 1 is away: keys node 1 holds at v0, and keys it took
+  // alone while node 0 was away. Neither comes back with the merge.
+  gone.insert(gone.end(), k0.begin() + 30, k0.begin() + 36);
+  gone.insert(gone.end(), k0.begin(), k0.begin() + 4);
+  EXPECT_EQ(Del(2, std::vector<std::string>(gone.begin() + 4, gone.end())),
+            std::vector<int8_t>(gone.size() - 4, 1));
+  for (const auto& k : gone) want.erase(k);
   net().SetUp(1);
   ASSERT_TRUE(RunUntil([&] {
     for (int n = 0; n < 3; ++n)
@@ -677,6 +688,18 @@ TEST_F(PoolReplicaTest, ANodeThatCaughtUpWithoutACopyMergesFromItOnceBack) {
     return pool(0).sync_stats().merge_pending.empty();
   }, 10000));
   EXPECT_GE(pool(0).sync_stats().keys_merged, 10u);
+  // The deletes reach node 1 after the merge (a heartbeat later).
+  EXPECT_TRUE(RunUntil([&] {
+    for (const auto& k : gone)
+      if (PeekOn(1, k) != "<nil>") return false;
+    return true;
+  }, 3000)) << "node 1 still holds keys deleted while it was away";
+  for (const auto& k : gone) {
+    EXPECT_EQ(PeekOn(0, k), "<nil>") << k << " came back on node 0";
+    EXPECT_EQ(PeekOn(1, k), "<nil>") << k << " on node 1";
+    for (int from = 0; from < 3; ++from)
+      EXPECT_EQ(Get(from, {k})[0].state, GetResult::kMissing) << k << " through node " << from;
+  }
   for (const auto& [k, v] : want) {
     EXPECT_EQ(PeekOn(0, k), v) << k << " on node 0";
     EXPECT_EQ(PeekOn(1, k), v) << k << " on node 1";
@@ -687,7 +710,7 @@ TEST_F(PoolReplicaTest, ANodeThatCaughtUpWithoutACopyMergesFromItOnceBack) {
     auto got = Get(from, k0);
     for (size_t i = 0; i < k0.size(); ++i)
       EXPECT_EQ(got[i].state == GetResult::kFound ? got[i].value : std::string("<nil>"),
-                want[k0[i]])
+                want.count(k0[i]) ? want[k0[i]] : std::string("<nil>"))
           << k0[i] << " through node " << from;
   }
 }

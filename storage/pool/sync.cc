@@ -161,8 +161,12 @@ void SyncOp::Apply(const Entry& e, std::string_view value, uint64_t since, bool 
     failed = true;
     return;
   }
-  auto t = impl->touched.find(KeyId(e.db, e.key));
+  const std::string id = KeyId(e.db, e.key);
+  auto t = impl->touched.find(id);
   if (t != impl->touched.end() && t->second > since) return;
+  // Deleted here at that version or later while the copy it came from was
+  // away: not taken back (merge.cc).
+  if (e.state == kKeyFound && impl->Tombstoned(id, e.version)) return;
   if (e.state != kKeyFound || (e.expire != 0 && e.expire <= now)) {
     if (exact) store->Del(e.db, e.key, now);
     return;
@@ -582,12 +586,12 @@ void Pool::Impl::SyncDone(bool ok) {
   if (op && op->whole) {
     // Before the flag drops: a peer that sees this node in sync sees this too.
     SetPending(op->missed);
-    if (!op->missed.empty()) {
-      // Its writes must be newer than the ones it missed, which a copy
-      // stamped meanwhile from its own clock: the clock moves to at least
-      // wall-clock ms x 8192 (a hybrid clock; overflows in the year 2500).
-      pool->store_->AdvanceClock((static_cast<uint64_t>(pool->WallNow()) << 13) << 8);
-    }
+    // Its writes must be newer than the ones it missed, which a copy
+    // stamped meanwhile from its own clock, and than deletes a copy made
+    // while it was away (their tombstones reach it later: merge.cc): the
+    // clock moves to at least wall-clock ms x 8192 (a hybrid clock;
+    // overflows in the year 2500).
+    pool->store_->AdvanceClock((static_cast<uint64_t>(pool->WallNow()) << 13) << 8);
   }
   sync_gen.store(std::max<uint64_t>(sync_gen.load() + 1, pool->WallNow()));
   // Under the lock: no touch is recorded after the flag drops, and none is

@@ -344,6 +344,60 @@ def test_a_copy_paused_again_while_catching_up_misses_no_write(pool):
     assert p.nodes[1].client().get(key) == b"v3"
 
 
+def test_keys_deleted_while_a_copy_was_away_stay_deleted(pool):
+    """Deletes under the double pause of test_rolling_pauses: keys deleted
+    on node 2 while node 1 was paused (node 1 then catches up from no one,
+    still holding them), and keys deleted on node 1 while node 2 was paused
+    (node 2 still holds them, and node 1 merges from it). None comes back:
+    each side remembers its deletes (tombstones) and sends them to the other
+    once it is back; the keys not deleted are all there."""
+    p = pool
+    slots = SlotMap.of(p)
+    keys = [k for k in (f"del:{i}" for i in range(3000)) if slots.node_of(k) == 0][:300]
+    assert len(keys) == 300  # copies: node 1 (primary) and node 2
+    c2 = p.nodes[2].client()
+    assert c2.mset({k: "v" for k in keys})
+
+    def pause(i: int, observers: list) -> None:
+        os.kill(p.nodes[i].proc.pid, signal.SIGSTOP)
+        p.wait_state(i, "down", observers=observers, timeout=10)
+
+    pause(0, [1, 2])
+    assert c2.delete(*keys[:100]) == 100  # node 2 alone
+    pause(1, [2])
+    os.kill(p.nodes[0].proc.pid, signal.SIGCONT)
+    wait_until(lambda: _in_sync(p, 0) and p.states(2)[0] == "up", timeout=30,
+               what="node 1 in sync, as node 3 sees it")
+    assert p.nodes[1].addr in _info(p, 0).get("pool_sync_merge_pending", "")
+
+    def delete_rest() -> bool:
+        try:
+            c2.delete(*keys[100:200])  # node 1 alone
+            return True
+        except redis.ResponseError:  # node 1 caught up again meanwhile: nothing deleted
+            return False
+
+    wait_until(delete_rest, timeout=30, what="the second delete")
+    os.kill(p.nodes[1].proc.pid, signal.SIGCONT)
+
+    def settled() -> bool:
+        infos = [_info(p, i) for i in range(3)]
+        return all(i.get("pool_sync_state") == "in_sync" and "pool_sync_merge_pending" not in i
+                   for i in infos)
+
+    wait_until(settled, timeout=60, what="every node in sync, no merge pending")
+
+    def back() -> list:
+        return [k for k in keys[:200] if any(e[2] is not None for e in copies(c2, k))]
+
+    wait_until(lambda: not back(), timeout=10, what=f"deleted keys gone from both copies: {back()[:5]}")
+    for i in range(3):
+        got = p.nodes[i].client().mget(keys)
+        assert got[:200] == [None] * 200, f"through node {i + 1}: deleted keys came back"
+        assert got[200:] == [b"v"] * 100, f"through node {i + 1}: kept keys lost"
+    assert not _forked(c2, keys[200:])
+
+
 def test_a_read_no_copy_answered_is_an_error_not_a_local_miss():
     """Both copies of a key paused (not yet counted down): a read through the
     third node, which holds no copy, times out on each copy and answers an
