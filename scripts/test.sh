@@ -29,8 +29,39 @@ PYTEST=(/usr/bin/python3 -m pytest -q tests/integration)
 IT_WORKERS=${IT_WORKERS:-3}
 integration() {
   "${PYTEST[@]}" -n "$IT_WORKERS" --dist loadfile -m "not serial" "$@"
+  bg_signal STOP  # the serial tests measure CPU and latency: nothing beside them
   "${PYTEST[@]}" -m serial "$@"
+  bg_signal CONT
 }
+
+# The next sanitizer build runs in the background, at nice 19, while an
+# integration suite (mostly waiting on servers and timeouts) runs: it takes
+# only the CPU the tests leave, and is stopped (SIGSTOP to its process
+# group) during their serial pass. bg_wait waits for it and prints its log.
+BG_PID=""
+BG_LOG=""
+bg_start() {
+  BG_LOG=$(mktemp /tmp/kvpool-bg.XXXXXX)
+  # Not a job-control shell: the child is no group leader, so setsid makes
+  # it one in place (its pid is the group's id).
+  setsid nice -n 19 bash -c "$1" >"$BG_LOG" 2>&1 &
+  BG_PID=$!
+}
+bg_signal() {
+  if [ -n "$BG_PID" ]; then kill -"$1" -- "-$BG_PID" 2>/dev/null || true; fi
+}
+bg_wait() {
+  [ -n "$BG_PID" ] || return 0
+  bg_signal CONT
+  local rc=0
+  wait "$BG_PID" || rc=$?
+  cat "$BG_LOG"
+  rm -f "$BG_LOG"
+  BG_PID=""
+  return "$rc"
+}
+# A failed stage ends the run: the background build goes with it.
+trap 'bg_signal CONT; bg_signal TERM' EXIT
 
 # A sanitizer's reports go to files under $1; any file there fails the run.
 check_reports() {
@@ -78,24 +109,35 @@ rm -rf "$venv" clients/python/build clients/python/kvpool.egg-info
 export KVPOOL_NATIVE_DIR=$ROOT/build/clients/python
 
 export KVPOOL_HIREDIS_CLIENT=$ROOT/build/tests/clients/hiredis_client
+step "build with ASan + UBSan, in the background (nice 19) from here"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKVPOOL_SANITIZE=ON -DKVPOOL_BENCH=OFF \
+  -DKVPOOL_RDMA_TESTS=OFF >/dev/null
+bg_start "ninja -C build-asan"
+
 step "integration: one node"
 KVPOOL_SERVER=$ROOT/build/server/kvpool-server integration
 
 step "benchmark tools: loadgen --verify and bench_report against real servers"
+# These two run whole (serial tests included): the background build waits.
+bg_signal STOP
 KVPOOL_SERVER=$ROOT/build/server/kvpool-server KVPOOL_LOADGEN=$ROOT/build/bench/loadgen \
   /usr/bin/python3 -m pytest -q -p no:cacheprovider bench/test_bench.py
 
 step "integration: the same suite against a three-node pool"
 KVPOOL_SERVER=$ROOT/build/server/kvpool-server KVPOOL_POOL_NODES=3 "${PYTEST[@]}"
+bg_signal CONT
 
-step "build with ASan + UBSan"
-cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKVPOOL_SANITIZE=ON -DKVPOOL_BENCH=OFF \
-  -DKVPOOL_RDMA_TESTS=OFF >/dev/null
-ninja -C build-asan
+step "build with ASan + UBSan: the rest, in the foreground"
+bg_wait
 
 step "unit tests under ASan + UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j2
+
+step "build the server with TSan, in the background (nice 19) from here"
+cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVPOOL_TSAN=ON \
+  -DKVPOOL_TESTS=OFF >/dev/null
+bg_start "ninja -C build-tsan kvpool-server"
 
 step "integration: one node, server under ASan + UBSan"
 reports=$(mktemp -d /tmp/kvpool-asan.XXXXXX)
@@ -104,10 +146,8 @@ UBSAN_OPTIONS=print_stacktrace=1:log_path=$reports/ubsan \
 KVPOOL_SERVER=$ROOT/build-asan/server/kvpool-server integration
 check_reports "$reports"
 
-step "build the server with TSan"
-cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVPOOL_TSAN=ON \
-  -DKVPOOL_TESTS=OFF >/dev/null
-ninja -C build-tsan kvpool-server
+step "build the server with TSan: the rest, in the foreground"
+bg_wait
 
 step "integration: one node and pools, server under TSan with io-threads 2"
 # 64 MiB transfers are left to the runs above: under TSan they outlast the
