@@ -25,21 +25,7 @@
 namespace kvpool::pool {
 
 void Pool::Impl::MergeTick(int64_t now) {
-  if (!merge_op) {
-    // Deletes owed to copies that are back and merged from (or were never
-    // waited for): sent to each once it serves.
-    std::vector<int> owed;
-    {
-      std::lock_guard<std::mutex> l(sync_mu);
-      if (!tombstones.empty())
-        for (int c = 0; c < pool->nodes(); ++c)
-          if (c != pool->self() && pool->Serving(c) &&
-              std::find(sync.merge_pending.begin(), sync.merge_pending.end(), c) ==
-                  sync.merge_pending.end())
-            owed.push_back(c);
-    }
-    for (int c : owed) PushTombstones(c);
-  }
+  PushOwedTombstones();
   if (merge_op || !partial.load() || now < merge_retry_ms) return;
   const PoolOptions& o = pool->options_;
   int node = -1;
@@ -136,24 +122,44 @@ void Pool::Impl::NoteDeleted(int db, std::string_view key, uint64_t version) {
   if (!away) return;
   std::string id = KeyId(db, key);
   std::lock_guard<std::mutex> l(sync_mu);
+  tombstones_dirty = true;
   auto it = tombstones.find(id);
   if (it != tombstones.end()) {
-    it->second = std::max(it->second, version);
+    it->second.version = std::max(it->second.version, version);
+    it->second.sent = 0;
     return;
   }
   if (tombstones.size() >= kMaxTombstones) {
     if (!tombstones_full_logged)
-      spdlog::warn("pool: {} deletes remembered while merges are pending; later ones may come "
-                   "back with the merge", kMaxTombstones);
+      spdlog::warn("pool: {} deletes remembered while copies are away; later ones may come "
+                   "back when they return", kMaxTombstones);
     tombstones_full_logged = true;
     return;
   }
-  tombstones.emplace(std::move(id), version);
+  tombstones.emplace(std::move(id), Tombstone{version, 0});
 }
 
 bool Pool::Impl::Tombstoned(const std::string& id, uint64_t version) const {
   auto it = tombstones.find(id);
-  return it != tombstones.end() && it->second >= version;
+  return it != tombstones.end() && it->second.version >= version;
+}
+
+void Pool::Impl::PushOwedTombstones() {
+  uint64_t serving = 0;
+  for (int c = 0; c < pool->nodes() && c < 64; ++c)
+    if (c != pool->self() && pool->Serving(c)) serving |= uint64_t{1} << c;
+  const uint64_t pending = pending_mask.load();
+  {
+    std::lock_guard<std::mutex> l(sync_mu);
+    if (tombstones.empty() ||
+        (!tombstones_dirty && serving == tomb_serving && pending == tomb_pending))
+      return;
+    tombstones_dirty = false;
+  }
+  tomb_serving = serving;
+  tomb_pending = pending;
+  for (int c = 0; c < pool->nodes() && c < 64; ++c)
+    if ((serving >> c) & 1) PushTombstones(c);
 }
 
 void Pool::Impl::PushTombstones(int node) {
@@ -164,8 +170,13 @@ void Pool::Impl::PushTombstones(int node) {
     uint64_t version;
   };
   std::vector<Gone> gone;
+  const uint64_t bit = uint64_t{1} << node;
   {
     std::lock_guard<std::mutex> l(sync_mu);
+    // Kept while a merge from it is pending: the merge must not take an
+    // older value back (sent once, and again after a newer delete).
+    const bool keep = std::find(sync.merge_pending.begin(), sync.merge_pending.end(), node) !=
+                      sync.merge_pending.end();
     for (auto it = tombstones.begin(); it != tombstones.end();) {
       Reader r(it->first);
       uint32_t db = 0;
@@ -174,8 +185,14 @@ void Pool::Impl::PushTombstones(int node) {
         ++it;
         continue;
       }
-      gone.push_back({static_cast<int>(db), std::string(key), it->second});
-      it = tombstones.erase(it);
+      if (!(it->second.sent & bit))
+        gone.push_back({static_cast<int>(db), std::string(key), it->second.version});
+      if (keep) {
+        it->second.sent |= bit;
+        ++it;
+      } else {
+        it = tombstones.erase(it);
+      }
     }
     if (tombstones.empty()) tombstones_full_logged = false;
   }
@@ -220,9 +237,11 @@ void Pool::Impl::PushTombstones(int node) {
                                             "it ({}): sending them again",
                                             impl->pool->node(node).Addr(), s.ToString());
                                std::lock_guard<std::mutex> l(impl->sync_mu);
+                               impl->tombstones_dirty = true;
                                for (const Gone& g : *all) {
-                                 uint64_t& v = impl->tombstones[KeyId(g.db, g.key)];
-                                 v = std::max(v, g.version);
+                                 Tombstone& t = impl->tombstones[KeyId(g.db, g.key)];
+                                 t.version = std::max(t.version, g.version);
+                                 t.sent &= ~(uint64_t{1} << node);
                                }
                              }
                              if (--*left == 0 && !*failed)

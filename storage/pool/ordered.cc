@@ -28,8 +28,10 @@ bool Pool::Impl::IsCopy(int node, std::string_view key) const {
 bool Pool::Impl::PrimaryOfAll(std::span<const std::string_view> keys) const {
   const int self = pool->self();
   if (!pool->Serving(self)) return false;
+  // Nor while another copy holds writes this one lacks (a read-modify-write
+  // here would lose them): that copy orders (Pool::LacksWrites).
   for (std::string_view k : keys)
-    if (!IsCopy(self, k)) return false;
+    if (!IsCopy(self, k) || pool->LacksWrites(self, pool->OwnerOf(k))) return false;
   return true;
 }
 

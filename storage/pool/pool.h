@@ -251,8 +251,13 @@ class Pool {
   bool Serving(int node) const;
   bool InSync() const;
   // Where reads of keys whose primary is `owner` go: the first copy that is
-  // serving; -1 if none is (with replicas() == 1: always `owner`).
+  // serving and lacks no writes another serving copy took (LacksWrites),
+  // else the first serving; -1 if none is (with replicas() == 1: always
+  // `owner`).
   int ReadNode(int owner) const;
+  // Whether copy `node` has a merge pending from another copy of `owner`'s
+  // slots that is serving (it may lack writes only that copy took).
+  bool LacksWrites(int node, int owner) const;
   // The first copy serving other than `failed` (a read retried after a
   // copy failed), -1 if none.
   int ReadNodeAfter(int owner, int failed) const;

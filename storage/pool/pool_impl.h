@@ -250,14 +250,23 @@ struct Pool::Impl {
   // older value). Bounded by kMaxTombstones (past it, a delete is not
   // remembered: logged once).
   static constexpr size_t kMaxTombstones = size_t{1} << 18;
-  std::unordered_map<std::string, uint64_t> tombstones;  // guarded by sync_mu
-  bool tombstones_full_logged = false;                   // guarded by sync_mu
+  struct Tombstone {
+    uint64_t version = 0;
+    uint64_t sent = 0;  // bit n: sent to node n since the last delete
+  };
+  std::unordered_map<std::string, Tombstone> tombstones;  // guarded by sync_mu
+  bool tombstones_full_logged = false;                    // guarded by sync_mu
+  bool tombstones_dirty = false;                          // guarded by sync_mu: one added
+  uint64_t tomb_serving = 0, tomb_pending = 0;            // lane 0: masks at the last push
   void NoteDeleted(int db, std::string_view key, uint64_t version);
   // Whether key id (KeyId) was deleted here at `version` or later (sync_mu held).
   bool Tombstoned(const std::string& id, uint64_t version) const;
-  // Sends the tombstones of `node`'s keys to it, and forgets them (merge.cc);
-  // MergeTick does for each copy serving and not pending.
+  // Sends the tombstones of `node`'s keys not yet sent to it; forgets those
+  // of a node no merge is pending from (merge.cc). Lane 0: MergeTick, for
+  // each copy serving, when a delete was added or which copies serve or
+  // are pending changed.
   void PushTombstones(int node);
+  void PushOwedTombstones();
 
   int64_t sync_stats_started_ms() const;
   // Call before a write of `key` is applied to this node's store. blind: it

@@ -682,6 +682,21 @@ TEST_F(PoolReplicaTest, ANodeThatCaughtUpWithoutACopyMergesFromItOnceBack) {
             std::vector<int8_t>(gone.size() - 4, 1));
   for (const auto& k : gone) want.erase(k);
   net().SetUp(1);
+  // Back and in sync, before the merge: node 1 holds the newer of both
+  // sides, so it is read (node 0 lacks what node 1 took alone).
+  ASSERT_TRUE(RunUntil([&] {
+    return pool(1).InSync() && pool(0).Serving(1) && pool(2).Serving(1) &&
+           pool(2).LacksWrites(0, 0);
+  }, 10000));
+  EXPECT_EQ(pool(0).sync_stats().merge_pending, std::vector<int>{1});  // the merge waits
+  {
+    std::vector<std::string> mine(k0.begin() + 4, k0.begin() + 10);  // node 1's alone
+    for (int from = 0; from < 3; ++from) {
+      auto got = Get(from, mine);
+      for (size_t i = 0; i < mine.size(); ++i)
+        EXPECT_EQ(got[i].value, "while-0-away") << mine[i] << " through node " << from;
+    }
+  }
   ASSERT_TRUE(RunUntil([&] {
     for (int n = 0; n < 3; ++n)
       if (!pool(n).InSync() || !pool(0).Serving(n) || !pool(2).Serving(n)) return false;

@@ -35,21 +35,35 @@ bool Pool::Serving(int node) const {
 
 bool Pool::InSync() const { return !impl_->syncing.load(); }
 
-int Pool::ReadNode(int owner) const {
-  if (replicas() == 1) return owner;
+// A copy with a merge pending from another copy of the slot that serves
+// again may lack writes that one took alone; that one, having caught up
+// from it keeping the newer of each key (Purge), holds them all: until the
+// merge ends, it is read (and orders writes) first.
+bool Pool::LacksWrites(int node, int owner) const {
+  const uint64_t mask = node == options_.self ? impl_->pending_mask.load(std::memory_order_relaxed)
+                                              : impl_->health[node].pending.load(std::memory_order_relaxed);
+  if (mask == 0) return false;
   for (int i = 0; i < replicas(); ++i) {
     int c = (owner + i) % nodes();
-    if (Serving(c)) return c;
+    if (c != node && (c >= 64 || ((mask >> c) & 1)) && Serving(c)) return true;
   }
-  return -1;
+  return false;
+}
+
+int Pool::ReadNode(int owner) const {
+  if (replicas() == 1) return owner;
+  return ReadNodeAfter(owner, -1);
 }
 
 int Pool::ReadNodeAfter(int owner, int failed) const {
+  int lacking = -1;
   for (int i = 0; i < replicas(); ++i) {
     int c = (owner + i) % nodes();
-    if (c != failed && Serving(c)) return c;
+    if (c == failed || !Serving(c)) continue;
+    if (!LacksWrites(c, owner)) return c;
+    if (lacking < 0) lacking = c;
   }
-  return -1;
+  return lacking;
 }
 
 std::vector<int> Pool::WriteNodes(int owner) const {
