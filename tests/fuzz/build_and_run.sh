@@ -75,6 +75,7 @@ build_peer_owner_fuzz() {
   done
   srcs+=("${repo_root}/storage/transport/fake_transport.cc"
          "${repo_root}/storage/transport/bulk_out.cc"
+         "${repo_root}/storage/transport/transport_common.cc"
          "${repo_root}/storage/util/digest.cc"
          "${repo_root}/tests/fuzz/peer_owner_fuzz.cc")
   # The target's own file gets the fuzzer's entry points; the library code
