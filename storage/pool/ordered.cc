@@ -29,9 +29,14 @@ bool Pool::Impl::PrimaryOfAll(std::span<const std::string_view> keys) const {
   const int self = pool->self();
   if (!pool->Serving(self)) return false;
   // Nor while another copy holds writes this one lacks (a read-modify-write
-  // here would lose them): that copy orders (Pool::LacksWrites).
-  for (std::string_view k : keys)
-    if (!IsCopy(self, k) || pool->LacksWrites(self, pool->OwnerOf(k))) return false;
+  // here would lose them): that copy orders (Pool::LacksWrites). Unless it
+  // lacks some too (both caught up without the other): then the first
+  // serving copy orders, as ReadNode says, until a merge ends.
+  for (std::string_view k : keys) {
+    if (!IsCopy(self, k)) return false;
+    const int owner = pool->OwnerOf(k);
+    if (pool->LacksWrites(self, owner) && pool->ReadNode(owner) != self) return false;
+  }
   return true;
 }
 
