@@ -211,14 +211,24 @@ def test_fake_node_gets_no_secret_no_proof_no_data(request):
             pool._set_ports(ports)
             try:
                 fake = FakeNode(ports[2] + 10000)
-                break
             except OSError:
                 continue
+            for i in (0, 1):
+                pool.nodes[i].spawn(ports[i])
+            try:
+                for i in (0, 1):
+                    pool.nodes[i].wait_ready()
+                break
+            except RuntimeError:
+                # A port or its pool port (+10000) was taken meanwhile by
+                # another worker's server (CI: "cannot listen for peers on
+                # ...: Address already in use"): new ports.
+                if not any("Address already in use" in n.log_tail(5) for n in pool.nodes[:2]):
+                    raise
+                stop_all(pool.nodes[:2])
+                fake.close()
+                fake = None
         assert fake is not None
-        for i in (0, 1):
-            pool.nodes[i].spawn(ports[i])
-        for i in (0, 1):
-            pool.nodes[i].wait_ready()
         pool.wait_state(0, "up", observers=[1], timeout=10)
         pool.wait_state(1, "up", observers=[0], timeout=10)
         slots = SlotMap.of(pool)
