@@ -156,7 +156,9 @@ void SetOp::SendInSteps(int node, std::vector<uint32_t> pairs, transport::CallAr
           self->Failed(node, *all, s);
           return self->Finish();
         }
-        // Published only if every part arrived; dropped otherwise. An
+        // Published only if every part arrived; dropped otherwise. The end
+        // has a timeout of its own, as each part had: the parts may have
+        // used up the request's time (a 64 MiB value on a loaded node). An
         // ordered publish is answered once the primary relayed it, so it
         // may take as long as moving the values does.
         uint64_t bytes = 0;
@@ -168,8 +170,8 @@ void SetOp::SendInSteps(int node, std::vector<uint32_t> pairs, transport::CallAr
           Writer w(&a.body);
           w.U64(handle);
           w.U8(!parts.ok() ? kPutEndDrop : self->ordered ? kPutEndOrdered : kPutEndPublish);
-          int timeout = std::max(self->deadline.RemainingMs(),
-                                 self->ordered ? TransferTimeoutMs(self->pool->options_, bytes) : 0);
+          const PoolOptions& o = self->pool->options_;
+          int timeout = self->ordered ? TransferTimeoutMs(o, bytes) : o.timeout_ms;
           self->pool->impl_->WriteCall(
               self->lane, node, std::move(a), timeout,
               [self, node, all, parts](Status s, std::string_view reply, std::string_view) {
