@@ -15,6 +15,7 @@ the last ones remove and purge it, and the fixture purges it anyway if a test
 failed before.
 """
 import grp
+import gzip
 import os
 import pwd
 import random
@@ -44,6 +45,7 @@ LOG_FILE = LOG_DIR / "kvpool.log"
 PACKAGE_FILES = {
     str(BIN), str(CONF), str(LOGROTATE), str(UNIT),
     str(DOC / "README.md"), str(DOC / "LICENSE"), str(DOC / "examples/grafana-dashboard.json"),
+    str(DOC / "copyright"), str(DOC / "changelog.gz"),
 }
 # libkvpool-rdma.so, the RDMA transport the server dlopens: in <libdir>/kvpool
 # (lib/kvpool, or lib/<triplet>/kvpool in a build configured for /usr).
@@ -172,6 +174,29 @@ def test_package_fields(deb):
         assert script in control, control
 
 
+def test_copyright_and_changelog_as_debian_policy_asks(deb, tmp_path):
+    """/usr/share/doc/kvpool/copyright in the machine-readable format, naming
+    the license of every file; changelog.gz (a native package: the version
+    has no Debian revision) compressed with gzip -9n, whose newest entry is
+    the package's version."""
+    run("dpkg-deb", "-x", str(deb), str(tmp_path / "root"))
+    doc = tmp_path / "root" / str(DOC).lstrip("/")
+    paragraphs = [p for p in (doc / "copyright").read_text().split("\n\n") if p.strip()]
+    header = dict(line.split(": ", 1) for line in paragraphs[0].splitlines() if ": " in line)
+    assert header["Format"] == "https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/"
+    assert header["Upstream-Name"] == PKG
+    files = [p for p in paragraphs if p.startswith("Files:")]
+    assert files and all("\nLicense: Apache-2.0" in p for p in files), files
+    assert any(p.startswith("License: Apache-2.0\n") for p in paragraphs), "no license text"
+    assert "Apache License" in (doc / "LICENSE").read_text()
+    gz = (doc / "changelog.gz").read_bytes()
+    assert gz[:2] == b"\x1f\x8b" and gz[4:8] == b"\0\0\0\0", "not gzip -n (a timestamp is in it)"
+    (tmp_path / "changelog").write_bytes(gzip.decompress(gz))
+    version = run("dpkg-parsechangelog", "-l", str(tmp_path / "changelog"), "-S", "Version")
+    assert version.stdout.strip() == field(deb, "Version")
+    assert run("dpkg-parsechangelog", "-l", str(tmp_path / "changelog"), "-S", "Source").stdout.strip() == PKG
+
+
 def test_package_holds_only_the_server_and_its_files(deb, tmp_path):
     listing = run("dpkg-deb", "-c", str(deb)).stdout.splitlines()
     files = {line.split()[-1].lstrip(".") for line in listing if not line.startswith("d")}
@@ -197,7 +222,8 @@ def test_cmake_install_under_another_prefix(tmp_path):
         f"{prefix}/bin/kvpool-server", f"{prefix}/etc/kvpool/kvpool.conf",
         f"{prefix}/etc/logrotate.d/kvpool", f"{prefix}/lib/systemd/system/kvpool.service",
         f"{prefix}/share/doc/kvpool/README.md", f"{prefix}/share/doc/kvpool/LICENSE",
-        f"{prefix}/share/doc/kvpool/examples/grafana-dashboard.json"}
+        f"{prefix}/share/doc/kvpool/examples/grafana-dashboard.json",
+        f"{prefix}/share/doc/kvpool/copyright", f"{prefix}/share/doc/kvpool/changelog.gz"}
     unit = (root / "lib/systemd/system/kvpool.service").read_text()
     assert (f"\nExecStart={prefix}/bin/kvpool-server {prefix}/etc/kvpool/kvpool.conf "
             "--supervised systemd --daemonize no\n") in unit
