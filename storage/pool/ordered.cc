@@ -11,6 +11,8 @@
 // and the higher version wins on both, so they still converge.
 #include <spdlog/spdlog.h>
 
+#include <utility>
+
 #include "storage/pool/pool_impl.h"
 #include "storage/pool/requests.h"
 
@@ -48,6 +50,60 @@ constexpr size_t kApplyEntryMin = 4 + 1 + 8 + 8 + 8 + 8;
 constexpr size_t kStateEntryMin = 4 + 1 + 8 + 8 + 4;
 
 }  // namespace
+
+void Pool::Impl::InitApplies() {
+  applies.clear();
+  for (size_t l = 0; l < lanes.size(); ++l) {
+    auto a = std::make_unique<ApplyLane>();
+    a->impl = this;
+    a->lane = static_cast<int>(l);
+    a->to.resize(pool->nodes());
+    // Activated, never added: it runs after the events already active in
+    // the loop's pass (the calls whose relays it gathers), in that pass.
+    a->flush = event_new(
+        lanes[l], -1, 0,
+        [](evutil_socket_t, short, void* arg) {
+          auto* a = static_cast<ApplyLane*>(arg);
+          a->impl->FlushApplies(a->lane);
+        },
+        a.get());
+    applies.push_back(std::move(a));
+  }
+}
+
+void Pool::Impl::FreeApplies(int lane, bool send) {
+  if (static_cast<size_t>(lane) >= applies.size() || !applies[lane]->flush) return;
+  if (send) FlushApplies(lane);
+  event_free(applies[lane]->flush);
+  applies[lane]->flush = nullptr;
+}
+
+void Pool::Impl::FlushApplies(int lane, int copy) {
+  ApplyLane& a = *applies[lane];
+  for (int c = copy < 0 ? 0 : copy; c < (copy < 0 ? pool->nodes() : copy + 1); ++c) {
+    ApplyBatch b = std::exchange(a.to[c], ApplyBatch{});
+    if (b.n == 0) {
+      for (RelayDone& w : b.waiters) w(Status::OK());  // nothing to send
+      continue;
+    }
+    transport::CallArgs args;
+    args.opcode = kOpApply;
+    Writer w(&args.body);
+    w.U32(static_cast<uint32_t>(b.db));
+    w.U32(b.n);
+    args.body.append(b.entries);
+    args.bulk_in = std::move(b.bulk);
+    // Tokened: a relay that landed but lost its reply is not reported as
+    // a copy missing the write.
+    args.reset_on_timeout = true;
+    WriteCall(lane, c, std::move(args), pool->options_.timeout_ms,
+              [waiters = std::move(b.waiters)](Status s, std::string_view reply, std::string_view) {
+                std::string_view payload;
+                if (s.ok()) s = ParseReplyStatus(reply, &payload);
+                for (const RelayDone& w : waiters) w(s);
+              });
+  }
+}
 
 void Pool::Impl::Relay(int lane, int db, std::vector<std::string> keys, RelayDone done, int take,
                        std::string* state) {
@@ -120,59 +176,49 @@ void Pool::Impl::Relay(int lane, int db, std::vector<std::string> keys, RelayDon
   }
   const size_t max_keys = std::max<size_t>(1, p->options_.max_batch_keys);
   for (int c = 0; c < p->nodes(); ++c) {
-    const std::vector<uint32_t>& idx = to[c];
-    size_t i = 0;
-    while (i < idx.size()) {
-      transport::CallArgs args;
-      args.opcode = kOpApply;
-      std::vector<uint32_t> sent;
-      uint64_t bytes = 0;
-      for (; i < idx.size() && sent.size() < max_keys; ++i) {
-        const storage::ItemRef& item = st->items[idx[i]];
-        size_t len = item ? item.value().size() : 0;
-        if (len > chunk_bytes) {
-          ++st->pending;
-          RelayLarge(lane, c, db, st->keys[idx[i]], st->items[idx[i]],
-                     [failed, finish, c, k = idx[i]](Status s) {
-                       if (!s.ok()) failed(c, {k}, s);
-                       finish();
-                     });
-          continue;
-        }
-        if (!sent.empty() && bytes + len > chunk_bytes) break;
-        sent.push_back(idx[i]);
-        bytes += len;
-      }
-      if (sent.empty()) continue;
-      Writer w(&args.body);
-      w.U32(static_cast<uint32_t>(db));
-      w.U32(static_cast<uint32_t>(sent.size()));
-      uint64_t off = 0;
-      for (uint32_t k : sent) {
-        const storage::ItemRef& item = st->items[k];
-        w.Bytes(st->keys[k]);
-        w.U8(item ? 1 : 0);
-        w.U64(item ? item.version() : del_version);
-        w.I64(item ? item.expire_at_ms() : 0);
-        size_t len = item ? item.value().size() : 0;
-        w.U64(len);
-        w.U64(off);
-        if (len != 0) args.bulk_in.push_back({const_cast<char*>(item.value().data()), len});
-        off += len;
-      }
+    if (to[c].empty()) continue;
+    ApplyBatch& b = applies[lane]->to[c];
+    std::vector<uint32_t> sent;  // this relay's keys in the batch's call
+    // The keys so far are in the batch's call: their outcome is its reply.
+    auto wait = [&] {
+      if (sent.empty()) return;
       ++st->pending;
-      // Tokened: a relay that landed but lost its reply is not reported as
-      // a copy missing the write.
-      args.reset_on_timeout = true;
-      WriteCall(lane, c, std::move(args), p->options_.timeout_ms,
-                          [failed, c, sent = std::move(sent), finish](
-                              Status s, std::string_view reply, std::string_view) {
-                            std::string_view payload;
-                            if (s.ok()) s = ParseReplyStatus(reply, &payload);
-                            if (!s.ok()) failed(c, sent, s);
-                            finish();
-                          });
+      b.waiters.push_back([failed, finish, c, sent = std::move(sent)](Status s) {
+        if (!s.ok()) failed(c, sent, s);
+        finish();
+      });
+      sent.clear();
+    };
+    for (uint32_t k : to[c]) {
+      const storage::ItemRef& item = st->items[k];
+      const size_t len = item ? item.value().size() : 0;
+      if (len > chunk_bytes) {
+        ++st->pending;
+        RelayLarge(lane, c, db, st->keys[k], item, [failed, finish, c, k](Status s) {
+          if (!s.ok()) failed(c, {k}, s);
+          finish();
+        });
+        continue;
+      }
+      if (b.n > 0 && (b.db != db || b.n >= max_keys || b.bytes + len > chunk_bytes)) {
+        wait();
+        FlushApplies(lane, c);
+      }
+      b.db = db;
+      Writer w(&b.entries);
+      w.Bytes(st->keys[k]);
+      w.U8(item ? 1 : 0);
+      w.U64(item ? item.version() : del_version);
+      w.I64(item ? item.expire_at_ms() : 0);
+      w.U64(len);
+      w.U64(b.bytes);
+      if (len != 0) b.bulk.push_back({const_cast<char*>(item.value().data()), len});
+      b.bytes += len;
+      ++b.n;
+      sent.push_back(k);
     }
+    wait();
+    if (!b.waiters.empty()) event_active(applies[lane]->flush, EV_TIMEOUT, 0);
   }
   finish();
 }

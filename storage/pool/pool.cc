@@ -128,11 +128,13 @@ Pool::Pool(PoolOptions options, storage::Store* store, transport::Transport* tra
 Pool::~Pool() {
   if (slots_.replicas() > 1) store_->SetEvictionListener(nullptr);
   if (impl_->heartbeat) event_free(impl_->heartbeat);
+  for (size_t l = 0; l < impl_->applies.size(); ++l) impl_->FreeApplies(static_cast<int>(l), false);
 }
 
 Status Pool::Start(std::vector<event_base*> lanes) {
   impl_->lanes = lanes;
   impl_->InitFates(lanes.size());
+  impl_->InitApplies();
   Impl* impl = impl_.get();
   return transport_->Start(std::move(lanes), [impl](std::unique_ptr<transport::IncomingCall> c) {
     impl->HandleCall(std::move(c));
@@ -154,6 +156,7 @@ void Pool::StopLane(int lane) {
     event_free(impl_->heartbeat);
     impl_->heartbeat = nullptr;
   }
+  impl_->FreeApplies(lane, true);
   if (impl_->lane_tokens) impl_->lane_tokens[lane].stopped = true;
   transport_->StopLane(lane);
 }

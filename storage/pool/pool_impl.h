@@ -427,6 +427,31 @@ struct Pool::Impl {
   // (kPutEndGiven). `item` must stay pinned until done runs.
   void RelayLarge(int lane, int copy, int db, const std::string& key, const storage::ItemRef& item,
                   RelayDone done);
+  // Relays to one copy gathered during one pass of a lane's loop, sent as
+  // one kOpApply once the pass's other events ran (or sooner, when a call
+  // is full): a primary that takes many small writes at once (a pipeline,
+  // many clients) sends each copy one call for them, not one per write.
+  // Lane-local: touched only on its lane's thread.
+  struct ApplyBatch {
+    int db = -1;
+    uint32_t n = 0;
+    uint64_t bytes = 0;
+    std::string entries;           // kOpApply's entries, offsets into bulk
+    std::vector<iovec> bulk;       // values, pinned by the waiters' relays
+    std::vector<RelayDone> waiters;  // one per relay's part in the call
+  };
+  struct ApplyLane {
+    Impl* impl;
+    int lane;
+    std::vector<ApplyBatch> to;  // [node]
+    event* flush = nullptr;      // activated, never added: FlushApplies
+  };
+  std::vector<std::unique_ptr<ApplyLane>> applies;  // [lane]
+  void InitApplies();              // Pool::Start
+  // Pool::StopLane (send: what is gathered goes out first) and ~Pool.
+  void FreeApplies(int lane, bool send);
+  // Sends the gathered relays of `lane` to `copy` now (to every copy: -1).
+  void FlushApplies(int lane, int copy = -1);
   // sync.cc: a syncing copy's catch-up reads.
   void OnSyncScan(InCall call);
   void OnSyncKeys(InCall call);

@@ -118,6 +118,65 @@ TEST_F(PoolReplicaTest, OneFailingCopyFailsTheWriteOncePerKey) {
   EXPECT_NE(out.status.message().find(Addr(1)), std::string::npos) << out.status.message();
 }
 
+// Writes a primary takes in one pass of its loop (a pipeline, many
+// clients) reach each copy in one kOpApply, not one call per write; when
+// that call fails, every write in it fails, names the copy, and the copy
+// fetches all their keys again.
+TEST_F(PoolReplicaTest, RelaysOfOnePassShareOneCallPerCopy) {
+  BuildReplicas(60000, /*latency_ms=*/5);
+  auto k0 = KeysOn(0, 20);
+  struct Out {
+    int done = 0;
+    std::vector<Status> status;
+  };
+  auto set_each = [&](const std::string& suffix) {
+    auto out = std::make_shared<Out>();
+    out->status.resize(k0.size());
+    auto data = std::make_shared<std::vector<std::string>>();
+    for (const auto& k : k0) {
+      data->push_back(k);
+      data->push_back(k + suffix);
+    }
+    // Twenty MSETs of one key each, all sent before the loop runs: they
+    // reach the primary (node 0) together.
+    for (size_t i = 0; i < k0.size(); ++i) {
+      std::vector<std::string_view> kv{(*data)[2 * i], (*data)[2 * i + 1]};
+      pool(2).MultiSet(0, 0, kv, WallMs(), data, [out, i](Status st, size_t) {
+        out->status[i] = std::move(st);
+        ++out->done;
+      });
+    }
+    EXPECT_TRUE(RunUntil([&] { return out->done == static_cast<int>(k0.size()); }));
+    return out;
+  };
+  RecordCalls();
+  auto out = set_each("@1");
+  for (const Status& st : out->status) EXPECT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(CountSent(kOpOrderedSet, 0, 2), k0.size());
+  EXPECT_GE(CountSent(kOpApply, 1, 0), 1u);
+  EXPECT_LE(CountSent(kOpApply, 1, 0), 2u) << "one relay call per write";
+  for (const auto& k : k0) {
+    EXPECT_EQ(PeekOn(0, k), k + "@1");
+    EXPECT_EQ(PeekOn(1, k), k + "@1");
+  }
+
+  RecordCalls([](int, int to, const CallArgs& a) {
+    return a.opcode == kOpApply && to == 1 ? Status::Unavailable("injected") : Status::OK();
+  });
+  out = set_each("@2");
+  for (const Status& st : out->status) {
+    EXPECT_EQ(st.code(), Code::kAborted) << st.ToString();
+    EXPECT_NE(st.message().find(Addr(1)), std::string::npos) << st.ToString();
+  }
+  RecordCalls();
+  // Told that it missed them, the copy fetches them again from the primary.
+  EXPECT_TRUE(RunUntil([&] {
+    for (const auto& k : k0)
+      if (PeekOn(1, k) != k + "@2") return false;
+    return true;
+  })) << "the copy never caught up with the writes its relay call lost";
+}
+
 // A write that fails in transit to one copy (the others took it) leaves
 // that copy behind, or lets it take the write late: the coordinator tells
 // it, and it fetches exactly those keys again, sets and deletes alike.
