@@ -30,6 +30,8 @@ constexpr int kMaxReadsPerEvent = 16;
 // whatever a fast sender keeps adding, hundreds of MB in one call.
 constexpr size_t kMaxReadPerEvent = 1u << 20;
 constexpr size_t kMaxWritePerFlush = 1u << 20;
+// QueueRef copies ranges up to this size rather than referencing them.
+constexpr size_t kCopyRefBelow = 1024;
 constexpr int kMaxIov = 64;
 
 std::string Errno(const char* what, int err) {
@@ -172,9 +174,14 @@ void FrameConn::QueueRef(const void* data, size_t len, evbuffer_ref_cleanup_cb c
     if (cleanup) cleanup(data, len, arg);
     return;
   }
-  evbuffer_add_reference(out_, data, len, cleanup, arg);
+  // A small range is copied: a reference costs an evbuffer chain (a malloc
+  // and a free) per range, more than copying a few hundred bytes does.
+  const bool copy = len <= kCopyRefBelow;
+  if (copy) evbuffer_add(out_, data, len);
+  else evbuffer_add_reference(out_, data, len, cleanup, arg);
   queued_ += len;
   if (mac_out_) MacOut(data, len);  // the tag after the frame's last bulk bytes
+  if (copy && cleanup) cleanup(data, len, arg);
   ScheduleFlush();
 }
 

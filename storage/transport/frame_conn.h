@@ -102,8 +102,9 @@ class FrameConn {
 
   // Queues a header (body_len set from body) and the body.
   void QueueFrame(FrameHeader h, std::string body);
-  // Queues bulk bytes by reference. cleanup(data, len, arg) runs when they
-  // have been written or the connection is gone (possibly at once if closed).
+  // Queues bulk bytes by reference (a range under 1 KiB is copied at once).
+  // cleanup(data, len, arg) runs when they have been written or copied, or
+  // the connection is gone (possibly at once: copied, or closed).
   void QueueRef(const void* data, size_t len, evbuffer_ref_cleanup_cb cleanup, void* arg);
   // Writes what it can now (used right before closing deliberately).
   void FlushNow();
