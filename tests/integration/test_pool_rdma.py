@@ -37,6 +37,17 @@ def test_values_move_one_sided_over_rdma():
         assert c1.set(b"rdma:big", big)
         assert c2.mget(keys) == vals
         assert c2.get(b"rdma:big") == big
+        # Values larger than a call carries (a staging buffer, 4 MiB) move in
+        # chunks: MSET's kOpPutBegin/PutChunk/PutEnd, MGET's kOpGetChunk,
+        # a whole command's argument sent ahead and its reply fetched in
+        # chunks (kOpArgChunk, kOpReplyChunk), on every node pair.
+        chunked = {f"rdma:chunked:{i}".encode(): bytes([(i * 7 + j) % 251 for j in range(251)])
+                   * ((9 * 1024 * 1024 + 13 * i) // 251) for i in range(3)}
+        assert c2.mset(chunked)
+        assert c1.mget(list(chunked)) == list(chunked.values())
+        assert p[2].client().getrange(b"rdma:chunked:1", 0, -1) == chunked[b"rdma:chunked:1"]
+        assert p[2].client().set(b"rdma:chunked:0", big, get=True) == chunked[b"rdma:chunked:0"]
+        assert c1.get(b"rdma:chunked:0") == big
         assert c2.execute_command("MEXISTS", *keys[:10], b"nope") == [1] * 10 + [0]
 
         for node in p.nodes:
