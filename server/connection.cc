@@ -248,7 +248,10 @@ void Connection::AfterDeferred() {
   if (in_dispatch_) return;  // finished at once: the dispatch loop goes on
   PublishInfo(NowMs());
   ProcessInput();  // commands that waited, or were not parsed yet
-  Flush();
+  // The replies of this pass of the loop go out together, once its other
+  // events ran (OnWritable: Flush), not in one send each: the remote
+  // commands of a pipeline are answered by a few frames from the peers.
+  if (!closed_) event_active(write_ev_, EV_WRITE, 0);
   ResumeReading();
 }
 
