@@ -17,6 +17,7 @@ so the module is own_pool: the single-node runs cover it.
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import socket
 import ssl
@@ -181,6 +182,98 @@ def test_bad_and_stalled_handshakes_do_not_disturb_others(node, certs):
     plain.close()
     garbage.close()
     assert r.get("tls:other") == b"51"
+
+
+def _s_client(certs, port: int, protocol: str) -> subprocess.Popen:
+    """openssl s_client as a TLS client that can ask for a key update (K)
+    or a renegotiation (R), which Python's ssl module cannot."""
+    openssl = shutil.which("openssl")
+    assert openssl, "the openssl CLI is missing (scripts/install-deps.sh installs it)"
+    return subprocess.Popen(
+        [openssl, "s_client", "-connect", f"{HOST}:{port}", protocol, "-crlf",
+         "-cert", certs("client.crt"), "-key", certs("client.key"), "-CAfile", certs("ca.crt")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _read_until(p: subprocess.Popen, end: bytes, timeout: float) -> bytes:
+    data = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not data.endswith(end):
+        ready, _, _ = select.select([p.stdout], [], [], 0.5)
+        if ready:
+            chunk = os.read(p.stdout.fileno(), 1 << 20)
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
+def test_key_updates_behind_megabytes_of_pending_replies(node, certs):
+    """TLS 1.3 key updates the client asks the server to answer with its
+    own, sent while the client reads nothing and the server holds
+    megabytes of replies it cannot write yet: once the client reads again,
+    every reply arrives whole and in order, on the same connection."""
+    big = bytes((i * 7) % 251 for i in range(251)) * (4 * 1024 * 1024 // 251)
+    node.client().set("tls:big", big)
+    p = _s_client(certs, node.tls_port, "-tls1_3")
+    try:
+        assert b"+PONG\r\n" in _read_until_pong(p)
+        p.stdin.write(b"GET tls:big\nK\nGET tls:big\nK\nk\nPING\n")
+        p.stdin.flush()
+        # Not read meanwhile: the client's pipe, then its socket, then the
+        # server's socket fill, and the rest waits in the server.
+        deadline = time.monotonic() + 10
+        pending = 0
+        while time.monotonic() < deadline:
+            clients = node.client().client_list()
+            pending = max(int(c.get("omem", 0)) for c in clients)
+            if pending > 1024 * 1024:
+                break
+            time.sleep(0.1)
+        assert pending > 1024 * 1024, "the replies never backed up in the server"
+        data = _read_until(p, b"+PONG\r\n", 30)
+        hdr = b"$%d\r\n" % len(big)
+        first = data.find(hdr)
+        assert first >= 0, data[-300:]
+        second = data.find(hdr, first + len(hdr) + len(big))
+        assert data[first + len(hdr):first + len(hdr) + len(big)] == big
+        assert data[second + len(hdr):second + len(hdr) + len(big)] == big
+        assert data.endswith(b"\r\n+PONG\r\n")
+    finally:
+        p.kill()
+        p.wait()
+    assert node.client().ping()
+
+
+def _read_until_pong(p: subprocess.Popen) -> bytes:
+    p.stdin.write(b"PING\n")
+    p.stdin.flush()
+    return _read_until(p, b"+PONG\r\n", 15)
+
+
+def test_renegotiation_is_refused_and_others_go_on(node, certs):
+    """A TLS 1.2 client asking to renegotiate (a CPU cost it could repeat at
+    will) is refused, as OpenSSL 3 refuses client renegotiation, and its
+    connection closed; the node goes on serving everyone else."""
+    r = tls_client(certs, node.tls_port)
+    assert r.set("tls:reneg", "1")
+    failed = node.client().info("stats")["tls_failed_connections"]
+    p = _s_client(certs, node.tls_port, "-tls1_2")
+    try:
+        assert b"+PONG\r\n" in _read_until_pong(p)
+        p.stdin.write(b"R\n")
+        p.stdin.flush()
+        _, err = p.communicate(timeout=15)  # ends: the server closed it
+        assert b"RENEGOTIATING" in err or b"renegotiation" in err, err[-300:]
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    deadline = time.monotonic() + 5
+    while node.client().info("stats")["tls_failed_connections"] == failed and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert node.client().info("stats")["tls_failed_connections"] == failed + 1
+    assert r.incr("tls:reneg") == 2
 
 
 def test_optional_client_certificates_and_tls_only(certs):
