@@ -100,6 +100,7 @@ Connection::~Connection() {
   if (!closed_) server_->clients().Remove(id());  // never started (shutdown)
   if (read_ev_) event_free(read_ev_);
   if (write_ev_) event_free(write_ev_);
+  if (flush_ev_) event_free(flush_ev_);
   if (tls_wait_ev_) event_free(tls_wait_ev_);
   if (out_) evbuffer_free(out_);  // releases references to pinned values
   tls_.reset();  // before its socket closes
@@ -109,6 +110,7 @@ Connection::~Connection() {
 void Connection::Start() {
   read_ev_ = event_new(thread_->base(), fd_, EV_READ | EV_PERSIST, &Connection::OnReadable, this);
   write_ev_ = event_new(thread_->base(), fd_, EV_WRITE | EV_PERSIST, &Connection::OnWritable, this);
+  flush_ev_ = event_new(thread_->base(), -1, 0, &Connection::OnFlushSoon, this);
   if (tls_ctx_) {
     auto session = transport::TlsSession::Create(*tls_ctx_, fd_, transport::TlsSession::Side::kAccept);
     if (!session.ok()) {
@@ -135,6 +137,7 @@ void Connection::Close() {
   *handle_ = nullptr;  // deferred replies still in flight find no one
   if (read_ev_) event_del(read_ev_);
   if (write_ev_) event_del(write_ev_);
+  if (flush_ev_) event_del(flush_ev_);
   if (tls_wait_ev_) event_del(tls_wait_ev_);
   server_->clients().Remove(id());
   if (monitoring_) server_->monitor().Remove(id());
@@ -200,6 +203,13 @@ void Connection::OnWritable(evutil_socket_t, short, void* arg) {
   self->ResumeReading();
 }
 
+void Connection::OnFlushSoon(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Connection*>(arg);
+  self->Flush();
+  if (self->closed_) return;
+  self->ResumeReading();
+}
+
 void Connection::ResumeReading() {
   if (closed_ || reading_ || closing_ || held_ || OutputBytes() >= kOutputPauseBytes) return;
   output_paused_ = false;
@@ -249,9 +259,9 @@ void Connection::AfterDeferred() {
   PublishInfo(NowMs());
   ProcessInput();  // commands that waited, or were not parsed yet
   // The replies of this pass of the loop go out together, once its other
-  // events ran (OnWritable: Flush), not in one send each: the remote
+  // events ran (OnFlushSoon), not in one send each: the remote
   // commands of a pipeline are answered by a few frames from the peers.
-  if (!closed_) event_active(write_ev_, EV_WRITE, 0);
+  if (!closed_) event_active(flush_ev_, EV_TIMEOUT, 0);
   ResumeReading();
 }
 

@@ -105,6 +105,7 @@ class Connection : private protocol::ReplySink {
 
   static void OnReadable(evutil_socket_t fd, short what, void* arg);
   static void OnWritable(evutil_socket_t fd, short what, void* arg);
+  static void OnFlushSoon(evutil_socket_t fd, short what, void* arg);
   void HandleRead();
   // recv/send, or the TLS session's Read/Write: the one branch per call
   // the plain path pays.
@@ -135,6 +136,11 @@ class Connection : private protocol::ReplySink {
   int fd_;
   event* read_ev_ = nullptr;
   event* write_ev_ = nullptr;
+  // Activated (never added) by a deferred reply: sends what is ready once
+  // the loop's pass ran its other events. Not write_ev_: libevent ignores
+  // event_add of an I/O event while it is active, so arming write_ev_ in
+  // that window would be lost.
+  event* flush_ev_ = nullptr;
   std::shared_ptr<const transport::TlsContext> tls_ctx_;
   std::unique_ptr<transport::TlsSession> tls_;  // null = plaintext
   event* tls_wait_ev_ = nullptr;

@@ -131,3 +131,19 @@ def test_a_pipeline_answers_as_commands_sent_one_at_a_time(server, r, round_):
     joined = b"".join(one_by_one)
     assert b"-ERR" in joined and b"*" in joined
     assert sum(1 for cmd in cmds if cmd[0] == "EXEC") >= 1
+
+
+def test_a_pipeline_behind_a_write_answered_later_gets_every_reply(server, r):
+    """A write answered later (a key on another node, or a value large
+    enough to be stored in steps) with megabytes of replies queued behind
+    it: every reply arrives, in order, and each command sees the write
+    before it. Once, a reply completed later left the connection's write
+    event unarmed and the rest of the output never went out."""
+    big = bytes(range(256)) * (3 * 1024 * 1024 // 256)
+    for round_ in range(3):
+        pipe = r.pipeline(transaction=False)
+        for i in range(6):
+            key = f"pe:behind:{i}"
+            pipe.set(key, big).get(key).append(key, b"!").strlen(key)
+        got = pipe.execute()
+        assert got == [True, big, len(big) + 1, len(big) + 1] * 6, f"round {round_}"
