@@ -551,6 +551,7 @@ Status Server::Run(const RunHooks& hooks) {
     pool_->StartHeartbeats(pool_thread_->base(), static_cast<int>(threads_.size()));
     pool_thread_->Start();
   }
+  for (auto& t : threads_) ctx_->lane_bases.push_back(t->base());
   for (auto& t : threads_) {
     t->WatchLag(&ctx_->stats().io_loop_max_lag_us, &ctx_->stats().io_loop_max_busy_us);
     t->Start();

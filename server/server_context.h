@@ -137,6 +137,10 @@ class ServerContext {
   std::string config_file;
   // Set by the running server; tests leave it empty.
   std::function<void()> request_shutdown;
+  // The event loop of each I/O thread (client lane), set by the running
+  // server before any client connects; empty in tests (work meant to be
+  // spread over loop turns then runs at once).
+  std::vector<struct event_base*> lane_bases;
   // A count of clients blocked by back-pressure etc. for INFO; filled by server.
   std::function<std::string()> extra_info;
 
