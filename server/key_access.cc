@@ -1,9 +1,5 @@
 #include "server/key_access.h"
 
-#include <event2/event.h>
-
-#include <algorithm>
-#include <cstring>
 #include <memory>
 #include <utility>
 
@@ -11,6 +7,7 @@
 #include "protocol/reply_reader.h"
 #include "server/errors.h"
 #include "server/server_context.h"
+#include "storage/pool/fill_steps.h"
 
 namespace kvpool::keys {
 
@@ -162,54 +159,6 @@ namespace {
 // the copy first touches them, does not hold the loop for a second.
 constexpr size_t kFillStep = 1u << 20;
 
-struct Fill {
-  storage::Store* store;
-  int db;
-  std::vector<std::string_view> kvs;
-  std::shared_ptr<const void> args_owner;  // keeps kvs' bytes
-  std::vector<storage::PendingItem> items;
-  size_t pair = 0, off = 0;  // the value being copied, and how far
-  event_base* base;
-  std::shared_ptr<Answer> answer;
-  SetReply reply;
-
-  // Copies at most one step; false once every value is in.
-  bool Step() {
-    size_t budget = kFillStep;
-    while (pair < items.size()) {
-      std::string_view v = kvs[2 * pair + 1];
-      size_t n = std::min(budget, v.size() - off);
-      if (n > 0) memcpy(items[pair].value_data() + off, v.data() + off, n);
-      off += n;
-      budget -= n;
-      if (off == v.size()) {
-        ++pair;
-        off = 0;
-      } else if (budget == 0) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  static void Run(std::shared_ptr<Fill> f) {
-    while (f->Step()) {
-      auto* hold = new std::shared_ptr<Fill>(f);
-      // 1 us, not 0: a zero timeout runs in this same pass of the loop.
-      timeval soon{0, 1};
-      auto next = [](evutil_socket_t, short, void* arg) {
-        std::unique_ptr<std::shared_ptr<Fill>> h(static_cast<std::shared_ptr<Fill>*>(arg));
-        Run(std::move(*h));
-      };
-      if (event_base_once(f->base, -1, EV_TIMEOUT, next, hold, &soon) == 0) return;
-      delete hold;  // no loop to yield to: on at once
-    }
-    Status s = f->store->Publish(f->db, &f->items, pool::WallMs(), false);
-    const size_t n = f->items.size();
-    f->answer->Write([&](protocol::ReplyBuilder& rb) { f->reply(rb, s, s.ok() ? 0 : n); });
-  }
-};
-
 size_t ValueBytes(std::span<const std::string_view> kvs) {
   size_t n = 0;
   for (size_t i = 1; i < kvs.size(); i += 2) n += kvs[i].size();
@@ -223,24 +172,27 @@ bool SetInSteps(CommandContext& cx, std::span<const std::string_view> kvs, SetRe
   if (ValueBytes(kvs) <= kFillStep || !cx.client().defer || cx.lane() < 0 ||
       static_cast<size_t>(cx.lane()) >= bases.size())
     return false;
-  auto f = std::make_shared<Fill>();
-  f->store = &cx.store();
-  f->db = cx.db();
-  f->kvs.assign(kvs.begin(), kvs.end());
-  f->args_owner = cx.client().args_owner;
-  f->base = bases[cx.lane()];
+  std::vector<std::string_view> values;
+  std::vector<storage::PendingItem> items;
   for (size_t i = 0; i < kvs.size(); i += 2) {
     auto item = cx.store().Prepare(kvs[i], kvs[i + 1].size(), cx.now_ms());
     if (!item.ok()) {  // nothing written
       reply(cx.reply(), item.status(), kvs.size() / 2);
       return true;
     }
-    f->items.push_back(std::move(item.value()));
+    items.push_back(std::move(item.value()));
+    values.push_back(kvs[i + 1]);
   }
-  f->reply = std::move(reply);
+  storage::Store* store = &cx.store();
+  const int db = cx.db();
   Answer::Run(cx, [&](std::shared_ptr<Answer> a) {
-    f->answer = std::move(a);
-    Fill::Run(std::move(f));
+    pool::FillInSteps(bases[cx.lane()], kFillStep, std::move(values), std::move(items),
+                      cx.client().args_owner,
+                      [store, db, a, reply = std::move(reply)](std::vector<storage::PendingItem>& items) {
+                        Status s = store->Publish(db, &items, pool::WallMs(), false);
+                        const size_t n = items.size();
+                        a->Write([&](protocol::ReplyBuilder& rb) { reply(rb, s, s.ok() ? 0 : n); });
+                      });
   });
   return true;
 }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "storage/pool/fill_steps.h"
 #include "storage/pool/pool_impl.h"
 #include "storage/pool/requests.h"
 
@@ -276,57 +277,13 @@ void SetOp::SendPart(int node, std::vector<uint32_t> pairs) {
 
 void SetOp::FillInSteps(std::vector<uint32_t> pairs, std::vector<storage::PendingItem> items,
                         std::function<void(std::vector<storage::PendingItem>&)> then) {
-  struct Fill {
-    std::shared_ptr<SetOp> op;
-    std::vector<uint32_t> pairs;
-    std::vector<storage::PendingItem> items;
-    std::function<void(std::vector<storage::PendingItem>&)> then;
-    size_t i = 0, off = 0;  // the value being copied, and how far
-    event_base* base;
-
-    // One step; false when every value is in.
-    bool Step() {
-      size_t budget = op->chunk;
-      while (i < pairs.size()) {
-        std::string_view v = op->kvs[pairs[i] + 1];
-        size_t n = std::min(budget, v.size() - off);
-        if (n > 0) memcpy(items[i].value_data() + off, v.data() + off, n);
-        off += n;
-        budget -= n;
-        if (off == v.size()) {
-          ++i;
-          off = 0;
-        } else if (budget == 0) {
-          return true;
-        }
-      }
-      return false;
-    }
-    static void Run(std::shared_ptr<Fill> f) {
-      while (f->Step()) {
-        auto* hold = new std::shared_ptr<Fill>(f);
-        // 1 µs, not 0: a zero timeout is run in this same pass of the loop
-        // (libevent activates it at once), before any socket or timer.
-        timeval soon{0, 1};
-        auto next = [](evutil_socket_t, short, void* arg) {
-          std::unique_ptr<std::shared_ptr<Fill>> h(static_cast<std::shared_ptr<Fill>*>(arg));
-          Run(std::move(*h));
-        };
-        if (f->base != nullptr && event_base_once(f->base, -1, EV_TIMEOUT, next, hold, &soon) == 0)
-          return;  // the next step on the next turn of the loop
-        delete hold;  // no loop to yield to: on at once
-      }
-      f->then(f->items);
-    }
-  };
-  auto f = std::make_shared<Fill>();
-  f->op = shared_from_this();
-  f->pairs = std::move(pairs);
-  f->items = std::move(items);
-  f->then = std::move(then);
+  std::vector<std::string_view> values;
+  values.reserve(pairs.size());
+  for (uint32_t p : pairs) values.push_back(kvs[p + 1]);
   const auto& lanes = pool->impl_->lanes;
-  f->base = lane >= 0 && static_cast<size_t>(lane) < lanes.size() ? lanes[lane] : nullptr;
-  Fill::Run(std::move(f));
+  event_base* base = lane >= 0 && static_cast<size_t>(lane) < lanes.size() ? lanes[lane] : nullptr;
+  pool::FillInSteps(base, chunk, std::move(values), std::move(items), shared_from_this(),
+                    std::move(then));
 }
 
 namespace {
