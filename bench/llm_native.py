@@ -255,7 +255,8 @@ def start_pool(servers: Servers, binary: str, nodes: int, maxmemory: str) -> Tup
     pids = []
     for p in ports:
         servers.start([binary, "--port", str(p), "--bind", "127.0.0.1", "--maxmemory", maxmemory,
-                       "--loglevel", "warning", "--pool-nodes", spec, "--pool-secret", secret], p)
+                       "--loglevel", "warning", "--metrics-port", "0", "--pool-nodes", spec,
+                       "--pool-secret", secret], p)
         pids.append(servers.procs[-1].pid)
     deadline = time.time() + 20
     r = redis.Redis(host="127.0.0.1", port=ports[0])

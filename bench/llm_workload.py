@@ -310,27 +310,47 @@ class Servers:
         self.procs: List[subprocess.Popen] = []
         self.dir = tempfile.mkdtemp(prefix="llm-bench-")
 
-    def start(self, argv: List[str], port: int) -> None:
+    def start(self, argv: List[str], port: int) -> bool:
+        """Starts argv and waits for PING on port: False if the process
+        exited first (a port it needs was taken meanwhile)."""
         log = open(os.path.join(self.dir, f"{port}.log"), "w")
-        self.procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT))
-        deadline = time.time() + 20
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        deadline = time.time() + 60  # a sanitizer build starts slowly
         while time.time() < deadline:
+            if proc.poll() is not None:
+                return False
             try:
                 if redis.Redis(port=port).ping():
-                    return
+                    return True
             except redis.ConnectionError:
                 time.sleep(0.05)
         raise RuntimeError(f"server on {port} did not start: {argv}")
 
     def kvpool(self, binary: str, maxmemory: str, nodes: int = 1) -> int:
-        ports = [free_port() for _ in range(nodes)]
-        pool = " ".join(f"127.0.0.1:{p}" for p in ports) if nodes > 1 else ""
-        for p in ports:
-            argv = [binary, "--port", str(p), "--bind", "127.0.0.1", "--maxmemory", maxmemory,
-                    "--loglevel", "warning"]
-            if pool:
-                argv += ["--pool-nodes", pool, "--pool-secret", "bench"]
-            self.start(argv, p)
+        for _ in range(5):
+            ports = [free_port() for _ in range(nodes)]
+            pool = " ".join(f"127.0.0.1:{p}" for p in ports) if nodes > 1 else ""
+            started = len(self.procs)
+            ok = True
+            for p in ports:
+                # No /metrics: its default port (9121) is one for the whole
+                # machine, and the test suite runs this beside other servers.
+                argv = [binary, "--port", str(p), "--bind", "127.0.0.1", "--maxmemory", maxmemory,
+                        "--loglevel", "warning", "--metrics-port", "0"]
+                if pool:
+                    argv += ["--pool-nodes", pool, "--pool-secret", "bench"]
+                if not self.start(argv, p):
+                    ok = False
+                    break
+            if ok:
+                break
+            for proc in self.procs[started:]:  # another process took a port: again
+                proc.kill()
+                proc.wait()
+            del self.procs[started:]
+        else:
+            raise RuntimeError(f"kvpool-server did not start (logs in {self.dir})")
         if nodes > 1:
             deadline = time.time() + 20
             while time.time() < deadline:
@@ -343,9 +363,10 @@ class Servers:
 
     def redis(self, maxmemory: str) -> int:
         p = free_port()
-        self.start(["redis-server", "--port", str(p), "--bind", "127.0.0.1", "--save", "",
-                    "--appendonly", "no", "--maxmemory", maxmemory,
-                    "--maxmemory-policy", "allkeys-lru"], p)
+        if not self.start(["redis-server", "--port", str(p), "--bind", "127.0.0.1", "--save", "",
+                           "--appendonly", "no", "--maxmemory", maxmemory,
+                           "--maxmemory-policy", "allkeys-lru"], p):
+            raise RuntimeError(f"redis-server on {p} did not start (logs in {self.dir})")
         return p
 
     def stop(self) -> None:
