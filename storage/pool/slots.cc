@@ -8,15 +8,22 @@ namespace kvpool::pool {
 namespace {
 
 // CRC16-CCITT (XMODEM): polynomial 0x1021, initial 0, as Redis's crc16.c.
+// t[0] is the byte-at-a-time table; t[1] advances a byte through a second
+// zero byte, so two bytes take two independent lookups (slicing by 2: the
+// CRC is linear, t[0][x ^ y] = t[0][x] ^ t[0][y]). A key's slot is computed
+// several times per write on a pool's path: the chain of dependent loads
+// is what it costs.
 struct Crc16Table {
-  uint16_t t[256];
+  uint16_t t[2][256];
   constexpr Crc16Table() : t{} {
     for (int i = 0; i < 256; ++i) {
       uint16_t crc = static_cast<uint16_t>(i << 8);
       for (int b = 0; b < 8; ++b)
         crc = static_cast<uint16_t>((crc & 0x8000) ? (crc << 1) ^ 0x1021 : crc << 1);
-      t[i] = crc;
+      t[0][i] = crc;
     }
+    for (int i = 0; i < 256; ++i)
+      t[1][i] = static_cast<uint16_t>((t[0][i] << 8) ^ t[0][t[0][i] >> 8]);
   }
 };
 constexpr Crc16Table kTable;
@@ -24,10 +31,12 @@ constexpr Crc16Table kTable;
 }  // namespace
 
 uint16_t Crc16(const char* buf, size_t len) {
+  const auto* p = reinterpret_cast<const uint8_t*>(buf);
   uint16_t crc = 0;
-  for (size_t i = 0; i < len; ++i)
-    crc = static_cast<uint16_t>((crc << 8) ^
-                                kTable.t[((crc >> 8) ^ static_cast<uint8_t>(buf[i])) & 0xff]);
+  size_t i = 0;
+  for (; i + 2 <= len; i += 2)
+    crc = static_cast<uint16_t>(kTable.t[1][(crc >> 8) ^ p[i]] ^ kTable.t[0][(crc & 0xff) ^ p[i + 1]]);
+  if (i < len) crc = static_cast<uint16_t>((crc << 8) ^ kTable.t[0][(crc >> 8) ^ p[i]]);
   return crc;
 }
 

@@ -34,6 +34,34 @@ TEST(SlotsTest, HashtagRules) {
 TEST(SlotsTest, Crc16KnownVector) {
   // CRC-16/XMODEM check value.
   EXPECT_EQ(Crc16("123456789", 9), 0x31C3);
+  EXPECT_EQ(Crc16("12345678", 8), 0x9015);  // binascii.crc_hqx(b"12345678", 0)
+}
+
+// Two bytes at a time (Crc16) against the definition, bit by bit, at every
+// length up to 64 and every byte value.
+TEST(SlotsTest, Crc16MatchesTheBitwiseDefinition) {
+  auto bitwise = [](const std::string& s) {
+    uint16_t crc = 0;
+    for (unsigned char c : s) {
+      crc = static_cast<uint16_t>(crc ^ (c << 8));
+      for (int b = 0; b < 8; ++b)
+        crc = static_cast<uint16_t>((crc & 0x8000) ? (crc << 1) ^ 0x1021 : crc << 1);
+    }
+    return crc;
+  };
+  std::string s;
+  uint32_t x = 12345;
+  for (int len = 0; len <= 64; ++len) {
+    EXPECT_EQ(Crc16(s.data(), s.size()), bitwise(s)) << "length " << len;
+    x = x * 1103515245 + 12345;
+    s.push_back(static_cast<char>(x >> 16));
+  }
+  for (int c = 0; c < 256; ++c) {
+    std::string one(1, static_cast<char>(c)), two = one + "x", three = "y" + two;
+    EXPECT_EQ(Crc16(one.data(), 1), bitwise(one));
+    EXPECT_EQ(Crc16(two.data(), 2), bitwise(two));
+    EXPECT_EQ(Crc16(three.data(), 3), bitwise(three));
+  }
 }
 
 TEST(SlotsTest, EvenSpreadInListOrder) {
