@@ -368,16 +368,17 @@ void SetOp::StoreOrderedHere(std::vector<uint32_t> pairs) {
     const uint64_t v = pool->store_->NewVersion();
     for (auto& item : items) item.set_version(v);
     for (std::string_view k : keys) impl->Touch(db, k, true);
-    if (Status s = pool->store_->Publish(db, &items, pool->WallNow(), true); !s.ok()) {
+    std::vector<storage::ItemRef> current;
+    if (Status s = pool->store_->Publish(db, &items, pool->WallNow(), true, nullptr, &current);
+        !s.ok()) {
       for (std::string_view k : keys) impl->Touch(db, k);  // not applied: fetched again
       self->Failed(pool->self(), pairs, s);
       return self->Finish();
     }
-    impl->Relay(self->lane, db, std::vector<std::string>(keys.begin(), keys.end()),
-                [self, pairs](Status s) {
-                  if (!s.ok()) self->Failed(-1, pairs, s);
-                  self->Finish();
-                });
+    impl->RelayPublished(self->lane, db, std::move(current), [self, pairs](Status s) {
+      if (!s.ok()) self->Failed(-1, pairs, s);
+      self->Finish();
+    });
   });
 }
 

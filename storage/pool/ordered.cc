@@ -21,7 +21,10 @@ namespace kvpool::pool {
 using transport::IncomingCall;
 
 bool Pool::Impl::IsCopy(int node, std::string_view key) const {
-  const int owner = pool->OwnerOf(key);
+  return HoldsCopy(node, pool->OwnerOf(key));
+}
+
+bool Pool::Impl::HoldsCopy(int node, int owner) const {
   for (int i = 0; i < pool->replicas(); ++i)
     if ((owner + i) % pool->nodes() == node) return true;
   return false;
@@ -35,8 +38,8 @@ bool Pool::Impl::PrimaryOfAll(std::span<const std::string_view> keys) const {
   // lacks some too (both caught up without the other): then the first
   // serving copy orders, as ReadNode says, until a merge ends.
   for (std::string_view k : keys) {
-    if (!IsCopy(self, k)) return false;
     const int owner = pool->OwnerOf(k);
+    if (!HoldsCopy(self, owner)) return false;
     if (pool->LacksWrites(self, owner) && pool->ReadNode(owner) != self) return false;
   }
   return true;
@@ -105,20 +108,49 @@ void Pool::Impl::FlushApplies(int lane, int copy) {
   }
 }
 
+// What a relay holds until every copy answered: the keys (views into
+// `owned` or into `items`), their items pinned, and the caller's done.
+struct Pool::Impl::RelayState {
+  std::vector<std::string> owned;
+  std::vector<std::string_view> keys;
+  std::vector<storage::ItemRef> items;  // empty where the key is absent
+  uint64_t del_version = 0;             // absent keys' state (a delete)
+  int pending = 1;
+  Status error;
+  RelayDone done;
+};
+
 void Pool::Impl::Relay(int lane, int db, std::vector<std::string> keys, RelayDone done, int take,
                        std::string* state) {
-  Pool* p = pool;
-  storage::Store* store = p->store_;
-  struct State {
-    std::vector<std::string> keys;
-    std::vector<storage::ItemRef> items;  // pinned until every call is done
-    int pending = 1;
-    Status error;
-    RelayDone done;
-  };
-  auto st = std::make_shared<State>();
-  st->keys = std::move(keys);
+  storage::Store* store = pool->store_;
+  auto st = std::make_shared<RelayState>();
+  st->owned = std::move(keys);
+  st->keys.assign(st->owned.begin(), st->owned.end());
   st->done = std::move(done);
+  // Taken before the keys are read: a write that lands after the read is
+  // newer than a delete relayed here, so the delete cannot remove it.
+  st->del_version = store->NewVersion();
+  const int64_t now = pool->WallNow();
+  st->items.reserve(st->keys.size());
+  for (std::string_view k : st->keys) st->items.push_back(store->Peek(db, k, now));
+  for (size_t i = 0; i < st->keys.size(); ++i)
+    if (!st->items[i]) NoteDeleted(db, st->keys[i], st->del_version);  // while a copy is away
+  RelayHeld(lane, db, std::move(st), take, state);
+}
+
+void Pool::Impl::RelayPublished(int lane, int db, std::vector<storage::ItemRef> items,
+                                RelayDone done, int take, std::string* state) {
+  auto st = std::make_shared<RelayState>();
+  st->items = std::move(items);
+  st->keys.reserve(st->items.size());
+  for (const storage::ItemRef& item : st->items) st->keys.push_back(item.key());
+  st->done = std::move(done);
+  RelayHeld(lane, db, std::move(st), take, state);
+}
+
+void Pool::Impl::RelayHeld(int lane, int db, std::shared_ptr<RelayState> st, int take,
+                           std::string* state) {
+  Pool* p = pool;
   auto finish = [st] {
     if (--st->pending == 0) st->done(st->error);
   };
@@ -140,14 +172,7 @@ void Pool::Impl::Relay(int lane, int db, std::vector<std::string> keys, RelayDon
                                   s.ToString() + ")");
   };
   const size_t n = st->keys.size();
-  // Taken before the keys are read: a write that lands after the read is
-  // newer than a delete relayed here, so the delete cannot remove it.
-  const uint64_t del_version = store->NewVersion();
-  const int64_t now = p->WallNow();
-  st->items.reserve(n);
-  for (const std::string& k : st->keys) st->items.push_back(store->Peek(db, k, now));
-  for (uint32_t i = 0; i < n; ++i)
-    if (!st->items[i]) NoteDeleted(db, st->keys[i], del_version);  // while a copy is away
+  const uint64_t del_version = st->del_version;
 
   std::vector<std::vector<uint32_t>> to(p->nodes());
   std::string taken;
@@ -223,7 +248,7 @@ void Pool::Impl::Relay(int lane, int db, std::vector<std::string> keys, RelayDon
   finish();
 }
 
-void Pool::Impl::RelayLarge(int lane, int copy, int db, const std::string& key,
+void Pool::Impl::RelayLarge(int lane, int copy, int db, std::string_view key,
                             const storage::ItemRef& item, RelayDone done) {
   Pool* p = pool;
   transport::CallArgs begin;

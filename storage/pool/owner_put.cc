@@ -113,22 +113,21 @@ void Pool::Impl::ReceiveSet(InCall call, Reader& r, int db, std::shared_ptr<Pend
     }
     if (st.ok() && batch) return put->call->Reply(OkReply());
     if (st.ok() && ordered) {
-      std::vector<std::string> keys;
-      for (auto& it : put->items) keys.emplace_back(it.key());
       const uint64_t v = store->NewVersion();
       for (auto& it : put->items) it.set_version(v);
-      st = store->Publish(put->db, &put->items, pool->WallNow(), true);
+      std::vector<storage::ItemRef> current;
+      st = store->Publish(put->db, &put->items, pool->WallNow(), true, nullptr, &current);
       if (!st.ok()) {
-        for (const std::string& k : keys) Touch(put->db, k);
+        for (const auto& it : put->items) Touch(put->db, it.key());
         return put->call->Reply(ErrorReply(st));
       }
       auto p = put;
       if (!take)
-        return Relay(p->call->lane(), p->db, std::move(keys),
-                     [p](Status s) { p->call->Reply(s.ok() ? OkReply() : ErrorReply(s)); });
+        return RelayPublished(p->call->lane(), p->db, std::move(current),
+                              [p](Status s) { p->call->Reply(s.ok() ? OkReply() : ErrorReply(s)); });
       auto state = std::make_shared<std::string>();
-      return Relay(
-          p->call->lane(), p->db, std::move(keys),
+      return RelayPublished(
+          p->call->lane(), p->db, std::move(current),
           [p, state](Status s) { p->call->Reply(TakenReply({}, s, *state)); }, p->call->peer(),
           state.get());
     }

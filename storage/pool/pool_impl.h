@@ -395,6 +395,12 @@ struct Pool::Impl {
   using RelayDone = std::function<void(Status)>;
   void Relay(int lane, int db, std::vector<std::string> keys, RelayDone done, int take = -1,
              std::string* state = nullptr);
+  // Relay for keys just published here: `items` are their current items as
+  // Store::Publish pinned them (`current`), so nothing is looked up again.
+  void RelayPublished(int lane, int db, std::vector<storage::ItemRef> items, RelayDone done,
+                      int take = -1, std::string* state = nullptr);
+  struct RelayState;
+  void RelayHeld(int lane, int db, std::shared_ptr<RelayState> st, int take, std::string* state);
   // The reply to an ordered call whose caller takes the state of its own
   // copies: {out, relay error ("" if every copy took it), state}.
   static std::string TakenReply(std::string_view out, const Status& relayed,
@@ -422,10 +428,12 @@ struct Pool::Impl {
                   transport::CallArgs args, Pool::ReplyDone done);
   // Whether `node` holds a copy of key's slot (up or not).
   bool IsCopy(int node, std::string_view key) const;
+  // Whether `node` holds a copy of the slots `owner` owns.
+  bool HoldsCopy(int node, int owner) const;
   // One value larger than a call carries, to one copy: kOpPutBegin with
   // its version and expiry, the chunks in flight together, kOpPutEnd
   // (kPutEndGiven). `item` must stay pinned until done runs.
-  void RelayLarge(int lane, int copy, int db, const std::string& key, const storage::ItemRef& item,
+  void RelayLarge(int lane, int copy, int db, std::string_view key, const storage::ItemRef& item,
                   RelayDone done);
   // Relays to one copy gathered during one pass of a lane's loop, sent as
   // one kOpApply once the pass's other events ran (or sooner, when a call

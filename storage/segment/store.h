@@ -221,9 +221,13 @@ class Store {
   StatusOr<PendingItem> Prepare(std::string_view key, size_t value_len, int64_t now_ms);
   // if_not_older: an item with an explicit version replaces the current
   // value only if that value's version is not newer (else it is dropped);
-  // *applied (if set) counts the items that were published.
+  // *applied (if set) counts the items that were published. *current (if
+  // set) gets, aligned with *items as given, a pin of each key's live item
+  // once published: the item itself, or the newer one that made it drop
+  // (what a read right after would see, without looking the keys up again).
   Status Publish(int db, std::vector<PendingItem>* items, int64_t now_ms,
-                 bool if_not_older = false, size_t* applied = nullptr);
+                 bool if_not_older = false, size_t* applied = nullptr,
+                 std::vector<ItemRef>* current = nullptr);
   // Sets StoreOptions::version_node, before the store is shared (a pool
   // learns its node index after the store is open).
   void SetVersionNode(uint8_t node);

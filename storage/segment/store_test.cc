@@ -248,6 +248,42 @@ TEST(StoreVersionTest, PublishIfNotOlderAndDelIfOlderKeepTheNewest) {
   EXPECT_EQ(GetStr(*s, 0, "k2"), "z");
 }
 
+// Publish's `current`: per item given, a pin of the key's live item after
+// the publish: the item itself, or the newer one that made it drop.
+TEST(StoreVersionTest, PublishPinsEachKeysCurrentItem) {
+  auto s = OpenStore();
+  auto prepare = [&](std::string_view k, std::string_view v, uint64_t version) {
+    auto p = s->Prepare(k, v.size(), kT0);
+    EXPECT_TRUE(p.ok());
+    memcpy(p.value().value_data(), v.data(), v.size());
+    p.value().set_version(version);
+    return std::move(p.value());
+  };
+  std::vector<PendingItem> items;
+  items.push_back(prepare("a", "a1", 5000));
+  ASSERT_TRUE(s->Publish(0, &items, kT0, true).ok());
+  items.push_back(prepare("b", "b1", 6000));
+  items.push_back(prepare("a", "a0", 4000));  // older than what is there
+  std::vector<ItemRef> current;
+  size_t applied = 0;
+  ASSERT_TRUE(s->Publish(0, &items, kT0, true, &applied, &current).ok());
+  EXPECT_EQ(applied, 1u);
+  ASSERT_EQ(current.size(), 2u);
+  EXPECT_EQ(current[0].key(), "b");
+  EXPECT_EQ(current[0].value(), "b1");
+  EXPECT_EQ(current[0].version(), 6000u);
+  EXPECT_EQ(current[1].key(), "a");
+  EXPECT_EQ(current[1].value(), "a1");  // the newer one, kept
+  EXPECT_EQ(current[1].version(), 5000u);
+  // Pins: overwriting and deleting leaves them readable.
+  MustSet(*s, 0, "b", "b2");
+  EXPECT_TRUE(s->Del(0, "a", kT0));
+  EXPECT_EQ(current[0].value(), "b1");
+  EXPECT_EQ(current[1].value(), "a1");
+  current.clear();
+  EXPECT_EQ(GetStr(*s, 0, "b"), "b2");
+}
+
 TEST_F(StoreTest, PinsSurviveOverwriteDeleteAndFlush) {
   std::string v1(5000, 'a');
   MustSet(*s_, 0, "k", v1);

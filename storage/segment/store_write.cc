@@ -195,9 +195,13 @@ StatusOr<PendingItem> Store::Prepare(std::string_view key, size_t value_len, int
 }
 
 Status Store::Publish(int db, std::vector<PendingItem>* items, int64_t now_ms, bool if_not_older,
-                      size_t* applied) {
+                      size_t* applied, std::vector<ItemRef>* current) {
   if (applied != nullptr) *applied = 0;
   const size_t n = items->size();
+  if (current != nullptr) {
+    current->clear();
+    current->reserve(n);
+  }
   if (n == 0) return Status::OK();
   Impl& im = *impl_;
   Index& idx = *im.dbs[db];
@@ -217,9 +221,17 @@ Status Store::Publish(int db, std::vector<PendingItem>* items, int64_t now_ms, b
     if (item->version != 0 && if_not_older && pos != nullptr && Live(*pos, now_ms) &&
         (*pos)->version > item->version) {
       im.Observe(item->version);
+      if (current != nullptr) {
+        (*pos)->Pin();
+        current->emplace_back(*pos);
+      }
       continue;  // a newer value is here: this one is dropped with its PendingItem
     }
     (*items)[i].item_ = nullptr;  // the index holds it now
+    if (current != nullptr) {
+      item->Pin();
+      current->emplace_back(item);
+    }
     item->version = item->version != 0 ? im.Observe(item->version) : im.NextVersion();
     if (applied != nullptr) ++*applied;
     if (pos != nullptr) {
