@@ -25,7 +25,8 @@ std::vector<OptionSpec> BuildSpecs() {
        INT32_MAX},
       {"maxclients", T::kInt, "10000", true, "Most client connections at once.", 1, 1000000},
       {"io-threads", T::kInt, "0", false,
-       "Event loops serving connections; 0 = one per CPU core.", 0, 128},
+       "Event loops serving connections; 0 = auto: 1 below 4 CPU cores, else one per core but one.",
+       0, 128},
       // ---- TLS (as Redis 6+; OpenSSL, TLSv1.2 and TLSv1.3 only) ----
       {"tls-port", T::kInt, "0", false,
        "TCP port for TLS clients; 0 = none. Both it and port may listen (port 0 = TLS only).", 0,

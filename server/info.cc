@@ -137,6 +137,7 @@ void ServerSection(ServerContext& s, int64_t now_ms, std::string& o) {
   Line(o, "executable", s.executable);
   Line(o, "config_file", s.config_file);
   Line(o, "io_threads_active", s.io_threads > 1 ? 1 : 0);
+  Line(o, "io_threads", s.io_threads);  // kvpool's: the event loops serving clients
 }
 
 void ClientsSection(ServerContext& s, std::string& o) {

@@ -12,6 +12,8 @@
 
 namespace kvpool {
 
+int AutoIoThreads(int cores) { return cores < 4 ? 1 : std::min(cores - 1, 128); }  // io-threads' bound
+
 IoThread::IoThread(int index) : index_(index) {}
 
 IoThread::~IoThread() {

@@ -19,6 +19,14 @@ namespace kvpool {
 
 class Connection;
 
+// `io-threads 0`: how many event loops serve clients on a machine with
+// `cores` online. One below 4 cores; from 4 up, one per core but one
+// (Redis's advice for its I/O threads: at least 4 cores, one spare). Measured
+// on 2 cores with the client on the same machine (bench/RESULTS.md): a
+// second loop costs 3-50% more server CPU per request and no throughput.
+// At most 128, the most `io-threads` takes.
+int AutoIoThreads(int cores);
+
 class IoThread {
  public:
   explicit IoThread(int index);

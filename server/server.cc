@@ -242,7 +242,7 @@ StatusOr<std::unique_ptr<Server>> Server::Create(Config* config, std::string con
   }
 
   int threads = static_cast<int>(config->Int("io-threads"));
-  if (threads <= 0) threads = std::max(1, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
+  if (threads <= 0) threads = AutoIoThreads(static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
   s->ctx_ = std::make_unique<ServerContext>(config, s->store_.get(), s->table_.get(), threads);
   s->ctx_->start_ms = NowMs();
   s->ctx_->tcp_port = static_cast<int>(config->Int("port"));

@@ -14,6 +14,7 @@
 #include "server/command_table.h"
 #include "server/dispatcher.h"
 #include "server/info.h"
+#include "server/io_thread.h"
 #include "server/testing/command_harness.h"
 
 namespace kvpool {
@@ -247,6 +248,18 @@ TEST_F(ServerFamilyTest, InfoCpu) {
     ASSERT_TRUE(f.count(field)) << field;
     EXPECT_EQ(f[field].size() - f[field].find('.'), 7u) << f[field];
   }
+}
+
+TEST(AutoIoThreadsTest, OneBelowFourCoresThenOnePerCoreButOne) {
+  EXPECT_EQ(AutoIoThreads(0), 1);  // sysconf failed (-1 is < 4 too)
+  EXPECT_EQ(AutoIoThreads(-1), 1);
+  EXPECT_EQ(AutoIoThreads(1), 1);
+  EXPECT_EQ(AutoIoThreads(2), 1);
+  EXPECT_EQ(AutoIoThreads(3), 1);
+  EXPECT_EQ(AutoIoThreads(4), 3);
+  EXPECT_EQ(AutoIoThreads(8), 7);
+  EXPECT_EQ(AutoIoThreads(64), 63);
+  EXPECT_EQ(AutoIoThreads(512), 128);  // the most io-threads takes
 }
 
 TEST(BytesToHumanTest, AsRedis) {

@@ -182,8 +182,14 @@ class ServerProcess:
         argv += ["--port", str(self.port), "--bind", HOST]
         if USE_REDIS:
             argv += ["--save", "", "--appendonly", "no"]
-        elif not getattr(self, "default_metrics", False):
-            argv += ["--metrics-port", "0"]  # not the shared default 9121 (test_metrics.py)
+        else:
+            if not getattr(self, "default_metrics", False):
+                argv += ["--metrics-port", "0"]  # not the shared default 9121 (test_metrics.py)
+            # Two event loops, as the suite always ran on two cores, so the
+            # cross-thread paths stay covered (io-threads 0 means one loop
+            # below 4 cores). A test's own --io-threads comes later and wins.
+            if not getattr(self, "default_io_threads", False):
+                argv += ["--io-threads", "2"]
         return argv + EXTRA_SERVER_ARGS + self.extra_args + self.pool_args
 
     def spawn(self, port: int) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from resp import (BigNumber, Push, RespConnection, RespError, RespSet, Status,
                   Verbatim, encode_command)
+from conftest import ServerProcess
 from util import err, scan_all
 
 MiB = 1024 * 1024
@@ -367,6 +368,34 @@ def test_parallel_clients_increment(server, r):
         t.join(60)
     assert not errors, errors
     assert r.get("shared") == str(n_threads * n_incr).encode()
+
+
+@pytest.mark.kvpool_only  # INFO io_threads is kvpool's
+def test_io_threads_auto_is_one_below_four_cores():
+    """io-threads 0 (the default): one loop below 4 cores, else one per core
+    but one (the suite's servers run 2 loops; this one takes the default)."""
+    cores = os.cpu_count()
+    srv = ServerProcess(name="io-threads-auto")
+    srv.default_io_threads = True
+    srv.start()
+    try:
+        with srv.raw() as c:
+            info = c.execute("INFO", "server").decode()
+        fields = dict(line.split(":", 1) for line in info.split("\r\n") if ":" in line)
+        expected = 1 if cores < 4 else cores - 1
+        assert int(fields["io_threads"]) == expected, (cores, fields["io_threads"])
+        assert fields["io_threads_active"] == ("1" if expected > 1 else "0")
+    finally:
+        srv.stop()
+    # Given explicitly, as many as asked.
+    srv = ServerProcess("--io-threads", "3", name="io-threads-3")
+    srv.start()
+    try:
+        with srv.raw() as c:
+            info = c.execute("INFO", "server").decode()
+        assert "io_threads:3\r\n" in info and "io_threads_active:1\r\n" in info
+    finally:
+        srv.stop()
 
 
 def test_io_threads_server(server_factory):
