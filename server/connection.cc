@@ -426,10 +426,13 @@ void Connection::ProcessInput() {
       }
       bool authed = client_.authenticated || !server_->hot().requirepass_set.load();
       if (authed != parser_authed_limits_) UpdateParserLimits();
+      // A command of this input ran and more follow: a pipeline.
+      if (prefetched_ == 0 && now != 0 && authed) PrefetchAhead();
       size_t consumed = 0;
       std::string_view in(in_.get() + in_begin_, in_end_ - in_begin_);
       protocol::ParseResult r = parser_.Parse(in, &consumed, &args_);
       if (r == protocol::ParseResult::kNeedMore) break;
+      if (r == protocol::ParseResult::kOk && prefetched_ > 0) --prefetched_;
       if (r == protocol::ParseResult::kError) {
         server_->stats().protocol_errors.fetch_add(1, std::memory_order_relaxed);
         LogLimitOnce(server_->stats().logged_protocol,
@@ -484,6 +487,33 @@ void Connection::ProcessInput() {
     in_.reset();
     in_cap_ = 0;
   }
+}
+
+void Connection::PrefetchAhead() {
+  constexpr int kPrefetchAhead = 32;
+  protocol::RequestParser ahead(parser_.limits());
+  ahead_keys_.clear();
+  size_t off = in_begin_;
+  int n = 0;
+  // Multibulk only: an inline command's arguments live in the parser.
+  while (n < kPrefetchAhead && off < in_end_ && in_[off] == '*') {
+    size_t consumed = 0;
+    std::string_view in(in_.get() + off, in_end_ - off);
+    if (ahead.Parse(in, &consumed, &ahead_args_) != protocol::ParseResult::kOk) break;
+    off += consumed;
+    ++n;
+    if (ahead_args_.empty()) continue;
+    const CommandSpec* spec = server_->commands().Find(ahead_args_[0]);
+    if (spec == nullptr) continue;
+    ForEachCommandKey(*spec, ahead_args_, [&](std::string_view k) {
+      if (ahead_keys_.size() >= storage::Store::kMaxPrefetch) return false;
+      ahead_keys_.push_back(k);
+      return true;
+    });
+  }
+  // At least one command is counted, so a lone one is not parsed twice over.
+  prefetched_ = std::max(n, 1);
+  if (ahead_keys_.size() >= 2) server_->store().Prefetch(client_.db, ahead_keys_);
 }
 
 bool Connection::Passable(std::vector<std::string_view>* keys) {

@@ -120,6 +120,10 @@ class Connection : private protocol::ReplySink {
   static void OnTlsWait(evutil_socket_t fd, short what, void* arg);
   void TlsFailed(const char* during);
   void ProcessInput();
+  // Pipelining: once a command of this input ran and more bytes follow,
+  // parses up to kPrefetchAhead of the next commands (without consuming
+  // them) and has the store prefetch their keys together (issue 20).
+  void PrefetchAhead();
   void Flush();
   size_t OutputBytes() const;
   bool OverOutputLimit();
@@ -181,6 +185,9 @@ class Connection : private protocol::ReplySink {
   protocol::RequestParser parser_;
   bool parser_authed_limits_ = true;
   std::vector<std::string_view> args_;
+  // Commands ahead whose keys PrefetchAhead hinted; it looks again at 0.
+  int prefetched_ = 0;
+  std::vector<std::string_view> ahead_args_, ahead_keys_;  // reused buffers
 
   // Output: small replies collect in pending_; evbuffer out_ holds what the
   // socket has not taken yet and references to pinned values.

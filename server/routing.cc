@@ -12,20 +12,17 @@
 
 namespace kvpool {
 
+bool IsMemoryUsage(const CommandSpec& spec, std::span<const std::string_view> args) {
+  return spec.name == "memory" && args.size() >= 3 && EqualsIgnoreCase(args[1], "usage");
+}
+
 std::vector<std::string_view> CommandKeys(const CommandSpec& spec,
                                           std::span<const std::string_view> args) {
   std::vector<std::string_view> keys;
-  // Container commands whose subcommand takes a key (as Redis's key specs
-  // of MEMORY|USAGE say).
-  if (spec.name == "memory" && args.size() >= 3 && EqualsIgnoreCase(args[1], "usage")) {
-    keys.push_back(args[2]);
-    return keys;
-  }
-  if (spec.first_key <= 0 || args.size() <= static_cast<size_t>(spec.first_key)) return keys;
-  int argc = static_cast<int>(args.size());
-  int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
-  int step = spec.key_step > 0 ? spec.key_step : 1;
-  for (int i = spec.first_key; i <= last && i < argc; i += step) keys.push_back(args[i]);
+  ForEachCommandKey(spec, args, [&](std::string_view k) {
+    keys.push_back(k);
+    return true;
+  });
   return keys;
 }
 

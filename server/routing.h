@@ -16,8 +16,13 @@
 
 namespace kvpool {
 
-// The key arguments of `args` per the spec's first/last/step (empty for
-// commands without keys).
+// Calls fn(key) for each key argument of `args` per the spec's
+// first/last/step (none for commands without keys), then for MEMORY
+// USAGE's key, until fn returns false.
+template <typename Fn>
+void ForEachCommandKey(const CommandSpec& spec, std::span<const std::string_view> args, Fn&& fn);
+
+// The key arguments of `args` (ForEachCommandKey's).
 std::vector<std::string_view> CommandKeys(const CommandSpec& spec,
                                           std::span<const std::string_view> args);
 
@@ -45,5 +50,25 @@ bool RouteExec(ServerContext& server, ClientState& client, protocol::ReplyBuilde
 // versions are fetched and remembered, local keys are watched here).
 bool RouteWatch(ServerContext& server, ClientState& client, protocol::ReplyBuilder& reply,
                 std::span<const std::string_view> args, int64_t now_ms);
+
+// ---- template definitions ----
+
+bool IsMemoryUsage(const CommandSpec& spec, std::span<const std::string_view> args);
+
+template <typename Fn>
+void ForEachCommandKey(const CommandSpec& spec, std::span<const std::string_view> args, Fn&& fn) {
+  // Container commands whose subcommand takes a key (as Redis's key specs
+  // of MEMORY|USAGE say).
+  if (IsMemoryUsage(spec, args)) {
+    fn(args[2]);
+    return;
+  }
+  if (spec.first_key <= 0 || args.size() <= static_cast<size_t>(spec.first_key)) return;
+  const int argc = static_cast<int>(args.size());
+  const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
+  const int step = spec.key_step > 0 ? spec.key_step : 1;
+  for (int i = spec.first_key; i <= last && i < argc; i += step)
+    if (!fn(args[i])) return;
+}
 
 }  // namespace kvpool

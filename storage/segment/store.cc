@@ -232,6 +232,24 @@ void Store::ForEachLive(int db, const std::vector<std::string_view>& keys, int64
   for (Item* it : dead) impl_->Release(it);
 }
 
+void Store::Prefetch(int db, std::span<const std::string_view> keys) {
+  const size_t n = std::min(keys.size(), kMaxPrefetch);
+  if (n == 0 || db < 0 || db >= databases()) return;
+  Index& idx = *impl_->dbs[db];
+  uint64_t hashes[kMaxPrefetch];
+  ShardSet shards;
+  for (size_t i = 0; i < n; ++i) {
+    hashes[i] = HashKey(keys[i]);
+    shards.Add(Index::ShardOf(hashes[i]));
+  }
+  // Under the shards' locks: a bucket array may be replaced (resized) and
+  // its chains change meanwhile; one lock each, uncontended as a rule.
+  shards.ForEach([&](uint32_t si) { idx.shard(si).mu.lock(); });
+  for (size_t i = 0; i < n; ++i) Index::PrefetchBucket(idx.shard(Index::ShardOf(hashes[i])), hashes[i]);
+  for (size_t i = 0; i < n; ++i) Index::PrefetchHead(idx.shard(Index::ShardOf(hashes[i])), hashes[i]);
+  shards.ForEach([&](uint32_t si) { idx.shard(si).mu.unlock(); });
+}
+
 std::vector<ItemRef> Store::MultiGet(int db, const std::vector<std::string_view>& keys,
                                      int64_t now_ms) {
   std::vector<ItemRef> out(keys.size());

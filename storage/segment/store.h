@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -203,6 +204,13 @@ class Store {
   // no pin, no effect on LRU or TTL (MEXISTS). One lock per shard touched.
   std::vector<uint8_t> MultiExists(int db, const std::vector<std::string_view>& keys,
                                    int64_t now_ms);
+
+  // Cache hints only, no effect on data: brings the index buckets and the
+  // first item of each key's chain into the cache, so the lookups of a
+  // pipeline's next commands overlap their misses instead of paying them
+  // one after another. At most kMaxPrefetch keys are taken.
+  static constexpr size_t kMaxPrefetch = 64;
+  void Prefetch(int db, std::span<const std::string_view> keys);
 
   // ---- writes ----
   // kOutOfMemory if the value cannot be placed within maxmemory;

@@ -284,6 +284,24 @@ TEST(StoreVersionTest, PublishPinsEachKeysCurrentItem) {
   EXPECT_EQ(GetStr(*s, 0, "b"), "b2");
 }
 
+// Prefetch is a hint: any keys (present, absent, more than it takes), any
+// db index, and the data reads the same afterwards.
+TEST_F(StoreTest, PrefetchChangesNothing) {
+  std::vector<std::string> names;
+  for (int i = 0; i < 200; ++i) names.push_back("p" + std::to_string(i));
+  for (int i = 0; i < 200; i += 2) MustSet(*s_, 0, names[i], "v" + std::to_string(i));
+  std::vector<std::string_view> keys(names.begin(), names.end());
+  s_->Prefetch(0, keys);  // 200 > kMaxPrefetch: the first 64
+  s_->Prefetch(0, {});
+  s_->Prefetch(-1, keys);
+  s_->Prefetch(s_->databases(), keys);
+  s_->Prefetch(1, std::span<const std::string_view>(keys).first(3));
+  EXPECT_EQ(s_->DbSize(0), 100u);
+  EXPECT_EQ(s_->DbSize(1), 0u);
+  for (int i = 0; i < 200; ++i)
+    EXPECT_EQ(GetStr(*s_, 0, names[i]), i % 2 == 0 ? "v" + std::to_string(i) : "<nil>");
+}
+
 TEST_F(StoreTest, PinsSurviveOverwriteDeleteAndFlush) {
   std::string v1(5000, 'a');
   MustSet(*s_, 0, "k", v1);
