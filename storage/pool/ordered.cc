@@ -83,12 +83,11 @@ void Pool::Impl::FreeApplies(int lane, bool send) {
 
 void Pool::Impl::FlushApplies(int lane, int copy) {
   ApplyLane& a = *applies[lane];
-  for (int c = copy < 0 ? 0 : copy; c < (copy < 0 ? pool->nodes() : copy + 1); ++c) {
+  const int first = copy < 0 ? 0 : copy, end = copy < 0 ? pool->nodes() : copy + 1;
+  for (int c = first; c < end; ++c) {
     ApplyBatch b = std::exchange(a.to[c], ApplyBatch{});
-    if (b.n == 0) {
-      for (RelayDone& w : b.waiters) w(Status::OK());  // nothing to send
-      continue;
-    }
+    // A relay waits on a batch only for entries it added (Relay's wait()).
+    if (b.n == 0) continue;
     transport::CallArgs args;
     args.opcode = kOpApply;
     Writer w(&args.body);

@@ -31,7 +31,7 @@ constexpr int kMaxReadsPerEvent = 16;
 constexpr size_t kMaxReadPerEvent = 1u << 20;
 constexpr size_t kMaxWritePerFlush = 1u << 20;
 // QueueRef copies ranges up to this size rather than referencing them.
-constexpr size_t kCopyRefBelow = 1024;
+constexpr size_t kCopyRefUpTo = 1024;
 constexpr int kMaxIov = 64;
 
 std::string Errno(const char* what, int err) {
@@ -176,7 +176,7 @@ void FrameConn::QueueRef(const void* data, size_t len, evbuffer_ref_cleanup_cb c
   }
   // A small range is copied: a reference costs an evbuffer chain (a malloc
   // and a free) per range, more than copying a few hundred bytes does.
-  const bool copy = len <= kCopyRefBelow;
+  const bool copy = len <= kCopyRefUpTo;
   if (copy) evbuffer_add(out_, data, len);
   else evbuffer_add_reference(out_, data, len, cleanup, arg);
   queued_ += len;
