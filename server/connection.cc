@@ -527,7 +527,7 @@ bool Connection::Passable(std::vector<std::string_view>* keys) {
 bool Connection::MayPass(std::vector<std::string_view>* keys) {
   if (barriers_ > 0 || outstanding_.size() >= kMaxOutstanding || !Passable(keys)) return false;
   for (std::string_view k : *keys)
-    if (busy_keys_.count(std::string(k)) != 0) return false;
+    if (busy_keys_.find(k) != busy_keys_.end()) return false;
   return true;
 }
 

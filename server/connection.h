@@ -19,6 +19,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <functional>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -164,7 +165,14 @@ class Connection : private protocol::ReplySink {
   bool in_dispatch_ = false;   // inside Dispatch (a deferred reply may finish at once)
   bool emitting_ = false;      // EmitReady is writing out replies
   std::deque<std::shared_ptr<Outstanding>> outstanding_;  // oldest first
-  std::unordered_map<std::string, int> busy_keys_;  // keys of outstanding commands
+  // Looked up by string_view (MayPass, per key of every pipelined command
+  // behind a deferred one), with no std::string made for it.
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view k) const { return std::hash<std::string_view>{}(k); }
+  };
+  // Keys of outstanding commands, with how many of them hold each.
+  std::unordered_map<std::string, int, KeyHash, std::equal_to<>> busy_keys_;
   int barriers_ = 0;                                // outstanding commands nothing passes
   size_t held_bytes_ = 0;  // bytes of replies waiting behind outstanding ones
   size_t held_ref_bytes_ = 0;  // of those, values sent by reference
