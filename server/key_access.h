@@ -66,13 +66,12 @@ using RenameReply =
     std::function<void(protocol::ReplyBuilder&, RenameResult result, std::string_view error)>;
 void Rename(CommandContext& cx, std::string_view src, std::string_view dst, bool nx,
             RenameReply reply);
-// A plain SET (no options) stored as an MSET of one key (MultiSet, the
-// same semantics): in a pool always, as a typed write (kOpMultiSet, or
-// kOpOrderedSet to the slot's primary, whose relay sends the item it just
-// published) rather than a forwarded command run there; on one node, a
-// value over 1 MiB, copied in steps. argv: SET key value ...
-inline bool SetByPairs(std::span<const std::string_view> argv, bool pooled) {
-  return argv.size() == 3 && (pooled || argv[2].size() > (1u << 20));
+// A plain SET (no options) of a value over 1 MiB: stored as an MSET of one
+// key (MultiSet, the same semantics), so that over a pool its value moves
+// in steps of pool::kTransferStep rather than as one forwarded command.
+// argv: SET key value ...
+inline bool SetByPairs(std::span<const std::string_view> argv) {
+  return argv.size() == 3 && argv[2].size() > (1u << 20);
 }
 
 // True when a read of `key` is answered by another node (this node is in a

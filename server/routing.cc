@@ -120,7 +120,7 @@ bool RouteByKeys(ServerContext& server, ClientState& client, protocol::ReplyBuil
                  const CommandSpec& spec, std::span<const std::string_view> args, int64_t) {
   pool::Pool* p = server.pool();
   // Its handler stores it through the pool (keys::MultiSet).
-  if (spec.name == "set" && keys::SetByPairs(args, true)) return false;
+  if (spec.name == "set" && keys::SetByPairs(args)) return false;
   std::vector<std::string_view> keys = CommandKeys(spec, args);
   if (keys.empty()) return false;
   std::set<int> owners;

@@ -199,7 +199,7 @@ void CmdGet(CommandContext& cx) {
 
 // SET key value [NX|XX] [GET] [EX s|PX ms|EXAT ts|PXAT ts|KEEPTTL]
 void CmdSet(CommandContext& cx) {
-  if (keys::SetByPairs(cx.args(), cx.pool() != nullptr)) {
+  if (keys::SetByPairs(cx.args())) {
     return keys::MultiSet(cx, cx.args().subspan(1),
                           [](ReplyBuilder& rb, const Status& s, size_t) {
                             if (s.ok()) return rb.Ok();
