@@ -211,15 +211,21 @@ TEST(StoreVersionTest, VersionsCarryTheNodeAndPassEveryVersionGiven) {
 
 // A value published with an explicit version under if_not_older lands only
 // if the value there is not newer; DelIfOlder deletes only older values.
+// `v` prepared for `k` with an explicit version, not yet published.
+PendingItem Prepared(Store& s, std::string_view k, std::string_view v, uint64_t version) {
+  auto p = s.Prepare(k, v.size(), kT0);
+  EXPECT_TRUE(p.ok());
+  if (!p.ok()) return {};
+  memcpy(p.value().value_data(), v.data(), v.size());
+  p.value().set_version(version);
+  return std::move(p.value());
+}
+
 TEST(StoreVersionTest, PublishIfNotOlderAndDelIfOlderKeepTheNewest) {
   auto s = OpenStore();
   auto put = [&](std::string_view k, std::string_view v, uint64_t version) {
-    auto p = s->Prepare(k, v.size(), kT0);
-    EXPECT_TRUE(p.ok());
-    memcpy(p.value().value_data(), v.data(), v.size());
-    p.value().set_version(version);
     std::vector<PendingItem> items;
-    items.push_back(std::move(p.value()));
+    items.push_back(Prepared(*s, k, v, version));
     size_t applied = 9;
     EXPECT_TRUE(s->Publish(0, &items, kT0, true, &applied).ok());
     EXPECT_TRUE(items.empty());
@@ -253,11 +259,7 @@ TEST(StoreVersionTest, PublishIfNotOlderAndDelIfOlderKeepTheNewest) {
 TEST(StoreVersionTest, PublishPinsEachKeysCurrentItem) {
   auto s = OpenStore();
   auto prepare = [&](std::string_view k, std::string_view v, uint64_t version) {
-    auto p = s->Prepare(k, v.size(), kT0);
-    EXPECT_TRUE(p.ok());
-    memcpy(p.value().value_data(), v.data(), v.size());
-    p.value().set_version(version);
-    return std::move(p.value());
+    return Prepared(*s, k, v, version);
   };
   std::vector<PendingItem> items;
   items.push_back(prepare("a", "a1", 5000));
