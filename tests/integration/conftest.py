@@ -190,7 +190,12 @@ class ServerProcess:
             # below 4 cores). A test's own --io-threads comes later and wins.
             if not getattr(self, "default_io_threads", False):
                 argv += ["--io-threads", "2"]
-        return argv + EXTRA_SERVER_ARGS + self.extra_args + self.pool_args
+        extra = EXTRA_SERVER_ARGS
+        if getattr(self, "default_io_threads", False):
+            # Nor from KVPOOL_SERVER_ARGS (the TSan pass sets --io-threads 2).
+            extra = [a for i, a in enumerate(extra)
+                     if a != "--io-threads" and (i == 0 or extra[i - 1] != "--io-threads")]
+        return argv + extra + self.extra_args + self.pool_args
 
     def spawn(self, port: int) -> None:
         """Start the process on `port` without waiting for it."""
