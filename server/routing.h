@@ -16,9 +16,9 @@
 
 namespace kvpool {
 
-// Calls fn(key) for each key argument of `args` per the spec's
-// first/last/step (none for commands without keys), then for MEMORY
-// USAGE's key, until fn returns false.
+// Calls fn(key) for each key argument of `args`, until fn returns false:
+// MEMORY USAGE's one key, else those at the spec's first/last/step (none
+// for commands without keys).
 template <typename Fn>
 void ForEachCommandKey(const CommandSpec& spec, std::span<const std::string_view> args, Fn&& fn);
 
