@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string_view>
 
 #include "storage/segment/item.h"
@@ -85,6 +86,12 @@ class Index {
   }
   static void PrefetchHead(const Shard& s, uint64_t hash) {
     if (s.buckets != nullptr) __builtin_prefetch(s.buckets[hash & s.mask]);
+  }
+  // (the shards of all `hashes` locked) Both hints for every hash: all the
+  // buckets, then all the chains' first items.
+  void PrefetchAll(std::span<const uint64_t> hashes) const {
+    for (uint64_t h : hashes) PrefetchBucket(shard(ShardOf(h)), h);
+    for (uint64_t h : hashes) PrefetchHead(shard(ShardOf(h)), h);
   }
   // (locked) Links a new item whose key is absent. May grow the table, which
   // invalidates links returned by Find.

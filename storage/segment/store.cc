@@ -212,10 +212,7 @@ void Store::ForEachLive(int db, const std::vector<std::string_view>& keys, int64
   }
   std::vector<Item*> dead;
   shards.ForEach([&](uint32_t si) { idx.shard(si).mu.lock(); });
-  for (size_t i = 0; i < keys.size(); ++i)
-    Index::PrefetchBucket(idx.shard(Index::ShardOf(hashes[i])), hashes[i]);
-  for (size_t i = 0; i < keys.size(); ++i)
-    Index::PrefetchHead(idx.shard(Index::ShardOf(hashes[i])), hashes[i]);
+  idx.PrefetchAll(hashes);
   for (size_t i = 0; i < keys.size(); ++i) {
     Shard& s = idx.shard(Index::ShardOf(hashes[i]));
     Item** pos = Index::Find(s, hashes[i], keys[i]);
@@ -245,8 +242,7 @@ void Store::Prefetch(int db, std::span<const std::string_view> keys) {
   // Under the shards' locks: a bucket array may be replaced (resized) and
   // its chains change meanwhile; one lock each, uncontended as a rule.
   shards.ForEach([&](uint32_t si) { idx.shard(si).mu.lock(); });
-  for (size_t i = 0; i < n; ++i) Index::PrefetchBucket(idx.shard(Index::ShardOf(hashes[i])), hashes[i]);
-  for (size_t i = 0; i < n; ++i) Index::PrefetchHead(idx.shard(Index::ShardOf(hashes[i])), hashes[i]);
+  idx.PrefetchAll(std::span<const uint64_t>(hashes, n));
   shards.ForEach([&](uint32_t si) { idx.shard(si).mu.unlock(); });
 }
 

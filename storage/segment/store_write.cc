@@ -134,10 +134,7 @@ Status Store::MultiSet(int db, const std::vector<std::string_view>& kvs, bool if
     }
   }
   if (!refused) {
-    for (size_t i = 0; i < n; ++i)
-      Index::PrefetchBucket(idx.shard(Index::ShardOf(hashes[i])), hashes[i]);
-    for (size_t i = 0; i < n; ++i)
-      Index::PrefetchHead(idx.shard(Index::ShardOf(hashes[i])), hashes[i]);
+    idx.PrefetchAll(hashes);
     for (size_t i = 0; i < n; ++i) {
       Shard& s = idx.shard(Index::ShardOf(hashes[i]));
       Item* item = items[i];
