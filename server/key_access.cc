@@ -189,7 +189,7 @@ bool SetInSteps(CommandContext& cx, std::span<const std::string_view> kvs, SetRe
     pool::FillInSteps(bases[cx.lane()], kFillStep, std::move(values), std::move(items),
                       cx.client().args_owner,
                       [store, db, a, reply = std::move(reply)](std::vector<storage::PendingItem>& items) {
-                        Status s = store->Publish(db, &items, pool::WallMs(), false);
+                        Status s = store->Publish(db, &items, pool::WallMs());
                         const size_t n = items.size();
                         a->Write([&](protocol::ReplyBuilder& rb) { reply(rb, s, s.ok() ? 0 : n); });
                       });

@@ -329,7 +329,7 @@ void SetOp::StoreHere(std::vector<uint32_t> pairs) {
   ++pending;
   FillInSteps(pairs, std::move(items), [self = shared_from_this(), pairs](auto& items) {
     Pool* pool = self->pool;
-    if (Status s = pool->store_->Publish(self->db, &items, pool->WallNow(), false); !s.ok()) {
+    if (Status s = pool->store_->Publish(self->db, &items, pool->WallNow()); !s.ok()) {
       for (uint32_t p : pairs) pool->impl_->Touch(self->db, self->kvs[p]);
       self->Failed(pool->self(), pairs, s);
     }
@@ -369,7 +369,8 @@ void SetOp::StoreOrderedHere(std::vector<uint32_t> pairs) {
     for (auto& item : items) item.set_version(v);
     for (std::string_view k : keys) impl->Touch(db, k, true);
     std::vector<storage::ItemRef> current;
-    if (Status s = pool->store_->Publish(db, &items, pool->WallNow(), true, nullptr, &current);
+    if (Status s = pool->store_->Publish(db, &items, pool->WallNow(),
+                                        {.if_not_older = true, .current = &current});
         !s.ok()) {
       for (std::string_view k : keys) impl->Touch(db, k);  // not applied: fetched again
       self->Failed(pool->self(), pairs, s);

@@ -371,7 +371,7 @@ void Pool::Impl::OnApply(InCall call) {
   auto finish = [this, put, store] {
     if (--put->pending > 0) return;
     Status st = put->error;
-    if (st.ok()) st = store->Publish(put->db, &put->items, pool->WallNow(), true);
+    if (st.ok()) st = store->Publish(put->db, &put->items, pool->WallNow(), {.if_not_older = true});
     if (!st.ok())
       for (const auto& it : put->items) Touch(put->db, it.key());
     put->call->Reply(st.ok() ? OkReply() : ErrorReply(st));
@@ -426,7 +426,7 @@ Status Pool::Impl::ApplyState(int db, std::string_view state) {
     if (!e.value.empty()) std::memcpy(item.value().value_data(), e.value.data(), e.value.size());
     items.push_back(std::move(item.value()));
   }
-  Status st = store->Publish(db, &items, now, true);
+  Status st = store->Publish(db, &items, now, {.if_not_older = true});
   if (!st.ok())
     for (const auto& it : items) Touch(db, it.key());
   return st;

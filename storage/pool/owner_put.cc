@@ -116,7 +116,8 @@ void Pool::Impl::ReceiveSet(InCall call, Reader& r, int db, std::shared_ptr<Pend
       const uint64_t v = store->NewVersion();
       for (auto& it : put->items) it.set_version(v);
       std::vector<storage::ItemRef> current;
-      st = store->Publish(put->db, &put->items, pool->WallNow(), true, nullptr, &current);
+      st = store->Publish(put->db, &put->items, pool->WallNow(),
+                             {.if_not_older = true, .current = &current});
       if (!st.ok()) {
         for (const auto& it : put->items) Touch(put->db, it.key());
         return put->call->Reply(ErrorReply(st));
@@ -262,7 +263,8 @@ void Pool::Impl::OnPutEnd(InCall call) {
   } else if (publish == kPutEndPublish) {
     for (auto& it : p->items) it.set_version(0);  // fresh ones
   }
-  Status s = pool->store_->Publish(p->db, &p->items, pool->WallNow(), publish != kPutEndPublish);
+  Status s = pool->store_->Publish(p->db, &p->items, pool->WallNow(),
+                                   {.if_not_older = publish != kPutEndPublish});
   if (!s.ok()) untouch();
   if (!s.ok() || publish != kPutEndOrdered) return call->Reply(s.ok() ? OkReply() : ErrorReply(s));
   auto holder = std::make_shared<InCall>(std::move(call));

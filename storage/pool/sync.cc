@@ -187,7 +187,7 @@ void SyncOp::Apply(const Entry& e, std::string_view value, uint64_t since, bool 
       if (!value.empty()) std::memcpy(item.value().value_data(), value.data(), value.size());
       std::vector<storage::PendingItem> items;
       items.push_back(std::move(item.value()));
-      s = store->Publish(e.db, &items, now, /*if_not_older=*/true, &applied);
+      s = store->Publish(e.db, &items, now, {.if_not_older = true, .applied = &applied});
     }
   }
   if (!s.ok()) {

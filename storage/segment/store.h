@@ -179,6 +179,19 @@ struct WatchToken {
   std::atomic<bool> dirty{false};
 };
 
+// Store::Publish's options. if_not_older: an item with an explicit version
+// replaces the current value only if that value's version is not newer
+// (else it is dropped). *applied (if set) counts the items that were
+// published. *current (if set) gets, aligned with the items as given, a pin
+// of each key's live item once published: the item itself, or the newer one
+// that made it drop (what a read right after would see, without looking the
+// keys up again).
+struct PublishOptions {
+  bool if_not_older = false;
+  size_t* applied = nullptr;
+  std::vector<ItemRef>* current = nullptr;
+};
+
 class Store {
  public:
   // Reserves the segment and builds empty databases. kInvalidArgument for
@@ -227,15 +240,8 @@ class Store {
   // at once in `db`, replacing current values, with no expiry (as MultiSet
   // does); it consumes the items (the vector is left empty).
   StatusOr<PendingItem> Prepare(std::string_view key, size_t value_len, int64_t now_ms);
-  // if_not_older: an item with an explicit version replaces the current
-  // value only if that value's version is not newer (else it is dropped);
-  // *applied (if set) counts the items that were published. *current (if
-  // set) gets, aligned with *items as given, a pin of each key's live item
-  // once published: the item itself, or the newer one that made it drop
-  // (what a read right after would see, without looking the keys up again).
   Status Publish(int db, std::vector<PendingItem>* items, int64_t now_ms,
-                 bool if_not_older = false, size_t* applied = nullptr,
-                 std::vector<ItemRef>* current = nullptr);
+                 const PublishOptions& opts = {});
   // Sets StoreOptions::version_node, before the store is shared (a pool
   // learns its node index after the store is open).
   void SetVersionNode(uint8_t node);

@@ -227,7 +227,7 @@ TEST(StoreVersionTest, PublishIfNotOlderAndDelIfOlderKeepTheNewest) {
     std::vector<PendingItem> items;
     items.push_back(Prepared(*s, k, v, version));
     size_t applied = 9;
-    EXPECT_TRUE(s->Publish(0, &items, kT0, true, &applied).ok());
+    EXPECT_TRUE(s->Publish(0, &items, kT0, {.if_not_older = true, .applied = &applied}).ok());
     EXPECT_TRUE(items.empty());
     return applied;
   };
@@ -263,12 +263,13 @@ TEST(StoreVersionTest, PublishPinsEachKeysCurrentItem) {
   };
   std::vector<PendingItem> items;
   items.push_back(prepare("a", "a1", 5000));
-  ASSERT_TRUE(s->Publish(0, &items, kT0, true).ok());
+  ASSERT_TRUE(s->Publish(0, &items, kT0, {.if_not_older = true}).ok());
   items.push_back(prepare("b", "b1", 6000));
   items.push_back(prepare("a", "a0", 4000));  // older than what is there
   std::vector<ItemRef> current;
   size_t applied = 0;
-  ASSERT_TRUE(s->Publish(0, &items, kT0, true, &applied, &current).ok());
+  ASSERT_TRUE(s->Publish(0, &items, kT0, {.if_not_older = true, .applied = &applied, .current = &current})
+                    .ok());
   EXPECT_EQ(applied, 1u);
   ASSERT_EQ(current.size(), 2u);
   EXPECT_EQ(current[0].key(), "b");

@@ -191,8 +191,11 @@ StatusOr<PendingItem> Store::Prepare(std::string_view key, size_t value_len, int
   return PendingItem(item);
 }
 
-Status Store::Publish(int db, std::vector<PendingItem>* items, int64_t now_ms, bool if_not_older,
-                      size_t* applied, std::vector<ItemRef>* current) {
+Status Store::Publish(int db, std::vector<PendingItem>* items, int64_t now_ms,
+                      const PublishOptions& opts) {
+  const bool if_not_older = opts.if_not_older;
+  size_t* applied = opts.applied;
+  std::vector<ItemRef>* current = opts.current;
   if (applied != nullptr) *applied = 0;
   const size_t n = items->size();
   if (current != nullptr) {
