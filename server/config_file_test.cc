@@ -423,11 +423,14 @@ TEST(ConfigFileTest, RedisDirectiveList) {
   for (const RedisDirective& d : RedisDirectives()) {
     EXPECT_TRUE(seen.insert(d.name).second) << "twice: " << d.name;
     std::string v;
-    if (std::string(d.area) == "kvpool implements it")
+    if (std::string(d.area) == "kvpool implements it") {
       EXPECT_TRUE(c.Get(d.name, &v) || d.name == std::string("include") ||
                   d.name == std::string("rename-command"))
           << d.name;
-    if (d.effect != RedisEffect::kNone) EXPECT_NE(d.cannot, nullptr) << d.name;
+    }
+    if (d.effect != RedisEffect::kNone) {
+      EXPECT_NE(d.cannot, nullptr) << d.name;
+    }
   }
   EXPECT_NE(FindRedisDirective("SEARCH.TIMEOUT"), nullptr) << "a module's option";
   EXPECT_EQ(FindRedisDirective("daemonise"), nullptr);

@@ -349,9 +349,11 @@ TEST_F(PoolTest, ForwardMovesLargeArgumentsAndRepliesInChunks) {
     EXPECT_EQ(CountSent(kOpArgBegin, 2), owned ? 1u : 0u);
     EXPECT_EQ(CountSent(kOpArgChunk, 2), owned ? 3u : 0u);
     EXPECT_EQ(CountSent(kOpReplyChunk, 2), 3u);
-    for (const SentCall& c : sent_)
-      if (c.opcode == kOpArgChunk || c.opcode == kOpReplyChunk)
+    for (const SentCall& c : sent_) {
+      if (c.opcode == kOpArgChunk || c.opcode == kOpReplyChunk) {
         EXPECT_LE(std::max(c.bulk_in, c.bulk_out_capacity), 4u << 20);
+      }
+    }
     sent_.clear();
   }
 }
