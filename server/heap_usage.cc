@@ -30,4 +30,12 @@ uint64_t HeapBytesInUse() {
 #endif
 }
 
+uint64_t HeapBytesFree() {
+#ifdef KVPOOL_SANITIZER_ALLOCATOR
+  return 0;
+#else
+  return static_cast<uint64_t>(mallinfo2().fordblks);
+#endif
+}
+
 }  // namespace kvpool

@@ -12,5 +12,9 @@
 namespace kvpool {
 
 uint64_t HeapBytesInUse();
+// Bytes the allocator holds free for reuse (glibc: mallinfo2's fordblks,
+// some of it resident, some given back by malloc_trim); 0 under a
+// sanitizer's allocator.
+uint64_t HeapBytesFree();
 
 }  // namespace kvpool

@@ -190,6 +190,9 @@ void MemorySection(ServerContext& s, std::string& o) {
   Line(o, "mem_fragmentation_ratio",
        Fixed(used ? static_cast<double>(rss) / static_cast<double>(used) : 0, 2));
   Line(o, "mem_allocator", "libc+segment");
+  // What the allocator holds free (glibc); the cron gives it back to the
+  // kernel once it grows (Server::OnCron).
+  Line(o, "allocator_free", HeapBytesFree());
 }
 
 void PersistenceSection(ServerContext& s, int64_t now_ms, std::string& o) {

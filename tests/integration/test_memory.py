@@ -210,3 +210,28 @@ def test_redis_py_sees_oom_error(server_factory):
         for i in range(200 * len(srv.nodes)):
             r.set(f"k{i}", value)
     assert r.get("k0") == value
+
+
+@pytest.mark.single_node
+def test_rss_comes_back_after_bursts_on_every_io_thread(server_factory):
+    """Six clients that never read their replies, one after another (so on
+    both I/O threads), each leaving tens of MB of replies buffered until it
+    closes: once they are gone RSS comes back down, whichever thread's
+    allocator arena held the buffers. glibc's malloc_trim never shrinks the
+    top of a thread's arena, so with a high trim threshold each I/O thread
+    kept its burst resident for good (RSS 95 MiB against 9 at the start)."""
+    from hardening_util import SERVER_BINARY, _is_asan, _is_tsan, never_reader
+    from util import rss_bytes
+    srv = server_factory("--client-output-buffer-limit", "normal 0 0 0", name="bursts", pool=False)
+    base = rss_bytes(srv)
+    peaks = [never_reader(srv, f"burst{i}", 8 * 1024, 20_000, wait=2)[1] for i in range(6)]
+    # What may stay: up to 16 MiB at the top of each I/O thread's arena,
+    # kept for reuse (main.cc); a sanitizer's allocator keeps its own pools.
+    allowance = 32 * MB + (512 * MB if _is_tsan(SERVER_BINARY) else
+                           320 * MB if _is_asan(SERVER_BINARY) else 0)
+    deadline = time.monotonic() + 5
+    while rss_bytes(srv) - base > allowance and time.monotonic() < deadline:
+        time.sleep(0.2)
+    grown = rss_bytes(srv) - base
+    assert grown <= allowance, (f"RSS stayed {grown >> 20} MiB above its start after the bursts "
+                                f"(peaks {[p >> 20 for p in peaks]} MiB)")
