@@ -30,6 +30,26 @@ uint64_t HeapBytesInUse() {
 #endif
 }
 
+void ReleaseFreeHeap() {
+#ifndef KVPOOL_SANITIZER_ALLOCATOR
+  malloc_trim(0);
+#endif
+}
+
+std::string HeapStatsText() {
+#ifdef KVPOOL_SANITIZER_ALLOCATOR
+  return "allocator: sanitizer\nin_use: " + std::to_string(HeapBytesInUse()) + "\n";
+#else
+  struct mallinfo2 mi = mallinfo2();
+  return "allocator: glibc\n"
+         "arena: " + std::to_string(mi.arena) + "\n"
+         "in_use: " + std::to_string(mi.uordblks) + "\n"
+         "free: " + std::to_string(mi.fordblks) + "\n"
+         "mmapped: " + std::to_string(mi.hblkhd) + "\n"
+         "top_releasable: " + std::to_string(mi.keepcost) + "\n";
+#endif
+}
+
 uint64_t HeapBytesFree() {
 #ifdef KVPOOL_SANITIZER_ALLOCATOR
   return 0;

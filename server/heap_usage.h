@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace kvpool {
 
@@ -16,5 +17,12 @@ uint64_t HeapBytesInUse();
 // some of it resident, some given back by malloc_trim); 0 under a
 // sanitizer's allocator.
 uint64_t HeapBytesFree();
+// Gives the allocator's free pages back to the kernel (glibc: malloc_trim;
+// nothing under a sanitizer). For MEMORY PURGE; the cron does it by itself
+// once much is free (Server::OnCron).
+void ReleaseFreeHeap();
+// The allocator's figures as text, a "name: bytes" line each (glibc's
+// mallinfo2, or the sanitizer allocator's), for MEMORY MALLOC-STATS.
+std::string HeapStatsText();
 
 }  // namespace kvpool

@@ -17,6 +17,7 @@
 
 #include "server/command_table.h"
 #include "server/errors.h"
+#include "server/heap_usage.h"
 #include "server/info.h"
 #include "server/server_context.h"
 #include "server/util/strings.h"
@@ -429,11 +430,23 @@ void CmdMemoryDoctor(CommandContext& cx) {
   cx.reply().Verbatim(report);
 }
 
+// MEMORY PURGE: as Redis asks jemalloc to purge, glibc gives free pages back.
+void CmdMemoryPurge(CommandContext& cx) {
+  ReleaseFreeHeap();
+  cx.reply().Ok();
+}
+
+void CmdMemoryMallocStats(CommandContext& cx) { cx.reply().Verbatim(HeapStatsText()); }
+
 void CmdMemoryHelp(CommandContext& cx) {
   static constexpr const char* kHelp[] = {
       "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
       "DOCTOR",
       "    Return memory problems reports.",
+      "MALLOC-STATS",
+      "    Return internal statistics report from the memory allocator.",
+      "PURGE",
+      "    Attempt to purge dirty pages for reclamation by the allocator.",
       "STATS",
       "    Return information about the memory usage of the server.",
       "USAGE <key> [SAMPLES <count>]",
@@ -449,6 +462,10 @@ constexpr CommandSpec kMemorySubcommands[] = {
      "Estimate the memory usage of a key"},
     {"memory|stats", 2, 0, 0, 0, 0, CmdMemoryStats, "server", "Show memory usage details"},
     {"memory|doctor", 2, 0, 0, 0, 0, CmdMemoryDoctor, "server", "Outputs memory problems report"},
+    {"memory|malloc-stats", 2, 0, 0, 0, 0, CmdMemoryMallocStats, "server",
+     "Returns the allocator statistics"},
+    {"memory|purge", 2, 0, 0, 0, 0, CmdMemoryPurge, "server",
+     "Asks the allocator to release memory"},
     {"memory|help", 2, kLS, 0, 0, 0, CmdMemoryHelp, "server",
      "Show helpful text about the different subcommands"},
 };

@@ -433,7 +433,7 @@ TEST_F(ServerFamilyTest, CommandDocs) {
             "the current connection\r\n$5\r\nsince\r\n$5\r\n5.0.0\r\n$5\r\ngroup\r\n$10\r\n"
             "connection\r\n");
   std::string memory = h.Run({"COMMAND", "DOCS", "memory"});
-  EXPECT_NE(memory.find("$11\r\nsubcommands\r\n*8\r\n$12\r\nmemory|usage\r\n"), std::string::npos)
+  EXPECT_NE(memory.find("$11\r\nsubcommands\r\n*12\r\n$12\r\nmemory|usage\r\n"), std::string::npos)
       << memory;
   h.client().resp = 3;
   EXPECT_EQ(h.Run({"COMMAND", "DOCS", "get"}),
@@ -674,7 +674,11 @@ TEST_F(ServerFamilyTest, MemoryStatsDoctorHelp) {
   EXPECT_NE(stats.find("$10\r\nkeys.count\r\n:1\r\n"), std::string::npos) << stats;
   std::string doctor = BulkPayload(h.Run({"MEMORY", "DOCTOR"}));
   EXPECT_NE(doctor.find("Sam"), std::string::npos) << doctor;
-  EXPECT_EQ(h.Run({"MEMORY", "HELP"}).rfind("*9\r\n+MEMORY <subcommand>", 0), 0u);
+  EXPECT_EQ(h.Run({"MEMORY", "HELP"}).rfind("*13\r\n+MEMORY <subcommand>", 0), 0u);
+  EXPECT_EQ(h.Run({"MEMORY", "PURGE"}), "+OK\r\n");
+  EXPECT_EQ(h.Run({"MEMORY", "PURGE", "now"}), WrongArgs("memory|purge"));
+  std::string malloc_stats = BulkPayload(h.Run({"MEMORY", "MALLOC-STATS"}));
+  EXPECT_NE(malloc_stats.find("in_use: "), std::string::npos) << malloc_stats;
   EXPECT_EQ(h.Run({"MEMORY", "FOO"}), Err("ERR unknown subcommand 'FOO'. Try MEMORY HELP."));
   EXPECT_EQ(h.Run({"MEMORY"}), WrongArgs("memory"));
 }

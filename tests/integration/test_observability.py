@@ -5,6 +5,7 @@ redis-server too (KVPOOL_REFERENCE=redis): the same assertions hold.
 
 import re
 
+import pytest
 import redis
 
 from conftest import SERVER_BINARY, USE_REDIS
@@ -150,3 +151,18 @@ def test_used_memory_counts_what_the_node_holds(server_factory):
     assert stats["total.allocated"] >= m["used_memory"] - (1 << 20), stats
     if not _instrumented():
         assert 0.7 <= m["mem_fragmentation_ratio"] <= 2.0, m
+
+
+def test_memory_purge_and_malloc_stats(server_factory):
+    """MEMORY PURGE answers OK (Redis asks jemalloc to purge; kvpool asks
+    glibc to give its free pages back) and takes no argument; MEMORY
+    MALLOC-STATS answers the allocator's figures as text; HELP lists both."""
+    srv = server_factory(pool=False)
+    c = srv.client()
+    assert c.execute_command("MEMORY", "PURGE") in (b"OK", "OK", True)
+    with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
+        c.execute_command("MEMORY", "PURGE", "now")
+    text = c.execute_command("MEMORY", "MALLOC-STATS")
+    assert isinstance(text, (bytes, str)) and len(text) > 0
+    lines = [x if isinstance(x, bytes) else x.encode() for x in c.execute_command("MEMORY", "HELP")]
+    assert any(x.startswith(b"PURGE") for x in lines) and any(x.startswith(b"MALLOC-STATS") for x in lines)
