@@ -26,7 +26,10 @@ PYTEST=(/usr/bin/python3 -m pytest -q tests/integration)
 # Then the serial tests alone. Arguments go to both passes. Not for the
 # three-node pool pass: each worker would start its own default pool, and
 # that pass is short and busy (75 s in one process, 84 s split).
-IT_WORKERS=${IT_WORKERS:-3}
+# Four workers on two cores (the heaviest files, their pools' faults and
+# failovers, mostly wait): the one-node pass took 93 s, against 151 s with
+# three.
+IT_WORKERS=${IT_WORKERS:-4}
 integration() {
   "${PYTEST[@]}" -n "$IT_WORKERS" --dist loadfile -m "not serial" "$@"
   bg_signal STOP  # the serial tests measure CPU and latency: nothing beside them
@@ -153,6 +156,9 @@ check_reports "$reports"
 step "build the server with TSan: the rest, in the foreground"
 bg_wait
 
+step "build the fuzz targets, in the background (nice 19) from here"
+bg_start "FUZZ_BUILD_ONLY=1 tests/fuzz/build_and_run.sh '$ROOT/build-fuzz'"
+
 step "integration: one node and pools, server under TSan with io-threads 2"
 # 64 MiB transfers are left to the runs above: under TSan they outlast the
 # pool timeouts those tests use, and they add nothing to race detection.
@@ -161,15 +167,18 @@ TSAN_OPTIONS=halt_on_error=0:log_path=$reports/tsan KVPOOL_SERVER_ARGS="--io-thr
 KVPOOL_SERVER=$ROOT/build-tsan/server/kvpool-server integration -k "not 64mib"
 check_reports "$reports"
 
+step "build the fuzz targets: the rest, in the foreground"
+bg_wait
+
 step "fuzzers: RESP parser ${FUZZ_SECONDS:-60}s; peer frames, pool owner, client reply reader ${FUZZ_PEER_SECONDS:-30}s each"
 # The RESP parser's run beside the other three: libFuzzer runs on one core,
 # there are two, and each target keeps its seconds. Its output follows theirs.
 fuzz_log=$(mktemp /tmp/kvpool-fuzz.XXXXXX)
-FUZZ_SECONDS=${FUZZ_SECONDS:-60} FUZZ_TARGETS=resp_parser_fuzz tests/fuzz/build_and_run.sh "$ROOT/build-fuzz" \
+FUZZ_PREBUILT=1 FUZZ_SECONDS=${FUZZ_SECONDS:-60} FUZZ_TARGETS=resp_parser_fuzz tests/fuzz/build_and_run.sh "$ROOT/build-fuzz" \
   >"$fuzz_log" 2>&1 &
 fuzz_pid=$!
 peer_rc=0
-FUZZ_SECONDS=${FUZZ_PEER_SECONDS:-30} FUZZ_TARGETS="peer_frame_fuzz peer_owner_fuzz reply_reader_fuzz" \
+FUZZ_PREBUILT=1 FUZZ_SECONDS=${FUZZ_PEER_SECONDS:-30} FUZZ_TARGETS="peer_frame_fuzz peer_owner_fuzz reply_reader_fuzz" \
   tests/fuzz/build_and_run.sh "$ROOT/build-fuzz" || peer_rc=$?
 resp_rc=0
 wait "$fuzz_pid" || resp_rc=$?

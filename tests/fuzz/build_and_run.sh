@@ -14,6 +14,8 @@
 #   FUZZ_SECONDS  run time in seconds, per target (default 60)
 #   FUZZ_JOBS     parallel fuzzing jobs (default 1)
 #   FUZZ_TARGETS  which targets, space separated (default: all four)
+#   FUZZ_BUILD_ONLY=1  build the targets, run nothing
+#   FUZZ_PREBUILT=1    run the targets as built (by FUZZ_BUILD_ONLY=1) before
 # Exits non-zero on a build failure or any crash, leak, hang, OOM or
 # invariant violation; the reproducer is left in <build-dir>/artifacts/.
 set -euo pipefail
@@ -113,8 +115,13 @@ for target in ${targets}; do
     *) echo "unknown fuzz target '${target}'" >&2; exit 2 ;;
   esac
   fuzzer="${build_dir}/${target}"
-  echo "== building ${fuzzer}"
-  "build_${target}"
+  if [[ "${FUZZ_PREBUILT:-0}" != 1 || ! -x "${fuzzer}" ]]; then
+    echo "== building ${fuzzer}"
+    "build_${target}"
+  fi
+  if [[ "${FUZZ_BUILD_ONLY:-0}" == 1 ]]; then
+    continue
+  fi
 
   corpus="${build_dir}/corpus/$(corpus_of "${target}")"
   rm -rf "${corpus}"
