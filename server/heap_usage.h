@@ -18,8 +18,8 @@ uint64_t HeapBytesInUse();
 // sanitizer's allocator.
 uint64_t HeapBytesFree();
 // Gives the allocator's free pages back to the kernel (glibc: malloc_trim;
-// nothing under a sanitizer). For MEMORY PURGE; the cron does it by itself
-// once much is free (Server::OnCron).
+// nothing under a sanitizer). For MEMORY PURGE, and for the cron once much
+// is free (Server::OnCron).
 void ReleaseFreeHeap();
 // The allocator's figures as text, a "name: bytes" line each (glibc's
 // mallinfo2, or the sanitizer allocator's), for MEMORY MALLOC-STATS.

@@ -4,7 +4,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <malloc.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -18,6 +17,7 @@
 #include "server/connection.h"
 #include "server/dispatcher.h"
 #include "server/errors.h"
+#include "server/heap_usage.h"
 #include "server/logging.h"
 #include "server/metrics_http.h"
 #include "server/pool_executor.h"
@@ -470,14 +470,14 @@ void Server::OnCron(evutil_socket_t, short, void* arg) {
     // otherwise set a mark that later growth never passes.
     constexpr size_t kSlack = 32 << 20;
     size_t rss = ResidentSetBytes();
-    size_t free_bytes = mallinfo2().fordblks;
+    size_t free_bytes = HeapBytesFree();
     self->trim_rss_low_ = std::min(self->trim_rss_low_, rss);
     self->trim_free_low_ = std::min(self->trim_free_low_, free_bytes);
     if (free_bytes > kSlack && (rss > self->trim_rss_low_ + kSlack ||
                                 free_bytes > self->trim_free_low_ + kSlack)) {
-      malloc_trim(0);
+      ReleaseFreeHeap();
       self->trim_rss_low_ = ResidentSetBytes();
-      self->trim_free_low_ = mallinfo2().fordblks;
+      self->trim_free_low_ = HeapBytesFree();
     }
   }
 }

@@ -37,6 +37,12 @@ POPULATED_KEYS = 20_000  # in db 0, for KEYS/SCAN cases
 OUTPUT_LIMIT = "normal 8mb 4mb 2"
 
 
+def sanitizer_rss_extra(path: str) -> int:
+    """What a sanitizer build's allocator and shadow add to an RSS allowance."""
+    return (RSS_ALLOWANCE_ASAN - RSS_ALLOWANCE if _is_asan(path) else
+            RSS_ALLOWANCE_TSAN - RSS_ALLOWANCE if _is_tsan(path) else 0)
+
+
 def _is_asan(path: str) -> bool:
     try:
         with open(path, "rb") as f:
@@ -86,8 +92,7 @@ class Health:
 
     def __init__(self, srv: ServerProcess):
         self.srv = srv
-        self.rss_allowance = (RSS_ALLOWANCE_ASAN if _is_asan(SERVER_BINARY) else
-                              RSS_ALLOWANCE_TSAN if _is_tsan(SERVER_BINARY) else RSS_ALLOWANCE)
+        self.rss_allowance = RSS_ALLOWANCE + sanitizer_rss_extra(SERVER_BINARY)
         self.base_used = int(info(srv, "memory")["used_memory"])
         self.base_rss = rss_bytes(srv)
 

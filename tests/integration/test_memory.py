@@ -220,15 +220,14 @@ def test_rss_comes_back_after_bursts_on_every_io_thread(server_factory):
     allocator arena held the buffers. glibc's malloc_trim never shrinks the
     top of a thread's arena, so with a high trim threshold each I/O thread
     kept its burst resident for good (RSS 95 MiB against 9 at the start)."""
-    from hardening_util import SERVER_BINARY, _is_asan, _is_tsan, never_reader
+    from hardening_util import SERVER_BINARY, never_reader, sanitizer_rss_extra
     from util import rss_bytes
     srv = server_factory("--client-output-buffer-limit", "normal 0 0 0", name="bursts", pool=False)
     base = rss_bytes(srv)
     peaks = [never_reader(srv, f"burst{i}", 8 * 1024, 20_000, wait=2)[1] for i in range(6)]
     # What may stay: up to 16 MiB at the top of each I/O thread's arena,
     # kept for reuse (main.cc); a sanitizer's allocator keeps its own pools.
-    allowance = 32 * MB + (512 * MB if _is_tsan(SERVER_BINARY) else
-                           320 * MB if _is_asan(SERVER_BINARY) else 0)
+    allowance = 32 * MB + sanitizer_rss_extra(SERVER_BINARY)
     deadline = time.monotonic() + 5
     while rss_bytes(srv) - base > allowance and time.monotonic() < deadline:
         time.sleep(0.2)
